@@ -1,0 +1,51 @@
+/// Ids of users, sessions and the other records (spec 1.7).
+public enum Identifiers {
+    /// The literal a caller passes to have an id generated.
+    public static let uniqueLiteral = "unique()"
+
+    /// A new id like Appwrite's `ID::unique()`: 13 hex characters of the time in microseconds
+    /// (sortable by creation) followed by 7 random hex characters.
+    public static func unique(nowMicroseconds: Int64) -> String {
+        let seconds = UInt64(max(0, nowMicroseconds / 1_000_000))
+        let micros = UInt64(max(0, nowMicroseconds % 1_000_000))
+        var generator = SystemRandomNumberGenerator()
+        let random = UInt32.random(in: 0..<(1 << 28), using: &generator)
+        return hex(seconds, width: 8) + hex(micros, width: 5) + hex(UInt64(random), width: 7)
+    }
+
+    private static func hex(_ value: UInt64, width: Int) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, width - digits.count)) + digits.suffix(width)
+    }
+
+    /// A key: 1-36 characters of `[A-Za-z0-9._-]`, not starting with `.`, `_` or `-`.
+    public static func isValidKey(_ id: String) -> Bool {
+        let utf8 = id.utf8
+        guard (1...36).contains(utf8.count), let first = utf8.first else { return false }
+        guard isAlphanumeric(first) else { return false }
+        return utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+    }
+
+    private static func isAlphanumeric(_ c: UInt8) -> Bool {
+        (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+            || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+    }
+
+    /// Resolves a custom id parameter: `unique()` becomes a new id, anything else must be a key.
+    public static func customID(_ parameter: String, name: String, nowMicroseconds: Int64) throws -> String {
+        if parameter == uniqueLiteral { return unique(nowMicroseconds: nowMicroseconds) }
+        guard isValidKey(parameter) else {
+            throw AuthdError.argumentInvalid(
+                "Invalid `\(name)` param: Parameter must contain at most 36 chars. Valid chars are a-z, A-Z, 0-9, period, hyphen, and underscore. Can't start with a special char")
+        }
+        return parameter
+    }
+
+    /// Checks a plain id parameter (no `unique()`).
+    public static func requireKey(_ parameter: String, name: String) throws {
+        guard isValidKey(parameter) else {
+            throw AuthdError.argumentInvalid(
+                "Invalid `\(name)` param: UID must contain at most 36 chars. Valid chars are a-z, A-Z, 0-9, period, hyphen, and underscore. Can't start with a special char")
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import CLMDB
+import Foundation
+import Logging
+
+/// The one writer of the store. Write requests queue up; the writer thread runs every queued
+/// request in its own nested transaction inside one parent transaction, commits the parent once
+/// (one fsync for the whole batch) and only then reports success to each request. A request
+/// that fails is rolled back alone and does not disturb the others in its batch.
+///
+/// LMDB write transactions belong to the thread that began them, hence a dedicated thread
+/// rather than an event loop or the cooperative pool.
+final class GroupCommitWriter: @unchecked Sendable {
+    struct Job {
+        /// Runs the request in a write transaction; returns what to do once it is durable.
+        let perform: (LMDBWriter) throws -> @Sendable () -> Void
+        let fail: @Sendable (any Error) -> Void
+    }
+
+    /// Counters of the writer's work, for benchmarks and logs.
+    struct Statistics: Sendable, Equatable {
+        var commits: UInt64 = 0
+        var writes: UInt64 = 0
+        var largestBatch: Int = 0
+    }
+
+    private let environment: LMDBEnvironment
+    private let maxBatch: Int
+    private let logger: Logger
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var queue: [Job] = []
+    private var stopping = false
+    private var stopped = false
+    private var statistics = Statistics()
+    private var thread: Thread?
+
+    init(environment: LMDBEnvironment, maxBatch: Int = 1024, logger: Logger) {
+        self.environment = environment
+        self.maxBatch = maxBatch
+        self.logger = logger
+    }
+
+    func start() {
+        let thread = Thread { [self] in self.runLoop() }
+        thread.name = "authd-writer"
+        self.thread = thread
+        thread.start()
+    }
+
+    func submit(_ job: Job) {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            job.fail(StoreError(.unavailable, "the store is shutting down"))
+            return
+        }
+        queue.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Finishes every queued write, then ends the writer thread. Later writes fail.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !stopped { condition.wait() }
+        condition.unlock()
+    }
+
+    var currentStatistics: Statistics {
+        condition.lock()
+        defer { condition.unlock() }
+        return statistics
+    }
+
+    private func runLoop() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty && stopping {
+                stopped = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let batch = Array(queue.prefix(maxBatch))
+            queue.removeFirst(batch.count)
+            condition.unlock()
+            commit(batch)
+        }
+    }
+
+    private func commit(_ batch: [Job]) {
+        var parent: OpaquePointer?
+        let rc = mdb_txn_begin(environment.env, nil, 0, &parent)
+        guard rc == 0, let parent else {
+            let error = lmdbError(rc, "mdb_txn_begin")
+            logger.error("write batch failed to start", metadata: ["error": "\(error)"])
+            batch.forEach { $0.fail(error) }
+            return
+        }
+        var completions: [@Sendable () -> Void] = []
+        var pending: [Job] = []  // written, waiting for the commit
+        completions.reserveCapacity(batch.count)
+        for job in batch {
+            var child: OpaquePointer?
+            let rc = mdb_txn_begin(environment.env, parent, 0, &child)
+            guard rc == 0, let child else {
+                job.fail(lmdbError(rc, "mdb_txn_begin (nested)"))
+                continue
+            }
+            do {
+                let completion = try job.perform(LMDBWriter(environment: environment, txn: child))
+                try lmdbCheck(mdb_txn_commit(child), "mdb_txn_commit (nested)")
+                completions.append(completion)
+                pending.append(job)
+            } catch {
+                mdb_txn_abort(child)
+                job.fail(error)
+            }
+        }
+        let commitRC = mdb_txn_commit(parent)
+        if commitRC != 0 {
+            let error = lmdbError(commitRC, "mdb_txn_commit")
+            logger.error("write batch commit failed", metadata: ["error": "\(error)", "writes": "\(pending.count)"])
+            pending.forEach { $0.fail(error) }
+            return
+        }
+        condition.lock()
+        statistics.commits += 1
+        statistics.writes += UInt64(completions.count)
+        statistics.largestBatch = max(statistics.largestBatch, completions.count)
+        condition.unlock()
+        completions.forEach { $0() }
+    }
+}

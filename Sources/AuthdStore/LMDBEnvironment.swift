@@ -1,0 +1,91 @@
+import CLMDB
+import Foundation
+
+/// An open LMDB environment with authd's named databases.
+final class LMDBEnvironment: @unchecked Sendable {
+    // Thread-safety: `env` and the dbi handles are immutable after `init`; LMDB allows any
+    // thread to start read transactions on them (MDB_NOTLS), and the single writer thread owns
+    // write transactions.
+    let env: OpaquePointer
+    let users: MDB_dbi
+    let usersByEmail: MDB_dbi
+    let sessions: MDB_dbi
+    let sessionsBySecret: MDB_dbi
+    let sessionsByUser: MDB_dbi
+    let changes: MDB_dbi
+    let meta: MDB_dbi
+
+    init(path: String, mapSize: Int) throws {
+        var envPointer: OpaquePointer?
+        try lmdbCheck(mdb_env_create(&envPointer), "mdb_env_create")
+        guard let env = envPointer else { throw StoreError(.io, "mdb_env_create returned no environment") }
+        do {
+            try lmdbCheck(mdb_env_set_maxdbs(env, 16), "mdb_env_set_maxdbs")
+            try lmdbCheck(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize")
+            try lmdbCheck(mdb_env_set_maxreaders(env, 1024), "mdb_env_set_maxreaders")
+            // MDB_NOTLS: read transactions are not tied to a thread, so async code and NIO event
+            // loops may use them. Durability stays on: every commit is fsynced.
+            try lmdbCheck(mdb_env_open(env, path, UInt32(MDB_NOTLS), 0o600), "mdb_env_open \(path)")
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+        self.env = env
+        var txn: OpaquePointer?
+        try lmdbCheck(mdb_txn_begin(env, nil, 0, &txn), "mdb_txn_begin")
+        func open(_ name: String) throws -> MDB_dbi {
+            var dbi: MDB_dbi = 0
+            try lmdbCheck(mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open \(name)")
+            return dbi
+        }
+        do {
+            users = try open("users")
+            usersByEmail = try open("users_by_email")
+            sessions = try open("sessions")
+            sessionsBySecret = try open("sessions_by_secret")
+            sessionsByUser = try open("sessions_by_user")
+            changes = try open("changes")
+            meta = try open("meta")
+            try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit")
+        } catch {
+            mdb_txn_abort(txn)
+            mdb_env_close(env)
+            throw error
+        }
+    }
+
+    func close() {
+        mdb_env_close(env)
+    }
+}
+
+func lmdbCheck(_ rc: Int32, _ what: @autoclosure () -> String) throws {
+    guard rc != 0 else { return }
+    throw lmdbError(rc, what())
+}
+
+func lmdbError(_ rc: Int32, _ what: String) -> StoreError {
+    let message = String(cString: mdb_strerror(rc))
+    switch rc {
+    case MDB_MAP_FULL:
+        return StoreError(.unavailable, "\(what): the data file is full (raise map_size_mib): \(message)")
+    case MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_INVALID, MDB_VERSION_MISMATCH:
+        return StoreError(.corrupt, "\(what): \(message)")
+    default:
+        return StoreError(.io, "\(what): \(message)")
+    }
+}
+
+/// Calls `body` with an MDB_val that points at `bytes`; valid only inside `body`.
+@inline(__always)
+func withValue<R>(_ bytes: [UInt8], _ body: (inout MDB_val) throws -> R) rethrows -> R {
+    try bytes.withUnsafeBytes { raw in
+        var value = MDB_val(mv_size: raw.count, mv_data: UnsafeMutableRawPointer(mutating: raw.baseAddress))
+        return try body(&value)
+    }
+}
+
+@inline(__always)
+func bytes(of value: MDB_val) -> UnsafeRawBufferPointer {
+    UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)
+}

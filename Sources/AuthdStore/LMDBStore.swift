@@ -1,0 +1,156 @@
+import CLMDB
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The embedded default store: one LMDB environment in a data folder.
+///
+/// Durable by default: a write returns only after the commit holding it was fsynced. Writes go
+/// through one group-commit writer; reads run in their own snapshot and never wait for it.
+public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
+    // Thread-safety: every stored property is immutable after init; the environment and the
+    // writer are thread-safe themselves.
+    public struct Options: Sendable {
+        /// The largest the data file may grow, in MiB (address space, not memory).
+        public var mapSizeMiB: Int = 8192
+        /// The most writes one commit holds.
+        public var maxBatch: Int = 1024
+
+        public init(mapSizeMiB: Int = 8192, maxBatch: Int = 1024) {
+            self.mapSizeMiB = mapSizeMiB
+            self.maxBatch = maxBatch
+        }
+    }
+
+    /// The schema version this build writes. Bump it together with a migration in `migrations`.
+    public static let schemaVersion: UInt32 = 1
+
+    /// Migrations from version N (the key) to N + 1, run in one transaction at open.
+    static let migrations: [UInt32: @Sendable (LMDBWriter) throws -> Void] = [:]
+
+    let environment: LMDBEnvironment
+    private let writer: GroupCommitWriter
+    private let lockDescriptor: Int32
+    private let logger: Logger
+
+    public init(directory: String, options: Options = Options(), logger: Logger = Logger(label: "authd.store")) throws {
+        self.logger = logger
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let lockPath = directory + "/authd.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw StoreError(.io, "cannot open \(lockPath): \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(fd)
+            throw StoreError(.unavailable, "the data folder \(directory) is in use by another authd")
+        }
+        do {
+            environment = try LMDBEnvironment(path: directory, mapSize: options.mapSizeMiB << 20)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        lockDescriptor = fd
+        writer = GroupCommitWriter(environment: environment, maxBatch: options.maxBatch, logger: logger)
+        do {
+            try Self.migrate(environment, logger: logger)
+        } catch {
+            environment.close()
+            Glibc.close(fd)
+            throw error
+        }
+        writer.start()
+    }
+
+    /// Brings the data folder to `schemaVersion`, or refuses one written by a newer authd.
+    static func migrate(
+        _ environment: LMDBEnvironment, to target: UInt32 = schemaVersion,
+        using migrations: [UInt32: @Sendable (LMDBWriter) throws -> Void] = migrations, logger: Logger
+    ) throws {
+        var txn: OpaquePointer?
+        try lmdbCheck(mdb_txn_begin(environment.env, nil, 0, &txn), "mdb_txn_begin")
+        guard let txn else { throw StoreError(.io, "mdb_txn_begin returned no transaction") }
+        do {
+            let writer = LMDBWriter(environment: environment, txn: txn)
+            let key = Keys.utf8("schema_version")
+            var version = try writer.get(environment.meta, key) { raw in
+                raw.count == 4 ? raw.reduce(UInt32(0)) { ($0 << 8) | UInt32($1) } : nil
+            } ?? nil
+            if version == nil {
+                // A new data folder starts at the current version.
+                version = target
+            }
+            guard var current = version, current <= target else {
+                throw StoreError(
+                    .incompatible,
+                    "the data folder has schema version \(version ?? 0), newer than this authd's \(target)")
+            }
+            while current < target {
+                guard let step = migrations[current] else {
+                    throw StoreError(.incompatible, "no migration from schema version \(current)")
+                }
+                logger.notice("migrating store", metadata: ["from": "\(current)", "to": "\(current + 1)"])
+                try step(writer)
+                current += 1
+            }
+            try writer.put(environment.meta, key, withUnsafeBytes(of: current.bigEndian) { Array($0) })
+            try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit")
+        } catch {
+            mdb_txn_abort(txn)
+            throw error
+        }
+    }
+
+    public func read<T>(_ body: (any StoreReader) throws -> T) throws -> T {
+        var txn: OpaquePointer?
+        try lmdbCheck(mdb_txn_begin(environment.env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin (read)")
+        guard let txn else { throw StoreError(.io, "mdb_txn_begin returned no transaction") }
+        defer { mdb_txn_abort(txn) }
+        return try body(LMDBReader(environment: environment, txn: txn))
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            writer.submit(
+                GroupCommitWriter.Job(
+                    perform: { txn in
+                        let result = try body(txn)
+                        return { continuation.resume(returning: result) }
+                    },
+                    fail: { continuation.resume(throwing: $0) }))
+        }
+    }
+
+    /// How many commits and writes the writer has done; batch sizes follow from them.
+    public var writeStatistics: (commits: UInt64, writes: UInt64, largestBatch: Int) {
+        let s = writer.currentStatistics
+        return (s.commits, s.writes, s.largestBatch)
+    }
+
+    /// Waits for graceful shutdown, then finishes the queued writes and closes the store. Put it
+    /// before the listener in a ServiceGroup so that it stops after the listener has drained.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        close()
+    }
+
+    private let closeLock = NSLock()
+    private var closed = false  // guarded by closeLock
+
+    /// Finishes queued writes and closes the environment. Idempotent.
+    public func close() {
+        closeLock.lock()
+        defer { closeLock.unlock() }
+        guard !closed else { return }
+        closed = true
+        writer.stop()
+        environment.close()
+        Glibc.close(lockDescriptor)
+    }
+
+    deinit {
+        close()
+    }
+}

@@ -1,0 +1,213 @@
+import CLMDB
+
+/// Key layouts of the named databases:
+/// - `users`: user id → UserRecord
+/// - `users_by_email`: email → user id
+/// - `sessions`: session id → SessionRecord
+/// - `sessions_by_secret`: SHA-256 of the secret → session id
+/// - `sessions_by_user`: user id, 0x00, created-at (8 bytes big-endian), session id → empty
+/// - `changes`: sequence (8 bytes big-endian) → ChangeRecord
+/// - `meta`: name → value (`schema_version`: 4 bytes big-endian)
+enum Keys {
+    static func utf8(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+    static func bigEndian64(_ v: UInt64) -> [UInt8] {
+        withUnsafeBytes(of: v.bigEndian) { Array($0) }
+    }
+
+    static func readBigEndian64(_ raw: UnsafeRawBufferPointer) -> UInt64? {
+        guard raw.count == 8 else { return nil }
+        return raw.reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
+    }
+
+    static func userSessionsPrefix(_ userID: String) -> [UInt8] { utf8(userID) + [0] }
+
+    static func userSession(_ session: SessionRecord) -> [UInt8] {
+        userSessionsPrefix(session.userID) + bigEndian64(UInt64(bitPattern: session.createdAt))
+            + utf8(session.id)
+    }
+}
+
+/// Reads in one LMDB transaction. Shared by read-only and write transactions.
+class LMDBReader: StoreReader {
+    let environment: LMDBEnvironment
+    let txn: OpaquePointer
+
+    init(environment: LMDBEnvironment, txn: OpaquePointer) {
+        self.environment = environment
+        self.txn = txn
+    }
+
+    /// Calls `body` with the stored bytes for `key`, or returns nil when absent.
+    func get<R>(_ dbi: MDB_dbi, _ key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        guard !key.isEmpty, key.count <= 511 else { return nil }
+        var value = MDB_val()
+        let rc = withValue(key) { k in mdb_get(txn, dbi, &k, &value) }
+        if rc == MDB_NOTFOUND { return nil }
+        try lmdbCheck(rc, "mdb_get")
+        return try body(bytes(of: value))
+    }
+
+    func user(id: String) throws -> UserRecord? {
+        try get(environment.users, Keys.utf8(id)) { try RecordCodec.decodeUser($0) }
+    }
+
+    func userID(email: String) throws -> String? {
+        try get(environment.usersByEmail, Keys.utf8(email)) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func session(id: String) throws -> SessionRecord? {
+        try get(environment.sessions, Keys.utf8(id)) { try RecordCodec.decodeSession($0) }
+    }
+
+    func sessionID(secretHash: [UInt8]) throws -> String? {
+        try get(environment.sessionsBySecret, secretHash) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func sessions(userID: String) throws -> [SessionRecord] {
+        var ids: [String] = []
+        let prefix = Keys.userSessionsPrefix(userID)
+        try scan(environment.sessionsByUser, from: prefix) { key, _ in
+            guard key.starts(with: prefix), key.count > prefix.count + 8 else { return false }
+            ids.append(String(decoding: key[(prefix.count + 8)...], as: UTF8.self))
+            return true
+        }
+        return try ids.compactMap { try session(id: $0) }
+    }
+
+    func changes(after sequence: UInt64, limit: Int) throws -> [ChangeRecord] {
+        var result: [ChangeRecord] = []
+        guard limit > 0, sequence < UInt64.max else { return result }
+        try scan(environment.changes, from: Keys.bigEndian64(sequence + 1)) { _, value in
+            result.append(try RecordCodec.decodeChange(value))
+            return result.count < limit
+        }
+        return result
+    }
+
+    /// Walks keys from the first one at or after `start` while `visit` returns true.
+    func scan(
+        _ dbi: MDB_dbi, from start: [UInt8],
+        _ visit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        var cursor: OpaquePointer?
+        try lmdbCheck(mdb_cursor_open(txn, dbi, &cursor), "mdb_cursor_open")
+        defer { mdb_cursor_close(cursor) }
+        var key = MDB_val()
+        var value = MDB_val()
+        var rc = withValue(start) { k in
+            key = k
+            return mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
+        }
+        while rc == 0 {
+            guard try visit(bytes(of: key), bytes(of: value)) else { return }
+            rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+        }
+        if rc != MDB_NOTFOUND { try lmdbCheck(rc, "mdb_cursor_get") }
+    }
+
+    /// The last key of `dbi`, or nil when it is empty.
+    func lastKey(_ dbi: MDB_dbi) throws -> [UInt8]? {
+        var cursor: OpaquePointer?
+        try lmdbCheck(mdb_cursor_open(txn, dbi, &cursor), "mdb_cursor_open")
+        defer { mdb_cursor_close(cursor) }
+        var key = MDB_val()
+        var value = MDB_val()
+        let rc = mdb_cursor_get(cursor, &key, &value, MDB_LAST)
+        if rc == MDB_NOTFOUND { return nil }
+        try lmdbCheck(rc, "mdb_cursor_get")
+        return Array(bytes(of: key))
+    }
+}
+
+/// Reads and writes in one LMDB (child) write transaction, owned by the group-commit writer.
+final class LMDBWriter: LMDBReader, StoreWriter {
+    func put(_ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], flags: Int32 = 0) throws {
+        guard !key.isEmpty, key.count <= 511 else {
+            throw StoreError(.io, "key of \(key.count) bytes is outside LMDB's 1-511")
+        }
+        let rc = withValue(key) { k in withValue(value) { v in mdb_put(txn, dbi, &k, &v, UInt32(flags)) } }
+        if rc == MDB_KEYEXIST { throw StoreError.duplicate("key exists") }
+        try lmdbCheck(rc, "mdb_put")
+    }
+
+    @discardableResult
+    func delete(_ dbi: MDB_dbi, _ key: [UInt8]) throws -> Bool {
+        guard !key.isEmpty, key.count <= 511 else { return false }
+        let rc = withValue(key) { k in mdb_del(txn, dbi, &k, nil) }
+        if rc == MDB_NOTFOUND { return false }
+        try lmdbCheck(rc, "mdb_del")
+        return true
+    }
+
+    func insertUser(_ user: UserRecord) throws {
+        if try get(environment.users, Keys.utf8(user.id), { _ in true }) != nil {
+            throw StoreError.duplicate("user id")
+        }
+        if !user.email.isEmpty, try userID(email: user.email) != nil {
+            throw StoreError.duplicate("email")
+        }
+        try put(environment.users, Keys.utf8(user.id), RecordCodec.encode(user))
+        if !user.email.isEmpty {
+            try put(environment.usersByEmail, Keys.utf8(user.email), Keys.utf8(user.id))
+        }
+    }
+
+    func updateUser(_ user: UserRecord) throws {
+        guard let previous = try self.user(id: user.id) else { throw StoreError.notFound("user") }
+        if previous.email != user.email {
+            if !user.email.isEmpty {
+                if let owner = try userID(email: user.email), owner != user.id {
+                    throw StoreError.duplicate("email")
+                }
+                try put(environment.usersByEmail, Keys.utf8(user.email), Keys.utf8(user.id))
+            }
+            if !previous.email.isEmpty {
+                try delete(environment.usersByEmail, Keys.utf8(previous.email))
+            }
+        }
+        try put(environment.users, Keys.utf8(user.id), RecordCodec.encode(user))
+    }
+
+    func insertSession(_ session: SessionRecord) throws {
+        guard try get(environment.users, Keys.utf8(session.userID), { _ in true }) != nil else {
+            throw StoreError.notFound("user")
+        }
+        if try get(environment.sessions, Keys.utf8(session.id), { _ in true }) != nil {
+            throw StoreError.duplicate("session id")
+        }
+        try put(environment.sessionsBySecret, session.secretHash, Keys.utf8(session.id), flags: MDB_NOOVERWRITE)
+        try put(environment.sessions, Keys.utf8(session.id), RecordCodec.encode(session))
+        try put(environment.sessionsByUser, Keys.userSession(session), [])
+    }
+
+    func updateSession(_ session: SessionRecord) throws {
+        guard let previous = try self.session(id: session.id) else { throw StoreError.notFound("session") }
+        guard previous.userID == session.userID, previous.createdAt == session.createdAt,
+            previous.secretHash == session.secretHash
+        else {
+            throw StoreError(.io, "a session's user, creation time and secret are immutable")
+        }
+        try put(environment.sessions, Keys.utf8(session.id), RecordCodec.encode(session))
+    }
+
+    @discardableResult
+    func deleteSession(id: String) throws -> Bool {
+        guard let session = try session(id: id) else { return false }
+        try delete(environment.sessions, Keys.utf8(id))
+        try delete(environment.sessionsBySecret, session.secretHash)
+        try delete(environment.sessionsByUser, Keys.userSession(session))
+        return true
+    }
+
+    @discardableResult
+    func appendChange(_ change: ChangeRecord) throws -> UInt64 {
+        let last = try lastKey(environment.changes).flatMap { key in
+            key.withUnsafeBytes { Keys.readBigEndian64($0) }
+        } ?? 0
+        var entry = change
+        entry.sequence = last + 1
+        try put(environment.changes, Keys.bigEndian64(entry.sequence), RecordCodec.encode(entry), flags: MDB_APPEND)
+        return entry.sequence
+    }
+}

@@ -1,0 +1,121 @@
+import AuthdProto
+import Foundation
+
+/// Maps records to and from their on-disk protobuf encoding.
+enum RecordCodec {
+    static func encode(_ user: UserRecord) throws -> [UInt8] {
+        var r = Authd_Store_V1_UserRecord()
+        r.id = user.id
+        r.createdAt = user.createdAt
+        r.updatedAt = user.updatedAt
+        r.name = user.name
+        r.email = user.email
+        r.phone = user.phone
+        r.status = user.status
+        r.labels = user.labels
+        r.passwordHash = user.passwordHash
+        r.hashAlgorithm = user.hashAlgorithm
+        r.passwordUpdate = user.passwordUpdate
+        r.registration = user.registration
+        r.emailVerification = user.emailVerification
+        r.phoneVerification = user.phoneVerification
+        r.mfa = user.mfa
+        r.prefs = user.prefs
+        r.accessedAt = user.accessedAt
+        r.passwordHistory = user.passwordHistory
+        r.reset = user.reset
+        return try r.serializedBytes()
+    }
+
+    static func decodeUser(_ raw: UnsafeRawBufferPointer) throws -> UserRecord {
+        let r = try decode(Authd_Store_V1_UserRecord.self, raw)
+        var user = UserRecord(id: r.id, createdAt: r.createdAt)
+        user.updatedAt = r.updatedAt
+        user.name = r.name
+        user.email = r.email
+        user.phone = r.phone
+        user.status = r.status
+        user.labels = r.labels
+        user.passwordHash = r.passwordHash
+        user.hashAlgorithm = r.hashAlgorithm
+        user.passwordUpdate = r.passwordUpdate
+        user.registration = r.registration
+        user.emailVerification = r.emailVerification
+        user.phoneVerification = r.phoneVerification
+        user.mfa = r.mfa
+        user.prefs = r.prefs
+        user.accessedAt = r.accessedAt
+        user.passwordHistory = r.passwordHistory
+        user.reset = r.reset
+        return user
+    }
+
+    static func encode(_ session: SessionRecord) throws -> [UInt8] {
+        var r = Authd_Store_V1_SessionRecord()
+        r.id = session.id
+        r.userID = session.userID
+        r.createdAt = session.createdAt
+        r.updatedAt = session.updatedAt
+        r.expire = session.expire
+        r.provider = session.provider
+        r.providerUid = session.providerUID
+        r.secretHash = Data(session.secretHash)
+        r.ip = session.ip
+        r.userAgent = session.userAgent
+        r.countryCode = session.countryCode
+        r.factors = session.factors
+        r.mfaUpdatedAt = session.mfaUpdatedAt
+        return try r.serializedBytes()
+    }
+
+    static func decodeSession(_ raw: UnsafeRawBufferPointer) throws -> SessionRecord {
+        let r = try decode(Authd_Store_V1_SessionRecord.self, raw)
+        var session = SessionRecord(
+            id: r.id, userID: r.userID, createdAt: r.createdAt, expire: r.expire,
+            provider: r.provider, secretHash: [UInt8](r.secretHash))
+        session.updatedAt = r.updatedAt
+        session.providerUID = r.providerUid
+        session.ip = r.ip
+        session.userAgent = r.userAgent
+        session.countryCode = r.countryCode
+        session.factors = r.factors
+        session.mfaUpdatedAt = r.mfaUpdatedAt
+        return session
+    }
+
+    static func encode(_ change: ChangeRecord) throws -> [UInt8] {
+        var r = Authd_Store_V1_ChangeRecord()
+        r.sequence = change.sequence
+        r.time = change.time
+        r.event = change.event
+        r.auditEvent = change.auditEvent
+        r.resource = change.resource
+        r.userID = change.userID
+        r.actorType = change.actorType
+        r.actorID = change.actorID
+        r.ip = change.ip
+        r.userAgent = change.userAgent
+        return try r.serializedBytes()
+    }
+
+    static func decodeChange(_ raw: UnsafeRawBufferPointer) throws -> ChangeRecord {
+        let r = try decode(Authd_Store_V1_ChangeRecord.self, raw)
+        var change = ChangeRecord(
+            time: r.time, event: r.event, auditEvent: r.auditEvent, resource: r.resource,
+            userID: r.userID)
+        change.sequence = r.sequence
+        change.actorType = r.actorType
+        change.actorID = r.actorID
+        change.ip = r.ip
+        change.userAgent = r.userAgent
+        return change
+    }
+
+    private static func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ raw: UnsafeRawBufferPointer) throws -> M {
+        do {
+            return try M(serializedBytes: raw.bytes)
+        } catch {
+            throw StoreError(.corrupt, "undecodable \(M.protoMessageName): \(error)")
+        }
+    }
+}

@@ -1,0 +1,96 @@
+/// The records authd keeps. Plain values: the store encodes them (as protobuf, for schema
+/// evolution) and the domain works with them without knowing the encoding.
+///
+/// Times are Unix time in milliseconds; 0 means "never" or "not set".
+public struct UserRecord: Sendable, Equatable {
+    public var id: String
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    public var name: String = ""
+    /// Lower-cased; empty when the user has none.
+    public var email: String = ""
+    public var phone: String = ""
+    public var status: Bool = true
+    public var labels: [String] = []
+    /// PHC string of the password hash; empty when the user has no password.
+    public var passwordHash: String = ""
+    /// The algorithm of `passwordHash`, `argon2` for every hash authd makes itself.
+    public var hashAlgorithm: String = ""
+    public var passwordUpdate: Int64 = 0
+    public var registration: Int64 = 0
+    public var emailVerification: Bool = false
+    public var phoneVerification: Bool = false
+    public var mfa: Bool = false
+    /// A JSON object.
+    public var prefs: String = "{}"
+    public var accessedAt: Int64 = 0
+    public var passwordHistory: [String] = []
+    public var reset: Bool = false
+
+    public init(id: String, createdAt: Int64) {
+        self.id = id
+        self.createdAt = createdAt
+        self.updatedAt = createdAt
+        self.registration = createdAt
+        self.accessedAt = createdAt
+    }
+}
+
+public struct SessionRecord: Sendable, Equatable {
+    public var id: String
+    public var userID: String
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    public var expire: Int64
+    public var provider: String
+    public var providerUID: String = ""
+    /// SHA-256 of the session secret; the secret itself is never stored.
+    public var secretHash: [UInt8]
+    public var ip: String = ""
+    public var userAgent: String = ""
+    public var countryCode: String = "--"
+    public var factors: [String] = []
+    public var mfaUpdatedAt: Int64 = 0
+
+    public init(
+        id: String, userID: String, createdAt: Int64, expire: Int64, provider: String,
+        secretHash: [UInt8]
+    ) {
+        self.id = id
+        self.userID = userID
+        self.createdAt = createdAt
+        self.updatedAt = createdAt
+        self.expire = expire
+        self.provider = provider
+        self.secretHash = secretHash
+    }
+}
+
+/// One entry of the ordered change log. Every mutation appends one in the same transaction, so
+/// the audit log, event streams and replication all read one consistent history.
+public struct ChangeRecord: Sendable, Equatable {
+    /// Assigned by the store when the entry is appended; strictly increasing.
+    public var sequence: UInt64 = 0
+    public var time: Int64
+    /// Appwrite event name (e.g. `users.U.sessions.S.create`).
+    public var event: String
+    /// Appwrite audit event name (e.g. `session.create`).
+    public var auditEvent: String
+    /// The resource changed, e.g. `user/U`.
+    public var resource: String
+    public var userID: String
+    public var actorType: String = ""
+    public var actorID: String = ""
+    public var ip: String = ""
+    public var userAgent: String = ""
+
+    public init(
+        time: Int64, event: String, auditEvent: String, resource: String, userID: String
+    ) {
+        self.time = time
+        self.event = event
+        self.auditEvent = auditEvent
+        self.resource = resource
+        self.userID = userID
+    }
+}

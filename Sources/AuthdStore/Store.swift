@@ -1,0 +1,65 @@
+/// The storage contract the domain works against. Read and write transactions are distinct
+/// types, so a read path cannot write by accident; invariants (unique ids and emails, index
+/// consistency) are enforced inside the write transaction.
+public protocol AuthStore: Sendable {
+    /// Runs `body` in a consistent snapshot. Never blocks on the writer.
+    func read<T>(_ body: (any StoreReader) throws -> T) throws -> T
+
+    /// Runs `body` in a write transaction and returns once the change is durable. Many
+    /// concurrent writes share one commit. When `body` throws, nothing it did is kept.
+    func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T
+}
+
+public protocol StoreReader {
+    func user(id: String) throws -> UserRecord?
+    func userID(email: String) throws -> String?
+    func session(id: String) throws -> SessionRecord?
+    func sessionID(secretHash: [UInt8]) throws -> String?
+    /// The user's sessions, oldest first.
+    func sessions(userID: String) throws -> [SessionRecord]
+    /// Change-log entries with a sequence above `sequence`, in order.
+    func changes(after sequence: UInt64, limit: Int) throws -> [ChangeRecord]
+}
+
+public protocol StoreWriter: StoreReader {
+    /// Adds a user; `StoreError.duplicate` when the id or email is taken.
+    func insertUser(_ user: UserRecord) throws
+    /// Replaces a user, keeping the email index in step; `StoreError.duplicate` when the new
+    /// email belongs to another user.
+    func updateUser(_ user: UserRecord) throws
+    /// Adds a session; `StoreError.notFound` when its user does not exist.
+    func insertSession(_ session: SessionRecord) throws
+    func updateSession(_ session: SessionRecord) throws
+    /// Deletes a session and its index entries; false when it did not exist.
+    @discardableResult
+    func deleteSession(id: String) throws -> Bool
+    /// Appends to the change log and returns the entry's sequence number.
+    @discardableResult
+    func appendChange(_ change: ChangeRecord) throws -> UInt64
+}
+
+/// A storage failure. `duplicate` and `notFound` are invariant violations the domain turns into
+/// its own errors; the rest are faults of the store itself.
+public struct StoreError: Error, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case duplicate
+        case notFound
+        case corrupt
+        case unavailable
+        case io
+        case incompatible
+    }
+
+    public let kind: Kind
+    public let detail: String
+
+    public init(_ kind: Kind, _ detail: String) {
+        self.kind = kind
+        self.detail = detail
+    }
+
+    public var description: String { "store \(kind): \(detail)" }
+
+    public static func duplicate(_ what: String) -> StoreError { StoreError(.duplicate, what) }
+    public static func notFound(_ what: String) -> StoreError { StoreError(.notFound, what) }
+}
