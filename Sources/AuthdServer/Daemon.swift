@@ -1,0 +1,52 @@
+import AuthdCore
+import AuthdStore
+import Logging
+import NIOPosix
+import ServiceLifecycle
+
+/// Wires the store, the domain and the listener together and runs them until SIGTERM or
+/// SIGINT: then the listener drains its calls in flight, the store finishes its queued writes,
+/// and `run` returns.
+public enum Daemon {
+    public static func run(_ configuration: DaemonConfiguration, logger: Logger) async throws {
+        guard configuration.argon2.memoryKiB >= 8 * configuration.argon2.parallelism else {
+            throw DaemonError("argon2_memory_kib must be at least 8 × argon2_parallelism")
+        }
+        let store = try LMDBStore(
+            directory: configuration.dataDirectory,
+            options: LMDBStore.Options(mapSizeMiB: configuration.mapSizeMiB),
+            logger: logger)
+        let hashingPool = BlockingPool(threads: configuration.hashThreads)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        let accounts = try Accounts(
+            store: store, hasher: PasswordHasher(parameters: configuration.argon2), hashingPool: hashingPool,
+            sessionPolicy: SessionPolicy(
+                durationSeconds: configuration.sessionDurationSeconds, limit: configuration.sessionLimit),
+            logger: logger)
+        let server = UnixSocketServer(
+            options: UnixSocketServer.Options(
+                socketPath: configuration.socketPath, socketMode: mode_t(configuration.socketMode),
+                maximumFrameBytes: configuration.maximumFrameBytes),
+            methods: MethodTable(accounts: accounts), group: group, logger: logger)
+        // Shutdown runs in reverse order: the listener drains first, then the store closes.
+        let services = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: store),
+                    .init(service: server),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        var failure: (any Error)?
+        do {
+            try await services.run()
+        } catch {
+            failure = error
+        }
+        store.close()
+        hashingPool.shutdown()
+        try? await group.shutdownGracefully()
+        logger.notice("stopped")
+        if let failure { throw failure }
+    }
+}

@@ -1,0 +1,120 @@
+import AuthdCore
+import Foundation
+
+/// The daemon's settings. Each key can come from the config file (`key = value` lines, `#`
+/// comments), from the environment (`AUTHD_` + the key in upper case) or from the command line;
+/// the command line wins over the environment, which wins over the file. The README lists
+/// every key.
+public struct DaemonConfiguration: Sendable, Equatable {
+    /// `socket`: the Unix socket to listen on.
+    public var socketPath = "authd.sock"
+    /// `socket_mode`: permission bits of the socket file, octal.
+    public var socketMode: UInt32 = 0o660
+    /// `data`: the data folder holding the LMDB environment.
+    public var dataDirectory = "authd-data"
+    /// `max_frame_bytes`: the largest request frame accepted.
+    public var maximumFrameBytes = 4 << 20
+    /// `map_size_mib`: the largest the data file may grow.
+    public var mapSizeMiB = 8192
+    /// `argon2_memory_kib`, `argon2_iterations`, `argon2_parallelism`: Argon2id parameters of
+    /// new password hashes.
+    public var argon2 = PasswordHasher.Parameters.owasp
+    /// `hash_threads`: threads hashing passwords (default: the number of cores).
+    public var hashThreads = ProcessInfo.processInfo.activeProcessorCount
+    /// `event_loop_threads`: NIO event loops serving connections (default: the number of cores).
+    public var eventLoopThreads = ProcessInfo.processInfo.activeProcessorCount
+    /// `session_duration`: seconds a new session lasts.
+    public var sessionDurationSeconds: Int64 = 31_536_000
+    /// `session_limit`: sessions kept per user, oldest evicted; 0 for no limit.
+    public var sessionLimit = 10
+    /// `log_level`: trace, debug, info, notice, warning, error or critical.
+    public var logLevel = "info"
+
+    public init() {}
+
+    /// Every key, in the order the README lists them.
+    public static let keys = [
+        "socket", "socket_mode", "data", "max_frame_bytes", "map_size_mib", "argon2_memory_kib",
+        "argon2_iterations", "argon2_parallelism", "hash_threads", "event_loop_threads",
+        "session_duration", "session_limit", "log_level",
+    ]
+
+    public static func environmentVariable(for key: String) -> String { "AUTHD_" + key.uppercased() }
+
+    /// Builds the configuration from the file (if any), the environment and the overrides.
+    public static func load(
+        file: String?, environment: [String: String], overrides: [String: String]
+    ) throws -> DaemonConfiguration {
+        var configuration = DaemonConfiguration()
+        if let file {
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw DaemonError("cannot read the config file \(file): \(error.localizedDescription)")
+            }
+            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+                let trimmed = content.trimmingCharacters(in: .whitespaces)
+                if trimmed.isEmpty { continue }
+                guard let equals = trimmed.firstIndex(of: "=") else {
+                    throw DaemonError("\(file):\(number + 1): expected `key = value`")
+                }
+                let key = trimmed[..<equals].trimmingCharacters(in: .whitespaces)
+                var value = trimmed[trimmed.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") {
+                    value = String(value.dropFirst().dropLast())
+                }
+                try configuration.set(key, value, source: "\(file):\(number + 1)")
+            }
+        }
+        for key in keys {
+            let variable = environmentVariable(for: key)
+            if let value = environment[variable] {
+                try configuration.set(key, value, source: variable)
+            }
+        }
+        for (key, value) in overrides.sorted(by: { $0.key < $1.key }) {
+            try configuration.set(key, value, source: "--\(key.replacingOccurrences(of: "_", with: "-"))")
+        }
+        return configuration
+    }
+
+    mutating func set(_ key: String, _ value: String, source: String) throws {
+        func integer(_ range: ClosedRange<Int>) throws -> Int {
+            guard let n = Int(value), range.contains(n) else {
+                throw DaemonError("\(source): \(key) must be a whole number in \(range.lowerBound)...\(range.upperBound), not `\(value)`")
+            }
+            return n
+        }
+        switch key {
+        case "socket":
+            guard !value.isEmpty else { throw DaemonError("\(source): socket must not be empty") }
+            socketPath = value
+        case "socket_mode":
+            guard let mode = UInt32(value, radix: 8), mode <= 0o777 else {
+                throw DaemonError("\(source): socket_mode must be octal permission bits such as 660, not `\(value)`")
+            }
+            socketMode = mode
+        case "data":
+            guard !value.isEmpty else { throw DaemonError("\(source): data must not be empty") }
+            dataDirectory = value
+        case "max_frame_bytes": maximumFrameBytes = try integer(1024...(1 << 30))
+        case "map_size_mib": mapSizeMiB = try integer(16...(1 << 24))
+        case "argon2_memory_kib": argon2.memoryKiB = UInt32(try integer(8...(4 << 20)))
+        case "argon2_iterations": argon2.iterations = UInt32(try integer(1...64))
+        case "argon2_parallelism": argon2.parallelism = UInt32(try integer(1...64))
+        case "hash_threads": hashThreads = try integer(1...1024)
+        case "event_loop_threads": eventLoopThreads = try integer(1...1024)
+        case "session_duration": sessionDurationSeconds = Int64(try integer(60...31_536_000))
+        case "session_limit": sessionLimit = try integer(0...100)
+        case "log_level":
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {
+                throw DaemonError("\(source): log_level must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            logLevel = value
+        default:
+            throw DaemonError("\(source): unknown key `\(key)`; known keys: \(Self.keys.joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import AuthdCore
+import AuthdProto
+import Foundation
+
+/// One rpc: decodes its input message, calls the domain, encodes its output message.
+///
+/// `immediate` endpoints answer on the event loop without waiting (reads: an LMDB snapshot and
+/// a SHA-256); `deferred` ones await the hashing pool or the writer and answer when done.
+public enum Endpoint: Sendable {
+    case immediate(@Sendable (_ body: Data, _ context: RequestContext) throws -> [UInt8])
+    case deferred(@Sendable (_ body: Data, _ context: RequestContext) async throws -> [UInt8])
+
+    static func immediate<Input: SwiftProtobuf.Message, Output: SwiftProtobuf.Message>(
+        _ input: Input.Type, _ call: @escaping @Sendable (Input, RequestContext) throws -> Output
+    ) -> Endpoint {
+        .immediate { body, context in
+            try call(decode(Input.self, body), context).serializedBytes()
+        }
+    }
+
+    static func deferred<Input: SwiftProtobuf.Message, Output: SwiftProtobuf.Message>(
+        _ input: Input.Type, _ call: @escaping @Sendable (Input, RequestContext) async throws -> Output
+    ) -> Endpoint {
+        .deferred { body, context in
+            try await call(decode(Input.self, body), context).serializedBytes()
+        }
+    }
+
+    private static func decode<Input: SwiftProtobuf.Message>(_ type: Input.Type, _ body: Data) throws -> Input {
+        do {
+            return try Input(serializedBytes: body)
+        } catch {
+            throw AuthdError.argumentInvalid(
+                "The request body is not a valid \(Input.protoMessageName) message (\(error)).")
+        }
+    }
+}

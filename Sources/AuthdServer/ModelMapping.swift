@@ -1,0 +1,64 @@
+import AuthdCore
+import AuthdProto
+import AuthdStore
+
+/// Domain values to wire models. Only the fields a client may see are copied: never the
+/// password hash or a secret hash.
+extension Authd_V1_User {
+    init(_ user: UserRecord) {
+        self.init()
+        id = user.id
+        createdAt = user.createdAt
+        updatedAt = user.updatedAt
+        name = user.name
+        registration = user.registration
+        status = user.status
+        labels = user.labels
+        passwordUpdate = user.passwordUpdate
+        email = user.email
+        phone = user.phone
+        emailVerification = user.emailVerification
+        phoneVerification = user.phoneVerification
+        mfa = user.mfa
+        prefs = user.prefs
+        accessedAt = user.accessedAt
+    }
+}
+
+extension Authd_V1_Session {
+    init(_ view: SessionView) {
+        self.init()
+        let s = view.record
+        id = s.id
+        createdAt = s.createdAt
+        updatedAt = s.updatedAt
+        userID = s.userID
+        expire = s.expire
+        provider = s.provider
+        providerUid = s.providerUID
+        ip = s.ip
+        userAgent = s.userAgent
+        countryCode = s.countryCode
+        countryName = s.countryCode == "--" ? "Unknown" : s.countryCode
+        current = view.isCurrent
+        factors = s.factors
+        secret = view.secret
+        mfaUpdatedAt = s.mfaUpdatedAt
+    }
+}
+
+extension RequestContext {
+    init(_ request: Authd_V1_Request) {
+        let credential: Credential
+        switch request.credentials.kind {
+        case .session(let secret): credential = .session(secret)
+        case .jwt(let token): credential = .jwt(token)
+        case .apiKey(let key): credential = .apiKey(key)
+        case nil: credential = .none
+        }
+        self.init(
+            credential: credential,
+            client: ClientInfo(
+                ip: request.client.ip, userAgent: request.client.userAgent, locale: request.client.locale))
+    }
+}

@@ -1,0 +1,13 @@
+import CSystemd
+
+/// Tells systemd (through `$NOTIFY_SOCKET`, when set) where the daemon is in its life.
+/// Without systemd, sd_notify does nothing.
+enum SystemdNotifier {
+    static func ready(status: String) {
+        _ = sd_notify(0, "READY=1\nSTATUS=\(status)")
+    }
+
+    static func stopping() {
+        _ = sd_notify(0, "STOPPING=1")
+    }
+}

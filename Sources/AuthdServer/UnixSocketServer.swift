@@ -1,0 +1,117 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOExtras
+import NIOPosix
+import ServiceLifecycle
+
+/// The listener: a SwiftNIO server on a Unix domain socket. On graceful shutdown it stops
+/// accepting, lets every connection finish its calls in flight, then removes the socket file.
+public final class UnixSocketServer: Service, Sendable {
+    public struct Options: Sendable {
+        public var socketPath: String
+        /// Permission bits of the socket file: who may connect.
+        public var socketMode: mode_t = 0o660
+        public var maximumFrameBytes: Int = 4 << 20
+
+        public init(socketPath: String, socketMode: mode_t = 0o660, maximumFrameBytes: Int = 4 << 20) {
+            self.socketPath = socketPath
+            self.socketMode = socketMode
+            self.maximumFrameBytes = maximumFrameBytes
+        }
+    }
+
+    private let options: Options
+    private let methods: MethodTable
+    private let group: any EventLoopGroup
+    private let logger: Logger
+
+    public init(options: Options, methods: MethodTable, group: any EventLoopGroup, logger: Logger) {
+        self.options = options
+        self.methods = methods
+        self.group = group
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try Self.claimSocketPath(options.socketPath)
+        let quiescing = ServerQuiescingHelper(group: group)
+        let methods = self.methods
+        let logger = self.logger
+        let maximumFrameBytes = options.maximumFrameBytes
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(FrameDecoder(maximumFrameBytes: maximumFrameBytes)),
+                        RequestHandler(methods: methods, logger: logger))
+                }
+            }
+            .bind(unixDomainSocketPath: options.socketPath, cleanupExistingSocketFile: false)
+            .get()
+        guard chmod(options.socketPath, options.socketMode) == 0 else {
+            try? await channel.close()
+            throw DaemonError("cannot set the mode of \(options.socketPath): \(String(cString: strerror(errno)))")
+        }
+        logger.notice("listening", metadata: ["socket": "\(options.socketPath)"])
+        SystemdNotifier.ready(status: "serving on \(options.socketPath)")
+
+        try? await gracefulShutdown()
+
+        SystemdNotifier.stopping()
+        logger.notice("draining connections")
+        let drained = group.next().makePromise(of: Void.self)
+        quiescing.initiateShutdown(promise: drained)
+        try? await drained.futureResult.get()
+        unlink(options.socketPath)
+        logger.notice("listener stopped")
+    }
+
+    /// Makes `path` free for binding: a stale socket file left by a dead daemon is removed; a
+    /// socket some process still listens on is not taken over; anything else is refused.
+    static func claimSocketPath(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }  // nothing there
+        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+            throw DaemonError("\(path) exists and is not a socket; refusing to replace it")
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw DaemonError("socket(): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(path.utf8)
+        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw DaemonError("the socket path \(path) is longer than a Unix socket path may be")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: pathBytes)
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if rc == 0 {
+            throw DaemonError("another process is serving on \(path); stop it or choose another socket")
+        }
+        guard errno == ECONNREFUSED else {
+            throw DaemonError("cannot probe \(path): \(String(cString: strerror(errno)))")
+        }
+        guard unlink(path) == 0 else {
+            throw DaemonError("cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// A start-up failure of the daemon, with a message for the operator.
+public struct DaemonError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
