@@ -97,7 +97,10 @@ let package = Package(
         .testTarget(name: "AuthdClientTests", dependencies: ["AuthdClient"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["AuthdClient", "AuthdProto", "authd"]
+            dependencies: [
+                "AuthdClient", "AuthdProto", "authd",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
     ]
 )

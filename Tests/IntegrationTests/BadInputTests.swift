@@ -1,0 +1,160 @@
+import AuthdClient
+import AuthdProto
+import Crypto
+import Foundation
+import XCTest
+
+/// Malformed input gets its error (or a close when the framing itself is unreadable), changes
+/// nothing, and never stops the daemon serving other connections.
+final class BadInputTests: XCTestCase {
+    var daemon: DaemonProcess!
+
+    override func setUp() async throws {
+        daemon = try await DaemonProcess.start(extraArguments: ["--set", "max_frame_bytes=65536"])
+        let client = try await daemon.connect()
+        _ = try await client.createAccount(userID: "keep", email: "keep@example.com", password: "password-1")
+        await client.close()
+    }
+
+    override func tearDown() async throws {
+        await daemon?.cleanUp()
+    }
+
+    private func dataFingerprint() throws -> Data {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: daemon.dataPath + "/data.mdb"))
+        return Data(SHA256.hash(data: bytes))
+    }
+
+    /// After each bad input, a fresh connection is still served.
+    private func assertStillServing(file: StaticString = #filePath, line: UInt = #line) async throws {
+        let client = try await daemon.connect()
+        let health = try await client.healthCheck()
+        XCTAssertEqual(health.status, "pass", file: file, line: line)
+        let session = try await client.createEmailPasswordSession(email: "keep@example.com", password: "password-1")
+        try await client.deleteSession(credentials: .session(session.secret))
+        await client.close()
+    }
+
+    func testGarbageBytesAreAnsweredOrClosedAndChangeNothing() async throws {
+        let before = try dataFingerprint()
+        let raw = try RawConnection(socketPath: daemon.socketPath)
+        // Announces a frame of 0xdeadbeef bytes: far beyond the maximum.
+        try raw.send([0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03, 0xff, 0xfe])
+        let response = try XCTUnwrap(try raw.receiveResponse())
+        XCTAssertEqual(response.error.type, "general_argument_invalid")
+        XCTAssertEqual(response.error.code, 400)
+        XCTAssertTrue(try raw.isClosedByPeer())
+        XCTAssertEqual(try dataFingerprint(), before)
+        try await assertStillServing()
+    }
+
+    func testOversizeLengthIsRefusedAtTheHeader() async throws {
+        let before = try dataFingerprint()
+        let raw = try RawConnection(socketPath: daemon.socketPath)
+        // Only the header is sent: the refusal must not wait for (or allocate) the body.
+        try raw.send(RawConnection.lengthPrefix(65537))
+        let response = try XCTUnwrap(try raw.receiveResponse())
+        XCTAssertEqual(response.id, 0)
+        XCTAssertEqual(response.error.type, "general_argument_invalid")
+        XCTAssertTrue(response.error.message.contains("65537"), response.error.message)
+        XCTAssertTrue(try raw.isClosedByPeer())
+        XCTAssertEqual(try dataFingerprint(), before)
+        try await assertStillServing()
+    }
+
+    func testTruncatedFrameIsDroppedWhenTheClientLeaves() async throws {
+        let before = try dataFingerprint()
+        let raw = try RawConnection(socketPath: daemon.socketPath)
+        var request = Authd_V1_Request()
+        request.id = 9
+        request.method = "authd.v1.Account/Create"
+        var create = Authd_V1_CreateAccountRequest()
+        create.userID = "truncated"
+        create.email = "truncated@example.com"
+        create.password = "password-1"
+        request.body = try create.serializedData()
+        let payload: [UInt8] = try request.serializedBytes()
+        let frame = RawConnection.lengthPrefix(payload.count) + payload
+        try raw.send(Array(frame.prefix(frame.count - 5)))
+        raw.shutdownWrite()
+        XCTAssertNil(try raw.receiveResponse(), "no answer for a frame that never completed")
+        XCTAssertEqual(try dataFingerprint(), before)
+        try await assertStillServing()
+        let client = try await daemon.connect()
+        await assertAuthdError("user_invalid_credentials", 401) {
+            try await client.createEmailPasswordSession(email: "truncated@example.com", password: "password-1")
+        }
+        await client.close()
+    }
+
+    func testUndecodableEnvelopeGetsAnErrorAndTheConnectionStaysUsable() async throws {
+        let before = try dataFingerprint()
+        let raw = try RawConnection(socketPath: daemon.socketPath)
+        // Field 1 announced as length-delimited with a length running past the end.
+        try raw.sendFrame([0x0a, 0x7f, 0x01])
+        let response = try XCTUnwrap(try raw.receiveResponse())
+        XCTAssertEqual(response.id, 0)
+        XCTAssertEqual(response.error.type, "general_argument_invalid")
+
+        var health = Authd_V1_Request()
+        health.id = 77
+        health.method = "authd.v1.Health/Check"
+        try raw.sendRequest(health)
+        let answer = try XCTUnwrap(try raw.receiveResponse())
+        XCTAssertEqual(answer.id, 77)
+        XCTAssertFalse(answer.hasError)
+        XCTAssertEqual(try Authd_V1_HealthCheckResponse(serializedBytes: answer.body).status, "pass")
+        XCTAssertEqual(try dataFingerprint(), before)
+    }
+
+    func testUnknownMethodUndecodableBodyAndWrongTypedField() async throws {
+        let before = try dataFingerprint()
+        let raw = try RawConnection(socketPath: daemon.socketPath)
+
+        var unknown = Authd_V1_Request()
+        unknown.id = 1
+        unknown.method = "authd.v1.Account/DropAllTables"
+        try raw.sendRequest(unknown)
+
+        var undecodable = Authd_V1_Request()
+        undecodable.id = 2
+        undecodable.method = "authd.v1.Account/Create"
+        undecodable.body = Data([0xff, 0xff, 0xff])
+        try raw.sendRequest(undecodable)
+
+        // `user_id` (field 1, a string) sent as a varint: a wrong-typed field.
+        var wrongType = Authd_V1_Request()
+        wrongType.id = 3
+        wrongType.method = "authd.v1.Account/Create"
+        wrongType.body = Data([0x08, 0x2a, 0x12, 0x03, 0x61, 0x40, 0x62])
+        try raw.sendRequest(wrongType)
+
+        var answers: [UInt64: Authd_V1_Response] = [:]
+        for _ in 0..<3 {
+            let response = try XCTUnwrap(try raw.receiveResponse())
+            answers[response.id] = response
+        }
+        XCTAssertEqual(answers[1]?.error.type, "general_route_not_found")
+        XCTAssertEqual(answers[1]?.error.code, 404)
+        XCTAssertEqual(answers[2]?.error.type, "general_argument_invalid")
+        XCTAssertEqual(answers[2]?.error.code, 400)
+        XCTAssertEqual(answers[3]?.error.type, "general_argument_invalid")
+        XCTAssertEqual(answers[3]?.error.code, 400)
+
+        // The same connection still serves.
+        var health = Authd_V1_Request()
+        health.id = 4
+        health.method = "authd.v1.Health/Check"
+        try raw.sendRequest(health)
+        XCTAssertEqual(try raw.receiveResponse()?.id, 4)
+        XCTAssertEqual(try dataFingerprint(), before)
+        try await assertStillServing()
+    }
+
+    func testEmptyFrameIsAnEmptyRequest() async throws {
+        let raw = try RawConnection(socketPath: daemon.socketPath)
+        try raw.sendFrame([])
+        let response = try XCTUnwrap(try raw.receiveResponse())
+        XCTAssertEqual(response.error.type, "general_route_not_found")
+    }
+}

@@ -1,0 +1,155 @@
+import AuthdClient
+import Foundation
+import XCTest
+
+/// Start, stop, restart, socket ownership and systemd notification of the real binary.
+final class LifecycleTests: XCTestCase {
+    func testRestartKeepsAccounts() async throws {
+        let daemon = try await DaemonProcess.start()
+        defer { Task { await daemon.cleanUp() } }
+        var client = try await daemon.connect()
+        _ = try await client.createAccount(userID: "durable", email: "durable@example.com", password: "password-1")
+        let before = try await client.createEmailPasswordSession(email: "durable@example.com", password: "password-1")
+        await client.close()
+
+        let status = try await daemon.stop(signal: SIGTERM)
+        XCTAssertEqual(status, 0, "SIGTERM is a clean shutdown:\n\(daemon.log_())")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.socketPath), "the socket file is removed on exit")
+
+        try await daemon.launch()
+        client = try await daemon.connect()
+        let after = try await client.createEmailPasswordSession(email: "durable@example.com", password: "password-1")
+        XCTAssertEqual(after.userID, "durable")
+        let me = try await client.getAccount(credentials: .session(before.secret))
+        XCTAssertEqual(me.id, "durable", "sessions survive a restart")
+        await client.close()
+        let stopStatus = try await daemon.stop(signal: SIGINT)
+        XCTAssertEqual(stopStatus, 0)
+    }
+
+    func testSocketFileMode() async throws {
+        let daemon = try await DaemonProcess.start()
+        defer { Task { await daemon.cleanUp() } }
+        let attributes = try FileManager.default.attributesOfItem(atPath: daemon.socketPath)
+        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o660)
+    }
+
+    func testLiveSocketIsNotStolenAndStaleOneIsReplaced() async throws {
+        let first = try await DaemonProcess.start()
+        defer { Task { await first.cleanUp() } }
+
+        // A second daemon on the same socket (its own data folder) must refuse to start.
+        let secondDirectory = first.directory.appendingPathComponent("second")
+        try FileManager.default.createDirectory(at: secondDirectory, withIntermediateDirectories: true)
+        let thief = try DaemonProcess(directory: secondDirectory, extraArguments: ["--socket", first.socketPath])
+        try await thief.launch(waitUntilServing: false)
+        let status = try await thief.waitForExit()
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(thief.log_().contains("another process is serving on"), thief.log_())
+        let client = try await first.connect()
+        let firstHealth = try await client.healthCheck().status
+        XCTAssertEqual(firstHealth, "pass", "the first daemon keeps its socket")
+        await client.close()
+
+        // A daemon killed outright leaves its socket file behind; the next start replaces it.
+        let killedStatus = try await first.stop(signal: SIGKILL)
+        XCTAssertEqual(killedStatus, SIGKILL)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: first.socketPath))
+        try await first.launch()
+        let again = try await first.connect()
+        let restartedHealth = try await again.healthCheck().status
+        XCTAssertEqual(restartedHealth, "pass")
+        await again.close()
+    }
+
+    func testSecondDaemonOnTheSameDataFolderIsRefused() async throws {
+        let first = try await DaemonProcess.start()
+        defer { Task { await first.cleanUp() } }
+        let other = try DaemonProcess(
+            directory: first.directory,
+            extraArguments: ["--socket", first.directory.appendingPathComponent("other.sock").path])
+        try await other.launch(waitUntilServing: false)
+        let otherStatus = try await other.waitForExit()
+        XCTAssertNotEqual(otherStatus, 0)
+        XCTAssertTrue(other.log_().contains("in use by another authd"), other.log_())
+    }
+
+    func testBadConfigurationIsAClearError() async throws {
+        let daemon = try DaemonProcess(extraArguments: ["--set", "session_limit=1000"])
+        defer { Task { await daemon.cleanUp() } }
+        try await daemon.launch(waitUntilServing: false)
+        let exitStatus = try await daemon.waitForExit()
+        XCTAssertNotEqual(exitStatus, 0)
+        XCTAssertTrue(daemon.log_().contains("session_limit must be a whole number in 0...100"), daemon.log_())
+    }
+
+    func testConfigFileAndEnvironment() async throws {
+        let directory = URL(fileURLWithPath: "/tmp/authd-test-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let config = directory.appendingPathComponent("authd.conf")
+        try """
+            # authd test config
+            session_limit = 1
+            socket_mode = 600
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let daemon = try DaemonProcess(directory: directory, extraArguments: ["--config", config.path])
+        defer { Task { await daemon.cleanUp() } }
+        try await daemon.launch(environment: ["AUTHD_SESSION_DURATION": "120"])
+        let mode = try FileManager.default.attributesOfItem(atPath: daemon.socketPath)[.posixPermissions] as? NSNumber
+        XCTAssertEqual(mode?.intValue, 0o600)
+        let client = try await daemon.connect()
+        _ = try await client.createAccount(userID: "cfg", email: "cfg@example.com", password: "password-1")
+        let first = try await client.createEmailPasswordSession(email: "cfg@example.com", password: "password-1")
+        XCTAssertEqual(first.expire - first.createdAt, 120_000, "session_duration from the environment")
+        let second = try await client.createEmailPasswordSession(email: "cfg@example.com", password: "password-1")
+        await assertAuthdError("general_unauthorized_scope", 401) {
+            try await client.getAccount(credentials: .session(first.secret))
+        }
+        let survivorID = try await client.getAccount(credentials: .session(second.secret)).id
+        XCTAssertEqual(survivorID, "cfg")
+        await client.close()
+    }
+
+    func testNotifiesSystemdWhenReadyAndStopping() async throws {
+        let directory = URL(fileURLWithPath: "/tmp/authd-test-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let notifyPath = directory.appendingPathComponent("notify.sock").path
+        let notify = try DatagramListener(path: notifyPath)
+        let daemon = try DaemonProcess(directory: directory)
+        defer { Task { await daemon.cleanUp() } }
+        try await daemon.launch(environment: ["NOTIFY_SOCKET": notifyPath])
+        let ready = try notify.receive()
+        XCTAssertTrue(ready.contains("READY=1"), ready)
+        let stopStatus = try await daemon.stop(signal: SIGTERM)
+        XCTAssertEqual(stopStatus, 0)
+        let stopping = try notify.receive()
+        XCTAssertTrue(stopping.contains("STOPPING=1"), stopping)
+    }
+}
+
+/// A Unix datagram socket standing in for systemd's `$NOTIFY_SOCKET`.
+final class DatagramListener {
+    private let fd: Int32
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw DaemonTestError("bind \(path) failed: \(errno)") }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func receive() throws -> String {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { throw DaemonTestError("no notification within 10 s") }
+        return String(decoding: buffer[..<n], as: UTF8.self)
+    }
+}
