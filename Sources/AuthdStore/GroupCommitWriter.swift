@@ -64,7 +64,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         condition.lock()
         stopping = true
         condition.broadcast()
-        while !stopped { condition.wait() }
+        while thread != nil && !stopped { condition.wait() }
         condition.unlock()
     }
 

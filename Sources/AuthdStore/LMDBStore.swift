@@ -46,14 +46,15 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
             Glibc.close(fd)
             throw StoreError(.unavailable, "the data folder \(directory) is in use by another authd")
         }
+        // Opened and migrated before the store is fully initialised, so that a failure here
+        // cleans up once, here, and never reaches deinit.
+        let environment: LMDBEnvironment
         do {
             environment = try LMDBEnvironment(path: directory, mapSize: options.mapSizeMiB << 20)
         } catch {
             Glibc.close(fd)
             throw error
         }
-        lockDescriptor = fd
-        writer = GroupCommitWriter(environment: environment, maxBatch: options.maxBatch, logger: logger)
         do {
             try Self.migrate(environment, logger: logger)
         } catch {
@@ -61,6 +62,9 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
             Glibc.close(fd)
             throw error
         }
+        self.environment = environment
+        lockDescriptor = fd
+        writer = GroupCommitWriter(environment: environment, maxBatch: options.maxBatch, logger: logger)
         writer.start()
     }
 

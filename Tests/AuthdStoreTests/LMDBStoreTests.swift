@@ -1,0 +1,188 @@
+import AuthdStore
+import Foundation
+import XCTest
+
+final class LMDBStoreTests: XCTestCase {
+    var directory: String!
+    var store: LMDBStore!
+
+    override func setUp() async throws {
+        directory = try makeTemporaryDirectory()
+        store = try LMDBStore(directory: directory)
+    }
+
+    override func tearDown() async throws {
+        store?.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func testUsersAndTheEmailIndex() async throws {
+        try await store.write { w in try w.insertUser(sampleUser("u1", email: "a@example.com")) }
+        let (byID, byEmail) = try store.read { r in (try r.user(id: "u1"), try r.userID(email: "a@example.com")) }
+        XCTAssertEqual(byID?.name, "name of u1")
+        XCTAssertEqual(byEmail, "u1")
+
+        var changed = try XCTUnwrap(byID)
+        changed.email = "b@example.com"
+        try await store.write { [changed] w in try w.updateUser(changed) }
+        let (old, new) = try store.read { r in (try r.userID(email: "a@example.com"), try r.userID(email: "b@example.com")) }
+        XCTAssertNil(old, "the old email is free again")
+        XCTAssertEqual(new, "u1")
+    }
+
+    func testUniqueIDAndEmailAreEnforcedInTheWriteTransaction() async throws {
+        try await store.write { w in try w.insertUser(sampleUser("u1", email: "a@example.com")) }
+        for duplicate in [sampleUser("u1", email: "other@example.com"), sampleUser("u2", email: "a@example.com")] {
+            do {
+                try await store.write { w in try w.insertUser(duplicate) }
+                XCTFail("inserted a duplicate")
+            } catch let error as StoreError {
+                XCTAssertEqual(error.kind, .duplicate)
+            }
+        }
+        try await store.write { w in try w.insertUser(sampleUser("u2", email: "c@example.com")) }
+        var moved = sampleUser("u2", email: "a@example.com")
+        moved.name = "moved"
+        do {
+            try await store.write { [moved] w in try w.updateUser(moved) }
+            XCTFail("took another user's email")
+        } catch let error as StoreError {
+            XCTAssertEqual(error.kind, .duplicate)
+        }
+        XCTAssertEqual(try store.read { try $0.user(id: "u2")?.email }, "c@example.com")
+    }
+
+    func testSessionsAndTheirIndexes() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            try w.insertSession(sampleSession("s2", user: "u1", at: 2_000, secretByte: 2))
+            try w.insertSession(sampleSession("s1", user: "u1", at: 1_000, secretByte: 1))
+            try w.insertSession(sampleSession("s3", user: "u1", at: 3_000, secretByte: 3))
+        }
+        let ids = try store.read { try $0.sessions(userID: "u1").map(\.id) }
+        XCTAssertEqual(ids, ["s1", "s2", "s3"], "oldest first, whatever the insertion order")
+        XCTAssertEqual(try store.read { try $0.sessionID(secretHash: [UInt8](repeating: 2, count: 32)) }, "s2")
+
+        let deleted = try await store.write { w in try w.deleteSession(id: "s2") }
+        XCTAssertTrue(deleted)
+        let (list, bySecret, record) = try store.read { r in
+            (try r.sessions(userID: "u1").map(\.id), try r.sessionID(secretHash: [UInt8](repeating: 2, count: 32)),
+             try r.session(id: "s2"))
+        }
+        XCTAssertEqual(list, ["s1", "s3"])
+        XCTAssertNil(bySecret)
+        XCTAssertNil(record)
+        let again = try await store.write { w in try w.deleteSession(id: "s2") }
+        XCTAssertFalse(again)
+    }
+
+    func testSessionsOfOneUserDoNotLeakIntoAnotherWithAPrefixID() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("ab"))
+            try w.insertUser(sampleUser("a"))
+            try w.insertSession(sampleSession("s-ab", user: "ab", at: 1, secretByte: 1))
+            try w.insertSession(sampleSession("s-a", user: "a", at: 2, secretByte: 2))
+        }
+        XCTAssertEqual(try store.read { try $0.sessions(userID: "a").map(\.id) }, ["s-a"])
+        XCTAssertEqual(try store.read { try $0.sessions(userID: "ab").map(\.id) }, ["s-ab"])
+    }
+
+    func testSessionNeedsAnExistingUser() async throws {
+        do {
+            try await store.write { w in try w.insertSession(sampleSession("s", user: "ghost", at: 1, secretByte: 9)) }
+            XCTFail("stored a session of no user")
+        } catch let error as StoreError {
+            XCTAssertEqual(error.kind, .notFound)
+        }
+    }
+
+    func testAFailedWriteLeavesNothingBehindAndDoesNotDisturbItsBatch() async throws {
+        struct Refused: Error {}
+        let store = self.store!
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<40 {
+                group.addTask {
+                    do {
+                        try await store.write { w in
+                            try w.insertUser(sampleUser("user\(i)"))
+                            try w.appendChange(sampleChange("users.user\(i).create", user: "user\(i)"))
+                            if i % 4 == 0 { throw Refused() }
+                        }
+                        return true
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        XCTAssertEqual(outcomes.filter { $0 }.count, 30)
+        let (users, changes) = try store.read { r in
+            (try (0..<40).filter { try r.user(id: "user\($0)") != nil }, try r.changes(after: 0, limit: 100))
+        }
+        XCTAssertEqual(users, (0..<40).filter { $0 % 4 != 0 })
+        XCTAssertEqual(changes.count, 30, "a refused write appends no change either")
+        XCTAssertEqual(changes.map(\.sequence), Array(1...30), "sequence numbers have no gaps")
+    }
+
+    func testConcurrentWritesShareCommits() async throws {
+        let store = self.store!
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<300 {
+                group.addTask { try await store.write { w in try w.insertUser(sampleUser("g\(i)")) } }
+            }
+            try await group.waitForAll()
+        }
+        let statistics = store.writeStatistics
+        XCTAssertEqual(statistics.writes, 300)
+        XCTAssertLessThan(statistics.commits, 300, "group commit: some commits carry several writes")
+        XCTAssertGreaterThan(statistics.largestBatch, 1)
+    }
+
+    func testChangeLogIsOrderedAndPaged() async throws {
+        try await store.write { w in
+            for i in 1...5 { try w.appendChange(sampleChange("e\(i)", user: "u")) }
+        }
+        let page = try store.read { try $0.changes(after: 2, limit: 2) }
+        XCTAssertEqual(page.map(\.sequence), [3, 4])
+        XCTAssertEqual(page.map(\.event), ["e3", "e4"])
+        XCTAssertEqual(try store.read { try $0.changes(after: 5, limit: 10) }, [])
+    }
+
+    func testDataSurvivesReopening() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1", email: "a@example.com"))
+            try w.appendChange(sampleChange("users.u1.create", user: "u1"))
+        }
+        store.close()
+        store = try LMDBStore(directory: directory)
+        XCTAssertEqual(try store.read { try $0.userID(email: "a@example.com") }, "u1")
+        let sequence = try await store.write { w in try w.appendChange(sampleChange("next", user: "u1")) }
+        XCTAssertEqual(sequence, 2, "the change log continues where it stopped")
+    }
+
+    func testASecondStoreOnTheSameFolderIsRefused() throws {
+        XCTAssertThrowsError(try LMDBStore(directory: directory)) { error in
+            XCTAssertEqual((error as? StoreError)?.kind, .unavailable)
+        }
+    }
+
+    func testWritesAfterCloseFailCleanly() async throws {
+        store.close()
+        do {
+            try await store.write { w in try w.insertUser(sampleUser("late")) }
+            XCTFail("wrote after close")
+        } catch let error as StoreError {
+            XCTAssertEqual(error.kind, .unavailable)
+        }
+    }
+
+    func testOverlongKeysAreRefusedNotCrashed() async throws {
+        let long = String(repeating: "x", count: 600)
+        XCTAssertNil(try store.read { try $0.user(id: long) })
+        do {
+            try await store.write { w in try w.insertUser(sampleUser(long)) }
+            XCTFail("stored a key LMDB cannot hold")
+        } catch is StoreError {}
+    }
+}
