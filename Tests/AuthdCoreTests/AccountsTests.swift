@@ -1,0 +1,143 @@
+import AuthdCore
+import AuthdStore
+import Foundation
+import XCTest
+
+/// A clock the test moves by hand.
+final class ManualClock: WallClock, @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: Int64
+
+    init(_ start: Int64 = 1_800_000_000_000) { current = start }
+
+    func now() -> Int64 { lock.withLock { current } }
+    func advance(seconds: Int64) { lock.withLock { current += seconds * 1000 } }
+}
+
+/// The domain against the real LMDB store and real (cheap) Argon2.
+final class AccountsTests: XCTestCase {
+    var directory: String!
+    var store: LMDBStore!
+    var pool: BlockingPool!
+    var clock: ManualClock!
+    var accounts: Accounts!
+
+    override func setUp() async throws {
+        directory = "/tmp/authd-core-test-\(UUID().uuidString.prefix(8))"
+        store = try LMDBStore(directory: directory)
+        pool = BlockingPool(threads: 2)
+        clock = ManualClock()
+        accounts = try Accounts(
+            store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool, clock: clock,
+            sessionPolicy: SessionPolicy(durationSeconds: 3600, limit: 3))
+    }
+
+    override func tearDown() async throws {
+        pool?.shutdown()
+        store?.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private let guest = RequestContext()
+
+    private func signIn(_ email: String, _ password: String = "password-1") async throws -> SessionView {
+        try await accounts.createEmailPasswordSession(email: email, password: password, context: guest)
+    }
+
+    private func assertError<T>(_ type: String, file: StaticString = #filePath, line: UInt = #line, _ body: () async throws -> T) async {
+        do {
+            _ = try await body()
+            XCTFail("expected \(type)", file: file, line: line)
+        } catch let error as AuthdError {
+            XCTAssertEqual(error.type, type, file: file, line: line)
+        } catch {
+            XCTFail("expected \(type), got \(error)", file: file, line: line)
+        }
+    }
+
+    func testCreateStoresAnArgon2HashNeverThePassword() async throws {
+        let user = try await accounts.create(
+            userID: "ada", email: "Ada@Example.com", password: "password-1", name: "Ada", context: guest)
+        XCTAssertEqual(user.email, "ada@example.com")
+        let stored = try XCTUnwrap(try store.read { try $0.user(id: "ada") })
+        XCTAssertTrue(stored.passwordHash.hasPrefix("$argon2id$"))
+        XCTAssertFalse(stored.passwordHash.contains("password-1"))
+        XCTAssertEqual(stored.hashAlgorithm, "argon2")
+        XCTAssertEqual(stored.passwordUpdate, clock.now())
+        let changes = try store.read { try $0.changes(after: 0, limit: 10) }
+        XCTAssertEqual(changes.map(\.event), ["users.ada.create"])
+        XCTAssertEqual(changes.first?.auditEvent, "user.create")
+        XCTAssertEqual(changes.first?.resource, "user/ada")
+        XCTAssertEqual(changes.first?.actorType, "guest")
+    }
+
+    func testSessionSecretsAreStoredOnlyAsHashes() async throws {
+        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, context: guest)
+        let session = try await signIn("u@example.com")
+        let stored = try XCTUnwrap(try store.read { try $0.session(id: session.record.id) })
+        XCTAssertEqual(stored.secretHash, SecretToken.hash(session.secret))
+        XCTAssertFalse(stored.secretHash.isEmpty)
+        let context = RequestContext(credential: .session(session.secret))
+        XCTAssertEqual(try accounts.get(context: context).id, "u")
+        let changes = try store.read { try $0.changes(after: 0, limit: 10) }
+        XCTAssertEqual(changes.last?.event, "users.u.sessions.\(session.record.id).create")
+    }
+
+    func testSessionsExpire() async throws {
+        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, context: guest)
+        let session = try await signIn("u@example.com")
+        let context = RequestContext(credential: .session(session.secret))
+        clock.advance(seconds: 3600)
+        XCTAssertEqual(try accounts.get(context: context).id, "u", "valid up to and including its expiry")
+        clock.advance(seconds: 1)
+        await assertError("general_unauthorized_scope") { try self.accounts.get(context: context) }
+    }
+
+    func testBlockedUsersCannotSignInOrUseSessions() async throws {
+        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, context: guest)
+        let session = try await signIn("u@example.com")
+        try await store.write { w in
+            guard var user = try w.user(id: "u") else { return }
+            user.status = false
+            try w.updateUser(user)
+        }
+        await assertError("user_blocked") { try await self.signIn("u@example.com") }
+        await assertError("user_blocked") {
+            try self.accounts.get(context: RequestContext(credential: .session(session.secret)))
+        }
+        await assertError("user_invalid_credentials") { try await self.signIn("u@example.com", "wrong-password") }
+    }
+
+    func testSessionLimitDeletesTheOldestInTheSameWrite() async throws {
+        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, context: guest)
+        var sessions: [SessionView] = []
+        for _ in 0..<5 {
+            clock.advance(seconds: 1)
+            sessions.append(try await signIn("u@example.com"))
+        }
+        let remaining = try store.read { try $0.sessions(userID: "u").map(\.id) }
+        XCTAssertEqual(remaining, sessions.suffix(3).map(\.record.id))
+        for evicted in sessions.prefix(2) {
+            await assertError("general_unauthorized_scope") {
+                try self.accounts.get(context: RequestContext(credential: .session(evicted.secret)))
+            }
+        }
+        let deletions = try store.read { try $0.changes(after: 0, limit: 100) }.filter { $0.auditEvent == "session.delete" }
+        XCTAssertEqual(deletions.count, 2)
+    }
+
+    func testAUserWithoutAPasswordCannotSignIn() async throws {
+        try await store.write { w in
+            var user = UserRecord(id: "anon", createdAt: 1)
+            user.email = "anon@example.com"
+            try w.insertUser(user)
+        }
+        await assertError("user_invalid_credentials") { try await self.signIn("anon@example.com") }
+    }
+
+    func testUnsupportedCredentialKindsAreClearErrors() async throws {
+        await assertError("user_auth_method_unsupported") {
+            try self.accounts.get(context: RequestContext(credential: .jwt("a.b.c")))
+        }
+    }
+}
