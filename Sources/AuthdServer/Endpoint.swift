@@ -4,11 +4,15 @@ import Foundation
 
 /// One rpc: decodes its input message, calls the domain, encodes its output message.
 ///
-/// `immediate` endpoints answer on the event loop without waiting (reads: an LMDB snapshot and
-/// a SHA-256); `deferred` ones await the hashing pool or the writer and answer when done.
+/// The body is always decoded on the event loop, so a malformed request is refused at once.
+/// `immediate` endpoints then answer on the event loop without waiting (reads: an LMDB
+/// snapshot and a SHA-256); `deferred` ones hand back work that awaits the hashing pool or the
+/// writer, and are answered when it is done.
 public enum Endpoint: Sendable {
     case immediate(@Sendable (_ body: Data, _ context: RequestContext) throws -> [UInt8])
-    case deferred(@Sendable (_ body: Data, _ context: RequestContext) async throws -> [UInt8])
+    case deferred(@Sendable (_ body: Data, _ context: RequestContext) throws -> DeferredWork)
+
+    public typealias DeferredWork = @Sendable () async throws -> [UInt8]
 
     static func immediate<Input: SwiftProtobuf.Message, Output: SwiftProtobuf.Message>(
         _ input: Input.Type, _ call: @escaping @Sendable (Input, RequestContext) throws -> Output
@@ -18,11 +22,12 @@ public enum Endpoint: Sendable {
         }
     }
 
-    static func deferred<Input: SwiftProtobuf.Message, Output: SwiftProtobuf.Message>(
+    static func deferred<Input: SwiftProtobuf.Message & Sendable, Output: SwiftProtobuf.Message>(
         _ input: Input.Type, _ call: @escaping @Sendable (Input, RequestContext) async throws -> Output
     ) -> Endpoint {
         .deferred { body, context in
-            try await call(decode(Input.self, body), context).serializedBytes()
+            let input = try decode(Input.self, body)
+            return { try await call(input, context).serializedBytes() }
         }
     }
 

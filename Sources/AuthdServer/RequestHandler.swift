@@ -57,11 +57,21 @@ final class RequestHandler: ChannelInboundHandler {
                     allocator: context.channel.allocator)
             }
             write(context, response)
-        case .deferred(let call):
+        case .deferred(let prepare):
+            let work: Endpoint.DeferredWork
+            do {
+                work = try prepare(request.body, requestContext)
+            } catch {
+                write(
+                    context,
+                    ResponseEncoding.failure(
+                        id: request.id, error: wireError(error, method: request.method, logger: logger),
+                        allocator: context.channel.allocator))
+                return
+            }
             deferredInFlight += 1
             let promise = context.eventLoop.makePromise(of: [UInt8].self)
-            let body = request.body
-            promise.completeWithTask { try await call(body, requestContext) }
+            promise.completeWithTask(work)
             let id = request.id
             let method = request.method
             let logger = self.logger

@@ -1,0 +1,50 @@
+import AuthdServer
+import Foundation
+import XCTest
+
+final class DaemonConfigurationTests: XCTestCase {
+    func testCommandLineWinsOverEnvironmentWhichWinsOverTheFile() throws {
+        let file = "/tmp/authd-config-\(UUID().uuidString.prefix(8)).conf"
+        try """
+            # comment
+            socket = /run/from-file.sock   # trailing comment
+            data = "/var/lib/authd"
+            session_limit = 5
+            argon2_memory_kib = 65536
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let configuration = try DaemonConfiguration.load(
+            file: file,
+            environment: ["AUTHD_SESSION_LIMIT": "7", "AUTHD_SOCKET": "/run/from-env.sock", "UNRELATED": "x"],
+            overrides: ["socket": "/run/from-cli.sock"])
+        XCTAssertEqual(configuration.socketPath, "/run/from-cli.sock")
+        XCTAssertEqual(configuration.dataDirectory, "/var/lib/authd")
+        XCTAssertEqual(configuration.sessionLimit, 7)
+        XCTAssertEqual(configuration.argon2.memoryKiB, 65536)
+        XCTAssertEqual(configuration.argon2.iterations, 2, "untouched keys keep their defaults")
+    }
+
+    func testBadValuesAndUnknownKeysAreClearErrors() {
+        let cases: [([String: String], String)] = [
+            (["session_limit": "101"], "session_limit must be a whole number in 0...100"),
+            (["socket_mode": "999"], "socket_mode must be octal"),
+            (["log_level": "loud"], "log_level must be one of"),
+            (["no_such_key": "1"], "unknown key `no_such_key`"),
+            (["argon2_iterations": "x"], "argon2_iterations must be a whole number"),
+        ]
+        for (overrides, message) in cases {
+            XCTAssertThrowsError(try DaemonConfiguration.load(file: nil, environment: [:], overrides: overrides)) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+        XCTAssertThrowsError(try DaemonConfiguration.load(file: "/nonexistent/authd.conf", environment: [:], overrides: [:]))
+    }
+
+    func testEveryKeyHasAnEnvironmentVariable() throws {
+        XCTAssertEqual(DaemonConfiguration.environmentVariable(for: "max_frame_bytes"), "AUTHD_MAX_FRAME_BYTES")
+        let configuration = try DaemonConfiguration.load(
+            file: nil, environment: ["AUTHD_MAX_FRAME_BYTES": "2048", "AUTHD_SOCKET_MODE": "600"], overrides: [:])
+        XCTAssertEqual(configuration.maximumFrameBytes, 2048)
+        XCTAssertEqual(configuration.socketMode, 0o600)
+    }
+}

@@ -1,0 +1,127 @@
+@testable import AuthdServer
+import AuthdCore
+import AuthdProto
+import AuthdStore
+import Foundation
+import Logging
+import NIOCore
+import NIOEmbedded
+import XCTest
+
+/// The connection pipeline on an EmbeddedChannel: framing, dispatch, errors, flushing.
+final class RequestHandlerTests: XCTestCase {
+    var directory: String!
+    var store: LMDBStore!
+    var pool: BlockingPool!
+    var channel: EmbeddedChannel!
+
+    override func setUp() async throws {
+        directory = "/tmp/authd-server-test-\(UUID().uuidString.prefix(8))"
+        store = try LMDBStore(directory: directory)
+        pool = BlockingPool(threads: 1)
+        let accounts = try Accounts(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
+        channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers(
+            ByteToMessageHandler(FrameDecoder(maximumFrameBytes: 1024)),
+            RequestHandler(methods: MethodTable(accounts: accounts), logger: Logger(label: "test")))
+        try channel.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/unused")).wait()
+    }
+
+    override func tearDown() async throws {
+        _ = try? channel.finish()
+        pool.shutdown()
+        store.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func frame(_ request: Authd_V1_Request) throws -> ByteBuffer {
+        let bytes: [UInt8] = try request.serializedBytes()
+        var buffer = channel.allocator.buffer(capacity: bytes.count + 4)
+        buffer.writeInteger(UInt32(bytes.count))
+        buffer.writeBytes(bytes)
+        return buffer
+    }
+
+    private func request(_ id: UInt64, _ method: String, body: Data = Data()) -> Authd_V1_Request {
+        var request = Authd_V1_Request()
+        request.id = id
+        request.method = method
+        request.body = body
+        return request
+    }
+
+    /// Reads every response written so far.
+    private func responses() throws -> [Authd_V1_Response] {
+        var result: [Authd_V1_Response] = []
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            while let length = buffer.readInteger(as: UInt32.self) {
+                let body = try XCTUnwrap(buffer.readBytes(length: Int(length)))
+                result.append(try Authd_V1_Response(serializedBytes: body))
+            }
+        }
+        return result
+    }
+
+    func testPipelinedCallsInOneReadAreAnsweredInOneFlush() throws {
+        var batch = try frame(request(1, "authd.v1.Health/Check"))
+        var second = try frame(request(2, "authd.v1.Account/Get"))
+        var third = try frame(request(3, "authd.v1.Health/Check"))
+        batch.writeBuffer(&second)
+        batch.writeBuffer(&third)
+        try channel.writeInbound(batch)
+        let answers = try responses()
+        XCTAssertEqual(answers.map(\.id), [1, 2, 3])
+        XCTAssertEqual(try Authd_V1_HealthCheckResponse(serializedBytes: answers[0].body).status, "pass")
+        XCTAssertEqual(answers[1].error.type, "general_unauthorized_scope")
+        XCTAssertEqual(answers[1].error.code, 401)
+        XCTAssertFalse(answers[2].hasError)
+    }
+
+    func testAFrameSplitAcrossReadsIsReassembled() throws {
+        var whole = try frame(request(5, "authd.v1.Health/Check"))
+        let head = whole.readSlice(length: 3)!
+        try channel.writeInbound(head)
+        XCTAssertEqual(try responses().count, 0)
+        try channel.writeInbound(whole)
+        XCTAssertEqual(try responses().map(\.id), [5])
+    }
+
+    func testUnknownMethodAndBadBodiesKeepTheConnection() throws {
+        try channel.writeInbound(try frame(request(1, "authd.v1.Nope/Nothing")))
+        try channel.writeInbound(try frame(request(2, "authd.v1.Account/Create", body: Data([0x0a, 0x05, 0x61]))))
+        var garbage = channel.allocator.buffer(capacity: 8)
+        garbage.writeInteger(UInt32(2))
+        garbage.writeBytes([0xff, 0xff])
+        try channel.writeInbound(garbage)
+        try channel.writeInbound(try frame(request(4, "authd.v1.Health/Check")))
+        let answers = try responses()
+        XCTAssertEqual(answers.map(\.id), [1, 2, 0, 4])
+        XCTAssertEqual(answers[0].error.type, "general_route_not_found")
+        XCTAssertEqual(answers[1].error.type, "general_argument_invalid")
+        XCTAssertEqual(answers[2].error.type, "general_argument_invalid")
+        XCTAssertFalse(answers[3].hasError)
+        XCTAssertTrue(channel.isActive)
+    }
+
+    func testOversizeFrameIsRefusedAndTheConnectionClosed() throws {
+        var header = channel.allocator.buffer(capacity: 4)
+        header.writeInteger(UInt32(1025))
+        try channel.writeInbound(header)
+        let answers = try responses()
+        XCTAssertEqual(answers.count, 1)
+        XCTAssertEqual(answers.first?.error.type, "general_argument_invalid")
+        XCTAssertEqual(answers.first?.error.code, 400)
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testResponseFramesDecodeWithSwiftProtobuf() throws {
+        let body: [UInt8] = Array(repeating: 7, count: 300)
+        var buffer = ResponseEncoding.success(id: 1 << 40, body: body, allocator: channel.allocator)
+        let length = try XCTUnwrap(buffer.readInteger(as: UInt32.self))
+        XCTAssertEqual(Int(length), buffer.readableBytes)
+        let decoded = try Authd_V1_Response(serializedBytes: buffer.readBytes(length: Int(length))!)
+        XCTAssertEqual(decoded.id, 1 << 40)
+        XCTAssertEqual([UInt8](decoded.body), body)
+        XCTAssertFalse(decoded.hasError)
+    }
+}
