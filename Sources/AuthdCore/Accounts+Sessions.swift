@@ -2,124 +2,101 @@ import AuthdStore
 
 extension Accounts {
     /// `Account/CreateEmailPasswordSession` (spec 3.9).
-    public func createEmailPasswordSession(
-        email rawEmail: String, password: String, context: RequestContext
-    ) async throws -> SessionView {
+    public func createEmailPasswordSession(email rawEmail: String, password: String, call: Call) async throws -> SessionView {
+        if case .user = call.caller { throw AuthdError.sessionAlreadyExists }
         let email = try FieldValidation.email(rawEmail)
         try FieldValidation.loginPassword(password)
-        let (caller, candidate) = try store.read { r -> (Caller, UserRecord?) in
-            let caller = try authenticate(context, in: r)
-            let user = try r.userID(email: email).flatMap { try r.user(id: $0) }
-            return (caller, user)
-        }
-        if case .user = caller { throw AuthdError.sessionAlreadyExists }
-
-        let stored = candidate.map { $0.passwordHash.isEmpty ? decoyHash : $0.passwordHash } ?? decoyHash
-        let matches = try await hashingPool.run { [hasher] in hasher.verify(password, encoded: stored) }
-        guard matches, let user = candidate, !user.passwordHash.isEmpty, user.passwordUpdate != 0 else {
-            throw AuthdError.invalidCredentials
-        }
+        let candidate = try directory.store.read { r in try r.userID(email: email).flatMap { try r.user(id: $0) } }
+        let verified = try await directory.verifyPassword(password, of: candidate)
+        guard verified, let user = candidate else { throw AuthdError.invalidCredentials }
         guard user.status else { throw AuthdError.userBlocked }
-
-        let now = clock.now()
-        let secret = SecretToken.generate()
-        var session = SessionRecord(
-            id: Identifiers.unique(nowMicroseconds: now * 1000), userID: user.id, createdAt: now,
-            expire: now + sessionPolicy.durationSeconds * 1000, provider: "email",
-            secretHash: SecretToken.hash(secret))
-        session.providerUID = email
-        session.factors = ["password"]
-        session.ip = context.client.ip
-        session.userAgent = context.client.userAgent
-        try await insertSession(session, caller: caller, context: context)
-        return SessionView(record: session, isCurrent: true, secret: secret)
-    }
-
-    /// Stores a new session with its change entry, then deletes the user's oldest sessions
-    /// beyond the session limit in the same transaction: they stop working at once.
-    func insertSession(_ session: SessionRecord, caller: Caller, context: RequestContext) async throws {
-        let created = changeRecord(
-            event: "users.\(session.userID).sessions.\(session.id).create", audit: "session.create",
-            resource: "user/\(session.userID)", userID: session.userID, caller: caller, context: context,
-            time: session.createdAt)
-        let limit = sessionPolicy.limit
+        let rehash = try await directory.rehashIfImported(user, password: password, call: call)
         do {
-            try await store.write { [self] w in
-                try w.insertSession(session)
-                try w.appendChange(created)
-                guard limit > 0 else { return }
-                let sessions = try w.sessions(userID: session.userID)
-                for old in sessions.prefix(max(0, sessions.count - limit)) {
-                    try w.deleteSession(id: old.id)
-                    try w.appendChange(
-                        changeRecord(
-                            event: "users.\(old.userID).sessions.\(old.id).delete", audit: "session.delete",
-                            resource: "user/\(old.userID)", userID: old.userID, caller: caller,
-                            context: context, time: session.createdAt))
-                }
-            }
+            return try await directory.issueSession(
+                userID: user.id, provider: "email", providerUID: email, factors: ["password"], call: call, trim: true,
+                inSameWrite: rehash)
         } catch let error as StoreError where error.kind == .notFound {
             // The user was deleted between the password check and the write.
             throw AuthdError.invalidCredentials
         }
     }
 
+    /// `Account/CreateSession`: redeems a token (`Users/CreateToken`) for a session; the token
+    /// is used up in the same transaction (spec 3.11).
+    public func createSession(userID: String, secret: String, call: Call) async throws -> SessionView {
+        if case .user = call.caller { throw AuthdError.sessionAlreadyExists }
+        guard Identifiers.isValidKey(userID) || userID == Identifiers.uniqueLiteral else {
+            throw AuthdError.argumentInvalid("Invalid `userId` param: UID must contain at most 36 chars.")
+        }
+        guard (1...256).contains(secret.count) else {
+            throw AuthdError.argumentInvalid("Invalid `secret` param: Value must be a valid string and at least 1 chars and no longer than 256 chars")
+        }
+        let now = directory.clock.now()
+        let presented = SecretToken.hash(secret)
+        let (user, token) = try directory.store.read { r -> (UserRecord?, TokenRecord?) in
+            guard let user = try r.user(id: userID) else { return (nil, nil) }
+            let token = try r.tokens(userID: userID).first {
+                SecretToken.constantTimeEquals($0.secretHash, presented) && $0.expire >= now
+            }
+            return (user, token)
+        }
+        guard let user, let token else {
+            throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
+        }
+        guard user.status else { throw AuthdError.userBlocked }
+        let tokenID = token.id
+        do {
+            return try await directory.issueSession(
+                userID: user.id, provider: "token", factors: ["token"], call: call, trim: true,
+                inSameWrite: { w in
+                    // A token redeemed twice at once: the second write finds it gone.
+                    guard try w.deleteToken(id: tokenID) else {
+                        throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
+                    }
+                })
+        } catch let error as StoreError where error.kind == .notFound {
+            throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
+        }
+    }
+
     /// `Account/ListSessions`: every session of the caller, oldest first.
-    public func listSessions(context: RequestContext) throws -> [SessionView] {
-        try store.read { r in
-            let (user, current) = try signedIn(context, in: r)
-            return try r.sessions(userID: user.id).map { SessionView(record: $0, isCurrent: $0.id == current.id) }
+    public func listSessions(call: Call) throws -> [SessionView] {
+        let (user, current) = try call.signedIn()
+        return try directory.store.read { r in
+            try r.sessions(userID: user.id).map { SessionView(record: $0, isCurrent: $0.id == current.id) }
         }
     }
 
     /// `Account/GetSession`: one of the caller's sessions, by id or `current`.
-    public func getSession(id: String, context: RequestContext) throws -> SessionView {
-        try store.read { r in
-            let (user, current) = try signedIn(context, in: r)
-            let sessionID = try resolveSessionID(id, current: current)
-            guard let session = try r.session(id: sessionID), session.userID == user.id else {
-                throw AuthdError.sessionNotFound
-            }
-            return SessionView(record: session, isCurrent: session.id == current.id)
+    public func getSession(id: String, call: Call) throws -> SessionView {
+        let (user, current) = try call.signedIn()
+        let sessionID = try resolveSessionID(id, current: current)
+        guard let session = try directory.store.read({ try $0.session(id: sessionID) }), session.userID == user.id else {
+            throw AuthdError.sessionNotFound
         }
+        return SessionView(record: session, isCurrent: session.id == current.id)
     }
 
     /// `Account/DeleteSession`: signs the caller out of one session, by id or `current`.
-    public func deleteSession(id: String, context: RequestContext) async throws {
-        let (caller, sessionID) = try store.read { r -> (Caller, String) in
-            let (user, current) = try signedIn(context, in: r)
-            return (.user(user, session: current), try resolveSessionID(id, current: current))
-        }
-        let now = clock.now()
-        guard case .user(let user, _) = caller else { return }
-        try await store.write { [self] w in
+    public func deleteSession(id: String, call: Call) async throws {
+        let (user, current) = try call.signedIn()
+        let sessionID = try resolveSessionID(id, current: current)
+        let now = directory.clock.now()
+        try await directory.store.write { [directory] w in
             guard let session = try w.session(id: sessionID), session.userID == user.id else {
                 throw AuthdError.sessionNotFound
             }
-            try w.deleteSession(id: sessionID)
-            try w.appendChange(
-                changeRecord(
-                    event: "users.\(user.id).sessions.\(sessionID).delete", audit: "session.delete",
-                    resource: "user/\(user.id)", userID: user.id, caller: caller, context: context, time: now))
+            try directory.deleteSession(session, in: w, call: call, time: now)
         }
     }
 
     /// `Account/DeleteSessions`: signs the caller out everywhere.
-    public func deleteSessions(context: RequestContext) async throws {
-        let caller = try store.read { r -> Caller in
-            let (user, current) = try signedIn(context, in: r)
-            return .user(user, session: current)
-        }
-        let now = clock.now()
-        guard case .user(let user, _) = caller else { return }
-        try await store.write { [self] w in
+    public func deleteSessions(call: Call) async throws {
+        let (user, _) = try call.signedIn()
+        let now = directory.clock.now()
+        try await directory.store.write { [directory] w in
             for session in try w.sessions(userID: user.id) {
-                try w.deleteSession(id: session.id)
-                try w.appendChange(
-                    changeRecord(
-                        event: "users.\(user.id).sessions.\(session.id).delete", audit: "session.delete",
-                        resource: "user/\(user.id)", userID: user.id, caller: caller, context: context,
-                        time: now))
+                try directory.deleteSession(session, in: w, call: call, time: now)
             }
         }
     }

@@ -1,7 +1,7 @@
 import AuthdStore
 import Logging
 
-/// Limits on sessions that a later issue moves into the project settings record (spec 6.4).
+/// Limits on sessions (spec 6.4).
 public struct SessionPolicy: Sendable, Equatable {
     /// How long a new session lasts, in seconds (default one year).
     public var durationSeconds: Int64 = 31_536_000
@@ -28,8 +28,9 @@ public struct SessionView: Sendable, Equatable {
     }
 }
 
-/// The Account API: what end users do with their own account (spec section 3).
-public final class Accounts: Sendable {
+/// What the Account and Users APIs share: the store, the clock, password hashing and the
+/// change log.
+public final class Directory: Sendable {
     let store: any AuthStore
     let hasher: PasswordHasher
     let hashingPool: BlockingPool
@@ -43,7 +44,7 @@ public final class Accounts: Sendable {
     public init(
         store: any AuthStore, hasher: PasswordHasher, hashingPool: BlockingPool,
         clock: any WallClock = SystemWallClock(), sessionPolicy: SessionPolicy = SessionPolicy(),
-        logger: Logger = Logger(label: "authd.accounts")
+        logger: Logger = Logger(label: "authd.directory")
     ) throws {
         self.store = store
         self.hasher = hasher
@@ -54,98 +55,114 @@ public final class Accounts: Sendable {
         self.decoyHash = try hasher.hash(SecretToken.generate())
     }
 
-    // MARK: Account
+    func hash(_ password: String) async throws -> String {
+        try await hashingPool.run { [hasher] in try hasher.hash(password) }
+    }
 
-    /// `Account/Create`: a new user with email and password; does not sign in.
-    public func create(
-        userID userIDParameter: String, email rawEmail: String, password: String, name: String?,
-        context: RequestContext
-    ) async throws -> UserRecord {
-        let now = clock.now()
-        let userID = try Identifiers.customID(userIDParameter, name: "userId", nowMicroseconds: now * 1000)
-        let email = try FieldValidation.email(rawEmail)
-        try FieldValidation.newPassword(password)
-        if let name { try FieldValidation.name(name) }
-        // Cheap look-ups before the expensive hash; the write transaction checks again.
-        let taken = try store.read { r in try r.user(id: userID) != nil || r.userID(email: email) != nil }
-        if taken { throw AuthdError.userAlreadyExists }
+    func changeRecord(
+        _ event: String, audit: String, resource: String, userID: String, call: Call, time: Int64
+    ) -> ChangeRecord {
+        var change = ChangeRecord(time: time, event: event, auditEvent: audit, resource: resource, userID: userID)
+        change.actorType = call.caller.actorType
+        change.actorID = call.caller.actorID
+        change.ip = call.context.client.ip
+        change.userAgent = call.context.client.userAgent
+        return change
+    }
 
-        let hash = try await hashingPool.run { [hasher] in try hasher.hash(password) }
-        var user = UserRecord(id: userID, createdAt: now)
-        user.email = email
-        user.name = name ?? ""
-        user.passwordHash = hash
-        user.hashAlgorithm = PasswordHasher.algorithm
-        user.passwordUpdate = now
-        let caller = try store.read { try authenticate(context, in: $0) }
+    /// Stores a new user with its change entry; `user_already_exists` when the id, email or
+    /// phone is taken.
+    func insert(_ user: UserRecord, call: Call) async throws {
         let change = changeRecord(
-            event: "users.\(userID).create", audit: "user.create", resource: "user/\(userID)",
-            userID: userID, caller: caller, context: context, time: now)
-        let newUser = user
+            "users.\(user.id).create", audit: "user.create", resource: "user/\(user.id)", userID: user.id,
+            call: call, time: user.createdAt)
         do {
             try await store.write { w in
-                try w.insertUser(newUser)
+                try w.insertUser(user)
                 try w.appendChange(change)
             }
         } catch let error as StoreError where error.kind == .duplicate {
             throw AuthdError.userAlreadyExists
         }
-        logger.info("account created", metadata: ["user": "\(userID)"])
+        logger.info("user created", metadata: ["user": "\(user.id)"])
+    }
+
+    /// A new session of `userID` with a fresh secret. With `trim`, the user's oldest sessions
+    /// beyond the session limit are deleted in the same transaction and stop working at once.
+    func issueSession(
+        userID: String, provider: String, providerUID: String = "", factors: [String], call: Call, trim: Bool,
+        inSameWrite extra: (@Sendable (any StoreWriter) throws -> Void)? = nil
+    ) async throws -> SessionView {
+        let now = clock.now()
+        let secret = SecretToken.generate()
+        var session = SessionRecord(
+            id: Identifiers.unique(nowMicroseconds: now * 1000), userID: userID, createdAt: now,
+            expire: now + sessionPolicy.durationSeconds * 1000, provider: provider,
+            secretHash: SecretToken.hash(secret))
+        session.providerUID = providerUID
+        session.factors = factors
+        session.ip = call.context.client.ip
+        session.userAgent = call.context.client.userAgent
+        let created = changeRecord(
+            "users.\(userID).sessions.\(session.id).create", audit: "session.create", resource: "user/\(userID)",
+            userID: userID, call: call, time: now)
+        let limit = trim ? sessionPolicy.limit : 0
+        let newSession = session
+        try await store.write { [self] w in
+            try extra?(w)
+            try w.insertSession(newSession)
+            try w.appendChange(created)
+            guard limit > 0 else { return }
+            let sessions = try w.sessions(userID: userID)
+            for old in sessions.prefix(max(0, sessions.count - limit)) {
+                try deleteSession(old, in: w, call: call, time: now)
+            }
+        }
+        return SessionView(record: session, isCurrent: !call.caller.isServer, secret: secret)
+    }
+
+    func deleteSession(_ session: SessionRecord, in w: any StoreWriter, call: Call, time: Int64) throws {
+        try w.deleteSession(id: session.id)
+        try w.appendChange(
+            changeRecord(
+                "users.\(session.userID).sessions.\(session.id).delete", audit: "session.delete",
+                resource: "user/\(session.userID)", userID: session.userID, call: call, time: time))
+    }
+}
+
+/// The Account API: what end users do with their own account (spec section 3).
+public final class Accounts: Sendable {
+    let directory: Directory
+
+    public init(directory: Directory) {
+        self.directory = directory
+    }
+
+    /// `Account/Create`: a new user with email and password; does not sign in.
+    public func create(
+        userID userIDParameter: String, email rawEmail: String, password: String, name: String?, call: Call
+    ) async throws -> UserRecord {
+        let now = directory.clock.now()
+        let userID = try Identifiers.customID(userIDParameter, name: "userId", nowMicroseconds: now * 1000)
+        let email = try FieldValidation.email(rawEmail)
+        try FieldValidation.newPassword(password)
+        if let name { try FieldValidation.name(name) }
+        // Cheap look-ups before the expensive hash; the write transaction checks again.
+        let taken = try directory.store.read { r in try r.user(id: userID) != nil || r.userID(email: email) != nil }
+        if taken { throw AuthdError.userAlreadyExists }
+
+        var user = UserRecord(id: userID, createdAt: now)
+        user.email = email
+        user.name = name ?? ""
+        user.passwordHash = try await directory.hash(password)
+        user.hashAlgorithm = PasswordHasher.algorithm
+        user.passwordUpdate = now
+        try await directory.insert(user, call: call)
         return user
     }
 
     /// `Account/Get`: the caller's own account.
-    public func get(context: RequestContext) throws -> UserRecord {
-        try store.read { r in try signedIn(context, in: r).user }
-    }
-
-    // MARK: Caller
-
-    /// Resolves the presented credential. A missing, unknown or expired session is a guest, as
-    /// in Appwrite; the scope check of each operation then decides.
-    public func authenticate(_ context: RequestContext, in reader: any StoreReader) throws -> Caller {
-        switch context.credential {
-        case .none:
-            return .guest
-        case .session(let secret):
-            let presented = SecretToken.hash(secret)
-            guard let sessionID = try reader.sessionID(secretHash: presented),
-                let session = try reader.session(id: sessionID),
-                SecretToken.constantTimeEquals(session.secretHash, presented),
-                session.expire >= clock.now(),
-                let user = try reader.user(id: session.userID)
-            else { return .guest }
-            return .user(user, session: session)
-        case .jwt:
-            throw AuthdError(
-                type: "user_auth_method_unsupported", code: 501,
-                message: "JWT credentials are not supported by this authd yet.")
-        case .apiKey:
-            throw AuthdError(
-                type: "user_auth_method_unsupported", code: 501,
-                message: "API key credentials are not supported by this authd yet.")
-        }
-    }
-
-    /// The signed-in caller of an operation with scope `account`: a guest lacks the scope, a
-    /// blocked user is refused.
-    func signedIn(_ context: RequestContext, in reader: any StoreReader) throws -> (user: UserRecord, session: SessionRecord) {
-        guard case .user(let user, let session) = try authenticate(context, in: reader) else {
-            throw AuthdError.unauthorizedScope("account")
-        }
-        guard user.status else { throw AuthdError.userBlocked }
-        return (user, session)
-    }
-
-    func changeRecord(
-        event: String, audit: String, resource: String, userID: String, caller: Caller,
-        context: RequestContext, time: Int64
-    ) -> ChangeRecord {
-        var change = ChangeRecord(time: time, event: event, auditEvent: audit, resource: resource, userID: userID)
-        change.actorType = caller.actorType
-        change.actorID = caller.actorID
-        change.ip = context.client.ip
-        change.userAgent = context.client.userAgent
-        return change
+    public func get(call: Call) throws -> UserRecord {
+        try call.signedIn().user
     }
 }

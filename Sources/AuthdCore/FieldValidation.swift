@@ -68,3 +68,35 @@ extension String {
         return self[start...end]
     }
 }
+
+extension FieldValidation {
+    /// E.164: `+`, then 7 to 15 digits, the first not 0.
+    public static func phone(_ phone: String, name: String = "phone") throws -> String {
+        let bytes = Array(phone.utf8)
+        guard (8...16).contains(bytes.count), bytes[0] == UInt8(ascii: "+"), bytes[1] != UInt8(ascii: "0"),
+            bytes.dropFirst().allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        else {
+            throw AuthdError.argumentInvalid(
+                "Invalid `\(name)` param: Phone number must start with a '+' can have a maximum of fifteen digits.")
+        }
+        return phone
+    }
+
+    /// Labels: 1-36 alphanumeric characters each, at most 1000; duplicates dropped, first
+    /// occurrence kept (spec 1.8).
+    public static func labels(_ labels: [String]) throws -> [String] {
+        guard labels.count <= 1000 else { throw AuthdError.argumentInvalid("Invalid `labels` param: at most 1000 labels") }
+        var seen = Set<String>()
+        var result: [String] = []
+        for label in labels {
+            guard (1...36).contains(label.utf8.count),
+                label.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) })
+            else {
+                throw AuthdError.argumentInvalid(
+                    "Invalid `labels` param: Value must be a valid string and at least 1 chars and no longer than 36 chars, alphanumeric only")
+            }
+            if seen.insert(label).inserted { result.append(label) }
+        }
+        return result
+    }
+}

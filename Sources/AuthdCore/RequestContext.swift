@@ -24,35 +24,30 @@ public struct ClientInfo: Sendable, Equatable {
     }
 }
 
+/// The Unix credentials of the process at the other end of the connection (SO_PEERCRED).
+public struct PeerCredentials: Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var pid: Int32
+
+    public init(uid: UInt32, gid: UInt32, pid: Int32) {
+        self.uid = uid
+        self.gid = gid
+        self.pid = pid
+    }
+}
+
 /// Everything about a call that is not its parameters.
 public struct RequestContext: Sendable, Equatable {
     public var credential: Credential
     public var client: ClientInfo
+    /// The connected process, when the transport knows it.
+    public var peer: PeerCredentials?
 
-    public init(credential: Credential = .none, client: ClientInfo = ClientInfo()) {
+    public init(credential: Credential = .none, client: ClientInfo = ClientInfo(), peer: PeerCredentials? = nil) {
         self.credential = credential
         self.client = client
+        self.peer = peer
     }
 }
 
-/// Who is calling, once the credential has been checked.
-public enum Caller: Sendable, Equatable {
-    case guest
-    /// A signed-in user, with the session that authenticated the call.
-    case user(UserRecord, session: SessionRecord)
-
-    /// Spec 13.2 actor types.
-    var actorType: String {
-        switch self {
-        case .guest: "guest"
-        case .user: "user"
-        }
-    }
-
-    var actorID: String {
-        switch self {
-        case .guest: ""
-        case .user(let user, session: _): user.id
-        }
-    }
-}

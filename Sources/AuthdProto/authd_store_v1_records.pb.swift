@@ -132,11 +132,80 @@ public nonisolated struct Authd_Store_V1_UserRecord: @unchecked Sendable {
     set {_uniqueStorage()._reset = newValue}
   }
 
+  public var impersonator: Bool {
+    get {_storage._impersonator}
+    set {_uniqueStorage()._impersonator = newValue}
+  }
+
+  /// Parameters of an imported hash (JSON object), e.g. scrypt's salt and costs.
+  public var hashOptions: String {
+    get {_storage._hashOptions}
+    set {_uniqueStorage()._hashOptions = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A one-time secret of a user (custom token, later magic URL, OTP, recovery, ...).
+public nonisolated struct Authd_Store_V1_TokenRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var userID: String = String()
+
+  /// Appwrite's token type codes: 8 generic (server-made), ...
+  public var type: UInt32 = 0
+
+  /// SHA-256 of the secret.
+  public var secretHash: Data = Data()
+
+  public var createdAt: Int64 = 0
+
+  public var expire: Int64 = 0
+
+  public var ip: String = String()
+
+  public var userAgent: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A server API key: its scopes, and the SHA-256 of its secret.
+public nonisolated struct Authd_Store_V1_ApiKeyRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var name: String = String()
+
+  public var scopes: [String] = []
+
+  public var secretHash: Data = Data()
+
+  public var createdAt: Int64 = 0
+
+  /// 0: never expires.
+  public var expire: Int64 = 0
+
+  /// Set when revoked; a revoked key is kept for the audit trail but never accepted.
+  public var revokedAt: Int64 = 0
+
+  public var accessedAt: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Authd_Store_V1_SessionRecord: Sendable {
@@ -217,7 +286,7 @@ fileprivate nonisolated let _protobuf_package = "authd.store.v1"
 
 nonisolated extension Authd_Store_V1_UserRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UserRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}created_at\0\u{3}updated_at\0\u{1}name\0\u{1}email\0\u{1}phone\0\u{1}status\0\u{1}labels\0\u{3}password_hash\0\u{3}hash_algorithm\0\u{3}password_update\0\u{1}registration\0\u{3}email_verification\0\u{3}phone_verification\0\u{1}mfa\0\u{1}prefs\0\u{3}accessed_at\0\u{3}password_history\0\u{1}reset\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}created_at\0\u{3}updated_at\0\u{1}name\0\u{1}email\0\u{1}phone\0\u{1}status\0\u{1}labels\0\u{3}password_hash\0\u{3}hash_algorithm\0\u{3}password_update\0\u{1}registration\0\u{3}email_verification\0\u{3}phone_verification\0\u{1}mfa\0\u{1}prefs\0\u{3}accessed_at\0\u{3}password_history\0\u{1}reset\0\u{1}impersonator\0\u{3}hash_options\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -239,6 +308,8 @@ nonisolated extension Authd_Store_V1_UserRecord: SwiftProtobuf.Message, SwiftPro
     var _accessedAt: Int64 = 0
     var _passwordHistory: [String] = []
     var _reset: Bool = false
+    var _impersonator: Bool = false
+    var _hashOptions: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -268,6 +339,8 @@ nonisolated extension Authd_Store_V1_UserRecord: SwiftProtobuf.Message, SwiftPro
       _accessedAt = source._accessedAt
       _passwordHistory = source._passwordHistory
       _reset = source._reset
+      _impersonator = source._impersonator
+      _hashOptions = source._hashOptions
     }
   }
 
@@ -305,6 +378,8 @@ nonisolated extension Authd_Store_V1_UserRecord: SwiftProtobuf.Message, SwiftPro
         case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._accessedAt) }()
         case 18: try { try decoder.decodeRepeatedStringField(value: &_storage._passwordHistory) }()
         case 19: try { try decoder.decodeSingularBoolField(value: &_storage._reset) }()
+        case 20: try { try decoder.decodeSingularBoolField(value: &_storage._impersonator) }()
+        case 21: try { try decoder.decodeSingularStringField(value: &_storage._hashOptions) }()
         default: break
         }
       }
@@ -370,6 +445,12 @@ nonisolated extension Authd_Store_V1_UserRecord: SwiftProtobuf.Message, SwiftPro
       if _storage._reset != false {
         try visitor.visitSingularBoolField(value: _storage._reset, fieldNumber: 19)
       }
+      if _storage._impersonator != false {
+        try visitor.visitSingularBoolField(value: _storage._impersonator, fieldNumber: 20)
+      }
+      if !_storage._hashOptions.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._hashOptions, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -398,10 +479,142 @@ nonisolated extension Authd_Store_V1_UserRecord: SwiftProtobuf.Message, SwiftPro
         if _storage._accessedAt != rhs_storage._accessedAt {return false}
         if _storage._passwordHistory != rhs_storage._passwordHistory {return false}
         if _storage._reset != rhs_storage._reset {return false}
+        if _storage._impersonator != rhs_storage._impersonator {return false}
+        if _storage._hashOptions != rhs_storage._hashOptions {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_Store_V1_TokenRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TokenRecord"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}user_id\0\u{1}type\0\u{3}secret_hash\0\u{3}created_at\0\u{1}expire\0\u{1}ip\0\u{3}user_agent\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.type) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.secretHash) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.createdAt) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.expire) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.ip) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.userAgent) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 2)
+    }
+    if self.type != 0 {
+      try visitor.visitSingularUInt32Field(value: self.type, fieldNumber: 3)
+    }
+    if !self.secretHash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.secretHash, fieldNumber: 4)
+    }
+    if self.createdAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAt, fieldNumber: 5)
+    }
+    if self.expire != 0 {
+      try visitor.visitSingularInt64Field(value: self.expire, fieldNumber: 6)
+    }
+    if !self.ip.isEmpty {
+      try visitor.visitSingularStringField(value: self.ip, fieldNumber: 7)
+    }
+    if !self.userAgent.isEmpty {
+      try visitor.visitSingularStringField(value: self.userAgent, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_Store_V1_TokenRecord, rhs: Authd_Store_V1_TokenRecord) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.type != rhs.type {return false}
+    if lhs.secretHash != rhs.secretHash {return false}
+    if lhs.createdAt != rhs.createdAt {return false}
+    if lhs.expire != rhs.expire {return false}
+    if lhs.ip != rhs.ip {return false}
+    if lhs.userAgent != rhs.userAgent {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_Store_V1_ApiKeyRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApiKeyRecord"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}scopes\0\u{3}secret_hash\0\u{3}created_at\0\u{1}expire\0\u{3}revoked_at\0\u{3}accessed_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.scopes) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.secretHash) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.createdAt) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.expire) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.revokedAt) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.accessedAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if !self.scopes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.scopes, fieldNumber: 3)
+    }
+    if !self.secretHash.isEmpty {
+      try visitor.visitSingularBytesField(value: self.secretHash, fieldNumber: 4)
+    }
+    if self.createdAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAt, fieldNumber: 5)
+    }
+    if self.expire != 0 {
+      try visitor.visitSingularInt64Field(value: self.expire, fieldNumber: 6)
+    }
+    if self.revokedAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.revokedAt, fieldNumber: 7)
+    }
+    if self.accessedAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.accessedAt, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_Store_V1_ApiKeyRecord, rhs: Authd_Store_V1_ApiKeyRecord) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.scopes != rhs.scopes {return false}
+    if lhs.secretHash != rhs.secretHash {return false}
+    if lhs.createdAt != rhs.createdAt {return false}
+    if lhs.expire != rhs.expire {return false}
+    if lhs.revokedAt != rhs.revokedAt {return false}
+    if lhs.accessedAt != rhs.accessedAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

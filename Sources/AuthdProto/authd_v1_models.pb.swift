@@ -24,7 +24,166 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 }
 
 /// A user account as its owner sees it (Appwrite's `Account` model).
-public nonisolated struct Authd_V1_User: Sendable {
+public nonisolated struct Authd_V1_User: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String {
+    get {_storage._id}
+    set {_uniqueStorage()._id = newValue}
+  }
+
+  public var createdAt: Int64 {
+    get {_storage._createdAt}
+    set {_uniqueStorage()._createdAt = newValue}
+  }
+
+  public var updatedAt: Int64 {
+    get {_storage._updatedAt}
+    set {_uniqueStorage()._updatedAt = newValue}
+  }
+
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
+
+  /// When the account was registered.
+  public var registration: Int64 {
+    get {_storage._registration}
+    set {_uniqueStorage()._registration = newValue}
+  }
+
+  /// false when the account is blocked.
+  public var status: Bool {
+    get {_storage._status}
+    set {_uniqueStorage()._status = newValue}
+  }
+
+  public var labels: [String] {
+    get {_storage._labels}
+    set {_uniqueStorage()._labels = newValue}
+  }
+
+  /// When the password was last set; 0 for an account without a password.
+  public var passwordUpdate: Int64 {
+    get {_storage._passwordUpdate}
+    set {_uniqueStorage()._passwordUpdate = newValue}
+  }
+
+  public var email: String {
+    get {_storage._email}
+    set {_uniqueStorage()._email = newValue}
+  }
+
+  public var phone: String {
+    get {_storage._phone}
+    set {_uniqueStorage()._phone = newValue}
+  }
+
+  public var emailVerification: Bool {
+    get {_storage._emailVerification}
+    set {_uniqueStorage()._emailVerification = newValue}
+  }
+
+  public var phoneVerification: Bool {
+    get {_storage._phoneVerification}
+    set {_uniqueStorage()._phoneVerification = newValue}
+  }
+
+  public var mfa: Bool {
+    get {_storage._mfa}
+    set {_uniqueStorage()._mfa = newValue}
+  }
+
+  /// The user's preferences, a JSON object.
+  public var prefs: String {
+    get {_storage._prefs}
+    set {_uniqueStorage()._prefs = newValue}
+  }
+
+  /// When the account was last seen using a session (refreshed at most once a day).
+  public var accessedAt: Int64 {
+    get {_storage._accessedAt}
+    set {_uniqueStorage()._accessedAt = newValue}
+  }
+
+  /// May act as other users (server side: set with Users/UpdateImpersonator).
+  public var impersonator: Bool {
+    get {_storage._impersonator}
+    set {_uniqueStorage()._impersonator = newValue}
+  }
+
+  /// The algorithm of the stored password hash (`argon2`, or an imported one until the first
+  /// login re-hashes it). Only server callers see it. The hash itself is never returned.
+  public var hash: String {
+    get {_storage._hash}
+    set {_uniqueStorage()._hash = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A list of users (Appwrite's `UserList`).
+public nonisolated struct Authd_V1_UserList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Matching users, counted up to 5000.
+  public var total: UInt32 = 0
+
+  public var users: [Authd_V1_User] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A user's preferences (Appwrite's `Preferences`): a JSON object.
+public nonisolated struct Authd_V1_Preferences: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var prefs: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A one-time secret that signs a user in (Appwrite's `Token`).
+public nonisolated struct Authd_V1_Token: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var createdAt: Int64 = 0
+
+  public var userID: String = String()
+
+  /// The secret, returned once, by the call that creates the token.
+  public var secret: String = String()
+
+  public var expire: Int64 = 0
+
+  public var phrase: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A team membership (Appwrite's `Membership`).
+public nonisolated struct Authd_V1_Membership: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -35,34 +194,39 @@ public nonisolated struct Authd_V1_User: Sendable {
 
   public var updatedAt: Int64 = 0
 
-  public var name: String = String()
+  public var userID: String = String()
 
-  /// When the account was registered.
-  public var registration: Int64 = 0
+  public var userName: String = String()
 
-  /// false when the account is blocked.
-  public var status: Bool = false
+  public var userEmail: String = String()
 
-  public var labels: [String] = []
+  public var teamID: String = String()
 
-  /// When the password was last set; 0 for an account without a password.
-  public var passwordUpdate: Int64 = 0
+  public var teamName: String = String()
 
-  public var email: String = String()
+  public var invited: Int64 = 0
 
-  public var phone: String = String()
+  public var joined: Int64 = 0
 
-  public var emailVerification: Bool = false
-
-  public var phoneVerification: Bool = false
+  public var confirm: Bool = false
 
   public var mfa: Bool = false
 
-  /// The user's preferences, a JSON object.
-  public var prefs: String = String()
+  public var roles: [String] = []
 
-  /// When the account was last seen using a session (refreshed at most once a day).
-  public var accessedAt: Int64 = 0
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Authd_V1_MembershipList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var total: UInt32 = 0
+
+  public var memberships: [Authd_V1_Membership] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -151,7 +315,305 @@ fileprivate nonisolated let _protobuf_package = "authd.v1"
 
 nonisolated extension Authd_V1_User: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".User"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}created_at\0\u{3}updated_at\0\u{1}name\0\u{1}registration\0\u{1}status\0\u{1}labels\0\u{3}password_update\0\u{1}email\0\u{1}phone\0\u{3}email_verification\0\u{3}phone_verification\0\u{1}mfa\0\u{1}prefs\0\u{3}accessed_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}created_at\0\u{3}updated_at\0\u{1}name\0\u{1}registration\0\u{1}status\0\u{1}labels\0\u{3}password_update\0\u{1}email\0\u{1}phone\0\u{3}email_verification\0\u{3}phone_verification\0\u{1}mfa\0\u{1}prefs\0\u{3}accessed_at\0\u{1}impersonator\0\u{1}hash\0")
+
+  fileprivate class _StorageClass {
+    var _id: String = String()
+    var _createdAt: Int64 = 0
+    var _updatedAt: Int64 = 0
+    var _name: String = String()
+    var _registration: Int64 = 0
+    var _status: Bool = false
+    var _labels: [String] = []
+    var _passwordUpdate: Int64 = 0
+    var _email: String = String()
+    var _phone: String = String()
+    var _emailVerification: Bool = false
+    var _phoneVerification: Bool = false
+    var _mfa: Bool = false
+    var _prefs: String = String()
+    var _accessedAt: Int64 = 0
+    var _impersonator: Bool = false
+    var _hash: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _id = source._id
+      _createdAt = source._createdAt
+      _updatedAt = source._updatedAt
+      _name = source._name
+      _registration = source._registration
+      _status = source._status
+      _labels = source._labels
+      _passwordUpdate = source._passwordUpdate
+      _email = source._email
+      _phone = source._phone
+      _emailVerification = source._emailVerification
+      _phoneVerification = source._phoneVerification
+      _mfa = source._mfa
+      _prefs = source._prefs
+      _accessedAt = source._accessedAt
+      _impersonator = source._impersonator
+      _hash = source._hash
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._id) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._createdAt) }()
+        case 3: try { try decoder.decodeSingularInt64Field(value: &_storage._updatedAt) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._registration) }()
+        case 6: try { try decoder.decodeSingularBoolField(value: &_storage._status) }()
+        case 7: try { try decoder.decodeRepeatedStringField(value: &_storage._labels) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._passwordUpdate) }()
+        case 9: try { try decoder.decodeSingularStringField(value: &_storage._email) }()
+        case 10: try { try decoder.decodeSingularStringField(value: &_storage._phone) }()
+        case 11: try { try decoder.decodeSingularBoolField(value: &_storage._emailVerification) }()
+        case 12: try { try decoder.decodeSingularBoolField(value: &_storage._phoneVerification) }()
+        case 13: try { try decoder.decodeSingularBoolField(value: &_storage._mfa) }()
+        case 14: try { try decoder.decodeSingularStringField(value: &_storage._prefs) }()
+        case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._accessedAt) }()
+        case 16: try { try decoder.decodeSingularBoolField(value: &_storage._impersonator) }()
+        case 17: try { try decoder.decodeSingularStringField(value: &_storage._hash) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if !_storage._id.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._id, fieldNumber: 1)
+      }
+      if _storage._createdAt != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._createdAt, fieldNumber: 2)
+      }
+      if _storage._updatedAt != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._updatedAt, fieldNumber: 3)
+      }
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 4)
+      }
+      if _storage._registration != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._registration, fieldNumber: 5)
+      }
+      if _storage._status != false {
+        try visitor.visitSingularBoolField(value: _storage._status, fieldNumber: 6)
+      }
+      if !_storage._labels.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._labels, fieldNumber: 7)
+      }
+      if _storage._passwordUpdate != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._passwordUpdate, fieldNumber: 8)
+      }
+      if !_storage._email.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._email, fieldNumber: 9)
+      }
+      if !_storage._phone.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._phone, fieldNumber: 10)
+      }
+      if _storage._emailVerification != false {
+        try visitor.visitSingularBoolField(value: _storage._emailVerification, fieldNumber: 11)
+      }
+      if _storage._phoneVerification != false {
+        try visitor.visitSingularBoolField(value: _storage._phoneVerification, fieldNumber: 12)
+      }
+      if _storage._mfa != false {
+        try visitor.visitSingularBoolField(value: _storage._mfa, fieldNumber: 13)
+      }
+      if !_storage._prefs.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._prefs, fieldNumber: 14)
+      }
+      if _storage._accessedAt != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._accessedAt, fieldNumber: 15)
+      }
+      if _storage._impersonator != false {
+        try visitor.visitSingularBoolField(value: _storage._impersonator, fieldNumber: 16)
+      }
+      if !_storage._hash.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._hash, fieldNumber: 17)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_V1_User, rhs: Authd_V1_User) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._id != rhs_storage._id {return false}
+        if _storage._createdAt != rhs_storage._createdAt {return false}
+        if _storage._updatedAt != rhs_storage._updatedAt {return false}
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._registration != rhs_storage._registration {return false}
+        if _storage._status != rhs_storage._status {return false}
+        if _storage._labels != rhs_storage._labels {return false}
+        if _storage._passwordUpdate != rhs_storage._passwordUpdate {return false}
+        if _storage._email != rhs_storage._email {return false}
+        if _storage._phone != rhs_storage._phone {return false}
+        if _storage._emailVerification != rhs_storage._emailVerification {return false}
+        if _storage._phoneVerification != rhs_storage._phoneVerification {return false}
+        if _storage._mfa != rhs_storage._mfa {return false}
+        if _storage._prefs != rhs_storage._prefs {return false}
+        if _storage._accessedAt != rhs_storage._accessedAt {return false}
+        if _storage._impersonator != rhs_storage._impersonator {return false}
+        if _storage._hash != rhs_storage._hash {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_V1_UserList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UserList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}total\0\u{1}users\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.total) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.users) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.total != 0 {
+      try visitor.visitSingularUInt32Field(value: self.total, fieldNumber: 1)
+    }
+    if !self.users.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.users, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_V1_UserList, rhs: Authd_V1_UserList) -> Bool {
+    if lhs.total != rhs.total {return false}
+    if lhs.users != rhs.users {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_V1_Preferences: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Preferences"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prefs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.prefs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.prefs.isEmpty {
+      try visitor.visitSingularStringField(value: self.prefs, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_V1_Preferences, rhs: Authd_V1_Preferences) -> Bool {
+    if lhs.prefs != rhs.prefs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_V1_Token: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Token"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}created_at\0\u{3}user_id\0\u{1}secret\0\u{1}expire\0\u{1}phrase\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.createdAt) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.secret) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.expire) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.phrase) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if self.createdAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAt, fieldNumber: 2)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 3)
+    }
+    if !self.secret.isEmpty {
+      try visitor.visitSingularStringField(value: self.secret, fieldNumber: 4)
+    }
+    if self.expire != 0 {
+      try visitor.visitSingularInt64Field(value: self.expire, fieldNumber: 5)
+    }
+    if !self.phrase.isEmpty {
+      try visitor.visitSingularStringField(value: self.phrase, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_V1_Token, rhs: Authd_V1_Token) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.createdAt != rhs.createdAt {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.secret != rhs.secret {return false}
+    if lhs.expire != rhs.expire {return false}
+    if lhs.phrase != rhs.phrase {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_V1_Membership: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Membership"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}created_at\0\u{3}updated_at\0\u{3}user_id\0\u{3}user_name\0\u{3}user_email\0\u{3}team_id\0\u{3}team_name\0\u{1}invited\0\u{1}joined\0\u{1}confirm\0\u{1}mfa\0\u{1}roles\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -162,18 +624,16 @@ nonisolated extension Authd_V1_User: SwiftProtobuf.Message, SwiftProtobuf._Messa
       case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.createdAt) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.updatedAt) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.registration) }()
-      case 6: try { try decoder.decodeSingularBoolField(value: &self.status) }()
-      case 7: try { try decoder.decodeRepeatedStringField(value: &self.labels) }()
-      case 8: try { try decoder.decodeSingularInt64Field(value: &self.passwordUpdate) }()
-      case 9: try { try decoder.decodeSingularStringField(value: &self.email) }()
-      case 10: try { try decoder.decodeSingularStringField(value: &self.phone) }()
-      case 11: try { try decoder.decodeSingularBoolField(value: &self.emailVerification) }()
-      case 12: try { try decoder.decodeSingularBoolField(value: &self.phoneVerification) }()
-      case 13: try { try decoder.decodeSingularBoolField(value: &self.mfa) }()
-      case 14: try { try decoder.decodeSingularStringField(value: &self.prefs) }()
-      case 15: try { try decoder.decodeSingularInt64Field(value: &self.accessedAt) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.userName) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.userEmail) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.teamID) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.teamName) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.invited) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.joined) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.confirm) }()
+      case 12: try { try decoder.decodeSingularBoolField(value: &self.mfa) }()
+      case 13: try { try decoder.decodeRepeatedStringField(value: &self.roles) }()
       default: break
       }
     }
@@ -189,61 +649,88 @@ nonisolated extension Authd_V1_User: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if self.updatedAt != 0 {
       try visitor.visitSingularInt64Field(value: self.updatedAt, fieldNumber: 3)
     }
-    if !self.name.isEmpty {
-      try visitor.visitSingularStringField(value: self.name, fieldNumber: 4)
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 4)
     }
-    if self.registration != 0 {
-      try visitor.visitSingularInt64Field(value: self.registration, fieldNumber: 5)
+    if !self.userName.isEmpty {
+      try visitor.visitSingularStringField(value: self.userName, fieldNumber: 5)
     }
-    if self.status != false {
-      try visitor.visitSingularBoolField(value: self.status, fieldNumber: 6)
+    if !self.userEmail.isEmpty {
+      try visitor.visitSingularStringField(value: self.userEmail, fieldNumber: 6)
     }
-    if !self.labels.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.labels, fieldNumber: 7)
+    if !self.teamID.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamID, fieldNumber: 7)
     }
-    if self.passwordUpdate != 0 {
-      try visitor.visitSingularInt64Field(value: self.passwordUpdate, fieldNumber: 8)
+    if !self.teamName.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamName, fieldNumber: 8)
     }
-    if !self.email.isEmpty {
-      try visitor.visitSingularStringField(value: self.email, fieldNumber: 9)
+    if self.invited != 0 {
+      try visitor.visitSingularInt64Field(value: self.invited, fieldNumber: 9)
     }
-    if !self.phone.isEmpty {
-      try visitor.visitSingularStringField(value: self.phone, fieldNumber: 10)
+    if self.joined != 0 {
+      try visitor.visitSingularInt64Field(value: self.joined, fieldNumber: 10)
     }
-    if self.emailVerification != false {
-      try visitor.visitSingularBoolField(value: self.emailVerification, fieldNumber: 11)
-    }
-    if self.phoneVerification != false {
-      try visitor.visitSingularBoolField(value: self.phoneVerification, fieldNumber: 12)
+    if self.confirm != false {
+      try visitor.visitSingularBoolField(value: self.confirm, fieldNumber: 11)
     }
     if self.mfa != false {
-      try visitor.visitSingularBoolField(value: self.mfa, fieldNumber: 13)
+      try visitor.visitSingularBoolField(value: self.mfa, fieldNumber: 12)
     }
-    if !self.prefs.isEmpty {
-      try visitor.visitSingularStringField(value: self.prefs, fieldNumber: 14)
-    }
-    if self.accessedAt != 0 {
-      try visitor.visitSingularInt64Field(value: self.accessedAt, fieldNumber: 15)
+    if !self.roles.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.roles, fieldNumber: 13)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Authd_V1_User, rhs: Authd_V1_User) -> Bool {
+  public static func ==(lhs: Authd_V1_Membership, rhs: Authd_V1_Membership) -> Bool {
     if lhs.id != rhs.id {return false}
     if lhs.createdAt != rhs.createdAt {return false}
     if lhs.updatedAt != rhs.updatedAt {return false}
-    if lhs.name != rhs.name {return false}
-    if lhs.registration != rhs.registration {return false}
-    if lhs.status != rhs.status {return false}
-    if lhs.labels != rhs.labels {return false}
-    if lhs.passwordUpdate != rhs.passwordUpdate {return false}
-    if lhs.email != rhs.email {return false}
-    if lhs.phone != rhs.phone {return false}
-    if lhs.emailVerification != rhs.emailVerification {return false}
-    if lhs.phoneVerification != rhs.phoneVerification {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.userName != rhs.userName {return false}
+    if lhs.userEmail != rhs.userEmail {return false}
+    if lhs.teamID != rhs.teamID {return false}
+    if lhs.teamName != rhs.teamName {return false}
+    if lhs.invited != rhs.invited {return false}
+    if lhs.joined != rhs.joined {return false}
+    if lhs.confirm != rhs.confirm {return false}
     if lhs.mfa != rhs.mfa {return false}
-    if lhs.prefs != rhs.prefs {return false}
-    if lhs.accessedAt != rhs.accessedAt {return false}
+    if lhs.roles != rhs.roles {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_V1_MembershipList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MembershipList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}total\0\u{1}memberships\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.total) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.memberships) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.total != 0 {
+      try visitor.visitSingularUInt32Field(value: self.total, fieldNumber: 1)
+    }
+    if !self.memberships.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.memberships, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_V1_MembershipList, rhs: Authd_V1_MembershipList) -> Bool {
+    if lhs.total != rhs.total {return false}
+    if lhs.memberships != rhs.memberships {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

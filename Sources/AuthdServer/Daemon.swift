@@ -18,16 +18,17 @@ public enum Daemon {
             logger: logger)
         let hashingPool = BlockingPool(threads: configuration.hashThreads)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
-        let accounts = try Accounts(
+        let directory = try Directory(
             store: store, hasher: PasswordHasher(parameters: configuration.argon2), hashingPool: hashingPool,
             sessionPolicy: SessionPolicy(
                 durationSeconds: configuration.sessionDurationSeconds, limit: configuration.sessionLimit),
             logger: logger)
+        let authorizer = Authorizer(store: store, peerPolicy: configuration.peerPolicy)
         let server = UnixSocketServer(
             options: UnixSocketServer.Options(
                 socketPath: configuration.socketPath, socketMode: mode_t(configuration.socketMode),
                 maximumFrameBytes: configuration.maximumFrameBytes),
-            methods: MethodTable(accounts: accounts), group: group, logger: logger)
+            methods: MethodTable(authorizer: authorizer, directory: directory), group: group, logger: logger)
         // Shutdown runs in reverse order: the listener drains first, then the store closes.
         let services = ServiceGroup(
             configuration: ServiceGroupConfiguration(

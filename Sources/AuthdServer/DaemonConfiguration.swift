@@ -29,6 +29,17 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var sessionLimit = 10
     /// `log_level`: trace, debug, info, notice, warning, error or critical.
     public var logLevel = "info"
+    /// `operator_uids`: Unix users with every scope, API key management included (default:
+    /// root and the user authd runs as).
+    public var operatorUIDs: Set<UInt32> = [0, geteuid()]
+    /// `peer_uid.<uid>` / `peer_gid.<gid>`: scopes a connecting process gets by its Unix user or
+    /// group, with no API key, e.g. `peer_uid.1001 = users.read,users.write`.
+    public var peerUIDScopes: [UInt32: Set<String>] = [:]
+    public var peerGIDScopes: [UInt32: Set<String>] = [:]
+
+    public var peerPolicy: PeerPolicy {
+        PeerPolicy(operatorUIDs: operatorUIDs, uidScopes: peerUIDScopes, gidScopes: peerGIDScopes)
+    }
 
     public init() {}
 
@@ -36,7 +47,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public static let keys = [
         "socket", "socket_mode", "data", "max_frame_bytes", "map_size_mib", "argon2_memory_kib",
         "argon2_iterations", "argon2_parallelism", "hash_threads", "event_loop_threads",
-        "session_duration", "session_limit", "log_level",
+        "session_duration", "session_limit", "log_level", "operator_uids", "peer_uid.<uid>", "peer_gid.<gid>",
     ]
 
     public static func environmentVariable(for key: String) -> String { "AUTHD_" + key.uppercased() }
@@ -68,10 +79,17 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 try configuration.set(key, value, source: "\(file):\(number + 1)")
             }
         }
-        for key in keys {
+        for key in keys where !key.contains("<") {
             let variable = environmentVariable(for: key)
             if let value = environment[variable] {
                 try configuration.set(key, value, source: variable)
+            }
+        }
+        // AUTHD_PEER_UID_1001=users.read,users.write and AUTHD_PEER_GID_<gid>=...
+        for (variable, value) in environment.sorted(by: { $0.key < $1.key }) {
+            for kind in ["UID", "GID"] where variable.hasPrefix("AUTHD_PEER_\(kind)_") {
+                let id = variable.dropFirst("AUTHD_PEER_\(kind)_".count)
+                try configuration.set("peer_\(kind.lowercased()).\(id)", value, source: variable)
             }
         }
         for (key, value) in overrides.sorted(by: { $0.key < $1.key }) {
@@ -113,6 +131,25 @@ public struct DaemonConfiguration: Sendable, Equatable {
                 throw DaemonError("\(source): log_level must be one of trace, debug, info, notice, warning, error, critical")
             }
             logLevel = value
+        case "operator_uids":
+            var uids = Set<UInt32>()
+            for part in value.split(separator: ",") {
+                guard let uid = UInt32(part.trimmingCharacters(in: .whitespaces)) else {
+                    throw DaemonError("\(source): operator_uids is a comma-separated list of uids, not `\(value)`")
+                }
+                uids.insert(uid)
+            }
+            operatorUIDs = uids
+        case _ where key.hasPrefix("peer_uid.") || key.hasPrefix("peer_gid."):
+            guard let id = UInt32(key.dropFirst("peer_uid.".count)) else {
+                throw DaemonError("\(source): \(key) must name a numeric uid or gid, e.g. peer_uid.1001")
+            }
+            let scopes = Set(value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+            let unknown = scopes.subtracting(Scope.grantable)
+            guard unknown.isEmpty else {
+                throw DaemonError("\(source): unknown scopes \(unknown.sorted().joined(separator: ", ")); known: \(Scope.grantable.sorted().joined(separator: ", "))")
+            }
+            if key.hasPrefix("peer_uid.") { peerUIDScopes[id] = scopes } else { peerGIDScopes[id] = scopes }
         default:
             throw DaemonError("\(source): unknown key `\(key)`; known keys: \(Self.keys.joined(separator: ", "))")
         }

@@ -9,13 +9,13 @@ import Foundation
 /// snapshot and a SHA-256); `deferred` ones hand back work that awaits the hashing pool or the
 /// writer, and are answered when it is done.
 public enum Endpoint: Sendable {
-    case immediate(@Sendable (_ body: Data, _ context: RequestContext) throws -> [UInt8])
-    case deferred(@Sendable (_ body: Data, _ context: RequestContext) throws -> DeferredWork)
+    case immediate(@Sendable (_ body: Data, _ call: Call) throws -> [UInt8])
+    case deferred(@Sendable (_ body: Data, _ call: Call) throws -> DeferredWork)
 
     public typealias DeferredWork = @Sendable () async throws -> [UInt8]
 
     static func immediate<Input: SwiftProtobuf.Message, Output: SwiftProtobuf.Message>(
-        _ input: Input.Type, _ call: @escaping @Sendable (Input, RequestContext) throws -> Output
+        _ input: Input.Type, _ call: @escaping @Sendable (Input, Call) throws -> Output
     ) -> Endpoint {
         .immediate { body, context in
             try call(decode(Input.self, body), context).serializedBytes()
@@ -23,7 +23,7 @@ public enum Endpoint: Sendable {
     }
 
     static func deferred<Input: SwiftProtobuf.Message & Sendable, Output: SwiftProtobuf.Message>(
-        _ input: Input.Type, _ call: @escaping @Sendable (Input, RequestContext) async throws -> Output
+        _ input: Input.Type, _ call: @escaping @Sendable (Input, Call) async throws -> Output
     ) -> Endpoint {
         .deferred { body, context in
             let input = try decode(Input.self, body)

@@ -1,64 +1,189 @@
 import AuthdCore
 import AuthdProto
+import AuthdStore
 
-/// Every rpc the daemon serves, by full method name (`authd.v1.Account/Get`). Each entry is a
-/// thin adapter from the wire message to a domain call.
+/// Every rpc the daemon serves, by full method name (`authd.v1.Account/Get`), with the scopes
+/// it requires (the caller must hold one). Each entry is a thin adapter from the wire message
+/// to a domain call.
 public struct MethodTable: Sendable {
-    public static let version = "0.1.0"
+    public static let version = "0.2.0"
 
-    let endpoints: [String: Endpoint]
+    struct Entry: Sendable {
+        let scopes: Set<String>
+        let endpoint: Endpoint
+    }
 
-    public init(accounts: Accounts) {
-        var table: [String: Endpoint] = [:]
-        func add(_ service: String, _ method: String, _ endpoint: Endpoint) {
-            table["authd.v1.\(service)/\(method)"] = endpoint
+    let entries: [String: Entry]
+    let authorizer: Authorizer
+
+    public init(authorizer: Authorizer, directory: Directory) {
+        self.authorizer = authorizer
+        var table: [String: Entry] = [:]
+        func add(_ service: String, _ method: String, _ scopes: Set<String>, _ endpoint: Endpoint) {
+            table["authd.v1.\(service)/\(method)"] = Entry(scopes: scopes, endpoint: endpoint)
         }
+        Self.addHealth(add)
+        Self.addAccount(add, Accounts(directory: directory))
+        Self.addUsers(add, Users(directory: directory))
+        Self.addKeys(add, ApiKeys(directory: directory))
+        entries = table
+    }
 
-        add("Health", "Check", .immediate(Authd_V1_HealthCheckRequest.self) { _, _ in
+    typealias Add = (String, String, Set<String>, Endpoint) -> Void
+
+    static func addHealth(_ add: Add) {
+        add("Health", "Check", [Scope.public], .immediate(Authd_V1_HealthCheckRequest.self) { _, _ in
             var response = Authd_V1_HealthCheckResponse()
             response.status = "pass"
             response.version = MethodTable.version
             return response
         })
+    }
 
-        add("Account", "Create", .deferred(Authd_V1_CreateAccountRequest.self) { request, context in
+    static func addAccount(_ add: Add, _ accounts: Accounts) {
+        add("Account", "Create", [Scope.sessionsWrite], .deferred(Authd_V1_CreateAccountRequest.self) { request, call in
             Authd_V1_User(
                 try await accounts.create(
                     userID: request.userID, email: request.email, password: request.password,
-                    name: request.hasName ? request.name : nil, context: context))
+                    name: request.hasName ? request.name : nil, call: call), for: call)
         })
-        add("Account", "Get", .immediate(Authd_V1_GetAccountRequest.self) { _, context in
-            Authd_V1_User(try accounts.get(context: context))
+        add("Account", "Get", [Scope.account], .immediate(Authd_V1_GetAccountRequest.self) { _, call in
+            Authd_V1_User(try accounts.get(call: call), for: call)
         })
-        add("Account", "CreateEmailPasswordSession", .deferred(Authd_V1_CreateEmailPasswordSessionRequest.self) {
-            request, context in
-            Authd_V1_Session(
-                try await accounts.createEmailPasswordSession(
-                    email: request.email, password: request.password, context: context))
+        add("Account", "CreateEmailPasswordSession", [Scope.sessionsWrite],
+            .deferred(Authd_V1_CreateEmailPasswordSessionRequest.self) { request, call in
+                Authd_V1_Session(
+                    try await accounts.createEmailPasswordSession(email: request.email, password: request.password, call: call))
+            })
+        add("Account", "CreateSession", [Scope.sessionsWrite], .deferred(Authd_V1_CreateSessionRequest.self) { request, call in
+            Authd_V1_Session(try await accounts.createSession(userID: request.userID, secret: request.secret, call: call))
         })
-        add("Account", "ListSessions", .immediate(Authd_V1_ListSessionsRequest.self) { _, context in
-            let sessions = try accounts.listSessions(context: context)
-            var list = Authd_V1_SessionList()
-            list.total = UInt32(sessions.count)
-            list.sessions = sessions.map(Authd_V1_Session.init)
-            return list
+        add("Account", "ListSessions", [Scope.account], .immediate(Authd_V1_ListSessionsRequest.self) { _, call in
+            Authd_V1_SessionList(try accounts.listSessions(call: call))
         })
-        add("Account", "GetSession", .immediate(Authd_V1_GetSessionRequest.self) { request, context in
-            Authd_V1_Session(try accounts.getSession(id: request.sessionID, context: context))
+        add("Account", "GetSession", [Scope.account], .immediate(Authd_V1_GetSessionRequest.self) { request, call in
+            Authd_V1_Session(try accounts.getSession(id: request.sessionID, call: call))
         })
-        add("Account", "DeleteSession", .deferred(Authd_V1_DeleteSessionRequest.self) { request, context in
-            try await accounts.deleteSession(id: request.sessionID, context: context)
+        add("Account", "DeleteSession", [Scope.account], .deferred(Authd_V1_DeleteSessionRequest.self) { request, call in
+            try await accounts.deleteSession(id: request.sessionID, call: call)
             return Authd_V1_Empty()
         })
-        add("Account", "DeleteSessions", .deferred(Authd_V1_DeleteSessionsRequest.self) { _, context in
-            try await accounts.deleteSessions(context: context)
+        add("Account", "DeleteSessions", [Scope.account], .deferred(Authd_V1_DeleteSessionsRequest.self) { _, call in
+            try await accounts.deleteSessions(call: call)
             return Authd_V1_Empty()
         })
-        endpoints = table
     }
 
-    subscript(method: String) -> Endpoint? { endpoints[method] }
+    static func addUsers(_ add: Add, _ users: Users) {
+        let read: Set<String> = [Scope.usersRead]
+        let write: Set<String> = [Scope.usersWrite]
+        add("Users", "Create", write, .deferred(Authd_V1_CreateUserRequest.self) { r, call in
+            Authd_V1_User(
+                try await users.create(
+                    userID: r.userID, email: r.hasEmail ? r.email : nil, phone: r.hasPhone ? r.phone : nil,
+                    password: r.hasPassword ? r.password : nil, name: r.hasName ? r.name : nil, call: call), for: call)
+        })
+        add("Users", "Get", read, .immediate(Authd_V1_UserIdRequest.self) { r, call in
+            Authd_V1_User(try users.get(userID: r.userID, call: call), for: call)
+        })
+        add("Users", "Delete", write, .deferred(Authd_V1_UserIdRequest.self) { r, call in
+            try await users.delete(userID: r.userID, call: call)
+            return Authd_V1_Empty()
+        })
+        add("Users", "List", read, .immediate(Authd_V1_ListUsersRequest.self) { r, call in
+            let (page, total) = try users.list(queries: r.queries, search: r.search, call: call)
+            var list = Authd_V1_UserList()
+            list.total = UInt32(total)
+            list.users = page.map { Authd_V1_User($0, for: call) }
+            return list
+        })
+        func update<Input: SwiftProtobuf.Message & Sendable>(
+            _ method: String, _ type: Input.Type, _ body: @escaping @Sendable (Input, Call) async throws -> UserRecord
+        ) {
+            add("Users", method, write, .deferred(type) { r, call in Authd_V1_User(try await body(r, call), for: call) })
+        }
+        update("UpdateStatus", Authd_V1_UpdateUserStatusRequest.self) { try await users.updateStatus(userID: $0.userID, status: $0.status, call: $1) }
+        update("UpdateLabels", Authd_V1_UpdateUserLabelsRequest.self) { try await users.updateLabels(userID: $0.userID, labels: $0.labels, call: $1) }
+        update("UpdateName", Authd_V1_UpdateUserNameRequest.self) { try await users.updateName(userID: $0.userID, name: $0.name, call: $1) }
+        update("UpdateEmail", Authd_V1_UpdateUserEmailRequest.self) { try await users.updateEmail(userID: $0.userID, email: $0.email, call: $1) }
+        update("UpdatePhone", Authd_V1_UpdateUserPhoneRequest.self) { try await users.updatePhone(userID: $0.userID, number: $0.number, call: $1) }
+        update("UpdatePassword", Authd_V1_UpdateUserPasswordRequest.self) {
+            try await users.updatePassword(userID: $0.userID, password: $0.password, invalidateSessions: $0.invalidateSessions, call: $1)
+        }
+        update("UpdateEmailVerification", Authd_V1_UpdateUserEmailVerificationRequest.self) {
+            try await users.updateEmailVerification(userID: $0.userID, verified: $0.emailVerification, call: $1)
+        }
+        update("UpdatePhoneVerification", Authd_V1_UpdateUserPhoneVerificationRequest.self) {
+            try await users.updatePhoneVerification(userID: $0.userID, verified: $0.phoneVerification, call: $1)
+        }
+        update("UpdateImpersonator", Authd_V1_UpdateUserImpersonatorRequest.self) {
+            try await users.updateImpersonator(userID: $0.userID, impersonator: $0.impersonator, call: $1)
+        }
+        update("UpdateMfa", Authd_V1_UpdateUserMfaRequest.self) { try await users.updateMFA(userID: $0.userID, mfa: $0.mfa, call: $1) }
+        add("Users", "GetPrefs", read, .immediate(Authd_V1_UserIdRequest.self) { r, call in
+            var prefs = Authd_V1_Preferences()
+            prefs.prefs = try users.get(userID: r.userID, call: call).prefs
+            return prefs
+        })
+        add("Users", "UpdatePrefs", write, .deferred(Authd_V1_UpdateUserPrefsRequest.self) { r, call in
+            var prefs = Authd_V1_Preferences()
+            prefs.prefs = try await users.updatePrefs(userID: r.userID, prefs: r.prefs, call: call)
+            return prefs
+        })
+        add("Users", "ListSessions", read, .immediate(Authd_V1_UserIdRequest.self) { r, call in
+            Authd_V1_SessionList(try users.listSessions(userID: r.userID, call: call))
+        })
+        add("Users", "CreateSession", write.union([Scope.sessionsWrite]), .deferred(Authd_V1_UserIdRequest.self) { r, call in
+            Authd_V1_Session(try await users.createSession(userID: r.userID, call: call))
+        })
+        add("Users", "DeleteSession", write, .deferred(Authd_V1_DeleteUserSessionRequest.self) { r, call in
+            try await users.deleteSession(userID: r.userID, sessionID: r.sessionID, call: call)
+            return Authd_V1_Empty()
+        })
+        add("Users", "DeleteSessions", write, .deferred(Authd_V1_UserIdRequest.self) { r, call in
+            try await users.deleteSessions(userID: r.userID, call: call)
+            return Authd_V1_Empty()
+        })
+        add("Users", "ListMemberships", read, .immediate(Authd_V1_UserIdRequest.self) { r, call in
+            // Teams arrive with the Teams issue; until then a user has no memberships.
+            _ = try users.get(userID: r.userID, call: call)
+            return Authd_V1_MembershipList()
+        })
+        add("Users", "CreateToken", write, .deferred(Authd_V1_CreateUserTokenRequest.self) { r, call in
+            let (token, secret) = try await users.createToken(
+                userID: r.userID, length: r.hasLength ? Int(r.length) : nil, expire: r.hasExpire ? Int(r.expire) : nil,
+                call: call)
+            var wire = Authd_V1_Token()
+            wire.id = token.id
+            wire.createdAt = token.createdAt
+            wire.userID = token.userID
+            wire.expire = token.expire
+            wire.secret = secret
+            return wire
+        })
+    }
+
+    static func addKeys(_ add: Add, _ keys: ApiKeys) {
+        add("Keys", "Create", [Scope.keysWrite], .deferred(Authd_V1_CreateKeyRequest.self) { r, call in
+            let (key, secret) = try await keys.create(name: r.name, scopes: r.scopes, expire: r.expire, call: call)
+            var wire = Authd_V1_ApiKey(key)
+            wire.secret = secret
+            return wire
+        })
+        add("Keys", "List", [Scope.keysRead, Scope.keysWrite], .immediate(Authd_V1_ListKeysRequest.self) { _, call in
+            let all = try keys.list(call: call)
+            var list = Authd_V1_ApiKeyList()
+            list.total = UInt32(all.count)
+            list.keys = all.map(Authd_V1_ApiKey.init)
+            return list
+        })
+        add("Keys", "Revoke", [Scope.keysWrite], .deferred(Authd_V1_RevokeKeyRequest.self) { r, call in
+            Authd_V1_ApiKey(try await keys.revoke(id: r.keyID, call: call))
+        })
+    }
+
+    subscript(method: String) -> Entry? { entries[method] }
 
     /// The names of all methods served, sorted.
-    public var methods: [String] { endpoints.keys.sorted() }
+    public var methods: [String] { entries.keys.sorted() }
 }

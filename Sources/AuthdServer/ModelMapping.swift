@@ -5,8 +5,11 @@ import AuthdStore
 /// Domain values to wire models. Only the fields a client may see are copied: never the
 /// password hash or a secret hash.
 extension Authd_V1_User {
-    init(_ user: UserRecord) {
+    /// The hash algorithm is shown to server callers only.
+    init(_ user: UserRecord, for call: Call) {
         self.init()
+        impersonator = user.impersonator
+        if call.caller.isServer { hash = user.hashAlgorithm.isEmpty ? "argon2" : user.hashAlgorithm }
         id = user.id
         createdAt = user.createdAt
         updatedAt = user.updatedAt
@@ -47,8 +50,30 @@ extension Authd_V1_Session {
     }
 }
 
+extension Authd_V1_SessionList {
+    init(_ sessions: [SessionView]) {
+        self.init()
+        total = UInt32(sessions.count)
+        self.sessions = sessions.map(Authd_V1_Session.init)
+    }
+}
+
+extension Authd_V1_ApiKey {
+    /// Never carries the secret: only Keys/Create sets it, once.
+    init(_ key: ApiKeyRecord) {
+        self.init()
+        id = key.id
+        name = key.name
+        scopes = key.scopes
+        createdAt = key.createdAt
+        expire = key.expire
+        revokedAt = key.revokedAt
+        accessedAt = key.accessedAt
+    }
+}
+
 extension RequestContext {
-    init(_ request: Authd_V1_Request) {
+    init(_ request: Authd_V1_Request, peer: PeerCredentials?) {
         let credential: Credential
         switch request.credentials.kind {
         case .session(let secret): credential = .session(secret)
@@ -59,6 +84,7 @@ extension RequestContext {
         self.init(
             credential: credential,
             client: ClientInfo(
-                ip: request.client.ip, userAgent: request.client.userAgent, locale: request.client.locale))
+                ip: request.client.ip, userAgent: request.client.userAgent, locale: request.client.locale),
+            peer: peer)
     }
 }

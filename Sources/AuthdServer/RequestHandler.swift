@@ -12,13 +12,15 @@ final class RequestHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let methods: MethodTable
+    private let peer: PeerCredentials?
     private let logger: Logger
     private var deferredInFlight = 0
     private var quiescing = false
     private var pendingFlush = false
 
-    init(methods: MethodTable, logger: Logger) {
+    init(methods: MethodTable, peer: PeerCredentials?, logger: Logger) {
         self.methods = methods
+        self.peer = peer
         self.logger = logger
     }
 
@@ -37,20 +39,31 @@ final class RequestHandler: ChannelInboundHandler {
                     allocator: context.channel.allocator))
             return
         }
-        guard let endpoint = methods[request.method] else {
+        guard let entry = methods[request.method] else {
             let error = AuthdError(
                 type: "general_route_not_found", code: 404,
                 message: "Unknown method `\(request.method)`: expected a full rpc name such as `authd.v1.Account/Get`.")
             write(context, ResponseEncoding.failure(id: request.id, error: error, allocator: context.channel.allocator))
             return
         }
-        let requestContext = RequestContext(request)
-        switch endpoint {
-        case .immediate(let call):
+        // The caller and its scopes are checked before anything else runs.
+        let call: Call
+        do {
+            call = try methods.authorizer.authorize(RequestContext(request, peer: peer), scopes: entry.scopes)
+        } catch {
+            write(
+                context,
+                ResponseEncoding.failure(
+                    id: request.id, error: wireError(error, method: request.method, logger: logger),
+                    allocator: context.channel.allocator))
+            return
+        }
+        switch entry.endpoint {
+        case .immediate(let run):
             let response: ByteBuffer
             do {
                 response = ResponseEncoding.success(
-                    id: request.id, body: try call(request.body, requestContext), allocator: context.channel.allocator)
+                    id: request.id, body: try run(request.body, call), allocator: context.channel.allocator)
             } catch {
                 response = ResponseEncoding.failure(
                     id: request.id, error: wireError(error, method: request.method, logger: logger),
@@ -60,7 +73,7 @@ final class RequestHandler: ChannelInboundHandler {
         case .deferred(let prepare):
             let work: Endpoint.DeferredWork
             do {
-                work = try prepare(request.body, requestContext)
+                work = try prepare(request.body, call)
             } catch {
                 write(
                     context,

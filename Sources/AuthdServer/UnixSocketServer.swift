@@ -1,3 +1,4 @@
+import AuthdCore
 import Foundation
 import Logging
 import NIOCore
@@ -47,10 +48,10 @@ public final class UnixSocketServer: Service, Sendable {
                 }
             }
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                Self.peerCredentials(of: channel).flatMapThrowing { peer in
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(FrameDecoder(maximumFrameBytes: maximumFrameBytes)),
-                        RequestHandler(methods: methods, logger: logger))
+                        RequestHandler(methods: methods, peer: peer, logger: logger))
                 }
             }
             .bind(unixDomainSocketPath: options.socketPath, cleanupExistingSocketFile: false)
@@ -71,6 +72,24 @@ public final class UnixSocketServer: Service, Sendable {
         try? await drained.futureResult.get()
         unlink(options.socketPath)
         logger.notice("listener stopped")
+    }
+
+    /// The connected process's uid, gid and pid (SO_PEERCRED); nil when the socket cannot say.
+    static func peerCredentials(of channel: any Channel) -> EventLoopFuture<PeerCredentials?> {
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeSucceededFuture(nil)
+        }
+        let future: EventLoopFuture<LinuxPeerCredentials> = provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        return future.map { Optional(PeerCredentials(uid: $0.uid, gid: $0.gid, pid: $0.pid)) }
+            .recover { _ -> PeerCredentials? in nil }
+    }
+
+    /// Linux's `struct ucred` (glibc hides it behind _GNU_SOURCE), as SO_PEERCRED fills it.
+    struct LinuxPeerCredentials: Sendable {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
     }
 
     /// Makes `path` free for binding: a stale socket file left by a dead daemon is removed; a

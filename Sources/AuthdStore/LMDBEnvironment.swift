@@ -14,6 +14,11 @@ final class LMDBEnvironment: @unchecked Sendable {
     let sessionsByUser: MDB_dbi
     let changes: MDB_dbi
     let meta: MDB_dbi
+    let usersByPhone: MDB_dbi
+    let tokens: MDB_dbi
+    let tokensByUser: MDB_dbi
+    let apiKeys: MDB_dbi
+    let apiKeysBySecret: MDB_dbi
 
     init(path: String, mapSize: Int) throws {
         var envPointer: OpaquePointer?
@@ -46,6 +51,11 @@ final class LMDBEnvironment: @unchecked Sendable {
             sessionsByUser = try open("sessions_by_user")
             changes = try open("changes")
             meta = try open("meta")
+            usersByPhone = try open("users_by_phone")
+            tokens = try open("tokens")
+            tokensByUser = try open("tokens_by_user")
+            apiKeys = try open("api_keys")
+            apiKeysBySecret = try open("api_keys_by_secret")
             try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit")
         } catch {
             mdb_txn_abort(txn)

@@ -7,6 +7,9 @@ import CLMDB
 /// - `sessions_by_secret`: SHA-256 of the secret → session id
 /// - `sessions_by_user`: user id, 0x00, created-at (8 bytes big-endian), session id → empty
 /// - `changes`: sequence (8 bytes big-endian) → ChangeRecord
+/// - `users_by_phone`: phone → user id
+/// - `tokens`: token id → TokenRecord; `tokens_by_user`: user id, 0x00, token id → empty
+/// - `api_keys`: key id → ApiKeyRecord; `api_keys_by_secret`: SHA-256 of the key → key id
 /// - `meta`: name → value (`schema_version`: 4 bytes big-endian)
 enum Keys {
     static func utf8(_ s: String) -> [UInt8] { Array(s.utf8) }
@@ -21,6 +24,8 @@ enum Keys {
     }
 
     static func userSessionsPrefix(_ userID: String) -> [UInt8] { utf8(userID) + [0] }
+
+    static func userToken(_ token: TokenRecord) -> [UInt8] { userSessionsPrefix(token.userID) + utf8(token.id) }
 
     static func userSession(_ session: SessionRecord) -> [UInt8] {
         userSessionsPrefix(session.userID) + bigEndian64(UInt64(bitPattern: session.createdAt))
@@ -73,6 +78,48 @@ class LMDBReader: StoreReader {
             return true
         }
         return try ids.compactMap { try session(id: $0) }
+    }
+
+    func userID(phone: String) throws -> String? {
+        try get(environment.usersByPhone, Keys.utf8(phone)) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func forEachUser(after afterID: String?, _ visit: (UserRecord) throws -> Bool) throws {
+        // Ids never contain 0x00, so id + [0] is the first key after id.
+        let start = afterID.map { Keys.utf8($0) + [0] } ?? [0]
+        try scan(environment.users, from: start) { _, value in try visit(RecordCodec.decodeUser(value)) }
+    }
+
+    func token(id: String) throws -> TokenRecord? {
+        try get(environment.tokens, Keys.utf8(id)) { try RecordCodec.decodeToken($0) }
+    }
+
+    func tokens(userID: String) throws -> [TokenRecord] {
+        var ids: [String] = []
+        let prefix = Keys.userSessionsPrefix(userID)
+        try scan(environment.tokensByUser, from: prefix) { key, _ in
+            guard key.starts(with: prefix) else { return false }
+            ids.append(String(decoding: key[prefix.count...], as: UTF8.self))
+            return true
+        }
+        return try ids.compactMap { try token(id: $0) }
+    }
+
+    func apiKey(id: String) throws -> ApiKeyRecord? {
+        try get(environment.apiKeys, Keys.utf8(id)) { try RecordCodec.decodeApiKey($0) }
+    }
+
+    func apiKeyID(secretHash: [UInt8]) throws -> String? {
+        try get(environment.apiKeysBySecret, secretHash) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func apiKeys() throws -> [ApiKeyRecord] {
+        var keys: [ApiKeyRecord] = []
+        try scan(environment.apiKeys, from: [0]) { _, value in
+            keys.append(try RecordCodec.decodeApiKey(value))
+            return true
+        }
+        return keys
     }
 
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeRecord] {
@@ -147,9 +194,15 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         if !user.email.isEmpty, try userID(email: user.email) != nil {
             throw StoreError.duplicate("email")
         }
+        if !user.phone.isEmpty, try userID(phone: user.phone) != nil {
+            throw StoreError.duplicate("phone")
+        }
         try put(environment.users, Keys.utf8(user.id), RecordCodec.encode(user))
         if !user.email.isEmpty {
             try put(environment.usersByEmail, Keys.utf8(user.email), Keys.utf8(user.id))
+        }
+        if !user.phone.isEmpty {
+            try put(environment.usersByPhone, Keys.utf8(user.phone), Keys.utf8(user.id))
         }
     }
 
@@ -166,7 +219,58 @@ final class LMDBWriter: LMDBReader, StoreWriter {
                 try delete(environment.usersByEmail, Keys.utf8(previous.email))
             }
         }
+        if previous.phone != user.phone {
+            if !user.phone.isEmpty {
+                if let owner = try userID(phone: user.phone), owner != user.id {
+                    throw StoreError.duplicate("phone")
+                }
+                try put(environment.usersByPhone, Keys.utf8(user.phone), Keys.utf8(user.id))
+            }
+            if !previous.phone.isEmpty {
+                try delete(environment.usersByPhone, Keys.utf8(previous.phone))
+            }
+        }
         try put(environment.users, Keys.utf8(user.id), RecordCodec.encode(user))
+    }
+
+    @discardableResult
+    func deleteUser(id: String) throws -> Bool {
+        guard let user = try user(id: id) else { return false }
+        for session in try sessions(userID: id) { try deleteSession(id: session.id) }
+        for token in try tokens(userID: id) { try deleteToken(id: token.id) }
+        if !user.email.isEmpty { try delete(environment.usersByEmail, Keys.utf8(user.email)) }
+        if !user.phone.isEmpty { try delete(environment.usersByPhone, Keys.utf8(user.phone)) }
+        try delete(environment.users, Keys.utf8(id))
+        return true
+    }
+
+    func insertToken(_ token: TokenRecord) throws {
+        guard try get(environment.users, Keys.utf8(token.userID), { _ in true }) != nil else {
+            throw StoreError.notFound("user")
+        }
+        try put(environment.tokens, Keys.utf8(token.id), RecordCodec.encode(token), flags: MDB_NOOVERWRITE)
+        try put(environment.tokensByUser, Keys.userToken(token), [])
+    }
+
+    @discardableResult
+    func deleteToken(id: String) throws -> Bool {
+        guard let token = try token(id: id) else { return false }
+        try delete(environment.tokens, Keys.utf8(id))
+        try delete(environment.tokensByUser, Keys.userToken(token))
+        return true
+    }
+
+    func insertApiKey(_ key: ApiKeyRecord) throws {
+        try put(environment.apiKeysBySecret, key.secretHash, Keys.utf8(key.id), flags: MDB_NOOVERWRITE)
+        try put(environment.apiKeys, Keys.utf8(key.id), RecordCodec.encode(key), flags: MDB_NOOVERWRITE)
+    }
+
+    func updateApiKey(_ key: ApiKeyRecord) throws {
+        guard let previous = try apiKey(id: key.id) else { throw StoreError.notFound("api key") }
+        guard previous.secretHash == key.secretHash else {
+            throw StoreError(.io, "an API key's secret is immutable")
+        }
+        try put(environment.apiKeys, Keys.utf8(key.id), RecordCodec.encode(key))
     }
 
     func insertSession(_ session: SessionRecord) throws {

@@ -24,6 +24,8 @@ enum RecordCodec {
         r.accessedAt = user.accessedAt
         r.passwordHistory = user.passwordHistory
         r.reset = user.reset
+        r.impersonator = user.impersonator
+        r.hashOptions = user.hashOptions
         return try r.serializedBytes()
     }
 
@@ -47,6 +49,8 @@ enum RecordCodec {
         user.accessedAt = r.accessedAt
         user.passwordHistory = r.passwordHistory
         user.reset = r.reset
+        user.impersonator = r.impersonator
+        user.hashOptions = r.hashOptions
         return user
     }
 
@@ -109,6 +113,52 @@ enum RecordCodec {
         change.ip = r.ip
         change.userAgent = r.userAgent
         return change
+    }
+
+    static func encode(_ token: TokenRecord) throws -> [UInt8] {
+        var r = Authd_Store_V1_TokenRecord()
+        r.id = token.id
+        r.userID = token.userID
+        r.type = token.type
+        r.secretHash = Data(token.secretHash)
+        r.createdAt = token.createdAt
+        r.expire = token.expire
+        r.ip = token.ip
+        r.userAgent = token.userAgent
+        return try r.serializedBytes()
+    }
+
+    static func decodeToken(_ raw: UnsafeRawBufferPointer) throws -> TokenRecord {
+        let r = try decode(Authd_Store_V1_TokenRecord.self, raw)
+        var token = TokenRecord(
+            id: r.id, userID: r.userID, type: r.type, secretHash: [UInt8](r.secretHash), createdAt: r.createdAt,
+            expire: r.expire)
+        token.ip = r.ip
+        token.userAgent = r.userAgent
+        return token
+    }
+
+    static func encode(_ key: ApiKeyRecord) throws -> [UInt8] {
+        var r = Authd_Store_V1_ApiKeyRecord()
+        r.id = key.id
+        r.name = key.name
+        r.scopes = key.scopes
+        r.secretHash = Data(key.secretHash)
+        r.createdAt = key.createdAt
+        r.expire = key.expire
+        r.revokedAt = key.revokedAt
+        r.accessedAt = key.accessedAt
+        return try r.serializedBytes()
+    }
+
+    static func decodeApiKey(_ raw: UnsafeRawBufferPointer) throws -> ApiKeyRecord {
+        let r = try decode(Authd_Store_V1_ApiKeyRecord.self, raw)
+        var key = ApiKeyRecord(
+            id: r.id, name: r.name, scopes: r.scopes, secretHash: [UInt8](r.secretHash), createdAt: r.createdAt)
+        key.expire = r.expire
+        key.revokedAt = r.revokedAt
+        key.accessedAt = r.accessedAt
+        return key
     }
 
     private static func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ raw: UnsafeRawBufferPointer) throws -> M {

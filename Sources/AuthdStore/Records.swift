@@ -26,6 +26,9 @@ public struct UserRecord: Sendable, Equatable {
     public var accessedAt: Int64 = 0
     public var passwordHistory: [String] = []
     public var reset: Bool = false
+    public var impersonator: Bool = false
+    /// Parameters of an imported hash (a JSON object); empty for authd's own Argon2id hashes.
+    public var hashOptions: String = ""
 
     public init(id: String, createdAt: Int64) {
         self.id = id
@@ -92,5 +95,49 @@ public struct ChangeRecord: Sendable, Equatable {
         self.auditEvent = auditEvent
         self.resource = resource
         self.userID = userID
+    }
+}
+
+/// A one-time secret of a user, kept only as a hash.
+public struct TokenRecord: Sendable, Equatable {
+    public var id: String
+    public var userID: String
+    /// Appwrite's token type codes (spec section 2): 8 is a generic, server-made token.
+    public var type: UInt32
+    public var secretHash: [UInt8]
+    public var createdAt: Int64
+    public var expire: Int64
+    public var ip: String = ""
+    public var userAgent: String = ""
+
+    public init(id: String, userID: String, type: UInt32, secretHash: [UInt8], createdAt: Int64, expire: Int64) {
+        self.id = id
+        self.userID = userID
+        self.type = type
+        self.secretHash = secretHash
+        self.createdAt = createdAt
+        self.expire = expire
+    }
+}
+
+/// A server API key, kept only as the hash of its secret.
+public struct ApiKeyRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var scopes: [String]
+    public var secretHash: [UInt8]
+    public var createdAt: Int64
+    /// 0: never expires.
+    public var expire: Int64 = 0
+    /// 0 while the key is in force.
+    public var revokedAt: Int64 = 0
+    public var accessedAt: Int64 = 0
+
+    public init(id: String, name: String, scopes: [String], secretHash: [UInt8], createdAt: Int64) {
+        self.id = id
+        self.name = name
+        self.scopes = scopes
+        self.secretHash = secretHash
+        self.createdAt = createdAt
     }
 }

@@ -17,6 +17,15 @@ public protocol StoreReader {
     func sessionID(secretHash: [UInt8]) throws -> String?
     /// The user's sessions, oldest first.
     func sessions(userID: String) throws -> [SessionRecord]
+    func userID(phone: String) throws -> String?
+    /// Calls `visit` with every user in id order, starting after `afterID` (all when nil),
+    /// while it returns true.
+    func forEachUser(after afterID: String?, _ visit: (UserRecord) throws -> Bool) throws
+    func token(id: String) throws -> TokenRecord?
+    func tokens(userID: String) throws -> [TokenRecord]
+    func apiKey(id: String) throws -> ApiKeyRecord?
+    func apiKeyID(secretHash: [UInt8]) throws -> String?
+    func apiKeys() throws -> [ApiKeyRecord]
     /// Change-log entries with a sequence above `sequence`, in order.
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeRecord]
 }
@@ -27,12 +36,22 @@ public protocol StoreWriter: StoreReader {
     /// Replaces a user, keeping the email index in step; `StoreError.duplicate` when the new
     /// email belongs to another user.
     func updateUser(_ user: UserRecord) throws
+    /// Deletes a user with their sessions, tokens and index entries; false when absent.
+    @discardableResult
+    func deleteUser(id: String) throws -> Bool
     /// Adds a session; `StoreError.notFound` when its user does not exist.
     func insertSession(_ session: SessionRecord) throws
     func updateSession(_ session: SessionRecord) throws
     /// Deletes a session and its index entries; false when it did not exist.
     @discardableResult
     func deleteSession(id: String) throws -> Bool
+    /// Adds a token; `StoreError.notFound` when its user does not exist.
+    func insertToken(_ token: TokenRecord) throws
+    @discardableResult
+    func deleteToken(id: String) throws -> Bool
+    /// Adds an API key; `StoreError.duplicate` when the id or secret hash is taken.
+    func insertApiKey(_ key: ApiKeyRecord) throws
+    func updateApiKey(_ key: ApiKeyRecord) throws
     /// Appends to the change log and returns the entry's sequence number.
     @discardableResult
     func appendChange(_ change: ChangeRecord) throws -> UInt64

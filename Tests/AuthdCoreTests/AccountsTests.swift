@@ -21,15 +21,18 @@ final class AccountsTests: XCTestCase {
     var pool: BlockingPool!
     var clock: ManualClock!
     var accounts: Accounts!
+    var authorizer: Authorizer!
 
     override func setUp() async throws {
         directory = "/tmp/authd-core-test-\(UUID().uuidString.prefix(8))"
         store = try LMDBStore(directory: directory)
         pool = BlockingPool(threads: 2)
         clock = ManualClock()
-        accounts = try Accounts(
+        let directory = try Directory(
             store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool, clock: clock,
             sessionPolicy: SessionPolicy(durationSeconds: 3600, limit: 3))
+        accounts = Accounts(directory: directory)
+        authorizer = Authorizer(store: store, clock: clock)
     }
 
     override func tearDown() async throws {
@@ -38,10 +41,15 @@ final class AccountsTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    private let guest = RequestContext()
+    private let guest = Call(caller: .guest, context: RequestContext())
+
+    /// `Account/Get` as the server runs it: authorise, then call.
+    private func get(_ secret: String) throws -> UserRecord {
+        try accounts.get(call: authorizer.authorize(RequestContext(credential: .session(secret)), scopes: [Scope.account]))
+    }
 
     private func signIn(_ email: String, _ password: String = "password-1") async throws -> SessionView {
-        try await accounts.createEmailPasswordSession(email: email, password: password, context: guest)
+        try await accounts.createEmailPasswordSession(email: email, password: password, call: guest)
     }
 
     private func assertError<T>(_ type: String, file: StaticString = #filePath, line: UInt = #line, _ body: () async throws -> T) async {
@@ -57,7 +65,7 @@ final class AccountsTests: XCTestCase {
 
     func testCreateStoresAnArgon2HashNeverThePassword() async throws {
         let user = try await accounts.create(
-            userID: "ada", email: "Ada@Example.com", password: "password-1", name: "Ada", context: guest)
+            userID: "ada", email: "Ada@Example.com", password: "password-1", name: "Ada", call: guest)
         XCTAssertEqual(user.email, "ada@example.com")
         let stored = try XCTUnwrap(try store.read { try $0.user(id: "ada") })
         XCTAssertTrue(stored.passwordHash.hasPrefix("$argon2id$"))
@@ -72,29 +80,27 @@ final class AccountsTests: XCTestCase {
     }
 
     func testSessionSecretsAreStoredOnlyAsHashes() async throws {
-        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, context: guest)
+        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, call: guest)
         let session = try await signIn("u@example.com")
         let stored = try XCTUnwrap(try store.read { try $0.session(id: session.record.id) })
         XCTAssertEqual(stored.secretHash, SecretToken.hash(session.secret))
         XCTAssertFalse(stored.secretHash.isEmpty)
-        let context = RequestContext(credential: .session(session.secret))
-        XCTAssertEqual(try accounts.get(context: context).id, "u")
+        XCTAssertEqual(try get(session.secret).id, "u")
         let changes = try store.read { try $0.changes(after: 0, limit: 10) }
         XCTAssertEqual(changes.last?.event, "users.u.sessions.\(session.record.id).create")
     }
 
     func testSessionsExpire() async throws {
-        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, context: guest)
+        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, call: guest)
         let session = try await signIn("u@example.com")
-        let context = RequestContext(credential: .session(session.secret))
         clock.advance(seconds: 3600)
-        XCTAssertEqual(try accounts.get(context: context).id, "u", "valid up to and including its expiry")
+        XCTAssertEqual(try get(session.secret).id, "u", "valid up to and including its expiry")
         clock.advance(seconds: 1)
-        await assertError("general_unauthorized_scope") { try self.accounts.get(context: context) }
+        await assertError("general_unauthorized_scope") { try self.get(session.secret) }
     }
 
     func testBlockedUsersCannotSignInOrUseSessions() async throws {
-        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, context: guest)
+        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, call: guest)
         let session = try await signIn("u@example.com")
         try await store.write { w in
             guard var user = try w.user(id: "u") else { return }
@@ -102,14 +108,12 @@ final class AccountsTests: XCTestCase {
             try w.updateUser(user)
         }
         await assertError("user_blocked") { try await self.signIn("u@example.com") }
-        await assertError("user_blocked") {
-            try self.accounts.get(context: RequestContext(credential: .session(session.secret)))
-        }
+        await assertError("user_blocked") { try self.get(session.secret) }
         await assertError("user_invalid_credentials") { try await self.signIn("u@example.com", "wrong-password") }
     }
 
     func testSessionLimitDeletesTheOldestInTheSameWrite() async throws {
-        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, context: guest)
+        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, call: guest)
         var sessions: [SessionView] = []
         for _ in 0..<5 {
             clock.advance(seconds: 1)
@@ -118,9 +122,7 @@ final class AccountsTests: XCTestCase {
         let remaining = try store.read { try $0.sessions(userID: "u").map(\.id) }
         XCTAssertEqual(remaining, sessions.suffix(3).map(\.record.id))
         for evicted in sessions.prefix(2) {
-            await assertError("general_unauthorized_scope") {
-                try self.accounts.get(context: RequestContext(credential: .session(evicted.secret)))
-            }
+            await assertError("general_unauthorized_scope") { try self.get(evicted.secret) }
         }
         let deletions = try store.read { try $0.changes(after: 0, limit: 100) }.filter { $0.auditEvent == "session.delete" }
         XCTAssertEqual(deletions.count, 2)
@@ -137,7 +139,7 @@ final class AccountsTests: XCTestCase {
 
     func testUnsupportedCredentialKindsAreClearErrors() async throws {
         await assertError("user_auth_method_unsupported") {
-            try self.accounts.get(context: RequestContext(credential: .jwt("a.b.c")))
+            try self.authorizer.authorize(RequestContext(credential: .jwt("a.b.c")), scopes: [Scope.account])
         }
     }
 }

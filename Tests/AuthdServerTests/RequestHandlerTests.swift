@@ -19,11 +19,12 @@ final class RequestHandlerTests: XCTestCase {
         directory = "/tmp/authd-server-test-\(UUID().uuidString.prefix(8))"
         store = try LMDBStore(directory: directory)
         pool = BlockingPool(threads: 1)
-        let accounts = try Accounts(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
+        let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
+        let methods = MethodTable(authorizer: Authorizer(store: store), directory: directory)
         channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers(
             ByteToMessageHandler(FrameDecoder(maximumFrameBytes: 1024)),
-            RequestHandler(methods: MethodTable(accounts: accounts), logger: Logger(label: "test")))
+            RequestHandler(methods: methods, peer: nil, logger: Logger(label: "test")))
         try channel.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/unused")).wait()
     }
 

@@ -1,0 +1,67 @@
+import AuthdStore
+
+/// Resolves the credential of a call to a caller and checks the operation's scopes before
+/// anything else runs (spec 1.1-1.3).
+public final class Authorizer: Sendable {
+    let store: any AuthStore
+    let clock: any WallClock
+    let peerPolicy: PeerPolicy
+
+    public init(store: any AuthStore, clock: any WallClock = SystemWallClock(), peerPolicy: PeerPolicy = PeerPolicy()) {
+        self.store = store
+        self.clock = clock
+        self.peerPolicy = peerPolicy
+    }
+
+    /// The caller, when it holds at least one of `scopes`; `general_unauthorized_scope`
+    /// otherwise, and `user_blocked` for a blocked user.
+    public func authorize(_ context: RequestContext, scopes: Set<String>) throws -> Call {
+        let caller = try store.read { try resolve(context, in: $0) }
+        guard !caller.scopes.isDisjoint(with: scopes) else {
+            throw AuthdError.unauthorizedScope(scopes.sorted().joined(separator: " or "))
+        }
+        if case .user(let user, _) = caller, !user.status { throw AuthdError.userBlocked }
+        return Call(caller: caller, context: context)
+    }
+
+    /// A session secret makes the caller that user (a mapped peer relaying its end user's
+    /// session acts for that user); an API key makes it a server with the key's scopes; with no
+    /// credential, a mapped peer is a server and anyone else a guest. An unknown or expired
+    /// session is a guest, as in Appwrite.
+    public func resolve(_ context: RequestContext, in reader: any StoreReader) throws -> Caller {
+        switch context.credential {
+        case .none:
+            if let peer = context.peer, let scopes = peerPolicy.scopes(for: peer) {
+                return .server(ServerIdentity(kind: .peer(peer), scopes: scopes))
+            }
+            return .guest
+        case .session(let secret):
+            let presented = SecretToken.hash(secret)
+            guard let sessionID = try reader.sessionID(secretHash: presented),
+                let session = try reader.session(id: sessionID),
+                SecretToken.constantTimeEquals(session.secretHash, presented),
+                session.expire >= clock.now(),
+                let user = try reader.user(id: session.userID)
+            else { return .guest }
+            return .user(user, session: session)
+        case .apiKey(let secret):
+            let presented = SecretToken.hash(secret)
+            guard let keyID = try reader.apiKeyID(secretHash: presented), let key = try reader.apiKey(id: keyID),
+                SecretToken.constantTimeEquals(key.secretHash, presented), key.revokedAt == 0
+            else {
+                throw AuthdError(
+                    type: "general_unauthorized_scope", code: 401,
+                    message: "The API key is unknown or revoked: create one with `authctl keys create`.")
+            }
+            if key.expire != 0 && key.expire < clock.now() {
+                throw AuthdError(
+                    type: "project_key_expired", code: 401, message: "The API key has expired: create a new one.")
+            }
+            return .server(ServerIdentity(kind: .apiKey(id: key.id), scopes: Set(key.scopes)))
+        case .jwt:
+            throw AuthdError(
+                type: "user_auth_method_unsupported", code: 501,
+                message: "JWT credentials are not supported by this authd yet.")
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import AuthdStore
+
+/// Scope names (spec 1.2, plus authd's own operator scopes). Every operation requires one.
+public enum Scope {
+    public static let account = "account"
+    public static let sessionsWrite = "sessions.write"
+    public static let usersRead = "users.read"
+    public static let usersWrite = "users.write"
+    public static let teamsRead = "teams.read"
+    public static let teamsWrite = "teams.write"
+    /// authd's project settings (`authctl settings`).
+    public static let settingsRead = "settings.read"
+    public static let settingsWrite = "settings.write"
+    /// API key management (`authctl keys`): operators only.
+    public static let keysRead = "keys.read"
+    public static let keysWrite = "keys.write"
+    /// Always granted; for operations anyone may call (health).
+    public static let `public` = "public"
+
+    /// What a guest holds.
+    public static let guest: Set<String> = [`public`, sessionsWrite]
+    /// What any signed-in user holds.
+    public static let user: Set<String> = [`public`, sessionsWrite, account, teamsRead, teamsWrite]
+    /// Scopes an API key may be given.
+    public static let grantable: Set<String> = [
+        sessionsWrite, usersRead, usersWrite, teamsRead, teamsWrite, settingsRead, settingsWrite,
+    ]
+    /// What an operator peer (root, or the daemon's own user) holds: everything.
+    public static let operatorScopes: Set<String> = grantable.union([`public`, keysRead, keysWrite])
+}
+
+/// A caller with server rights: an API key, or a process mapped by its Unix credentials.
+public struct ServerIdentity: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case apiKey(id: String)
+        case peer(PeerCredentials)
+    }
+
+    public var kind: Kind
+    public var scopes: Set<String>
+
+    public init(kind: Kind, scopes: Set<String>) {
+        self.kind = kind
+        self.scopes = scopes
+    }
+}
+
+/// Who is calling, once the credential has been checked.
+public enum Caller: Sendable, Equatable {
+    case guest
+    /// A signed-in user, with the session that authenticated the call.
+    case user(UserRecord, session: SessionRecord)
+    case server(ServerIdentity)
+
+    public var scopes: Set<String> {
+        switch self {
+        case .guest: Scope.guest
+        case .user(let user, _): user.impersonator ? Scope.user.union([Scope.usersRead]) : Scope.user
+        case .server(let identity): identity.scopes.union([Scope.public])
+        }
+    }
+
+    public var isServer: Bool {
+        if case .server = self { return true }
+        return false
+    }
+
+    /// Spec 13.2 actor types; a mapped peer is recorded as `peer`.
+    var actorType: String {
+        switch self {
+        case .guest: "guest"
+        case .user: "user"
+        case .server(let identity):
+            switch identity.kind {
+            case .apiKey: "keyProject"
+            case .peer: "peer"
+            }
+        }
+    }
+
+    var actorID: String {
+        switch self {
+        case .guest: ""
+        case .user(let user, session: _): user.id
+        case .server(let identity):
+            switch identity.kind {
+            case .apiKey(let id): "key:\(id)"
+            case .peer(let peer): "uid:\(peer.uid),pid:\(peer.pid)"
+            }
+        }
+    }
+}
+
+/// An authorised call: the caller, checked against the operation's scopes, and its context.
+public struct Call: Sendable, Equatable {
+    public let caller: Caller
+    public let context: RequestContext
+
+    public init(caller: Caller, context: RequestContext) {
+        self.caller = caller
+        self.context = context
+    }
+
+    /// The signed-in user and session; a guest or server caller lacks the `account` scope.
+    func signedIn() throws -> (user: UserRecord, session: SessionRecord) {
+        guard case .user(let user, let session) = caller else { throw AuthdError.unauthorizedScope(Scope.account) }
+        return (user, session)
+    }
+}
+
+/// Which Unix users and groups get server scopes without a key.
+public struct PeerPolicy: Sendable, Equatable {
+    /// uids with every scope, API key management included.
+    public var operatorUIDs: Set<UInt32>
+    public var uidScopes: [UInt32: Set<String>]
+    public var gidScopes: [UInt32: Set<String>]
+
+    public init(operatorUIDs: Set<UInt32> = [], uidScopes: [UInt32: Set<String>] = [:], gidScopes: [UInt32: Set<String>] = [:]) {
+        self.operatorUIDs = operatorUIDs
+        self.uidScopes = uidScopes
+        self.gidScopes = gidScopes
+    }
+
+    /// The scopes of a peer, or nil when it is not mapped (a plain client).
+    public func scopes(for peer: PeerCredentials) -> Set<String>? {
+        if operatorUIDs.contains(peer.uid) { return Scope.operatorScopes }
+        let granted = (uidScopes[peer.uid] ?? []).union(gidScopes[peer.gid] ?? [])
+        let mapped = uidScopes[peer.uid] != nil || gidScopes[peer.gid] != nil
+        return mapped ? granted : nil
+    }
+}

@@ -1,0 +1,221 @@
+import AuthdStore
+import Foundation
+
+/// Appwrite list queries over users (spec 1.9, 4.3), in Appwrite's JSON form:
+/// `{"method":"equal","attribute":"email","values":["a@example.com"]}`, `{"method":"limit","values":[10]}`,
+/// `{"method":"cursorAfter","values":["<user id>"]}`, `{"method":"orderDesc","attribute":"$createdAt"}`.
+public struct UserQuery: Sendable {
+    enum Value: Sendable, Comparable {
+        case string(String)
+        case number(Double)
+        case bool(Bool)
+
+        static func < (a: Value, b: Value) -> Bool {
+            switch (a, b) {
+            case (.string(let x), .string(let y)): x < y
+            case (.number(let x), .number(let y)): x < y
+            case (.bool(let x), .bool(let y)): !x && y
+            default: false
+            }
+        }
+    }
+
+    struct Filter: Sendable {
+        let method: String
+        let attribute: String
+        let values: [Value]
+    }
+
+    var filters: [Filter] = []
+    var order: [(attribute: String, ascending: Bool)] = []
+    var limit = 25
+    var offset = 0
+    var cursor: (id: String, after: Bool)?
+    var search: String?
+
+    static let attributes: Set<String> = [
+        "name", "email", "phone", "status", "passwordUpdate", "registration", "emailVerification",
+        "phoneVerification", "labels", "impersonator", "accessedAt", "$id", "$createdAt", "$updatedAt",
+    ]
+    static let filterMethods: Set<String> = [
+        "equal", "notEqual", "lessThan", "lessThanEqual", "greaterThan", "greaterThanEqual", "contains", "search",
+        "isNull", "isNotNull", "startsWith", "endsWith", "between",
+    ]
+
+    /// Parses the query strings and the `search` parameter; `general_query_invalid` for anything
+    /// malformed or not allowed here.
+    public init(queries: [String], search: String) throws {
+        guard queries.count <= 100 else { throw Self.invalid("at most 100 queries") }
+        guard search.count <= 256 else { throw AuthdError.argumentInvalid("Invalid `search` param: at most 256 characters") }
+        self.search = search.isEmpty ? nil : search
+        for text in queries {
+            guard text.utf8.count <= 4096,
+                let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+                let method = object["method"] as? String
+            else { throw Self.invalid("Invalid query: \(text.prefix(100))") }
+            let attribute = object["attribute"] as? String ?? ""
+            let rawValues = object["values"] as? [Any] ?? []
+            let values = try rawValues.map(Self.value)
+            switch method {
+            case "limit":
+                guard case .number(let n)? = values.first, n >= 1, n <= 5000 else { throw Self.invalid("limit takes 1 to 5000") }
+                limit = Int(n)
+            case "offset":
+                guard case .number(let n)? = values.first, n >= 0, n <= 5000 else { throw Self.invalid("offset takes 0 to 5000") }
+                offset = Int(n)
+            case "cursorAfter", "cursorBefore":
+                guard case .string(let id)? = values.first else { throw Self.invalid("\(method) takes a user id") }
+                cursor = (id, method == "cursorAfter")
+            case "orderAsc", "orderDesc":
+                let attribute = attribute.isEmpty ? "$id" : attribute
+                guard Self.attributes.contains(attribute) else { throw Self.invalid("Attribute not found in schema: \(attribute)") }
+                order.append((attribute, method == "orderAsc"))
+            case "select":
+                throw Self.invalid("select queries are not supported on users")
+            default:
+                guard Self.filterMethods.contains(method) else { throw Self.invalid("Invalid query method: \(method)") }
+                guard Self.attributes.contains(attribute) else { throw Self.invalid("Attribute not found in schema: \(attribute)") }
+                if attribute == "labels" && method == "equal" {
+                    throw Self.invalid("Cannot query equal on attribute \"labels\" because it is an array.")
+                }
+                let needs = ["isNull": 0, "isNotNull": 0, "between": 2]
+                if let n = needs[method] {
+                    guard values.count == n else { throw Self.invalid("\(method) takes \(n) values") }
+                } else if values.isEmpty {
+                    throw Self.invalid("\(method) needs at least one value")
+                }
+                filters.append(Filter(method: method, attribute: attribute, values: values))
+            }
+        }
+    }
+
+    static func invalid(_ message: String) -> AuthdError {
+        AuthdError(type: "general_query_invalid", code: 400, message: message)
+    }
+
+    static func value(_ any: Any) throws -> Value {
+        switch any {
+        case let b as Bool where type(of: any) == Bool.self: return .bool(b)
+        case let n as NSNumber where String(cString: n.objCType) == "c": return .bool(n.boolValue)
+        case let n as NSNumber: return .number(n.doubleValue)
+        case let s as String: return .string(s)
+        default: throw invalid("query values must be strings, numbers or booleans")
+        }
+    }
+
+    static func field(_ user: UserRecord, _ attribute: String) -> [Value] {
+        switch attribute {
+        case "name": [.string(user.name)]
+        case "email": user.email.isEmpty ? [] : [.string(user.email)]
+        case "phone": user.phone.isEmpty ? [] : [.string(user.phone)]
+        case "status": [.bool(user.status)]
+        case "passwordUpdate": user.passwordUpdate == 0 ? [] : [.number(Double(user.passwordUpdate))]
+        case "registration": [.number(Double(user.registration))]
+        case "emailVerification": [.bool(user.emailVerification)]
+        case "phoneVerification": [.bool(user.phoneVerification)]
+        case "labels": user.labels.map { .string($0) }
+        case "impersonator": [.bool(user.impersonator)]
+        case "accessedAt": [.number(Double(user.accessedAt))]
+        case "$id": [.string(user.id)]
+        case "$createdAt": [.number(Double(user.createdAt))]
+        case "$updatedAt": [.number(Double(user.updatedAt))]
+        default: []
+        }
+    }
+
+    func matches(_ user: UserRecord) -> Bool {
+        if let search {
+            let haystack = ([user.id, user.email, user.name, user.phone] + user.labels.map { "label:\($0)" })
+                .joined(separator: " ").lowercased()
+            let words = search.lowercased().split(separator: " ")
+            guard words.allSatisfy({ haystack.contains($0) }) else { return false }
+        }
+        return filters.allSatisfy { filter in
+            let field = Self.field(user, filter.attribute)
+            let v = filter.values
+            switch filter.method {
+            case "equal": return field.contains { v.contains($0) }
+            case "notEqual": return !field.contains { v.contains($0) }
+            case "lessThan": return field.contains { f in v.contains { f < $0 } }
+            case "lessThanEqual": return field.contains { f in v.contains { f <= $0 } }
+            case "greaterThan": return field.contains { f in v.contains { f > $0 } }
+            case "greaterThanEqual": return field.contains { f in v.contains { f >= $0 } }
+            case "between": return field.contains { $0 >= v[0] && $0 <= v[1] }
+            case "isNull": return field.isEmpty
+            case "isNotNull": return !field.isEmpty
+            case "contains":
+                return field.contains { f in
+                    v.contains { q in
+                        if filter.attribute == "labels" { return f == q }
+                        if case .string(let s) = f, case .string(let t) = q { return s.contains(t) }
+                        return false
+                    }
+                }
+            case "search":
+                return field.contains { f in
+                    v.contains { q in
+                        guard case .string(let s) = f, case .string(let t) = q else { return false }
+                        return t.lowercased().split(separator: " ").allSatisfy { s.lowercased().contains($0) }
+                    }
+                }
+            case "startsWith", "endsWith":
+                return field.contains { f in
+                    v.contains { q in
+                        guard case .string(let s) = f, case .string(let t) = q else { return false }
+                        return filter.method == "startsWith" ? s.hasPrefix(t) : s.hasSuffix(t)
+                    }
+                }
+            default: return false
+            }
+        }
+    }
+
+    func precedes(_ a: UserRecord, _ b: UserRecord) -> Bool {
+        for (attribute, ascending) in order {
+            let x = Self.field(a, attribute).first
+            let y = Self.field(b, attribute).first
+            if x == y { continue }
+            guard let x else { return ascending }
+            guard let y else { return !ascending }
+            return ascending ? x < y : y < x
+        }
+        return a.id < b.id
+    }
+}
+
+extension Users {
+    /// `Users/List`: the page of matching users and the number of matches (counted up to 5000).
+    public func list(queries: [String], search: String, call: Call) throws -> (users: [UserRecord], total: Int) {
+        let query = try UserQuery(queries: queries, search: search)
+        // Matches are gathered by a scan in id order, then sorted: fine for the tens of thousands
+        // of users of one host; an index per attribute is the later step.
+        var matching: [UserRecord] = []
+        let cursorExists = try store.read { r -> Bool in
+            try r.forEachUser(after: nil) { user in
+                if query.matches(user) { matching.append(user) }
+                return true
+            }
+            return try query.cursor.map { try r.user(id: $0.id) != nil } ?? true
+        }
+        guard cursorExists else {
+            throw AuthdError(type: "general_cursor_not_found", code: 400, message: "Cursor not found.")
+        }
+        matching.sort(by: query.precedes)
+        var page = matching[...]
+        if let cursor = query.cursor {
+            if let index = matching.firstIndex(where: { $0.id == cursor.id }) {
+                page = cursor.after
+                    ? matching[(index + 1)...]
+                    : matching[max(0, index - query.limit - query.offset)..<index]
+            } else {
+                page = []
+            }
+        }
+        if query.cursor?.after != false {
+            page = page.dropFirst(query.offset).prefix(query.limit)
+        } else {
+            page = page.dropLast(query.offset).suffix(query.limit)
+        }
+        return (Array(page), min(matching.count, 5000))
+    }
+}
