@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "authd", targets: ["authd"]),
         .executable(name: "authd-load", targets: ["authd-load"]),
+        .executable(name: "authctl", targets: ["authctl"]),
         .library(name: "AuthdClient", targets: ["AuthdClient"]),
         .library(name: "AuthdProto", targets: ["AuthdProto"]),
     ],
@@ -77,6 +78,13 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "authctl",
+            dependencies: [
+                "AuthdClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
             name: "authd-load",
             dependencies: [
                 "AuthdClient",
@@ -98,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "AuthdClient", "AuthdProto", "authd",
+                "AuthdClient", "AuthdProto", "AuthdStore", "authd", "authctl",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -56,7 +56,8 @@ public enum Caller: Sendable, Equatable {
         switch self {
         case .guest: Scope.guest
         case .user(let user, _): user.impersonator ? Scope.user.union([Scope.usersRead]) : Scope.user
-        case .server(let identity): identity.scopes.union([Scope.public])
+        // A server is never less than a guest: a mapped peer may sign its end users in.
+        case .server(let identity): identity.scopes.union(Scope.guest)
         }
     }
 

@@ -1,0 +1,102 @@
+import ArgumentParser
+import AuthdClient
+import Foundation
+
+/// `authctl`: the operator's command line. It talks to the running daemon over its socket;
+/// operator rights come from the Unix user it runs as (root, or the daemon's own user).
+@main
+struct Authctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "authctl",
+        abstract: "Operate a running authd.",
+        subcommands: [Keys.self, Health.self])
+}
+
+struct Connection: ParsableArguments {
+    @Option(help: "authd's socket (also AUTHD_SOCKET).")
+    var socket: String = ProcessInfo.processInfo.environment["AUTHD_SOCKET"] ?? "authd.sock"
+
+    func connect() async throws -> AuthdClient {
+        try await AuthdClient.connect(socketPath: socket)
+    }
+}
+
+/// Runs `body`, turning authd's errors into a one-line message and a failing exit status.
+func withClient(_ connection: Connection, _ body: (AuthdClient) async throws -> Void) async throws {
+    do {
+        let client = try await connection.connect()
+        defer { Task { await client.close() } }
+        try await body(client)
+    } catch let error as AuthdClientError {
+        FileHandle.standardError.write(Data("authctl: \(error.type) (\(error.code)): \(error.message)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+struct Health: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check that authd answers.")
+    @OptionGroup var connection: Connection
+
+    func run() async throws {
+        try await withClient(connection) { client in
+            let health = try await client.healthCheck()
+            print("\(health.status) \(health.version)")
+        }
+    }
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage server API keys.", subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key; its secret is printed once.")
+        @OptionGroup var connection: Connection
+        @Option(help: "A name for the key.")
+        var name: String
+        @Option(help: "Comma-separated scopes, e.g. users.read,users.write,sessions.write.")
+        var scopes: String
+        @Option(help: "Seconds until the key expires (default: never).")
+        var expire: Int64?
+
+        func run() async throws {
+            let scopeList = scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let expireAt = expire.map { Int64(Date().timeIntervalSince1970 * 1000) + $0 * 1000 } ?? 0
+            try await withClient(connection) { client in
+                let key = try await client.createKey(name: name, scopes: scopeList, expire: expireAt)
+                print("id: \(key.id)")
+                print("scopes: \(key.scopes.joined(separator: ","))")
+                print("secret: \(key.secret)")
+                FileHandle.standardError.write(Data("authctl: the secret is shown only now; authd keeps only its hash.\n".utf8))
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List keys (never their secrets).")
+        @OptionGroup var connection: Connection
+
+        func run() async throws {
+            try await withClient(connection) { client in
+                for key in try await client.listKeys().keys {
+                    let state = key.revokedAt != 0 ? "revoked" : "active"
+                    print("\(key.id)\t\(key.name)\t\(state)\t\(key.scopes.joined(separator: ","))\texpire=\(key.expire)")
+                }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key; it stops working at once.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The key's id.")
+        var id: String
+
+        func run() async throws {
+            try await withClient(connection) { client in
+                let key = try await client.revokeKey(id: id)
+                print("revoked \(key.id)")
+            }
+        }
+    }
+}
