@@ -105,7 +105,8 @@ final class ServerAccessTests: XCTestCase {
         let (daemon, client) = try await start(["peer_uid.\(getuid())=users.write"])
         _ = try await client.createUser(userID: "audited", email: "audited@example.com")
         await client.close()
-        XCTAssertEqual(try await daemon.stop(), 0)
+        let status = try await daemon.stop()
+        XCTAssertEqual(status, 0)
         let store = try LMDBStore(directory: daemon.dataPath)
         defer { store.close() }
         let changes = try store.read { try $0.changes(after: 0, limit: 10) }
