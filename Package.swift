@@ -31,6 +31,10 @@ let package = Package(
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // libxcrypt's crypt_r verifies imported bcrypt hashes; OpenSSL's EVP digests cover the
+        // SHA-2 and SHA-3 variants swift-crypto lacks (SHA-224, SHA-512/224, SHA3-*).
+        .systemLibrary(name: "CCrypt", pkgConfig: "libcrypt", providers: [.apt(["libcrypt-dev"])]),
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(
             name: "AuthdStore",
             dependencies: [
@@ -42,8 +46,9 @@ let package = Package(
         .target(
             name: "AuthdCore",
             dependencies: [
-                "AuthdStore", "CArgon2",
+                "AuthdStore", "CArgon2", "CCrypt", "CLibCrypto",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: []

@@ -14,5 +14,23 @@ enum PasswordVerifiers {
 
     static let table: [String: Verifier] = [
         "argon2": { input in input.argon2.verify(input.password, encoded: input.stored) },
+        "bcrypt": { input in ImportedHashes.cryptMatches(input.password, stored: input.stored) },
+        "md5": { input in try ImportedHashes.digestMatches(input.password, stored: input.stored, digest: "md5") },
+        "sha": { input in
+            let version = try ImportedHashes.decodeOptions([String: String].self, input.options)["version"] ?? "sha256"
+            guard let digest = ImportedHashes.shaDigests[version] else { return false }
+            return try ImportedHashes.digestMatches(input.password, stored: input.stored, digest: digest)
+        },
+        "phpass": { input in ImportedHashes.phpassMatches(input.password, stored: input.stored) },
+        "scrypt": { input in
+            try ImportedHashes.scryptMatches(
+                input.password, stored: input.stored,
+                options: ImportedHashes.decodeOptions(ImportedHashes.ScryptOptions.self, input.options))
+        },
+        "scryptMod": { input in
+            try ImportedHashes.scryptModifiedMatches(
+                input.password, stored: input.stored,
+                options: ImportedHashes.decodeOptions(ImportedHashes.ScryptModifiedOptions.self, input.options))
+        },
     ]
 }

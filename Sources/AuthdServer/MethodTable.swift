@@ -83,6 +83,35 @@ public struct MethodTable: Sendable {
                     userID: r.userID, email: r.hasEmail ? r.email : nil, phone: r.hasPhone ? r.phone : nil,
                     password: r.hasPassword ? r.password : nil, name: r.hasName ? r.name : nil, call: call), for: call)
         })
+        func importing<Input: SwiftProtobuf.Message & Sendable>(
+            _ method: String, _ type: Input.Type,
+            _ fields: @escaping @Sendable (Input) -> (userID: String, email: String, password: ImportedPassword, name: String?)
+        ) {
+            add("Users", method, write, .deferred(type) { r, call in
+                let f = fields(r)
+                return Authd_V1_User(
+                    try await users.importUser(userID: f.userID, email: f.email, password: f.password, name: f.name, call: call),
+                    for: call)
+            })
+        }
+        importing("CreateArgon2User", Authd_V1_CreateHashedUserRequest.self) { ($0.userID, $0.email, .argon2($0.password), $0.hasName ? $0.name : nil) }
+        importing("CreateBcryptUser", Authd_V1_CreateHashedUserRequest.self) { ($0.userID, $0.email, .bcrypt($0.password), $0.hasName ? $0.name : nil) }
+        importing("CreateMD5User", Authd_V1_CreateHashedUserRequest.self) { ($0.userID, $0.email, .md5($0.password), $0.hasName ? $0.name : nil) }
+        importing("CreatePHPassUser", Authd_V1_CreateHashedUserRequest.self) { ($0.userID, $0.email, .phpass($0.password), $0.hasName ? $0.name : nil) }
+        importing("CreateSHAUser", Authd_V1_CreateSHAUserRequest.self) {
+            ($0.userID, $0.email, .sha($0.password, version: $0.passwordVersion), $0.hasName ? $0.name : nil)
+        }
+        importing("CreateScryptUser", Authd_V1_CreateScryptUserRequest.self) {
+            ($0.userID, $0.email,
+             .scrypt($0.password, salt: $0.passwordSalt, cpu: Int(min($0.passwordCpu, 1 << 40)), memory: Int($0.passwordMemory),
+                     parallel: Int($0.passwordParallel), length: Int($0.passwordLength)),
+             $0.hasName ? $0.name : nil)
+        }
+        importing("CreateScryptModifiedUser", Authd_V1_CreateScryptModifiedUserRequest.self) {
+            ($0.userID, $0.email,
+             .scryptModified($0.password, salt: $0.passwordSalt, saltSeparator: $0.passwordSaltSeparator, signerKey: $0.passwordSignerKey),
+             $0.hasName ? $0.name : nil)
+        }
         add("Users", "Get", read, .immediate(Authd_V1_UserIdRequest.self) { r, call in
             Authd_V1_User(try users.get(userID: r.userID, call: call), for: call)
         })
