@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "authctl",
             dependencies: [
-                "AuthdClient",
+                "AuthdClient", "AuthdProto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

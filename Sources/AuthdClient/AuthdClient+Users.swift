@@ -156,3 +156,20 @@ extension AuthdClient {
         return try await call("authd.v1.Keys/Revoke", input, credentials: credentials, returning: Authd_V1_ApiKey.self)
     }
 }
+
+/// The project's auth settings (operators, or keys with the settings scopes).
+extension AuthdClient {
+    /// `Settings/Get`.
+    public func getSettings(credentials: Credentials = .none) async throws -> Authd_V1_AuthSettings {
+        try await call("authd.v1.Settings/Get", Authd_V1_GetSettingsRequest(), credentials: credentials, returning: Authd_V1_AuthSettings.self)
+    }
+
+    /// `Settings/Update`: changes the fields named in `mask` (e.g. `password_history`) to their
+    /// values in `settings`.
+    public func updateSettings(_ settings: Authd_V1_AuthSettings, mask: [String], credentials: Credentials = .none) async throws -> Authd_V1_AuthSettings {
+        var input = Authd_V1_UpdateSettingsRequest()
+        input.settings = settings
+        input.updateMask = mask
+        return try await call("authd.v1.Settings/Update", input, credentials: credentials, returning: Authd_V1_AuthSettings.self)
+    }
+}

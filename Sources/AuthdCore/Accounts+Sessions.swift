@@ -4,6 +4,7 @@ extension Accounts {
     /// `Account/CreateEmailPasswordSession` (spec 3.9).
     public func createEmailPasswordSession(email rawEmail: String, password: String, call: Call) async throws -> SessionView {
         if case .user = call.caller { throw AuthdError.sessionAlreadyExists }
+        try directory.requireMethod("email-password", call: call, settings: try directory.settings())
         let email = try FieldValidation.email(rawEmail)
         try FieldValidation.loginPassword(password)
         let candidate = try directory.store.read { r in try r.userID(email: email).flatMap { try r.user(id: $0) } }

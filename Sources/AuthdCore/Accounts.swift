@@ -72,12 +72,18 @@ public final class Directory: Sendable {
 
     /// Stores a new user with its change entry; `user_already_exists` when the id, email or
     /// phone is taken.
-    func insert(_ user: UserRecord, call: Call) async throws {
+    func insert(_ user: UserRecord, call: Call, userLimit: Int = 0) async throws {
         let change = changeRecord(
             "users.\(user.id).create", audit: "user.create", resource: "user/\(user.id)", userID: user.id,
             call: call, time: user.createdAt)
         do {
             try await store.write { w in
+                // Checked again in the write, so that concurrent sign-ups cannot pass the limit.
+                if userLimit > 0, try w.userCount() >= userLimit {
+                    throw AuthdError(
+                        type: "user_count_exceeded", code: 400,
+                        message: "The current project has exceeded the maximum number of users. Please check your user limit in the authd settings.")
+                }
                 try w.insertUser(user)
                 try w.appendChange(change)
             }
@@ -94,10 +100,11 @@ public final class Directory: Sendable {
         inSameWrite extra: (@Sendable (any StoreWriter) throws -> Void)? = nil
     ) async throws -> SessionView {
         let now = clock.now()
+        let settings = try settings()
         let secret = SecretToken.generate()
         var session = SessionRecord(
             id: Identifiers.unique(nowMicroseconds: now * 1000), userID: userID, createdAt: now,
-            expire: now + sessionPolicy.durationSeconds * 1000, provider: provider,
+            expire: now + settings.duration * 1000, provider: provider,
             secretHash: SecretToken.hash(secret))
         session.providerUID = providerUID
         session.factors = factors
@@ -106,7 +113,7 @@ public final class Directory: Sendable {
         let created = changeRecord(
             "users.\(userID).sessions.\(session.id).create", audit: "session.create", resource: "user/\(userID)",
             userID: userID, call: call, time: now)
-        let limit = trim ? sessionPolicy.limit : 0
+        let limit = trim ? settings.maxSessions : 0
         let newSession = session
         try await store.write { [self] w in
             try extra?(w)
@@ -143,13 +150,25 @@ public final class Accounts: Sendable {
         userID userIDParameter: String, email rawEmail: String, password: String, name: String?, call: Call
     ) async throws -> UserRecord {
         let now = directory.clock.now()
+        let settings = try directory.settings()
+        try directory.requireMethod("email-password", call: call, settings: settings)
         let userID = try Identifiers.customID(userIDParameter, name: "userId", nowMicroseconds: now * 1000)
         let email = try FieldValidation.email(rawEmail)
-        try FieldValidation.newPassword(password)
         if let name { try FieldValidation.name(name) }
+        // As in Appwrite, the personal-data check sees the raw id parameter.
+        try PasswordPolicy.check(
+            password, settings: settings,
+            personal: .init(userID: userIDParameter, email: email, name: name ?? "", phone: ""))
         // Cheap look-ups before the expensive hash; the write transaction checks again.
-        let taken = try directory.store.read { r in try r.user(id: userID) != nil || r.userID(email: email) != nil }
+        let (taken, users) = try directory.store.read { r in
+            (try r.user(id: userID) != nil || r.userID(email: email) != nil, try r.userCount())
+        }
         if taken { throw AuthdError.userAlreadyExists }
+        if settings.userLimit > 0 && users >= settings.userLimit {
+            throw AuthdError(
+                type: "user_count_exceeded", code: 400,
+                message: "The current project has exceeded the maximum number of users. Please check your user limit in the authd settings.")
+        }
 
         var user = UserRecord(id: userID, createdAt: now)
         user.email = email
@@ -157,7 +176,8 @@ public final class Accounts: Sendable {
         user.passwordHash = try await directory.hash(password)
         user.hashAlgorithm = PasswordHasher.algorithm
         user.passwordUpdate = now
-        try await directory.insert(user, call: call)
+        user.passwordHistory = Directory.history([], adding: user.passwordHash, settings: settings)
+        try await directory.insert(user, call: call, userLimit: settings.userLimit)
         return user
     }
 

@@ -24,10 +24,14 @@ public final class Users: Sendable {
         user.name = name ?? ""
         user.hashAlgorithm = PasswordHasher.algorithm
         if let password {
-            try FieldValidation.newPassword(password)
+            let settings = try directory.settings()
+            try PasswordPolicy.check(
+                password, settings: settings,
+                personal: .init(userID: user.id, email: user.email, name: user.name, phone: user.phone))
             try checkUnused(user)
             user.passwordHash = try await directory.hash(password)
             user.passwordUpdate = now
+            user.passwordHistory = Directory.history([], adding: user.passwordHash, settings: settings)
         }
         try await directory.insert(user, call: call)
         return user
@@ -119,11 +123,18 @@ public final class Users: Sendable {
     /// `Users/UpdatePassword`: an empty password removes it; `invalidateSessions` ends every
     /// session of the user in the same write.
     public func updatePassword(userID: String, password: String, invalidateSessions: Bool, call: Call) async throws -> UserRecord {
-        if !password.isEmpty { try FieldValidation.newPassword(password) }
-        _ = try get(userID: userID, call: call)
+        let existing = try get(userID: userID, call: call)
+        let settings = try directory.settings()
+        if !password.isEmpty {
+            try PasswordPolicy.check(
+                password, settings: settings,
+                personal: .init(userID: existing.id, email: existing.email, name: existing.name, phone: existing.phone))
+            try await directory.checkHistory(password, of: existing, settings: settings)
+        }
         let hash = password.isEmpty ? "" : try await directory.hash(password)
         let time = now
         return try await update(userID, field: "password", call: call) { [directory] user, w in
+            if !hash.isEmpty { user.passwordHistory = Directory.history(user.passwordHistory, adding: hash, settings: settings) }
             user.passwordHash = hash
             user.hashAlgorithm = PasswordHasher.algorithm
             user.hashOptions = ""

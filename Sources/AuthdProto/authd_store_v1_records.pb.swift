@@ -280,6 +280,145 @@ public nonisolated struct Authd_Store_V1_ChangeRecord: Sendable {
   public init() {}
 }
 
+/// The project's auth settings (spec 14). Absent fields take authd's defaults.
+public nonisolated struct Authd_Store_V1_SettingsRecord: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var userLimit: UInt32 {
+    get {_storage._userLimit}
+    set {_uniqueStorage()._userLimit = newValue}
+  }
+
+  public var maxSessions: UInt32 {
+    get {_storage._maxSessions}
+    set {_uniqueStorage()._maxSessions = newValue}
+  }
+
+  public var duration: UInt32 {
+    get {_storage._duration}
+    set {_uniqueStorage()._duration = newValue}
+  }
+
+  public var invalidateSessions: Bool {
+    get {_storage._invalidateSessions}
+    set {_uniqueStorage()._invalidateSessions = newValue}
+  }
+
+  public var sessionAlerts: Bool {
+    get {_storage._sessionAlerts}
+    set {_uniqueStorage()._sessionAlerts = newValue}
+  }
+
+  public var passwordHistory: UInt32 {
+    get {_storage._passwordHistory}
+    set {_uniqueStorage()._passwordHistory = newValue}
+  }
+
+  public var passwordDictionary: Bool {
+    get {_storage._passwordDictionary}
+    set {_uniqueStorage()._passwordDictionary = newValue}
+  }
+
+  public var personalDataCheck: Bool {
+    get {_storage._personalDataCheck}
+    set {_uniqueStorage()._personalDataCheck = newValue}
+  }
+
+  public var passwordMinLength: UInt32 {
+    get {_storage._passwordMinLength}
+    set {_uniqueStorage()._passwordMinLength = newValue}
+  }
+
+  public var passwordUppercase: Bool {
+    get {_storage._passwordUppercase}
+    set {_uniqueStorage()._passwordUppercase = newValue}
+  }
+
+  public var passwordLowercase: Bool {
+    get {_storage._passwordLowercase}
+    set {_uniqueStorage()._passwordLowercase = newValue}
+  }
+
+  public var passwordNumber: Bool {
+    get {_storage._passwordNumber}
+    set {_uniqueStorage()._passwordNumber = newValue}
+  }
+
+  public var passwordSymbols: Bool {
+    get {_storage._passwordSymbols}
+    set {_uniqueStorage()._passwordSymbols = newValue}
+  }
+
+  public var membershipsUserID: Bool {
+    get {_storage._membershipsUserID}
+    set {_uniqueStorage()._membershipsUserID = newValue}
+  }
+
+  public var membershipsUserEmail: Bool {
+    get {_storage._membershipsUserEmail}
+    set {_uniqueStorage()._membershipsUserEmail = newValue}
+  }
+
+  public var membershipsUserPhone: Bool {
+    get {_storage._membershipsUserPhone}
+    set {_uniqueStorage()._membershipsUserPhone = newValue}
+  }
+
+  public var membershipsUserName: Bool {
+    get {_storage._membershipsUserName}
+    set {_uniqueStorage()._membershipsUserName = newValue}
+  }
+
+  public var membershipsMfa: Bool {
+    get {_storage._membershipsMfa}
+    set {_uniqueStorage()._membershipsMfa = newValue}
+  }
+
+  public var membershipsUserAccessedAt: Bool {
+    get {_storage._membershipsUserAccessedAt}
+    set {_uniqueStorage()._membershipsUserAccessedAt = newValue}
+  }
+
+  public var mockNumbers: [Authd_Store_V1_MockNumber] {
+    get {_storage._mockNumbers}
+    set {_uniqueStorage()._mockNumbers = newValue}
+  }
+
+  /// Auth methods switched off (email-password, magic-url, email-otp, anonymous, invites, jwt, phone).
+  public var disabledMethods: [String] {
+    get {_storage._disabledMethods}
+    set {_uniqueStorage()._disabledMethods = newValue}
+  }
+
+  /// Set once the record was written; lets readers tell defaults from stored values.
+  public var stored: Bool {
+    get {_storage._stored}
+    set {_uniqueStorage()._stored = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Authd_Store_V1_MockNumber: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var phone: String = String()
+
+  public var otp: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "authd.store.v1"
@@ -780,6 +919,254 @@ nonisolated extension Authd_Store_V1_ChangeRecord: SwiftProtobuf.Message, SwiftP
     if lhs.actorID != rhs.actorID {return false}
     if lhs.ip != rhs.ip {return false}
     if lhs.userAgent != rhs.userAgent {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_Store_V1_SettingsRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SettingsRecord"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_limit\0\u{3}max_sessions\0\u{1}duration\0\u{3}invalidate_sessions\0\u{3}session_alerts\0\u{3}password_history\0\u{3}password_dictionary\0\u{3}personal_data_check\0\u{3}password_min_length\0\u{3}password_uppercase\0\u{3}password_lowercase\0\u{3}password_number\0\u{3}password_symbols\0\u{3}memberships_user_id\0\u{3}memberships_user_email\0\u{3}memberships_user_phone\0\u{3}memberships_user_name\0\u{3}memberships_mfa\0\u{3}memberships_user_accessed_at\0\u{3}mock_numbers\0\u{3}disabled_methods\0\u{1}stored\0")
+
+  fileprivate class _StorageClass {
+    var _userLimit: UInt32 = 0
+    var _maxSessions: UInt32 = 0
+    var _duration: UInt32 = 0
+    var _invalidateSessions: Bool = false
+    var _sessionAlerts: Bool = false
+    var _passwordHistory: UInt32 = 0
+    var _passwordDictionary: Bool = false
+    var _personalDataCheck: Bool = false
+    var _passwordMinLength: UInt32 = 0
+    var _passwordUppercase: Bool = false
+    var _passwordLowercase: Bool = false
+    var _passwordNumber: Bool = false
+    var _passwordSymbols: Bool = false
+    var _membershipsUserID: Bool = false
+    var _membershipsUserEmail: Bool = false
+    var _membershipsUserPhone: Bool = false
+    var _membershipsUserName: Bool = false
+    var _membershipsMfa: Bool = false
+    var _membershipsUserAccessedAt: Bool = false
+    var _mockNumbers: [Authd_Store_V1_MockNumber] = []
+    var _disabledMethods: [String] = []
+    var _stored: Bool = false
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _userLimit = source._userLimit
+      _maxSessions = source._maxSessions
+      _duration = source._duration
+      _invalidateSessions = source._invalidateSessions
+      _sessionAlerts = source._sessionAlerts
+      _passwordHistory = source._passwordHistory
+      _passwordDictionary = source._passwordDictionary
+      _personalDataCheck = source._personalDataCheck
+      _passwordMinLength = source._passwordMinLength
+      _passwordUppercase = source._passwordUppercase
+      _passwordLowercase = source._passwordLowercase
+      _passwordNumber = source._passwordNumber
+      _passwordSymbols = source._passwordSymbols
+      _membershipsUserID = source._membershipsUserID
+      _membershipsUserEmail = source._membershipsUserEmail
+      _membershipsUserPhone = source._membershipsUserPhone
+      _membershipsUserName = source._membershipsUserName
+      _membershipsMfa = source._membershipsMfa
+      _membershipsUserAccessedAt = source._membershipsUserAccessedAt
+      _mockNumbers = source._mockNumbers
+      _disabledMethods = source._disabledMethods
+      _stored = source._stored
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._userLimit) }()
+        case 2: try { try decoder.decodeSingularUInt32Field(value: &_storage._maxSessions) }()
+        case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._duration) }()
+        case 4: try { try decoder.decodeSingularBoolField(value: &_storage._invalidateSessions) }()
+        case 5: try { try decoder.decodeSingularBoolField(value: &_storage._sessionAlerts) }()
+        case 6: try { try decoder.decodeSingularUInt32Field(value: &_storage._passwordHistory) }()
+        case 7: try { try decoder.decodeSingularBoolField(value: &_storage._passwordDictionary) }()
+        case 8: try { try decoder.decodeSingularBoolField(value: &_storage._personalDataCheck) }()
+        case 9: try { try decoder.decodeSingularUInt32Field(value: &_storage._passwordMinLength) }()
+        case 10: try { try decoder.decodeSingularBoolField(value: &_storage._passwordUppercase) }()
+        case 11: try { try decoder.decodeSingularBoolField(value: &_storage._passwordLowercase) }()
+        case 12: try { try decoder.decodeSingularBoolField(value: &_storage._passwordNumber) }()
+        case 13: try { try decoder.decodeSingularBoolField(value: &_storage._passwordSymbols) }()
+        case 14: try { try decoder.decodeSingularBoolField(value: &_storage._membershipsUserID) }()
+        case 15: try { try decoder.decodeSingularBoolField(value: &_storage._membershipsUserEmail) }()
+        case 16: try { try decoder.decodeSingularBoolField(value: &_storage._membershipsUserPhone) }()
+        case 17: try { try decoder.decodeSingularBoolField(value: &_storage._membershipsUserName) }()
+        case 18: try { try decoder.decodeSingularBoolField(value: &_storage._membershipsMfa) }()
+        case 19: try { try decoder.decodeSingularBoolField(value: &_storage._membershipsUserAccessedAt) }()
+        case 20: try { try decoder.decodeRepeatedMessageField(value: &_storage._mockNumbers) }()
+        case 21: try { try decoder.decodeRepeatedStringField(value: &_storage._disabledMethods) }()
+        case 22: try { try decoder.decodeSingularBoolField(value: &_storage._stored) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if _storage._userLimit != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._userLimit, fieldNumber: 1)
+      }
+      if _storage._maxSessions != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._maxSessions, fieldNumber: 2)
+      }
+      if _storage._duration != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._duration, fieldNumber: 3)
+      }
+      if _storage._invalidateSessions != false {
+        try visitor.visitSingularBoolField(value: _storage._invalidateSessions, fieldNumber: 4)
+      }
+      if _storage._sessionAlerts != false {
+        try visitor.visitSingularBoolField(value: _storage._sessionAlerts, fieldNumber: 5)
+      }
+      if _storage._passwordHistory != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._passwordHistory, fieldNumber: 6)
+      }
+      if _storage._passwordDictionary != false {
+        try visitor.visitSingularBoolField(value: _storage._passwordDictionary, fieldNumber: 7)
+      }
+      if _storage._personalDataCheck != false {
+        try visitor.visitSingularBoolField(value: _storage._personalDataCheck, fieldNumber: 8)
+      }
+      if _storage._passwordMinLength != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._passwordMinLength, fieldNumber: 9)
+      }
+      if _storage._passwordUppercase != false {
+        try visitor.visitSingularBoolField(value: _storage._passwordUppercase, fieldNumber: 10)
+      }
+      if _storage._passwordLowercase != false {
+        try visitor.visitSingularBoolField(value: _storage._passwordLowercase, fieldNumber: 11)
+      }
+      if _storage._passwordNumber != false {
+        try visitor.visitSingularBoolField(value: _storage._passwordNumber, fieldNumber: 12)
+      }
+      if _storage._passwordSymbols != false {
+        try visitor.visitSingularBoolField(value: _storage._passwordSymbols, fieldNumber: 13)
+      }
+      if _storage._membershipsUserID != false {
+        try visitor.visitSingularBoolField(value: _storage._membershipsUserID, fieldNumber: 14)
+      }
+      if _storage._membershipsUserEmail != false {
+        try visitor.visitSingularBoolField(value: _storage._membershipsUserEmail, fieldNumber: 15)
+      }
+      if _storage._membershipsUserPhone != false {
+        try visitor.visitSingularBoolField(value: _storage._membershipsUserPhone, fieldNumber: 16)
+      }
+      if _storage._membershipsUserName != false {
+        try visitor.visitSingularBoolField(value: _storage._membershipsUserName, fieldNumber: 17)
+      }
+      if _storage._membershipsMfa != false {
+        try visitor.visitSingularBoolField(value: _storage._membershipsMfa, fieldNumber: 18)
+      }
+      if _storage._membershipsUserAccessedAt != false {
+        try visitor.visitSingularBoolField(value: _storage._membershipsUserAccessedAt, fieldNumber: 19)
+      }
+      if !_storage._mockNumbers.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._mockNumbers, fieldNumber: 20)
+      }
+      if !_storage._disabledMethods.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._disabledMethods, fieldNumber: 21)
+      }
+      if _storage._stored != false {
+        try visitor.visitSingularBoolField(value: _storage._stored, fieldNumber: 22)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_Store_V1_SettingsRecord, rhs: Authd_Store_V1_SettingsRecord) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._userLimit != rhs_storage._userLimit {return false}
+        if _storage._maxSessions != rhs_storage._maxSessions {return false}
+        if _storage._duration != rhs_storage._duration {return false}
+        if _storage._invalidateSessions != rhs_storage._invalidateSessions {return false}
+        if _storage._sessionAlerts != rhs_storage._sessionAlerts {return false}
+        if _storage._passwordHistory != rhs_storage._passwordHistory {return false}
+        if _storage._passwordDictionary != rhs_storage._passwordDictionary {return false}
+        if _storage._personalDataCheck != rhs_storage._personalDataCheck {return false}
+        if _storage._passwordMinLength != rhs_storage._passwordMinLength {return false}
+        if _storage._passwordUppercase != rhs_storage._passwordUppercase {return false}
+        if _storage._passwordLowercase != rhs_storage._passwordLowercase {return false}
+        if _storage._passwordNumber != rhs_storage._passwordNumber {return false}
+        if _storage._passwordSymbols != rhs_storage._passwordSymbols {return false}
+        if _storage._membershipsUserID != rhs_storage._membershipsUserID {return false}
+        if _storage._membershipsUserEmail != rhs_storage._membershipsUserEmail {return false}
+        if _storage._membershipsUserPhone != rhs_storage._membershipsUserPhone {return false}
+        if _storage._membershipsUserName != rhs_storage._membershipsUserName {return false}
+        if _storage._membershipsMfa != rhs_storage._membershipsMfa {return false}
+        if _storage._membershipsUserAccessedAt != rhs_storage._membershipsUserAccessedAt {return false}
+        if _storage._mockNumbers != rhs_storage._mockNumbers {return false}
+        if _storage._disabledMethods != rhs_storage._disabledMethods {return false}
+        if _storage._stored != rhs_storage._stored {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_Store_V1_MockNumber: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MockNumber"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}phone\0\u{1}otp\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.phone) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.otp) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.phone.isEmpty {
+      try visitor.visitSingularStringField(value: self.phone, fieldNumber: 1)
+    }
+    if !self.otp.isEmpty {
+      try visitor.visitSingularStringField(value: self.otp, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_Store_V1_MockNumber, rhs: Authd_Store_V1_MockNumber) -> Bool {
+    if lhs.phone != rhs.phone {return false}
+    if lhs.otp != rhs.otp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -26,6 +26,7 @@ public struct MethodTable: Sendable {
         Self.addAccount(add, Accounts(directory: directory))
         Self.addUsers(add, Users(directory: directory))
         Self.addKeys(add, ApiKeys(directory: directory))
+        Self.addSettings(add, ProjectSettings(directory: directory))
         entries = table
     }
 
@@ -208,6 +209,20 @@ public struct MethodTable: Sendable {
         })
         add("Keys", "Revoke", [Scope.keysWrite], .deferred(Authd_V1_RevokeKeyRequest.self) { r, call in
             Authd_V1_ApiKey(try await keys.revoke(id: r.keyID, call: call))
+        })
+    }
+
+    static func addSettings(_ add: Add, _ settings: ProjectSettings) {
+        add("Settings", "Get", [Scope.settingsRead, Scope.settingsWrite], .immediate(Authd_V1_GetSettingsRequest.self) { _, call in
+            Authd_V1_AuthSettings(try settings.get(call: call))
+        })
+        add("Settings", "Update", [Scope.settingsWrite], .deferred(Authd_V1_UpdateSettingsRequest.self) { r, call in
+            // Checked before the write, so that a bad mask changes nothing.
+            var probe = AuthSettings()
+            try r.settings.apply(r.updateMask, to: &probe)
+            let wire = r.settings
+            let mask = r.updateMask
+            return Authd_V1_AuthSettings(try await settings.update(call: call) { s in try? wire.apply(mask, to: &s) })
         })
     }
 

@@ -122,6 +122,16 @@ class LMDBReader: StoreReader {
         return keys
     }
 
+    func settings() throws -> AuthSettings? {
+        try get(environment.meta, Keys.utf8("settings")) { try RecordCodec.decodeSettings($0) }
+    }
+
+    func userCount() throws -> Int {
+        var stat = MDB_stat()
+        try lmdbCheck(mdb_stat(txn, environment.users, &stat), "mdb_stat")
+        return stat.ms_entries
+    }
+
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeRecord] {
         var result: [ChangeRecord] = []
         guard limit > 0, sequence < UInt64.max else { return result }
@@ -258,6 +268,10 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         try delete(environment.tokens, Keys.utf8(id))
         try delete(environment.tokensByUser, Keys.userToken(token))
         return true
+    }
+
+    func putSettings(_ settings: AuthSettings) throws {
+        try put(environment.meta, Keys.utf8("settings"), RecordCodec.encode(settings))
     }
 
     func insertApiKey(_ key: ApiKeyRecord) throws {

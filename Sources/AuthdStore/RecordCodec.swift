@@ -161,6 +161,65 @@ enum RecordCodec {
         return key
     }
 
+    static func encode(_ settings: AuthSettings) throws -> [UInt8] {
+        var r = Authd_Store_V1_SettingsRecord()
+        r.stored = true
+        r.userLimit = UInt32(settings.userLimit)
+        r.maxSessions = UInt32(settings.maxSessions)
+        r.duration = UInt32(settings.duration)
+        r.invalidateSessions = settings.invalidateSessions
+        r.sessionAlerts = settings.sessionAlerts
+        r.passwordHistory = UInt32(settings.passwordHistory)
+        r.passwordDictionary = settings.passwordDictionary
+        r.personalDataCheck = settings.personalDataCheck
+        r.passwordMinLength = UInt32(settings.passwordMinLength)
+        r.passwordUppercase = settings.passwordUppercase
+        r.passwordLowercase = settings.passwordLowercase
+        r.passwordNumber = settings.passwordNumber
+        r.passwordSymbols = settings.passwordSymbols
+        r.membershipsUserID = settings.membershipsUserID
+        r.membershipsUserEmail = settings.membershipsUserEmail
+        r.membershipsUserPhone = settings.membershipsUserPhone
+        r.membershipsUserName = settings.membershipsUserName
+        r.membershipsMfa = settings.membershipsMFA
+        r.membershipsUserAccessedAt = settings.membershipsUserAccessedAt
+        r.mockNumbers = settings.mockNumbers.map { n in
+            var m = Authd_Store_V1_MockNumber()
+            m.phone = n.phone
+            m.otp = n.otp
+            return m
+        }
+        r.disabledMethods = settings.disabledMethods.sorted()
+        return try r.serializedBytes()
+    }
+
+    static func decodeSettings(_ raw: UnsafeRawBufferPointer) throws -> AuthSettings {
+        let r = try decode(Authd_Store_V1_SettingsRecord.self, raw)
+        var s = AuthSettings()
+        s.userLimit = Int(r.userLimit)
+        s.maxSessions = Int(r.maxSessions)
+        s.duration = Int64(r.duration)
+        s.invalidateSessions = r.invalidateSessions
+        s.sessionAlerts = r.sessionAlerts
+        s.passwordHistory = Int(r.passwordHistory)
+        s.passwordDictionary = r.passwordDictionary
+        s.personalDataCheck = r.personalDataCheck
+        s.passwordMinLength = Int(r.passwordMinLength)
+        s.passwordUppercase = r.passwordUppercase
+        s.passwordLowercase = r.passwordLowercase
+        s.passwordNumber = r.passwordNumber
+        s.passwordSymbols = r.passwordSymbols
+        s.membershipsUserID = r.membershipsUserID
+        s.membershipsUserEmail = r.membershipsUserEmail
+        s.membershipsUserPhone = r.membershipsUserPhone
+        s.membershipsUserName = r.membershipsUserName
+        s.membershipsMFA = r.membershipsMfa
+        s.membershipsUserAccessedAt = r.membershipsUserAccessedAt
+        s.mockNumbers = r.mockNumbers.map { AuthSettings.MockNumber(phone: $0.phone, otp: $0.otp) }
+        s.disabledMethods = Set(r.disabledMethods)
+        return s
+    }
+
     private static func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ raw: UnsafeRawBufferPointer) throws -> M {
         do {
             return try M(serializedBytes: raw.bytes)

@@ -141,3 +141,42 @@ public struct ApiKeyRecord: Sendable, Equatable {
         self.createdAt = createdAt
     }
 }
+
+/// The project's auth settings (spec 14), one record read by every operation.
+public struct AuthSettings: Sendable, Equatable {
+    public struct MockNumber: Sendable, Equatable {
+        public var phone: String
+        public var otp: String
+        public init(phone: String, otp: String) {
+            self.phone = phone
+            self.otp = otp
+        }
+    }
+
+    /// 0: no limit.
+    public var userLimit = 0
+    public var maxSessions = 10
+    /// Seconds.
+    public var duration: Int64 = 31_536_000
+    public var invalidateSessions = true
+    public var sessionAlerts = false
+    /// 0: off.
+    public var passwordHistory = 0
+    public var passwordDictionary = false
+    public var personalDataCheck = false
+    public var passwordMinLength = 8
+    public var passwordUppercase = false
+    public var passwordLowercase = false
+    public var passwordNumber = false
+    public var passwordSymbols = false
+    public var membershipsUserID = false
+    public var membershipsUserEmail = false
+    public var membershipsUserPhone = false
+    public var membershipsUserName = false
+    public var membershipsMFA = false
+    public var membershipsUserAccessedAt = false
+    public var mockNumbers: [MockNumber] = []
+    public var disabledMethods: Set<String> = []
+
+    public init() {}
+}

@@ -26,6 +26,10 @@ public protocol StoreReader {
     func apiKey(id: String) throws -> ApiKeyRecord?
     func apiKeyID(secretHash: [UInt8]) throws -> String?
     func apiKeys() throws -> [ApiKeyRecord]
+    /// The stored auth settings, or nil when none were ever stored (defaults apply).
+    func settings() throws -> AuthSettings?
+    /// How many users there are.
+    func userCount() throws -> Int
     /// Change-log entries with a sequence above `sequence`, in order.
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeRecord]
 }
@@ -52,6 +56,7 @@ public protocol StoreWriter: StoreReader {
     /// Adds an API key; `StoreError.duplicate` when the id or secret hash is taken.
     func insertApiKey(_ key: ApiKeyRecord) throws
     func updateApiKey(_ key: ApiKeyRecord) throws
+    func putSettings(_ settings: AuthSettings) throws
     /// Appends to the change log and returns the entry's sequence number.
     @discardableResult
     func appendChange(_ change: ChangeRecord) throws -> UInt64

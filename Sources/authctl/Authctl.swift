@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuthdClient
+import AuthdProto
 import Foundation
 
 /// `authctl`: the operator's command line. It talks to the running daemon over its socket;
@@ -9,7 +10,7 @@ struct Authctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "authctl",
         abstract: "Operate a running authd.",
-        subcommands: [Keys.self, Health.self])
+        subcommands: [Keys.self, Settings.self, Health.self])
 }
 
 struct Connection: ParsableArguments {
@@ -96,6 +97,71 @@ struct Keys: AsyncParsableCommand {
             try await withClient(connection) { client in
                 let key = try await client.revokeKey(id: id)
                 print("revoked \(key.id)")
+            }
+        }
+    }
+}
+
+struct Settings: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read and change the project's auth settings.", subcommands: [Get.self, Set.self])
+
+    static func show(_ settings: Authd_V1_AuthSettings) throws {
+        var options = JSONEncodingOptions()
+        options.useDeterministicOrdering = true
+        options.preserveProtoFieldNames = true
+        print(try settings.jsonString(options: options))
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the settings as JSON (fields at their zero value are left out).")
+        @OptionGroup var connection: Connection
+
+        func run() async throws {
+            try await withClient(connection) { client in try Settings.show(try await client.getSettings()) }
+        }
+    }
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change settings: key=value ... (lists comma-separated; mock_numbers as +phone:otp,...).")
+        @OptionGroup var connection: Connection
+        @Argument(help: "Settings to change, e.g. password_history=5 disabled_methods=anonymous,phone.")
+        var assignments: [String]
+
+        func run() async throws {
+            var object: [String: Any] = [:]
+            for assignment in assignments {
+                guard let equals = assignment.firstIndex(of: "=") else {
+                    throw ValidationError("expected key=value, not `\(assignment)`")
+                }
+                let key = String(assignment[..<equals])
+                let value = String(assignment[assignment.index(after: equals)...])
+                let list = value.split(separator: ",").map(String.init)
+                switch key {
+                case "disabled_methods": object[key] = list
+                case "mock_numbers":
+                    object[key] = try list.map { entry -> [String: String] in
+                        let parts = entry.split(separator: ":").map(String.init)
+                        guard parts.count == 2 else { throw ValidationError("mock_numbers entries are +phone:otp") }
+                        return ["phone": parts[0], "otp": parts[1]]
+                    }
+                default:
+                    if let number = Int(value) { object[key] = number }
+                    else if value == "true" || value == "false" { object[key] = value == "true" }
+                    else { throw ValidationError("\(key) takes a number or true/false, not `\(value)`") }
+                }
+            }
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+            let settings: Authd_V1_AuthSettings
+            do {
+                settings = try Authd_V1_AuthSettings(jsonString: json)
+            } catch {
+                throw ValidationError("unknown setting in \(assignments.joined(separator: " ")): \(error)")
+            }
+            let mask = Array(object.keys)
+            try await withClient(connection) { client in
+                try Settings.show(try await client.updateSettings(settings, mask: mask))
             }
         }
     }
