@@ -56,8 +56,8 @@ public enum Caller: Sendable, Equatable {
         switch self {
         case .guest: Scope.guest
         case .user(let user, _): user.impersonator ? Scope.user.union([Scope.usersRead]) : Scope.user
-        // A server is never less than a guest: a mapped peer may sign its end users in.
-        case .server(let identity): identity.scopes.union(Scope.guest)
+        // Exactly its scopes (plus `public`): signing end users in needs `sessions.write`.
+        case .server(let identity): identity.scopes.union([Scope.public])
         }
     }
 

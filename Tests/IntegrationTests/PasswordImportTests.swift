@@ -9,7 +9,7 @@ final class PasswordImportTests: XCTestCase {
     var client: AuthdClient!
 
     override func setUp() async throws {
-        daemon = try await DaemonProcess.start(extraArguments: ["--set", "peer_uid.\(getuid())=users.read,users.write"])
+        daemon = try await DaemonProcess.start(extraArguments: ["--set", "peer_uid.\(getuid())=users.read,users.write,sessions.write"])
         client = try await daemon.connect()
     }
 

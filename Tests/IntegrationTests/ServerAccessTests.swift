@@ -92,13 +92,24 @@ final class ServerAccessTests: XCTestCase {
 
     func testAMappedPeerRelaysItsEndUsersSessions() async throws {
         // Mapped peers relay their end users' sessions: the session wins over the peer mapping.
-        let (_, client) = try await start(["peer_uid.\(getuid())=users.read,users.write"])
+        let (_, client) = try await start(["peer_uid.\(getuid())=users.read,users.write,sessions.write"])
         _ = try await client.createUser(userID: "relay", email: "relay@example.com", password: "password-1")
         let session = try await client.createEmailPasswordSession(email: "relay@example.com", password: "password-1")
         XCTAssertFalse(session.current, "a server-made login is nobody's current session")
         let me = try await client.getAccount(credentials: .session(session.secret))
         XCTAssertEqual(me.id, "relay")
         XCTAssertEqual(me.hash, "", "a user never sees the hash algorithm")
+    }
+
+    func testAServerHoldsExactlyItsScopes() async throws {
+        let (_, client) = try await start(["peer_uid.\(getuid())=users.read,users.write"])
+        _ = try await client.createUser(userID: "nosessions", email: "ns@example.com", password: "password-1")
+        await assertAuthdError("general_unauthorized_scope", 401) {
+            try await client.createEmailPasswordSession(email: "ns@example.com", password: "password-1")
+        }
+        await assertAuthdError("general_unauthorized_scope", 401) {
+            try await client.createAccount(email: "other@example.com", password: "password-1")
+        }
     }
 
     func testTheChangeLogRecordsThePeersUIDAndPID() async throws {
