@@ -128,6 +128,30 @@ public final class Directory: Sendable {
         return SessionView(record: session, isCurrent: !call.caller.isServer, secret: secret)
     }
 
+    /// Applies `change` to the stored user in one write and records `users.<id>.update.<field>`;
+    /// `duplicate` is thrown when the change takes another user's email or phone.
+    func updateUser(
+        _ userID: String, field: String, call: Call, duplicate: AuthdError,
+        _ change: @escaping @Sendable (inout UserRecord, any StoreWriter) throws -> Void
+    ) async throws -> UserRecord {
+        let time = clock.now()
+        let record = changeRecord(
+            "users.\(userID).update.\(field)", audit: "user.update", resource: "user/\(userID)", userID: userID,
+            call: call, time: time)
+        do {
+            return try await store.write { w in
+                guard var user = try w.user(id: userID) else { throw AuthdError.userNotFound }
+                try change(&user, w)
+                user.updatedAt = time
+                try w.updateUser(user)
+                try w.appendChange(record)
+                return user
+            }
+        } catch let error as StoreError where error.kind == .duplicate {
+            throw duplicate
+        }
+    }
+
     func deleteSession(_ session: SessionRecord, in w: any StoreWriter, call: Call, time: Int64) throws {
         try w.deleteSession(id: session.id)
         try w.appendChange(

@@ -70,24 +70,10 @@ public final class Users: Sendable {
         _ userID: String, field: String, call: Call, _ change: @escaping @Sendable (inout UserRecord, any StoreWriter) throws -> Void
     ) async throws -> UserRecord {
         try Identifiers.requireKey(userID, name: "userId")
-        let time = now
-        let record = directory.changeRecord(
-            "users.\(userID).update.\(field)", audit: "user.update", resource: "user/\(userID)", userID: userID,
-            call: call, time: time)
-        do {
-            return try await store.write { w in
-                guard var user = try w.user(id: userID) else { throw AuthdError.userNotFound }
-                try change(&user, w)
-                user.updatedAt = time
-                try w.updateUser(user)
-                try w.appendChange(record)
-                return user
-            }
-        } catch let error as StoreError where error.kind == .duplicate {
-            throw field == "phone"
-                ? AuthdError(type: "user_phone_already_exists", code: 409, message: "A user with the same phone number already exists in the current project.")
-                : AuthdError(type: "user_email_already_exists", code: 409, message: "A user with the same email already exists in the current project.")
-        }
+        let duplicate = field == "phone"
+            ? AuthdError(type: "user_phone_already_exists", code: 409, message: "A user with the same phone number already exists in the current project.")
+            : AuthdError(type: "user_email_already_exists", code: 409, message: "A user with the same email already exists in the current project.")
+        return try await directory.updateUser(userID, field: field, call: call, duplicate: duplicate, change)
     }
 
     public func updateStatus(userID: String, status: Bool, call: Call) async throws -> UserRecord {

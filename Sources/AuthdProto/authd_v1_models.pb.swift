@@ -309,6 +309,55 @@ public nonisolated struct Authd_V1_Empty: Sendable {
   public init() {}
 }
 
+/// One audit record (Appwrite's `Log`).
+public nonisolated struct Authd_V1_Log: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Position in the change log; pass as `before_sequence` for the next page.
+  public var sequence: UInt64 = 0
+
+  /// Audit event, e.g. `session.create`.
+  public var event: String = String()
+
+  /// Appwrite event name, e.g. `users.U.sessions.S.create`.
+  public var fullEvent: String = String()
+
+  public var resource: String = String()
+
+  public var userID: String = String()
+
+  /// Who acted: `user`, `guest`, `keyProject`, `peer`.
+  public var userType: String = String()
+
+  public var actorID: String = String()
+
+  public var ip: String = String()
+
+  public var userAgent: String = String()
+
+  public var time: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Authd_V1_LogList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var total: UInt32 = 0
+
+  public var logs: [Authd_V1_Log] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "authd.v1"
@@ -885,6 +934,116 @@ nonisolated extension Authd_V1_Empty: SwiftProtobuf.Message, SwiftProtobuf._Mess
   }
 
   public static func ==(lhs: Authd_V1_Empty, rhs: Authd_V1_Empty) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_V1_Log: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Log"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}event\0\u{3}full_event\0\u{1}resource\0\u{3}user_id\0\u{3}user_type\0\u{3}actor_id\0\u{1}ip\0\u{3}user_agent\0\u{1}time\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.event) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.fullEvent) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.resource) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.userType) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.ip) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.userAgent) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.time) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.sequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sequence, fieldNumber: 1)
+    }
+    if !self.event.isEmpty {
+      try visitor.visitSingularStringField(value: self.event, fieldNumber: 2)
+    }
+    if !self.fullEvent.isEmpty {
+      try visitor.visitSingularStringField(value: self.fullEvent, fieldNumber: 3)
+    }
+    if !self.resource.isEmpty {
+      try visitor.visitSingularStringField(value: self.resource, fieldNumber: 4)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 5)
+    }
+    if !self.userType.isEmpty {
+      try visitor.visitSingularStringField(value: self.userType, fieldNumber: 6)
+    }
+    if !self.actorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorID, fieldNumber: 7)
+    }
+    if !self.ip.isEmpty {
+      try visitor.visitSingularStringField(value: self.ip, fieldNumber: 8)
+    }
+    if !self.userAgent.isEmpty {
+      try visitor.visitSingularStringField(value: self.userAgent, fieldNumber: 9)
+    }
+    if self.time != 0 {
+      try visitor.visitSingularInt64Field(value: self.time, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_V1_Log, rhs: Authd_V1_Log) -> Bool {
+    if lhs.sequence != rhs.sequence {return false}
+    if lhs.event != rhs.event {return false}
+    if lhs.fullEvent != rhs.fullEvent {return false}
+    if lhs.resource != rhs.resource {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.userType != rhs.userType {return false}
+    if lhs.actorID != rhs.actorID {return false}
+    if lhs.ip != rhs.ip {return false}
+    if lhs.userAgent != rhs.userAgent {return false}
+    if lhs.time != rhs.time {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_V1_LogList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LogList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}total\0\u{1}logs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.total) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.logs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.total != 0 {
+      try visitor.visitSingularUInt32Field(value: self.total, fieldNumber: 1)
+    }
+    if !self.logs.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.logs, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_V1_LogList, rhs: Authd_V1_LogList) -> Bool {
+    if lhs.total != rhs.total {return false}
+    if lhs.logs != rhs.logs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -59,6 +59,49 @@ public struct MethodTable: Sendable {
         add("Account", "CreateSession", [Scope.sessionsWrite], .deferred(Authd_V1_CreateSessionRequest.self) { request, call in
             Authd_V1_Session(try await accounts.createSession(userID: request.userID, secret: request.secret, call: call))
         })
+        add("Account", "CreateAnonymousSession", [Scope.sessionsWrite], .deferred(Authd_V1_CreateAnonymousSessionRequest.self) { _, call in
+            Authd_V1_Session(try await accounts.createAnonymousSession(call: call))
+        })
+        add("Account", "UpdateSession", [Scope.account], .deferred(Authd_V1_UpdateSessionRequest.self) { r, call in
+            Authd_V1_Session(try await accounts.updateSession(id: r.sessionID, call: call))
+        })
+        add("Account", "Delete", [Scope.account], .deferred(Authd_V1_DeleteAccountRequest.self) { _, call in
+            try await accounts.delete(call: call)
+            return Authd_V1_Empty()
+        })
+        add("Account", "UpdateName", [Scope.account], .deferred(Authd_V1_UpdateNameRequest.self) { r, call in
+            Authd_V1_User(try await accounts.updateName(r.name, call: call), for: call)
+        })
+        add("Account", "UpdatePassword", [Scope.account], .deferred(Authd_V1_UpdatePasswordRequest.self) { r, call in
+            Authd_V1_User(
+                try await accounts.updatePassword(
+                    r.password, oldPassword: r.oldPassword, invalidateSessions: r.invalidateSessions, call: call), for: call)
+        })
+        add("Account", "UpdateEmail", [Scope.account], .deferred(Authd_V1_UpdateEmailRequest.self) { r, call in
+            Authd_V1_User(try await accounts.updateEmail(r.email, password: r.password, call: call), for: call)
+        })
+        add("Account", "UpdatePhone", [Scope.account], .deferred(Authd_V1_UpdatePhoneRequest.self) { r, call in
+            Authd_V1_User(try await accounts.updatePhone(r.phone, password: r.password, call: call), for: call)
+        })
+        add("Account", "GetPrefs", [Scope.account], .immediate(Authd_V1_GetPrefsRequest.self) { _, call in
+            var prefs = Authd_V1_Preferences()
+            prefs.prefs = try accounts.getPrefs(call: call)
+            return prefs
+        })
+        add("Account", "UpdatePrefs", [Scope.account], .deferred(Authd_V1_UpdatePrefsRequest.self) { r, call in
+            var prefs = Authd_V1_Preferences()
+            prefs.prefs = try await accounts.updatePrefs(r.prefs, call: call)
+            return prefs
+        })
+        add("Account", "UpdateStatus", [Scope.account], .deferred(Authd_V1_UpdateStatusRequest.self) { _, call in
+            Authd_V1_User(try await accounts.block(call: call), for: call)
+        })
+        add("Account", "ListLogs", [Scope.account], .immediate(Authd_V1_ListLogsRequest.self) { r, call in
+            Authd_V1_LogList(
+                try accounts.listLogs(
+                    limit: Int(r.limit), offset: Int(r.offset), beforeSequence: r.beforeSequence == 0 ? nil : r.beforeSequence,
+                    call: call))
+        })
         add("Account", "ListSessions", [Scope.account], .immediate(Authd_V1_ListSessionsRequest.self) { _, call in
             Authd_V1_SessionList(try accounts.listSessions(call: call))
         })
@@ -173,6 +216,12 @@ public struct MethodTable: Sendable {
         add("Users", "DeleteSessions", write, .deferred(Authd_V1_UserIdRequest.self) { r, call in
             try await users.deleteSessions(userID: r.userID, call: call)
             return Authd_V1_Empty()
+        })
+        add("Users", "ListLogs", read, .immediate(Authd_V1_ListUserLogsRequest.self) { r, call in
+            Authd_V1_LogList(
+                try users.listLogs(
+                    userID: r.userID, limit: Int(r.limit), offset: Int(r.offset),
+                    beforeSequence: r.beforeSequence == 0 ? nil : r.beforeSequence, call: call))
         })
         add("Users", "ListMemberships", read, .immediate(Authd_V1_UserIdRequest.self) { r, call in
             // Teams arrive with the Teams issue; until then a user has no memberships.

@@ -58,6 +58,27 @@ extension Authd_V1_SessionList {
     }
 }
 
+extension Authd_V1_LogList {
+    init(_ page: (entries: [ChangeRecord], total: Int)) {
+        self.init()
+        total = UInt32(page.total)
+        logs = page.entries.map { change in
+            var log = Authd_V1_Log()
+            log.sequence = change.sequence
+            log.event = change.auditEvent
+            log.fullEvent = change.event
+            log.resource = change.resource
+            log.userID = change.userID
+            log.userType = change.actorType
+            log.actorID = change.actorID
+            log.ip = change.ip
+            log.userAgent = change.userAgent
+            log.time = change.time
+            return log
+        }
+    }
+}
+
 extension Authd_V1_ApiKey {
     /// Never carries the secret: only Keys/Create sets it, once.
     init(_ key: ApiKeyRecord) {

@@ -19,6 +19,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     let tokensByUser: MDB_dbi
     let apiKeys: MDB_dbi
     let apiKeysBySecret: MDB_dbi
+    let changesByUser: MDB_dbi
 
     init(path: String, mapSize: Int) throws {
         var envPointer: OpaquePointer?
@@ -56,6 +57,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             tokensByUser = try open("tokens_by_user")
             apiKeys = try open("api_keys")
             apiKeysBySecret = try open("api_keys_by_secret")
+            changesByUser = try open("changes_by_user")
             try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit")
         } catch {
             mdb_txn_abort(txn)

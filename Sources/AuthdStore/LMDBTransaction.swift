@@ -10,6 +10,7 @@ import CLMDB
 /// - `users_by_phone`: phone → user id
 /// - `tokens`: token id → TokenRecord; `tokens_by_user`: user id, 0x00, token id → empty
 /// - `api_keys`: key id → ApiKeyRecord; `api_keys_by_secret`: SHA-256 of the key → key id
+/// - `changes_by_user`: user id, 0x00, sequence (8 bytes big-endian) → empty
 /// - `meta`: name → value (`schema_version`: 4 bytes big-endian)
 enum Keys {
     static func utf8(_ s: String) -> [UInt8] { Array(s.utf8) }
@@ -130,6 +131,48 @@ class LMDBReader: StoreReader {
         var stat = MDB_stat()
         try lmdbCheck(mdb_stat(txn, environment.users, &stat), "mdb_stat")
         return stat.ms_entries
+    }
+
+    func changes(userID: String, before beforeSequence: UInt64?, offset: Int, limit: Int) throws -> (entries: [ChangeRecord], total: Int) {
+        let prefix = Keys.userSessionsPrefix(userID)
+        var total = 0
+        try scan(environment.changesByUser, from: prefix) { key, _ in
+            guard key.starts(with: prefix), total < 5000 else { return false }
+            total += 1
+            return true
+        }
+        var sequences: [UInt64] = []
+        var cursor: OpaquePointer?
+        try lmdbCheck(mdb_cursor_open(txn, environment.changesByUser, &cursor), "mdb_cursor_open")
+        defer { mdb_cursor_close(cursor) }
+        var key = MDB_val()
+        var value = MDB_val()
+        // Position on the first key at or after the bound, then walk backwards.
+        let bound = prefix + Keys.bigEndian64(beforeSequence ?? UInt64.max)
+        var rc = withValue(bound) { k in
+            key = k
+            return mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
+        }
+        rc = rc == MDB_NOTFOUND ? mdb_cursor_get(cursor, &key, &value, MDB_LAST) : rc
+        var skipped = 0
+        while rc == 0 {
+            let raw = bytes(of: key)
+            if raw.starts(with: prefix), raw.count == prefix.count + 8,
+                let sequence = Keys.readBigEndian64(UnsafeRawBufferPointer(rebasing: raw[prefix.count...])),
+                sequence < (beforeSequence ?? UInt64.max)
+            {
+                if skipped < offset { skipped += 1 } else { sequences.append(sequence) }
+                if sequences.count >= limit { break }
+            } else if raw.lexicographicallyPrecedes(prefix) {
+                break
+            }
+            rc = mdb_cursor_get(cursor, &key, &value, MDB_PREV)
+        }
+        if rc != 0 && rc != MDB_NOTFOUND { try lmdbCheck(rc, "mdb_cursor_get") }
+        let entries = try sequences.compactMap { sequence in
+            try get(environment.changes, Keys.bigEndian64(sequence)) { try RecordCodec.decodeChange($0) }
+        }
+        return (entries, total)
     }
 
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeRecord] {
@@ -326,6 +369,9 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         var entry = change
         entry.sequence = last + 1
         try put(environment.changes, Keys.bigEndian64(entry.sequence), RecordCodec.encode(entry), flags: MDB_APPEND)
+        if !entry.userID.isEmpty {
+            try put(environment.changesByUser, Keys.userSessionsPrefix(entry.userID) + Keys.bigEndian64(entry.sequence), [])
+        }
         return entry.sequence
     }
 }

@@ -30,6 +30,9 @@ public protocol StoreReader {
     func settings() throws -> AuthSettings?
     /// How many users there are.
     func userCount() throws -> Int
+    /// One user's change-log entries, newest first, older than `beforeSequence` (all when nil),
+    /// skipping `offset`, at most `limit`; and how many entries the user has (counted up to 5000).
+    func changes(userID: String, before beforeSequence: UInt64?, offset: Int, limit: Int) throws -> (entries: [ChangeRecord], total: Int)
     /// Change-log entries with a sequence above `sequence`, in order.
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeRecord]
 }
