@@ -90,3 +90,10 @@ extension AuthdClient {
         return try await account("ListLogs", input, credentials, nil, LogList.self)
     }
 }
+
+extension AuthdClient {
+    /// `Account/GetRoles`: the role strings of `credentials` (`any`, `guests`, `user:U`, ...).
+    public func getRoles(credentials: Credentials = .none) async throws -> [String] {
+        try await call("authd.v1.Account/GetRoles", Authd_V1_GetRolesRequest(), credentials: credentials, returning: Authd_V1_Roles.self).roles
+    }
+}

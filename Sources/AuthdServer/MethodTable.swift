@@ -102,6 +102,11 @@ public struct MethodTable: Sendable {
                     limit: Int(r.limit), offset: Int(r.offset), beforeSequence: r.beforeSequence == 0 ? nil : r.beforeSequence,
                     call: call))
         })
+        add("Account", "GetRoles", [Scope.public], .immediate(Authd_V1_GetRolesRequest.self) { _, call in
+            var roles = Authd_V1_Roles()
+            roles.roles = call.caller.roles
+            return roles
+        })
         add("Account", "ListSessions", [Scope.account], .immediate(Authd_V1_ListSessionsRequest.self) { _, call in
             Authd_V1_SessionList(try accounts.listSessions(call: call))
         })

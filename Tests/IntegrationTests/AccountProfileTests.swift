@@ -142,3 +142,30 @@ extension AuthdClient {
             returning: Session.self)
     }
 }
+
+final class RolesTests: XCTestCase {
+    func testRolesOfGuestsUsersAndLabels() async throws {
+        let daemon = try await DaemonProcess.start(extraArguments: ["--set", "peer_gid.\(getgid())=users.write"])
+        defer { Task { await daemon.cleanUp() } }
+        let client = try await daemon.connect()
+        defer { Task { await client.close() } }
+        let server = try await client.getRoles()
+        XCTAssertEqual(server, ["any", "keys"])
+        _ = try await client.createUser(userID: "r", email: "r@example.com", password: "password-1")
+        let session = try await client.createUserSession(userID: "r")
+        var roles = try await client.getRoles(credentials: .session(session.secret))
+        XCTAssertEqual(roles, ["any", "users", "user:r", "user:r/unverified", "users/unverified"])
+        var labels = Authd_V1_UpdateUserLabelsRequest()
+        labels.userID = "r"
+        labels.labels = ["vip"]
+        _ = try await client.updateUser("UpdateLabels", labels)
+        var verify = Authd_V1_UpdateUserEmailVerificationRequest()
+        verify.userID = "r"
+        verify.emailVerification = true
+        _ = try await client.updateUser("UpdateEmailVerification", verify)
+        roles = try await client.getRoles(credentials: .session(session.secret))
+        XCTAssertEqual(roles, ["any", "users", "user:r", "user:r/verified", "users/verified", "label:vip"])
+        let guest = try await client.getRoles(credentials: .session("unknown"))
+        XCTAssertEqual(guest, ["any", "guests"], "an unknown session is a guest, even from a mapped peer")
+    }
+}
