@@ -97,3 +97,31 @@ extension AuthdClient {
         try await call("authd.v1.Account/GetRoles", Authd_V1_GetRolesRequest(), credentials: credentials, returning: Authd_V1_Roles.self).roles
     }
 }
+
+extension AuthdClient {
+    /// `Account/CreateJWT`: a JWT for the current session (0 to 3600 s, default 900).
+    public func createJWT(duration: UInt32? = nil, credentials: Credentials) async throws -> String {
+        var input = Authd_V1_CreateJWTRequest()
+        if let duration { input.duration = duration }
+        return try await call("authd.v1.Account/CreateJWT", input, credentials: credentials, returning: Authd_V1_JWT.self).jwt
+    }
+
+    /// `Users/CreateJWT`: a JWT for a session of the user (`recent`: the newest).
+    public func createUserJWT(userID: String, sessionID: String = "recent", duration: UInt32? = nil, credentials: Credentials = .none) async throws -> String {
+        var input = Authd_V1_CreateUserJWTRequest()
+        input.userID = userID
+        input.sessionID = sessionID
+        if let duration { input.duration = duration }
+        return try await call("authd.v1.Users/CreateJWT", input, credentials: credentials, returning: Authd_V1_JWT.self).jwt
+    }
+
+    /// `Account/GetJWKS`: the public keys that verify authd's JWTs, as a JSON Web Key Set.
+    public func getJWKS() async throws -> String {
+        try await call("authd.v1.Account/GetJWKS", Authd_V1_GetJWKSRequest(), returning: Authd_V1_JWKS.self).jwks
+    }
+
+    /// `Keys/RotateJWTKey` (operators): a new signing key; returns its id.
+    public func rotateJWTKey(credentials: Credentials = .none) async throws -> String {
+        try await call("authd.v1.Keys/RotateJWTKey", Authd_V1_RotateJWTKeyRequest(), credentials: credentials, returning: Authd_V1_JWTKeyInfo.self).kid
+    }
+}

@@ -173,6 +173,37 @@ extension Accounts {
     }
 }
 
+extension Accounts {
+    /// `Account/CreateJWT`: a token for the caller's current session; not from a JWT (spec 10).
+    public func createJWT(duration: Int?, jwt: JWTIssuer, call: Call) throws -> String {
+        let (user, session) = try call.signedIn()
+        if case .jwt = call.context.credential {
+            throw AuthdError(type: "user_jwt_creation_denied", code: 403, message: "A JWT cannot be created from a JWT: use the session.")
+        }
+        return try jwt.sign(userID: user.id, sessionID: session.id, duration: try Self.jwtDuration(duration))
+    }
+
+    static func jwtDuration(_ duration: Int?) throws -> Int64 {
+        let duration = duration ?? 900
+        guard (0...Int(JWTIssuer.maximumDuration)).contains(duration) else {
+            throw AuthdError.argumentInvalid("Invalid `duration` param: Value must be a valid range between 0 and 3,600")
+        }
+        return Int64(duration)
+    }
+}
+
+extension Users {
+    /// `Users/CreateJWT`: for a session of the user (`recent`: the newest); with no session, a
+    /// token bound to none (spec 4.8).
+    public func createJWT(userID: String, sessionID: String, duration: Int?, jwt: JWTIssuer, call: Call) throws -> String {
+        _ = try get(userID: userID, call: call)
+        let duration = try Accounts.jwtDuration(duration)
+        let sessions = try store.read { try $0.sessions(userID: userID) }
+        let chosen = sessionID.isEmpty || sessionID == "recent" ? sessions.last : sessions.first { $0.id == sessionID }
+        return try jwt.sign(userID: userID, sessionID: chosen?.id ?? "", duration: duration)
+    }
+}
+
 extension Directory {
     func logs(userID: String, limit: Int, offset: Int, beforeSequence: UInt64?) throws -> (entries: [ChangeRecord], total: Int) {
         let limit = limit == 0 ? 25 : limit

@@ -6,11 +6,16 @@ public final class Authorizer: Sendable {
     let store: any AuthStore
     let clock: any WallClock
     let peerPolicy: PeerPolicy
+    let jwt: JWTIssuer?
 
-    public init(store: any AuthStore, clock: any WallClock = SystemWallClock(), peerPolicy: PeerPolicy = PeerPolicy()) {
+    public init(
+        store: any AuthStore, clock: any WallClock = SystemWallClock(), peerPolicy: PeerPolicy = PeerPolicy(),
+        jwt: JWTIssuer? = nil
+    ) {
         self.store = store
         self.clock = clock
         self.peerPolicy = peerPolicy
+        self.jwt = jwt
     }
 
     /// The caller, when it holds at least one of `scopes`; `general_unauthorized_scope`
@@ -58,10 +63,21 @@ public final class Authorizer: Sendable {
                     type: "project_key_expired", code: 401, message: "The API key has expired: create a new one.")
             }
             return .server(ServerIdentity(kind: .apiKey(id: key.id), scopes: Set(key.scopes)))
-        case .jwt:
-            throw AuthdError(
-                type: "user_auth_method_unsupported", code: 501,
-                message: "JWT credentials are not supported by this authd yet.")
+        case .jwt(let token):
+            guard let jwt else {
+                throw AuthdError(type: "user_jwt_invalid", code: 401, message: "This authd issues no JWTs.")
+            }
+            // A valid token whose user or session is gone makes a guest (spec 10): deleting a
+            // session revokes its tokens.
+            let claims = try jwt.verify(token)
+            guard let user = try reader.user(id: claims.userID) else { return .guest }
+            if claims.sessionID.isEmpty {
+                return .user(user, session: SessionRecord(id: "", userID: user.id, createdAt: 0, expire: 0, provider: "jwt", secretHash: []))
+            }
+            guard let session = try reader.session(id: claims.sessionID), session.userID == user.id,
+                session.expire >= clock.now()
+            else { return .guest }
+            return .user(user, session: session)
         }
     }
 }

@@ -419,6 +419,40 @@ public nonisolated struct Authd_Store_V1_MockNumber: Sendable {
   public init() {}
 }
 
+/// The JWT signing keys (Ed25519). The newest unretired key signs; retired keys stay until every
+/// token they signed has expired, so that verifiers holding the JWKS keep working.
+public nonisolated struct Authd_Store_V1_JWTKeySet: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keys: [Authd_Store_V1_JWTKey] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Authd_Store_V1_JWTKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kid: String = String()
+
+  /// Raw 32-byte Ed25519 private key. The data folder is mode 0700 and its files 0600.
+  public var privateKey: Data = Data()
+
+  public var createdAt: Int64 = 0
+
+  /// 0 while the key signs.
+  public var retiredAt: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "authd.store.v1"
@@ -1167,6 +1201,81 @@ nonisolated extension Authd_Store_V1_MockNumber: SwiftProtobuf.Message, SwiftPro
   public static func ==(lhs: Authd_Store_V1_MockNumber, rhs: Authd_Store_V1_MockNumber) -> Bool {
     if lhs.phone != rhs.phone {return false}
     if lhs.otp != rhs.otp {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_Store_V1_JWTKeySet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JWTKeySet"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_Store_V1_JWTKeySet, rhs: Authd_Store_V1_JWTKeySet) -> Bool {
+    if lhs.keys != rhs.keys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_Store_V1_JWTKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JWTKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kid\0\u{3}private_key\0\u{3}created_at\0\u{3}retired_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.kid) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.privateKey) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.createdAt) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.retiredAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.kid.isEmpty {
+      try visitor.visitSingularStringField(value: self.kid, fieldNumber: 1)
+    }
+    if !self.privateKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.privateKey, fieldNumber: 2)
+    }
+    if self.createdAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAt, fieldNumber: 3)
+    }
+    if self.retiredAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.retiredAt, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_Store_V1_JWTKey, rhs: Authd_Store_V1_JWTKey) -> Bool {
+    if lhs.kid != rhs.kid {return false}
+    if lhs.privateKey != rhs.privateKey {return false}
+    if lhs.createdAt != rhs.createdAt {return false}
+    if lhs.retiredAt != rhs.retiredAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -358,6 +358,19 @@ public nonisolated struct Authd_V1_LogList: Sendable {
   public init() {}
 }
 
+/// A JSON Web Token.
+public nonisolated struct Authd_V1_JWT: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jwt: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "authd.v1"
@@ -1044,6 +1057,36 @@ nonisolated extension Authd_V1_LogList: SwiftProtobuf.Message, SwiftProtobuf._Me
   public static func ==(lhs: Authd_V1_LogList, rhs: Authd_V1_LogList) -> Bool {
     if lhs.total != rhs.total {return false}
     if lhs.logs != rhs.logs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_V1_JWT: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JWT"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}jwt\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jwt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jwt.isEmpty {
+      try visitor.visitSingularStringField(value: self.jwt, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_V1_JWT, rhs: Authd_V1_JWT) -> Bool {
+    if lhs.jwt != rhs.jwt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -23,12 +23,14 @@ public enum Daemon {
             sessionPolicy: SessionPolicy(
                 durationSeconds: configuration.sessionDurationSeconds, limit: configuration.sessionLimit),
             logger: logger)
-        let authorizer = Authorizer(store: store, peerPolicy: configuration.peerPolicy)
+        let jwt = JWTIssuer(directory: directory)
+        try await jwt.start()
+        let authorizer = Authorizer(store: store, peerPolicy: configuration.peerPolicy, jwt: jwt)
         let server = UnixSocketServer(
             options: UnixSocketServer.Options(
                 socketPath: configuration.socketPath, socketMode: mode_t(configuration.socketMode),
                 maximumFrameBytes: configuration.maximumFrameBytes),
-            methods: MethodTable(authorizer: authorizer, directory: directory), group: group, logger: logger)
+            methods: MethodTable(authorizer: authorizer, directory: directory, jwt: jwt), group: group, logger: logger)
         // Shutdown runs in reverse order: the listener drains first, then the store closes.
         let services = ServiceGroup(
             configuration: ServiceGroupConfiguration(

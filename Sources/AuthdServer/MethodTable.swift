@@ -16,7 +16,7 @@ public struct MethodTable: Sendable {
     let entries: [String: Entry]
     let authorizer: Authorizer
 
-    public init(authorizer: Authorizer, directory: Directory) {
+    public init(authorizer: Authorizer, directory: Directory, jwt: JWTIssuer) {
         self.authorizer = authorizer
         var table: [String: Entry] = [:]
         func add(_ service: String, _ method: String, _ scopes: Set<String>, _ endpoint: Endpoint) {
@@ -26,6 +26,7 @@ public struct MethodTable: Sendable {
         Self.addAccount(add, Accounts(directory: directory))
         Self.addUsers(add, Users(directory: directory))
         Self.addKeys(add, ApiKeys(directory: directory))
+        Self.addJWT(add, Accounts(directory: directory), Users(directory: directory), jwt)
         Self.addSettings(add, ProjectSettings(directory: directory))
         entries = table
     }
@@ -263,6 +264,30 @@ public struct MethodTable: Sendable {
         })
         add("Keys", "Revoke", [Scope.keysWrite], .deferred(Authd_V1_RevokeKeyRequest.self) { r, call in
             Authd_V1_ApiKey(try await keys.revoke(id: r.keyID, call: call))
+        })
+    }
+
+    static func addJWT(_ add: Add, _ accounts: Accounts, _ users: Users, _ jwt: JWTIssuer) {
+        add("Account", "CreateJWT", [Scope.account], .immediate(Authd_V1_CreateJWTRequest.self) { r, call in
+            var token = Authd_V1_JWT()
+            token.jwt = try accounts.createJWT(duration: r.hasDuration ? Int(r.duration) : nil, jwt: jwt, call: call)
+            return token
+        })
+        add("Users", "CreateJWT", [Scope.usersWrite], .immediate(Authd_V1_CreateUserJWTRequest.self) { r, call in
+            var token = Authd_V1_JWT()
+            token.jwt = try users.createJWT(
+                userID: r.userID, sessionID: r.sessionID, duration: r.hasDuration ? Int(r.duration) : nil, jwt: jwt, call: call)
+            return token
+        })
+        add("Account", "GetJWKS", [Scope.public], .immediate(Authd_V1_GetJWKSRequest.self) { _, _ in
+            var set = Authd_V1_JWKS()
+            set.jwks = try jwt.jwks()
+            return set
+        })
+        add("Keys", "RotateJWTKey", [Scope.keysWrite], .deferred(Authd_V1_RotateJWTKeyRequest.self) { _, call in
+            var info = Authd_V1_JWTKeyInfo()
+            info.kid = try await jwt.rotate(call: call)
+            return info
         })
     }
 

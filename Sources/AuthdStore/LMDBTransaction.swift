@@ -127,6 +127,10 @@ class LMDBReader: StoreReader {
         try get(environment.meta, Keys.utf8("settings")) { try RecordCodec.decodeSettings($0) }
     }
 
+    func jwtKeys() throws -> [JWTKeyRecord] {
+        try get(environment.meta, Keys.utf8("jwt_keys")) { try RecordCodec.decodeJWTKeys($0) } ?? []
+    }
+
     func userCount() throws -> Int {
         var stat = MDB_stat()
         try lmdbCheck(mdb_stat(txn, environment.users, &stat), "mdb_stat")
@@ -311,6 +315,10 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         try delete(environment.tokens, Keys.utf8(id))
         try delete(environment.tokensByUser, Keys.userToken(token))
         return true
+    }
+
+    func putJWTKeys(_ keys: [JWTKeyRecord]) throws {
+        try put(environment.meta, Keys.utf8("jwt_keys"), RecordCodec.encode(keys))
     }
 
     func putSettings(_ settings: AuthSettings) throws {

@@ -220,6 +220,27 @@ enum RecordCodec {
         return s
     }
 
+    static func encode(_ keys: [JWTKeyRecord]) throws -> [UInt8] {
+        var set = Authd_Store_V1_JWTKeySet()
+        set.keys = keys.map { key in
+            var r = Authd_Store_V1_JWTKey()
+            r.kid = key.kid
+            r.privateKey = Data(key.privateKey)
+            r.createdAt = key.createdAt
+            r.retiredAt = key.retiredAt
+            return r
+        }
+        return try set.serializedBytes()
+    }
+
+    static func decodeJWTKeys(_ raw: UnsafeRawBufferPointer) throws -> [JWTKeyRecord] {
+        try decode(Authd_Store_V1_JWTKeySet.self, raw).keys.map { r in
+            var key = JWTKeyRecord(kid: r.kid, privateKey: [UInt8](r.privateKey), createdAt: r.createdAt)
+            key.retiredAt = r.retiredAt
+            return key
+        }
+    }
+
     private static func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ raw: UnsafeRawBufferPointer) throws -> M {
         do {
             return try M(serializedBytes: raw.bytes)

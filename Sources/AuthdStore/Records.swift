@@ -180,3 +180,18 @@ public struct AuthSettings: Sendable, Equatable {
 
     public init() {}
 }
+
+/// A JWT signing key (Ed25519). The data folder is private to the daemon's user.
+public struct JWTKeyRecord: Sendable, Equatable {
+    public var kid: String
+    public var privateKey: [UInt8]
+    public var createdAt: Int64
+    /// 0 while the key signs.
+    public var retiredAt: Int64 = 0
+
+    public init(kid: String, privateKey: [UInt8], createdAt: Int64) {
+        self.kid = kid
+        self.privateKey = privateKey
+        self.createdAt = createdAt
+    }
+}

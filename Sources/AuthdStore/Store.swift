@@ -28,6 +28,8 @@ public protocol StoreReader {
     func apiKeys() throws -> [ApiKeyRecord]
     /// The stored auth settings, or nil when none were ever stored (defaults apply).
     func settings() throws -> AuthSettings?
+    /// The JWT signing keys, oldest first.
+    func jwtKeys() throws -> [JWTKeyRecord]
     /// How many users there are.
     func userCount() throws -> Int
     /// One user's change-log entries, newest first, older than `beforeSequence` (all when nil),
@@ -60,6 +62,7 @@ public protocol StoreWriter: StoreReader {
     func insertApiKey(_ key: ApiKeyRecord) throws
     func updateApiKey(_ key: ApiKeyRecord) throws
     func putSettings(_ settings: AuthSettings) throws
+    func putJWTKeys(_ keys: [JWTKeyRecord]) throws
     /// Appends to the change log and returns the entry's sequence number.
     @discardableResult
     func appendChange(_ change: ChangeRecord) throws -> UInt64

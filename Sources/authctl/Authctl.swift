@@ -10,7 +10,7 @@ struct Authctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "authctl",
         abstract: "Operate a running authd.",
-        subcommands: [Keys.self, Settings.self, Health.self])
+        subcommands: [Keys.self, Settings.self, JWT.self, Health.self])
 }
 
 struct Connection: ParsableArguments {
@@ -163,6 +163,21 @@ struct Settings: AsyncParsableCommand {
             try await withClient(connection) { client in
                 try Settings.show(try await client.updateSettings(settings, mask: mask))
             }
+        }
+    }
+}
+
+struct JWT: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jwt", abstract: "Manage the JWT signing keys.", subcommands: [Rotate.self])
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sign new JWTs with a new key; the old public key stays in the JWKS until its tokens expire.")
+        @OptionGroup var connection: Connection
+
+        func run() async throws {
+            try await withClient(connection) { client in print("kid: \(try await client.rotateJWTKey())") }
         }
     }
 }

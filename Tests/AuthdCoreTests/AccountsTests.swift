@@ -137,8 +137,8 @@ final class AccountsTests: XCTestCase {
         await assertError("user_invalid_credentials") { try await self.signIn("anon@example.com") }
     }
 
-    func testUnsupportedCredentialKindsAreClearErrors() async throws {
-        await assertError("user_auth_method_unsupported") {
+    func testJWTsAreRefusedWhenNoIssuerIsConfigured() async throws {
+        await assertError("user_jwt_invalid") {
             try self.authorizer.authorize(RequestContext(credential: .jwt("a.b.c")), scopes: [Scope.account])
         }
     }

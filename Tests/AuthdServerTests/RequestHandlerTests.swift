@@ -20,7 +20,7 @@ final class RequestHandlerTests: XCTestCase {
         store = try LMDBStore(directory: directory)
         pool = BlockingPool(threads: 1)
         let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
-        let methods = MethodTable(authorizer: Authorizer(store: store), directory: directory)
+        let methods = MethodTable(authorizer: Authorizer(store: store), directory: directory, jwt: JWTIssuer(directory: directory))
         channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers(
             ByteToMessageHandler(FrameDecoder(maximumFrameBytes: 1024)),

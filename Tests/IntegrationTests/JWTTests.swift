@@ -1,0 +1,106 @@
+import AuthdClient
+import Foundation
+import XCTest
+
+/// JWTs: issued for sessions, accepted as credentials, revoked with their session, verified
+/// offline with the JWKS by an independent library (PyJWT), and rotated.
+final class JWTTests: XCTestCase {
+    var daemon: DaemonProcess!
+    var client: AuthdClient!
+
+    override func setUp() async throws {
+        daemon = try await DaemonProcess.start(extraArguments: ["--set", "operator_uids=4294967000", "--set", "peer_gid.\(getgid())=users.write"])
+        client = try await daemon.connect()
+    }
+
+    override func tearDown() async throws {
+        await client?.close()
+        await daemon?.cleanUp()
+    }
+
+    func testJWTsAuthenticateUntilTheirSessionEnds() async throws {
+        _ = try await client.createUser(userID: "j", email: "j@example.com", password: "password-1")
+        let session = try await client.createUserSession(userID: "j")
+        let token = try await client.createJWT(credentials: .session(session.secret))
+        let me = try await client.getAccount(credentials: .jwt(token))
+        XCTAssertEqual(me.id, "j")
+        await assertAuthdError("user_jwt_creation_denied", 403) { try await self.client.createJWT(credentials: .jwt(token)) }
+        await assertAuthdError("general_argument_invalid", 400) {
+            try await self.client.createJWT(duration: 3601, credentials: .session(session.secret))
+        }
+
+        // Forged: the payload changed, the signature kept.
+        let parts = token.split(separator: ".")
+        let forgedPayload = Data(#"{"exp":9999999999,"iat":0,"sessionId":"","userId":"j"}"#.utf8).base64EncodedString()
+            .replacingOccurrences(of: "=", with: "")
+        for bad in ["\(parts[0]).\(forgedPayload).\(parts[2])", "not-a-jwt", "a.b.c", token + "x"] {
+            await assertAuthdError("user_jwt_invalid", 401) { try await self.client.getAccount(credentials: .jwt(bad)) }
+        }
+        let expired = try await client.createJWT(duration: 0, credentials: .session(session.secret))
+        await assertAuthdError("user_jwt_invalid", 401) { try await self.client.getAccount(credentials: .jwt(expired)) }
+
+        try await client.deleteUserSession(userID: "j", sessionID: session.id)
+        await assertAuthdError("general_unauthorized_scope", 401) { try await self.client.getAccount(credentials: .jwt(token)) }
+
+        // A server JWT for a user without sessions is bound to no session.
+        let unbound = try await client.createUserJWT(userID: "j")
+        let viaUnbound = try await client.getAccount(credentials: .jwt(unbound))
+        XCTAssertEqual(viaUnbound.id, "j")
+    }
+
+    func testOfflineVerificationWithPyJWTAndKeyRotation() async throws {
+        // scripts/test installs PyJWT when Python is present; without it this test is skipped.
+        let python = "python3"
+        guard Self.pythonHasPyJWT(python) else {
+            throw XCTSkip("python3 with PyJWT and cryptography is not installed")
+        }
+        _ = try await client.createUser(userID: "o", email: "o@example.com")
+        let session = try await client.createUserSession(userID: "o")
+        let token = try await client.createJWT(duration: 600, credentials: .session(session.secret))
+        let jwks = try await client.getJWKS()
+        let claims = try Self.run(python, [Self.script, jwks, token])
+        XCTAssertEqual(claims.status, 0, claims.output)
+        XCTAssertTrue(claims.output.contains("\"sessionId\": \"\(session.id)\""), claims.output)
+        XCTAssertTrue(claims.output.contains("\"userId\": \"o\""), claims.output)
+
+        // Rotation: new tokens carry the new kid; the old key still verifies its tokens.
+        let operatorDaemon = try DaemonProcess(directory: daemon.directory, extraArguments: ["--set", "operator_uids=\(getuid())"])
+        await client.close()
+        _ = try await daemon.stop()
+        try await operatorDaemon.launch()
+        daemon = operatorDaemon
+        client = try await operatorDaemon.connect()
+        let newKid = try await client.rotateJWTKey()
+        let rotated = try await client.getJWKS()
+        XCTAssertTrue(rotated.contains(newKid))
+        let oldStillValid = try Self.run(python, [Self.script, rotated, token])
+        XCTAssertEqual(oldStillValid.status, 0, oldStillValid.output)
+        let viaOldKey = try await client.getAccount(credentials: .jwt(token))
+        XCTAssertEqual(viaOldKey.id, "o", "tokens of the old key keep working")
+        let fresh = try await client.createJWT(credentials: .session(session.secret))
+        XCTAssertTrue(try Self.run(python, [Self.script, rotated, fresh]).status == 0)
+        // A token signed by a key the JWKS does not list fails offline verification.
+        let stale = try Self.run(python, [Self.script, jwks, fresh])
+        XCTAssertNotEqual(stale.status, 0)
+        XCTAssertTrue(stale.output.contains("unknown kid"), stale.output)
+    }
+
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/verify_jwt.py").path
+
+    static func pythonHasPyJWT(_ python: String) -> Bool {
+        (try? run(python, ["-c", "import jwt, cryptography"]).status) == 0
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
