@@ -37,6 +37,7 @@ extension Accounts {
         let settings = try directory.settings()
         try PasswordPolicy.check(
             password, settings: settings, personal: .init(userID: user.id, email: user.email, name: user.name, phone: user.phone))
+        try await directory.rateLimiter.hit(.updatePassword, keys: [Directory.ipKey(call)], call: call)
         try await requireCurrentPassword(oldPassword, of: user)
         try await directory.checkHistory(password, of: user, settings: settings)
         let hash = try await directory.hash(password)
@@ -134,6 +135,7 @@ extension Accounts {
         let (user, current) = try call.signedIn()
         let sessionID = id == "current" || id.isEmpty ? current.id : id
         try Identifiers.requireKey(sessionID, name: "sessionId")
+        try await directory.rateLimiter.hit(.updateSession, keys: [Directory.ipKey(call)], call: call)
         let settings = try directory.settings()
         let time = directory.clock.now()
         let record = directory.changeRecord(
@@ -155,6 +157,7 @@ extension Accounts {
         if case .user = call.caller { throw AuthdError.sessionAlreadyExists }
         let settings = try directory.settings()
         try directory.requireMethod("anonymous", call: call, settings: settings)
+        try await directory.rateLimiter.hit(.anonymousSession, keys: [Directory.ipKey(call)], call: call)
         let now = directory.clock.now()
         let user = UserRecord(id: Identifiers.unique(nowMicroseconds: now * 1000), createdAt: now)
         if settings.userLimit > 0, try directory.store.read({ try $0.userCount() }) >= settings.userLimit {
@@ -175,12 +178,14 @@ extension Accounts {
 
 extension Accounts {
     /// `Account/CreateJWT`: a token for the caller's current session; not from a JWT (spec 10).
-    public func createJWT(duration: Int?, jwt: JWTIssuer, call: Call) throws -> String {
+    public func createJWT(duration: Int?, jwt: JWTIssuer, call: Call) async throws -> String {
         let (user, session) = try call.signedIn()
         if case .jwt = call.context.credential {
             throw AuthdError(type: "user_jwt_creation_denied", code: 403, message: "A JWT cannot be created from a JWT: use the session.")
         }
-        return try jwt.sign(userID: user.id, sessionID: session.id, duration: try Self.jwtDuration(duration))
+        let duration = try Self.jwtDuration(duration)
+        try await directory.rateLimiter.hit(.createJWT, keys: ["user:\(user.id)"], call: call)
+        return try jwt.sign(userID: user.id, sessionID: session.id, duration: duration)
     }
 
     static func jwtDuration(_ duration: Int?) throws -> Int64 {

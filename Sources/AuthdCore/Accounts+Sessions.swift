@@ -7,15 +7,20 @@ extension Accounts {
         try directory.requireMethod("email-password", call: call, settings: try directory.settings())
         let email = try FieldValidation.email(rawEmail)
         try FieldValidation.loginPassword(password)
+        // The slot is taken before the password is checked: parallel guesses all count.
+        let limitKeys = ["email:\(email)"]
+        try await directory.rateLimiter.hit(.emailPasswordSession, keys: limitKeys, call: call)
         let candidate = try directory.store.read { r in try r.userID(email: email).flatMap { try r.user(id: $0) } }
         let verified = try await directory.verifyPassword(password, of: candidate)
         guard verified, let user = candidate else { throw AuthdError.invalidCredentials }
         guard user.status else { throw AuthdError.userBlocked }
         let rehash = try await directory.rehashIfImported(user, password: password, call: call)
         do {
-            return try await directory.issueSession(
+            let session = try await directory.issueSession(
                 userID: user.id, provider: "email", providerUID: email, factors: ["password"], call: call, trim: true,
                 inSameWrite: rehash)
+            try await directory.rateLimiter.reset(.emailPasswordSession, keys: limitKeys, call: call)
+            return session
         } catch let error as StoreError where error.kind == .notFound {
             // The user was deleted between the password check and the write.
             throw AuthdError.invalidCredentials
@@ -32,6 +37,8 @@ extension Accounts {
         guard (1...256).contains(secret.count) else {
             throw AuthdError.argumentInvalid("Invalid `secret` param: Value must be a valid string and at least 1 chars and no longer than 256 chars")
         }
+        let limitKeys = ["\(Directory.ipKey(call))|user:\(userID)"]
+        try await directory.rateLimiter.hit(.tokenSession, keys: limitKeys, call: call)
         let now = directory.clock.now()
         let presented = SecretToken.hash(secret)
         let (user, token) = try directory.store.read { r -> (UserRecord?, TokenRecord?) in
@@ -47,7 +54,7 @@ extension Accounts {
         guard user.status else { throw AuthdError.userBlocked }
         let tokenID = token.id
         do {
-            return try await directory.issueSession(
+            let session = try await directory.issueSession(
                 userID: user.id, provider: "token", factors: ["token"], call: call, trim: true,
                 inSameWrite: { w in
                     // A token redeemed twice at once: the second write finds it gone.
@@ -55,6 +62,8 @@ extension Accounts {
                         throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
                     }
                 })
+            try await directory.rateLimiter.reset(.tokenSession, keys: limitKeys, call: call)
+            return session
         } catch let error as StoreError where error.kind == .notFound {
             throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
         }
@@ -82,6 +91,7 @@ extension Accounts {
     public func deleteSession(id: String, call: Call) async throws {
         let (user, current) = try call.signedIn()
         let sessionID = try resolveSessionID(id, current: current)
+        try await directory.rateLimiter.hit(.deleteSessions, keys: [Directory.ipKey(call)], call: call)
         let now = directory.clock.now()
         try await directory.store.write { [directory] w in
             guard let session = try w.session(id: sessionID), session.userID == user.id else {
@@ -94,6 +104,7 @@ extension Accounts {
     /// `Account/DeleteSessions`: signs the caller out everywhere.
     public func deleteSessions(call: Call) async throws {
         let (user, _) = try call.signedIn()
+        try await directory.rateLimiter.hit(.deleteSessions, keys: [Directory.ipKey(call)], call: call)
         let now = directory.clock.now()
         try await directory.store.write { [directory] w in
             for session in try w.sessions(userID: user.id) {

@@ -40,6 +40,7 @@ public final class Directory: Sendable {
     /// Verified against when a login names an unknown email, so that the answer takes as long
     /// as for a known one and does not reveal which emails have accounts.
     let decoyHash: String
+    let rateLimiter: RateLimiter
 
     public init(
         store: any AuthStore, hasher: PasswordHasher, hashingPool: BlockingPool,
@@ -53,7 +54,11 @@ public final class Directory: Sendable {
         self.sessionPolicy = sessionPolicy
         self.logger = logger
         self.decoyHash = try hasher.hash(SecretToken.generate())
+        self.rateLimiter = RateLimiter(store: store, clock: clock)
     }
+
+    /// The rate-limit key of the end user's relayed IP address.
+    static func ipKey(_ call: Call) -> String { "ip:\(call.context.client.ip)" }
 
     func hash(_ password: String) async throws -> String {
         try await hashingPool.run { [hasher] in try hasher.hash(password) }
@@ -179,6 +184,7 @@ public final class Accounts: Sendable {
         let userID = try Identifiers.customID(userIDParameter, name: "userId", nowMicroseconds: now * 1000)
         let email = try FieldValidation.email(rawEmail)
         if let name { try FieldValidation.name(name) }
+        try await directory.rateLimiter.hit(.createAccount, keys: [Directory.ipKey(call)], call: call)
         // As in Appwrite, the personal-data check sees the raw id parameter.
         try PasswordPolicy.check(
             password, settings: settings,

@@ -268,9 +268,9 @@ public struct MethodTable: Sendable {
     }
 
     static func addJWT(_ add: Add, _ accounts: Accounts, _ users: Users, _ jwt: JWTIssuer) {
-        add("Account", "CreateJWT", [Scope.account], .immediate(Authd_V1_CreateJWTRequest.self) { r, call in
+        add("Account", "CreateJWT", [Scope.account], .deferred(Authd_V1_CreateJWTRequest.self) { r, call in
             var token = Authd_V1_JWT()
-            token.jwt = try accounts.createJWT(duration: r.hasDuration ? Int(r.duration) : nil, jwt: jwt, call: call)
+            token.jwt = try await accounts.createJWT(duration: r.hasDuration ? Int(r.duration) : nil, jwt: jwt, call: call)
             return token
         })
         add("Users", "CreateJWT", [Scope.usersWrite], .immediate(Authd_V1_CreateUserJWTRequest.self) { r, call in

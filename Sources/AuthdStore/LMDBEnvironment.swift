@@ -20,6 +20,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     let apiKeys: MDB_dbi
     let apiKeysBySecret: MDB_dbi
     let changesByUser: MDB_dbi
+    let rateLimits: MDB_dbi
 
     init(path: String, mapSize: Int) throws {
         var envPointer: OpaquePointer?
@@ -58,6 +59,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             apiKeys = try open("api_keys")
             apiKeysBySecret = try open("api_keys_by_secret")
             changesByUser = try open("changes_by_user")
+            rateLimits = try open("rate_limits")
             try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit")
         } catch {
             mdb_txn_abort(txn)

@@ -11,6 +11,7 @@ import CLMDB
 /// - `tokens`: token id → TokenRecord; `tokens_by_user`: user id, 0x00, token id → empty
 /// - `api_keys`: key id → ApiKeyRecord; `api_keys_by_secret`: SHA-256 of the key → key id
 /// - `changes_by_user`: user id, 0x00, sequence (8 bytes big-endian) → empty
+/// - `rate_limits`: rule and key → window start, count (8 + 8 bytes big-endian)
 /// - `meta`: name → value (`schema_version`: 4 bytes big-endian)
 enum Keys {
     static func utf8(_ s: String) -> [UInt8] { Array(s.utf8) }
@@ -129,6 +130,15 @@ class LMDBReader: StoreReader {
 
     func jwtKeys() throws -> [JWTKeyRecord] {
         try get(environment.meta, Keys.utf8("jwt_keys")) { try RecordCodec.decodeJWTKeys($0) } ?? []
+    }
+
+    func rateCounter(_ key: String) throws -> (windowStart: Int64, count: Int)? {
+        try get(environment.rateLimits, Array(Keys.utf8(key).prefix(511))) { raw -> (Int64, Int)? in
+            guard raw.count == 16, let start = Keys.readBigEndian64(UnsafeRawBufferPointer(rebasing: raw[0..<8])),
+                let count = Keys.readBigEndian64(UnsafeRawBufferPointer(rebasing: raw[8..<16]))
+            else { return nil }
+            return (Int64(bitPattern: start), Int(count))
+        } ?? nil
     }
 
     func userCount() throws -> Int {
@@ -315,6 +325,12 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         try delete(environment.tokens, Keys.utf8(id))
         try delete(environment.tokensByUser, Keys.userToken(token))
         return true
+    }
+
+    func putRateCounter(_ key: String, windowStart: Int64, count: Int) throws {
+        // A key longer than LMDB takes is cut: at worst two very long keys share a counter.
+        let bytes = Array(Keys.utf8(key).prefix(511))
+        try put(environment.rateLimits, bytes, Keys.bigEndian64(UInt64(bitPattern: windowStart)) + Keys.bigEndian64(UInt64(count)))
     }
 
     func putJWTKeys(_ keys: [JWTKeyRecord]) throws {

@@ -30,6 +30,8 @@ public protocol StoreReader {
     func settings() throws -> AuthSettings?
     /// The JWT signing keys, oldest first.
     func jwtKeys() throws -> [JWTKeyRecord]
+    /// A rate-limit counter: the start of its window (Unix seconds) and the count in it.
+    func rateCounter(_ key: String) throws -> (windowStart: Int64, count: Int)?
     /// How many users there are.
     func userCount() throws -> Int
     /// One user's change-log entries, newest first, older than `beforeSequence` (all when nil),
@@ -63,6 +65,7 @@ public protocol StoreWriter: StoreReader {
     func updateApiKey(_ key: ApiKeyRecord) throws
     func putSettings(_ settings: AuthSettings) throws
     func putJWTKeys(_ keys: [JWTKeyRecord]) throws
+    func putRateCounter(_ key: String, windowStart: Int64, count: Int) throws
     /// Appends to the change log and returns the entry's sequence number.
     @discardableResult
     func appendChange(_ change: ChangeRecord) throws -> UInt64

@@ -27,6 +27,28 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(stopStatus, 0)
     }
 
+    func testRestartKeepsRateLimits() async throws {
+        let daemon = try await DaemonProcess.start()
+        defer { Task { await daemon.cleanUp() } }
+        var client = try await daemon.connect()
+        _ = try await client.createAccount(userID: "limited", email: "limited@example.com", password: "password-1")
+        for _ in 0..<10 {
+            await assertAuthdError("user_invalid_credentials", 401) {
+                try await client.createEmailPasswordSession(email: "limited@example.com", password: "wrong-password")
+            }
+        }
+        await client.close()
+        let status = try await daemon.stop()
+        XCTAssertEqual(status, 0)
+        try await daemon.launch()
+        client = try await daemon.connect()
+        let restarted = client
+        await assertAuthdError("general_rate_limit_exceeded", 429) {
+            try await restarted.createEmailPasswordSession(email: "limited@example.com", password: "password-1")
+        }
+        await client.close()
+    }
+
     func testSocketFileMode() async throws {
         let daemon = try await DaemonProcess.start()
         defer { Task { await daemon.cleanUp() } }

@@ -1,0 +1,109 @@
+import AuthdCore
+import AuthdStore
+import Foundation
+import XCTest
+
+/// Rate limits against the real store, with a clock the test moves.
+final class RateLimiterTests: XCTestCase {
+    var directory: String!
+    var store: LMDBStore!
+    var pool: BlockingPool!
+    var clock: ManualClock!
+    var accounts: Accounts!
+
+    override func setUp() async throws {
+        directory = "/tmp/authd-rate-test-\(UUID().uuidString.prefix(8))"
+        store = try LMDBStore(directory: directory)
+        pool = BlockingPool(threads: 2)
+        clock = ManualClock(1_800_000_000_000)  // on a window boundary: 1_800_000_000 % 3600 == 0
+        try await reopen()
+    }
+
+    func reopen() async throws {
+        let d = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool, clock: clock)
+        accounts = Accounts(directory: d)
+    }
+
+    override func tearDown() async throws {
+        pool?.shutdown()
+        store?.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    let guest = Call(caller: .guest, context: RequestContext(client: ClientInfo(ip: "203.0.113.1")))
+
+    private func expect(_ password: String, _ outcome: String, _ message: String = "", line: UInt = #line) async {
+        let result = await login(password)
+        XCTAssertEqual(result, outcome, message, line: line)
+    }
+
+    private func login(_ password: String) async -> String {
+        await Self.login(accounts, password, guest)
+    }
+
+    static func login(_ accounts: Accounts, _ password: String, _ call: Call) async -> String {
+        do {
+            _ = try await accounts.createEmailPasswordSession(email: "r@example.com", password: password, call: call)
+            return "ok"
+        } catch let error as AuthdError {
+            return error.type
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    func testFailuresAreLimitedSuccessResetsAndTheWindowRolls() async throws {
+        _ = try await accounts.create(userID: "r", email: "r@example.com", password: "password-1", name: nil, call: guest)
+        for _ in 0..<20 { await expect("password-1", "ok", "successes reset the counter") }
+        for _ in 0..<10 { await expect("wrong-password", "user_invalid_credentials") }
+        await expect("wrong-password", "general_rate_limit_exceeded")
+        await expect("password-1", "general_rate_limit_exceeded", "even the right password waits for the window")
+
+        // A restart (a new limiter on the same store) keeps the count.
+        try await reopen()
+        await expect("password-1", "general_rate_limit_exceeded")
+
+        clock.advance(seconds: 3600)
+        await expect("password-1", "ok")
+    }
+
+    func testParallelWrongPasswordsCannotSlipPastTheLimit() async throws {
+        _ = try await accounts.create(userID: "r", email: "r@example.com", password: "password-1", name: nil, call: guest)
+        let results = await withTaskGroup(of: String.self) { group in
+            let accounts = self.accounts!
+            let guest = self.guest
+            for _ in 0..<60 { group.addTask { await Self.login(accounts, "wrong-password", guest) } }
+            return await group.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
+        }
+        XCTAssertEqual(results["user_invalid_credentials"], 10)
+        XCTAssertEqual(results["general_rate_limit_exceeded"], 50)
+    }
+
+    func testServerCallersAreExempt() async throws {
+        _ = try await accounts.create(userID: "r", email: "r@example.com", password: "password-1", name: nil, call: guest)
+        let server = Call(caller: .server(ServerIdentity(kind: .apiKey(id: "k"), scopes: [Scope.sessionsWrite])), context: RequestContext())
+        for _ in 0..<15 {
+            do {
+                _ = try await accounts.createEmailPasswordSession(email: "r@example.com", password: "wrong-password", call: server)
+            } catch let error as AuthdError {
+                XCTAssertEqual(error.type, "user_invalid_credentials")
+            }
+        }
+    }
+
+    func testSignUpsAreLimitedPerAddress() async throws {
+        for i in 0..<10 {
+            _ = try await accounts.create(userID: "s\(i)", email: "s\(i)@example.com", password: "password-1", name: nil, call: guest)
+        }
+        do {
+            _ = try await accounts.create(userID: "s10", email: "s10@example.com", password: "password-1", name: nil, call: guest)
+            XCTFail("an 11th sign-up from one address passed")
+        } catch let error as AuthdError {
+            XCTAssertEqual(error.type, "general_rate_limit_exceeded")
+            XCTAssertEqual(error.code, 429)
+            XCTAssertTrue(error.message.contains("reset at 1800003600"), error.message)
+        }
+        let other = Call(caller: .guest, context: RequestContext(client: ClientInfo(ip: "203.0.113.2")))
+        _ = try await accounts.create(userID: "s10", email: "s10@example.com", password: "password-1", name: nil, call: other)
+    }
+}
