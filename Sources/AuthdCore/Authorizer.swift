@@ -25,9 +25,26 @@ public final class Authorizer: Sendable {
         guard !caller.scopes.isDisjoint(with: scopes) else {
             throw AuthdError.unauthorizedScope(scopes.sorted().joined(separator: " or "))
         }
-        if case .user(let user, _) = caller, !user.status { throw AuthdError.userBlocked }
+        if case .user(let user, _) = caller {
+            guard user.status else { throw AuthdError.userBlocked }
+            refreshAccessedAt(user)
+        }
         return Call(caller: caller, context: context)
     }
+
+    /// `accessedAt` moves at most once a day (spec 1.3), in a write the call does not wait for.
+    func refreshAccessedAt(_ user: UserRecord) {
+        let now = clock.now()
+        guard now - user.accessedAt >= Self.accessRefreshMilliseconds else { return }
+        let userID = user.id
+        store.writeInBackground { w in
+            guard var current = try w.user(id: userID), now - current.accessedAt >= Self.accessRefreshMilliseconds else { return }
+            current.accessedAt = now
+            try w.updateUser(current)
+        }
+    }
+
+    static let accessRefreshMilliseconds: Int64 = 86_400_000
 
     /// A session secret makes the caller that user (a mapped peer relaying its end user's
     /// session acts for that user); an API key makes it a server with the key's scopes; with no

@@ -127,6 +127,17 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         }
     }
 
+    public func writeInBackground(_ body: @escaping @Sendable (any StoreWriter) throws -> Void) {
+        let logger = self.logger
+        writer.submit(
+            GroupCommitWriter.Job(
+                perform: { txn in
+                    try body(txn)
+                    return {}
+                },
+                fail: { error in logger.warning("background write failed", metadata: ["error": "\(error)"]) }))
+    }
+
     /// How many commits and writes the writer has done; batch sizes follow from them.
     public var writeStatistics: (commits: UInt64, writes: UInt64, largestBatch: Int) {
         let s = writer.currentStatistics

@@ -8,6 +8,9 @@ public protocol AuthStore: Sendable {
     /// Runs `body` in a write transaction and returns once the change is durable. Many
     /// concurrent writes share one commit. When `body` throws, nothing it did is kept.
     func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T
+
+    /// Queues a write nobody waits for (bookkeeping such as `accessedAt`); a failure is logged.
+    func writeInBackground(_ body: @escaping @Sendable (any StoreWriter) throws -> Void)
 }
 
 public protocol StoreReader {

@@ -99,6 +99,21 @@ final class AccountsTests: XCTestCase {
         await assertError("general_unauthorized_scope") { try self.get(session.secret) }
     }
 
+    func testAccessedAtMovesAtMostOnceADay() async throws {
+        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, call: guest)
+        let created = clock.now()
+        let session = try await signIn("u@example.com")
+        clock.advance(seconds: 3000)
+        _ = try get(session.secret)
+        try await store.write { _ in }  // the background write, if any, is ahead of this one
+        XCTAssertEqual(try store.read { try $0.user(id: "u")?.accessedAt }, created, "not within a day")
+        clock.advance(seconds: 86_400)
+        let later = try await signIn("u@example.com")  // sessions here last an hour
+        _ = try get(later.secret)
+        try await store.write { _ in }
+        XCTAssertEqual(try store.read { try $0.user(id: "u")?.accessedAt }, clock.now())
+    }
+
     func testBlockedUsersCannotSignInOrUseSessions() async throws {
         _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, call: guest)
         let session = try await signIn("u@example.com")

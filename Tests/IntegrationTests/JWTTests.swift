@@ -33,7 +33,10 @@ final class JWTTests: XCTestCase {
         let parts = token.split(separator: ".")
         let forgedPayload = Data(#"{"exp":9999999999,"iat":0,"sessionId":"","userId":"j"}"#.utf8).base64EncodedString()
             .replacingOccurrences(of: "=", with: "")
-        for bad in ["\(parts[0]).\(forgedPayload).\(parts[2])", "not-a-jwt", "a.b.c", token + "x"] {
+        // Wrong key id: the header names a key authd never had.
+        let wrongKid = Data(#"{"alg":"EdDSA","kid":"nosuchkey","typ":"JWT"}"#.utf8).base64EncodedString()
+            .replacingOccurrences(of: "=", with: "")
+        for bad in ["\(parts[0]).\(forgedPayload).\(parts[2])", "\(wrongKid).\(parts[1]).\(parts[2])", "not-a-jwt", "a.b.c", token + "x"] {
             await assertAuthdError("user_jwt_invalid", 401) { try await self.client.getAccount(credentials: .jwt(bad)) }
         }
         let expired = try await client.createJWT(duration: 0, credentials: .session(session.secret))
