@@ -51,37 +51,26 @@ final class RequestHandler: ChannelInboundHandler {
         do {
             call = try methods.authorizer.authorize(RequestContext(request, peer: peer), scopes: entry.scopes)
         } catch {
-            write(
-                context,
-                ResponseEncoding.failure(
-                    id: request.id, error: wireError(error, method: request.method, logger: logger),
-                    allocator: context.channel.allocator))
+            writeFailure(context, request, error)
             return
         }
         switch entry.endpoint {
         case .immediate(let run):
-            let response: ByteBuffer
             do {
-                response = ResponseEncoding.success(
-                    id: request.id, body: try run(request.body, call), allocator: context.channel.allocator)
+                write(
+                    context,
+                    ResponseEncoding.success(id: request.id, body: try run(request.body, call), allocator: context.channel.allocator))
             } catch {
-                response = ResponseEncoding.failure(
-                    id: request.id, error: wireError(error, method: request.method, logger: logger),
-                    allocator: context.channel.allocator)
+                writeFailure(context, request, error)
             }
-            write(context, response)
         case .deferred(let prepare):
             let work: Endpoint.DeferredWork
             do {
                 work = try prepare(request.body, call)
             } catch {
-                write(
-                    context,
-                    ResponseEncoding.failure(
-                        id: request.id, error: wireError(error, method: request.method, logger: logger),
-                        allocator: context.channel.allocator))
-                return
-            }
+            writeFailure(context, request, error)
+            return
+        }
             deferredInFlight += 1
             let promise = context.eventLoop.makePromise(of: [UInt8].self)
             promise.completeWithTask(work)
@@ -103,6 +92,14 @@ final class RequestHandler: ChannelInboundHandler {
                 self.closeIfDrained(context)
             }
         }
+    }
+
+    private func writeFailure(_ context: ChannelHandlerContext, _ request: Authd_V1_Request, _ error: any Error) {
+        write(
+            context,
+            ResponseEncoding.failure(
+                id: request.id, error: wireError(error, method: request.method, logger: logger),
+                allocator: context.channel.allocator))
     }
 
     private func write(_ context: ChannelHandlerContext, _ buffer: ByteBuffer) {

@@ -123,6 +123,28 @@ final class DaemonProcess: @unchecked Sendable {
     }
 }
 
+extension DaemonProcess {
+    /// Runs `authctl` (built next to authd) against this daemon's socket.
+    func authctl(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        try runProcess(
+            Self.binary.deletingLastPathComponent().appendingPathComponent("authctl"), arguments + ["--socket", socketPath])
+    }
+}
+
+/// Runs a program to its end; returns its exit status and its merged stdout and stderr.
+func runProcess(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
 struct DaemonTestError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

@@ -129,19 +129,7 @@ final class ServerAccessTests: XCTestCase {
     func testAuthctlCreatesListsAndRevokesKeys() async throws {
         let daemon = try await DaemonProcess.start(extraArguments: ["--set", "operator_uids=\(getuid())"])
         cleanUps.append(daemon)
-        let authctl = DaemonProcess.binary.deletingLastPathComponent().appendingPathComponent("authctl")
-        func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-            let process = Process()
-            process.executableURL = authctl
-            process.arguments = arguments + ["--socket", daemon.socketPath]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        let run = daemon.authctl
         let created = try run(["keys", "create", "--name", "ci", "--scopes", "users.read"])
         XCTAssertEqual(created.status, 0, created.output)
         let secret = try XCTUnwrap(created.output.split(separator: "\n").first { $0.hasPrefix("secret: ") }?.dropFirst(8))

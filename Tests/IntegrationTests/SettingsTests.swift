@@ -158,19 +158,7 @@ final class SettingsTests: XCTestCase {
     }
 
     func testAuthctlSettings() async throws {
-        let authctl = DaemonProcess.binary.deletingLastPathComponent().appendingPathComponent("authctl")
-        func run(_ arguments: [String]) throws -> (Int32, String) {
-            let process = Process()
-            process.executableURL = authctl
-            process.arguments = arguments + ["--socket", daemon.socketPath]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        let run = daemon.authctl
         // This test's uid is no operator here: authctl is refused.
         let refused = try run(["settings", "get"])
         XCTAssertNotEqual(refused.0, 0)
@@ -178,18 +166,7 @@ final class SettingsTests: XCTestCase {
 
         let operatorDaemon = try await DaemonProcess.start(extraArguments: ["--set", "operator_uids=\(getuid())"])
         defer { Task { await operatorDaemon.cleanUp() } }
-        func runOn(_ arguments: [String]) throws -> (Int32, String) {
-            let process = Process()
-            process.executableURL = authctl
-            process.arguments = arguments + ["--socket", operatorDaemon.socketPath]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        let runOn = operatorDaemon.authctl
         let set = try runOn(["settings", "set", "password_history=4", "disabled_methods=anonymous,phone", "mock_numbers=+14155550100:123456"])
         XCTAssertEqual(set.0, 0, set.1)
         let got = try runOn(["settings", "get"])
