@@ -91,9 +91,7 @@ extension Accounts {
             try await requireCurrentPassword(password, of: user)
         }
         let time = directory.clock.now()
-        let duplicate = field == "phone"
-            ? AuthdError(type: "user_phone_already_exists", code: 409, message: "A user with the same phone number already exists in the current project.")
-            : Self.vagueDuplicate
+        let duplicate = field == "phone" ? AuthdError.phoneAlreadyExists : Self.vagueDuplicate
         let hash = newHash
         return try await directory.updateUser(user.id, field: field, call: call, duplicate: duplicate) { u, _ in
             change(&u)
@@ -160,11 +158,6 @@ extension Accounts {
         try await directory.rateLimiter.hit(.anonymousSession, keys: [Directory.ipKey(call)], call: call)
         let now = directory.clock.now()
         let user = UserRecord(id: Identifiers.unique(nowMicroseconds: now * 1000), createdAt: now)
-        if settings.userLimit > 0, try directory.store.read({ try $0.userCount() }) >= settings.userLimit {
-            throw AuthdError(
-                type: "user_count_exceeded", code: 400,
-                message: "The current project has exceeded the maximum number of users. Please check your user limit in the authd settings.")
-        }
         try await directory.insert(user, call: call, userLimit: settings.userLimit)
         return try await directory.issueSession(userID: user.id, provider: "anonymous", factors: ["anonymous"], call: call, trim: true)
     }

@@ -84,11 +84,7 @@ public final class Directory: Sendable {
         do {
             try await store.write { w in
                 // Checked again in the write, so that concurrent sign-ups cannot pass the limit.
-                if userLimit > 0, try w.userCount() >= userLimit {
-                    throw AuthdError(
-                        type: "user_count_exceeded", code: 400,
-                        message: "The current project has exceeded the maximum number of users. Please check your user limit in the authd settings.")
-                }
+                if userLimit > 0, try w.userCount() >= userLimit { throw AuthdError.userCountExceeded }
                 try w.insertUser(user)
                 try w.appendChange(change)
             }
@@ -194,11 +190,8 @@ public final class Accounts: Sendable {
             (try r.user(id: userID) != nil || r.userID(email: email) != nil, try r.userCount())
         }
         if taken { throw AuthdError.userAlreadyExists }
-        if settings.userLimit > 0 && users >= settings.userLimit {
-            throw AuthdError(
-                type: "user_count_exceeded", code: 400,
-                message: "The current project has exceeded the maximum number of users. Please check your user limit in the authd settings.")
-        }
+        // Before the expensive hash; `insert` checks again inside the write.
+        if settings.userLimit > 0 && users >= settings.userLimit { throw AuthdError.userCountExceeded }
 
         var user = UserRecord(id: userID, createdAt: now)
         user.email = email

@@ -56,6 +56,17 @@ extension AuthdError {
     public static let sessionNotFound = AuthdError(
         type: "user_session_not_found", code: 404, message: "The current user session could not be found.")
 
+    public static let userCountExceeded = AuthdError(
+        type: "user_count_exceeded", code: 400,
+        message: "The current project has exceeded the maximum number of users. Please check your user limit in the authd settings.")
+
+    public static let emailAlreadyExists = AuthdError(
+        type: "user_email_already_exists", code: 409, message: "A user with the same email already exists in the current project.")
+
+    public static let phoneAlreadyExists = AuthdError(
+        type: "user_phone_already_exists", code: 409,
+        message: "A user with the same phone number already exists in the current project.")
+
     public static let userNotFound = AuthdError(
         type: "user_not_found", code: 404, message: "User with the requested ID could not be found.")
 }

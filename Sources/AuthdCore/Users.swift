@@ -70,10 +70,8 @@ public final class Users: Sendable {
         _ userID: String, field: String, call: Call, _ change: @escaping @Sendable (inout UserRecord, any StoreWriter) throws -> Void
     ) async throws -> UserRecord {
         try Identifiers.requireKey(userID, name: "userId")
-        let duplicate = field == "phone"
-            ? AuthdError(type: "user_phone_already_exists", code: 409, message: "A user with the same phone number already exists in the current project.")
-            : AuthdError(type: "user_email_already_exists", code: 409, message: "A user with the same email already exists in the current project.")
-        return try await directory.updateUser(userID, field: field, call: call, duplicate: duplicate, change)
+        return try await directory.updateUser(
+            userID, field: field, call: call, duplicate: field == "phone" ? .phoneAlreadyExists : .emailAlreadyExists, change)
     }
 
     public func updateStatus(userID: String, status: Bool, call: Call) async throws -> UserRecord {

@@ -22,11 +22,13 @@ public struct MethodTable: Sendable {
         func add(_ service: String, _ method: String, _ scopes: Set<String>, _ endpoint: Endpoint) {
             table["authd.v1.\(service)/\(method)"] = Entry(scopes: scopes, endpoint: endpoint)
         }
+        let accounts = Accounts(directory: directory)
+        let users = Users(directory: directory)
         Self.addHealth(add)
-        Self.addAccount(add, Accounts(directory: directory))
-        Self.addUsers(add, Users(directory: directory))
+        Self.addAccount(add, accounts)
+        Self.addUsers(add, users)
         Self.addKeys(add, ApiKeys(directory: directory))
-        Self.addJWT(add, Accounts(directory: directory), Users(directory: directory), jwt)
+        Self.addJWT(add, accounts, users, jwt)
         Self.addSettings(add, ProjectSettings(directory: directory))
         entries = table
     }

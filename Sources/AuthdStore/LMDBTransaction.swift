@@ -25,12 +25,13 @@ enum Keys {
         return raw.reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
     }
 
-    static func userSessionsPrefix(_ userID: String) -> [UInt8] { utf8(userID) + [0] }
+    /// The prefix of every per-user index key; ids never contain 0x00.
+    static func userPrefix(_ userID: String) -> [UInt8] { utf8(userID) + [0] }
 
-    static func userToken(_ token: TokenRecord) -> [UInt8] { userSessionsPrefix(token.userID) + utf8(token.id) }
+    static func userToken(_ token: TokenRecord) -> [UInt8] { userPrefix(token.userID) + utf8(token.id) }
 
     static func userSession(_ session: SessionRecord) -> [UInt8] {
-        userSessionsPrefix(session.userID) + bigEndian64(UInt64(bitPattern: session.createdAt))
+        userPrefix(session.userID) + bigEndian64(UInt64(bitPattern: session.createdAt))
             + utf8(session.id)
     }
 }
@@ -73,7 +74,7 @@ class LMDBReader: StoreReader {
 
     func sessions(userID: String) throws -> [SessionRecord] {
         var ids: [String] = []
-        let prefix = Keys.userSessionsPrefix(userID)
+        let prefix = Keys.userPrefix(userID)
         try scan(environment.sessionsByUser, from: prefix) { key, _ in
             guard key.starts(with: prefix), key.count > prefix.count + 8 else { return false }
             ids.append(String(decoding: key[(prefix.count + 8)...], as: UTF8.self))
@@ -98,7 +99,7 @@ class LMDBReader: StoreReader {
 
     func tokens(userID: String) throws -> [TokenRecord] {
         var ids: [String] = []
-        let prefix = Keys.userSessionsPrefix(userID)
+        let prefix = Keys.userPrefix(userID)
         try scan(environment.tokensByUser, from: prefix) { key, _ in
             guard key.starts(with: prefix) else { return false }
             ids.append(String(decoding: key[prefix.count...], as: UTF8.self))
@@ -148,7 +149,7 @@ class LMDBReader: StoreReader {
     }
 
     func changes(userID: String, before beforeSequence: UInt64?, offset: Int, limit: Int) throws -> (entries: [ChangeRecord], total: Int) {
-        let prefix = Keys.userSessionsPrefix(userID)
+        let prefix = Keys.userPrefix(userID)
         var total = 0
         try scan(environment.changesByUser, from: prefix) { key, _ in
             guard key.starts(with: prefix), total < 5000 else { return false }
@@ -394,7 +395,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         entry.sequence = last + 1
         try put(environment.changes, Keys.bigEndian64(entry.sequence), RecordCodec.encode(entry), flags: MDB_APPEND)
         if !entry.userID.isEmpty {
-            try put(environment.changesByUser, Keys.userSessionsPrefix(entry.userID) + Keys.bigEndian64(entry.sequence), [])
+            try put(environment.changesByUser, Keys.userPrefix(entry.userID) + Keys.bigEndian64(entry.sequence), [])
         }
         return entry.sequence
     }

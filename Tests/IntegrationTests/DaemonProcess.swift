@@ -29,17 +29,19 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     init(directory: URL? = nil, extraArguments: [String] = []) throws {
-        let dir = try directory ?? {
-            // Short paths: a Unix socket path must stay under 108 bytes.
-            let url = URL(fileURLWithPath: "/tmp/authd-test-\(UUID().uuidString.prefix(8))")
-            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-            return url
-        }()
+        let dir = try directory ?? Self.makeDirectory()
         self.directory = dir
         socketPath = dir.appendingPathComponent("s.sock").path
         dataPath = dir.appendingPathComponent("data").path
         logPath = dir.appendingPathComponent("authd.log").path
         self.extraArguments = extraArguments
+    }
+
+    /// A fresh folder with a short path: a Unix socket path must stay under 108 bytes.
+    static func makeDirectory() throws -> URL {
+        let url = URL(fileURLWithPath: "/tmp/authd-test-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
     }
 
     static func start(extraArguments: [String] = [], environment: [String: String] = [:]) async throws -> DaemonProcess {

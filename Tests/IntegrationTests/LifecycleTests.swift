@@ -106,8 +106,7 @@ final class LifecycleTests: XCTestCase {
     }
 
     func testConfigFileAndEnvironment() async throws {
-        let directory = URL(fileURLWithPath: "/tmp/authd-test-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try DaemonProcess.makeDirectory()
         let config = directory.appendingPathComponent("authd.conf")
         try """
             # authd test config
@@ -133,8 +132,7 @@ final class LifecycleTests: XCTestCase {
     }
 
     func testNotifiesSystemdWhenReadyAndStopping() async throws {
-        let directory = URL(fileURLWithPath: "/tmp/authd-test-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try DaemonProcess.makeDirectory()
         let notifyPath = directory.appendingPathComponent("notify.sock").path
         let notify = try DatagramListener(path: notifyPath)
         let daemon = try DaemonProcess(directory: directory)

@@ -227,11 +227,6 @@ final class UsersAPITests: XCTestCase {
             }
             try await group.waitForAll()
         }
-        func query(_ method: String, _ attribute: String? = nil, _ values: [Any] = []) -> String {
-            var object: [String: Any] = ["method": method, "values": values]
-            if let attribute { object["attribute"] = attribute }
-            return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
-        }
 
         let firstPage = try await client.listUsers()
         XCTAssertEqual(firstPage.total, 2000)
@@ -278,7 +273,7 @@ final class UsersAPITests: XCTestCase {
         }
     }
 
-    private func query(_ method: String, _ attribute: String?, _ values: [Any]) -> String {
+    private func query(_ method: String, _ attribute: String? = nil, _ values: [Any] = []) -> String {
         var object: [String: Any] = ["method": method, "values": values]
         if let attribute { object["attribute"] = attribute }
         return String(decoding: (try? JSONSerialization.data(withJSONObject: object)) ?? Data(), as: UTF8.self)
