@@ -2,6 +2,12 @@
 import PackageDescription
 
 // Versions are pinned exactly: only the versions in the machine's package mirror resolve.
+
+// The daemon's own modules skip the runtime exclusivity checks in release builds: on the
+// session-validation path they cost about a sixth of the daemon's CPU (perf, issue 5). Debug
+// builds, which the tests use, keep them. Not set on the library products (AuthdClient,
+// AuthdProto), which other packages may depend on.
+let daemonSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 let package = Package(
     name: "authd",
     platforms: [.macOS(.v15)],
@@ -41,7 +47,8 @@ let package = Package(
                 "CLMDB", "AuthdProto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: daemonSettings
         ),
         .target(
             name: "AuthdCore",
@@ -51,7 +58,8 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: []
+            resources: [],
+            swiftSettings: daemonSettings
         ),
         .target(
             name: "AuthdServer",
@@ -62,7 +70,8 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: daemonSettings
         ),
         .target(
             name: "AuthdClient",
@@ -92,7 +101,10 @@ let package = Package(
         .executableTarget(
             name: "authd-load",
             dependencies: [
-                "AuthdClient",
+                "AuthdClient", "AuthdProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

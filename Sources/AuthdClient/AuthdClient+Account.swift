@@ -82,4 +82,12 @@ extension AuthdClient {
         try await call(
             "authd.v1.Health/Check", Authd_V1_HealthCheckRequest(), returning: Authd_V1_HealthCheckResponse.self)
     }
+
+    /// `Health/Stats`: the daemon's write batches, record counts, data size, memory and open
+    /// files. Needs `settings.read`.
+    public func stats(credentials: Credentials = .none) async throws -> Authd_V1_StatsResponse {
+        try await call(
+            "authd.v1.Health/Stats", Authd_V1_StatsRequest(), credentials: credentials,
+            returning: Authd_V1_StatsResponse.self)
+    }
 }

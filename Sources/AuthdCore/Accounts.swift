@@ -57,6 +57,11 @@ public final class Directory: Sendable {
         self.rateLimiter = RateLimiter(store: store, clock: clock)
     }
 
+    /// The store's work and size, for `Health/Stats`.
+    public func storeStatistics() throws -> StoreStatistics {
+        try store.statistics()
+    }
+
     /// The rate-limit key of the end user's relayed IP address.
     static func ipKey(_ call: Call) -> String { "ip:\(call.context.client.ip)" }
 

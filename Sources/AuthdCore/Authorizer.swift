@@ -1,4 +1,5 @@
 import AuthdStore
+import Synchronization
 
 /// Resolves the credential of a call to a caller and checks the operation's scopes before
 /// anything else runs (spec 1.1-1.3).
@@ -7,21 +8,37 @@ public final class Authorizer: Sendable {
     let clock: any WallClock
     let peerPolicy: PeerPolicy
     let jwt: JWTIssuer?
+    let sessions: SessionCache
+    /// Users whose `accessedAt` refresh is queued, so a burst of calls queues one write.
+    private let refreshing = Mutex<Set<String>>([])
 
+    /// `sessionCacheSize` sessions (with their users) are kept decoded in memory; 0 turns the
+    /// cache off.
     public init(
         store: any AuthStore, clock: any WallClock = SystemWallClock(), peerPolicy: PeerPolicy = PeerPolicy(),
-        jwt: JWTIssuer? = nil
+        jwt: JWTIssuer? = nil, sessionCacheSize: Int = 100_000
     ) {
         self.store = store
         self.clock = clock
         self.peerPolicy = peerPolicy
         self.jwt = jwt
+        let sessions = SessionCache(capacity: sessionCacheSize)
+        self.sessions = sessions
+        store.observeCommits { sessions.invalidate($0) }
     }
+
+    /// Sessions held decoded in the session cache.
+    public var cachedSessions: Int { sessions.count }
 
     /// The caller, when it holds at least one of `scopes`; `general_unauthorized_scope`
     /// otherwise, and `user_blocked` for a blocked user.
     public func authorize(_ context: RequestContext, scopes: Set<String>) throws -> Call {
-        let caller = try store.read { try resolve(context, in: $0) }
+        let caller: Caller
+        if case .session(let secret) = context.credential {
+            caller = try sessionCaller(secret)
+        } else {
+            caller = try store.read { try resolve(context, in: $0) }
+        }
         guard !caller.scopes.isDisjoint(with: scopes) else {
             throw AuthdError.unauthorizedScope(scopes.sorted().joined(separator: " or "))
         }
@@ -37,11 +54,39 @@ public final class Authorizer: Sendable {
         let now = clock.now()
         guard now - user.accessedAt >= Self.accessRefreshMilliseconds else { return }
         let userID = user.id
-        store.writeInBackground { w in
+        guard refreshing.withLock({ $0.insert(userID).inserted }) else { return }
+        store.writeInBackground { [self] w in
+            defer { _ = refreshing.withLock { $0.remove(userID) } }
             guard var current = try w.user(id: userID), now - current.accessedAt >= Self.accessRefreshMilliseconds else { return }
             current.accessedAt = now
             try w.updateUser(current)
         }
+    }
+
+    /// The user a session secret signs in, from the session cache when it holds the session.
+    /// An unknown or expired session is a guest, as in Appwrite.
+    func sessionCaller(_ secret: String) throws -> Caller {
+        let digest = SecretToken.digest(secret)
+        let entry: SessionCache.Entry
+        if let hit = sessions.lookup(digest) {
+            entry = hit
+        } else {
+            let generation = sessions.generation
+            let presented = digest.bytes
+            let found = try store.read { reader -> SessionCache.Entry? in
+                guard let sessionID = try reader.sessionID(secretHash: presented),
+                    let session = try reader.session(id: sessionID),
+                    SecretToken.constantTimeEquals(session.secretHash, presented),
+                    let user = try reader.user(id: session.userID)
+                else { return nil }
+                return SessionCache.Entry(session: session, user: user)
+            }
+            guard let found else { return .guest }
+            sessions.insert(digest, found, readAt: generation)
+            entry = found
+        }
+        guard entry.session.expire >= clock.now() else { return .guest }
+        return .user(entry.user, session: entry.session)
     }
 
     static let accessRefreshMilliseconds: Int64 = 86_400_000
@@ -58,14 +103,7 @@ public final class Authorizer: Sendable {
             }
             return .guest
         case .session(let secret):
-            let presented = SecretToken.hash(secret)
-            guard let sessionID = try reader.sessionID(secretHash: presented),
-                let session = try reader.session(id: sessionID),
-                SecretToken.constantTimeEquals(session.secretHash, presented),
-                session.expire >= clock.now(),
-                let user = try reader.user(id: session.userID)
-            else { return .guest }
-            return .user(user, session: session)
+            return try sessionCaller(secret)
         case .apiKey(let secret):
             let presented = SecretToken.hash(secret)
             guard let keyID = try reader.apiKeyID(secretHash: presented), let key = try reader.apiKey(id: keyID),

@@ -12,9 +12,14 @@ public enum SecretToken {
     }
 
     public static func hash(_ secret: String) -> [UInt8] {
-        var hasher = SHA256()
-        hasher.update(data: Array(secret.utf8))
-        return Array(hasher.finalize())
+        digest(secret).bytes
+    }
+
+    /// The SHA-256 of `secret`, hashed from the string's own storage with no copy.
+    public static func digest(_ secret: String) -> SecretDigest {
+        var secret = secret
+        let digest = secret.withUTF8 { SHA256.hash(data: $0) }
+        return SecretDigest(digest)
     }
 
     /// Compares two byte strings in time that depends only on their lengths.
@@ -34,5 +39,30 @@ public enum SecretToken {
             out.append(digits[Int(b & 0x0f)])
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// A SHA-256 digest as four words: a cheap dictionary key for caches of secrets' hashes.
+public struct SecretDigest: Hashable, Sendable {
+    let words: (UInt64, UInt64, UInt64, UInt64)
+
+    init(_ digest: SHA256Digest) {
+        words = digest.withUnsafeBytes { raw in
+            (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+             raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        }
+    }
+
+    public var bytes: [UInt8] {
+        withUnsafeBytes(of: words) { Array($0) }
+    }
+
+    public static func == (a: SecretDigest, b: SecretDigest) -> Bool {
+        a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        // Already uniformly distributed: one word is plenty.
+        hasher.combine(words.0)
     }
 }

@@ -48,6 +48,51 @@ public nonisolated struct Authd_V1_HealthCheckResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Authd_V1_StatsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Authd_V1_StatsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Commits of the group-commit writer since start, each one fsync.
+  public var writeCommits: UInt64 = 0
+
+  /// Writes those commits held; writes / commits is the mean batch.
+  public var writes: UInt64 = 0
+
+  /// The most writes one commit held.
+  public var largestBatch: UInt32 = 0
+
+  /// Records in the store.
+  public var users: UInt64 = 0
+
+  public var sessions: UInt64 = 0
+
+  /// Bytes of the data file in use (LMDB pages up to the last one written).
+  public var dataBytes: UInt64 = 0
+
+  /// Sessions held decoded in memory (`session_cache_size`).
+  public var sessionsCached: UInt64 = 0
+
+  /// The daemon's resident memory and open file descriptors.
+  public var residentBytes: UInt64 = 0
+
+  public var openFiles: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "authd.v1"
@@ -101,6 +146,95 @@ nonisolated extension Authd_V1_HealthCheckResponse: SwiftProtobuf.Message, Swift
   public static func ==(lhs: Authd_V1_HealthCheckResponse, rhs: Authd_V1_HealthCheckResponse) -> Bool {
     if lhs.status != rhs.status {return false}
     if lhs.version != rhs.version {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StatsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_V1_StatsRequest, rhs: Authd_V1_StatsRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.writeCommits) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.writes) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.largestBatch) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.users) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.sessions) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.dataBytes) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.sessionsCached) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.residentBytes) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.openFiles) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.writeCommits != 0 {
+      try visitor.visitSingularUInt64Field(value: self.writeCommits, fieldNumber: 1)
+    }
+    if self.writes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.writes, fieldNumber: 2)
+    }
+    if self.largestBatch != 0 {
+      try visitor.visitSingularUInt32Field(value: self.largestBatch, fieldNumber: 3)
+    }
+    if self.users != 0 {
+      try visitor.visitSingularUInt64Field(value: self.users, fieldNumber: 4)
+    }
+    if self.sessions != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sessions, fieldNumber: 5)
+    }
+    if self.dataBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.dataBytes, fieldNumber: 6)
+    }
+    if self.sessionsCached != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sessionsCached, fieldNumber: 7)
+    }
+    if self.residentBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.residentBytes, fieldNumber: 8)
+    }
+    if self.openFiles != 0 {
+      try visitor.visitSingularUInt32Field(value: self.openFiles, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Authd_V1_StatsResponse, rhs: Authd_V1_StatsResponse) -> Bool {
+    if lhs.writeCommits != rhs.writeCommits {return false}
+    if lhs.writes != rhs.writes {return false}
+    if lhs.largestBatch != rhs.largestBatch {return false}
+    if lhs.users != rhs.users {return false}
+    if lhs.sessions != rhs.sessions {return false}
+    if lhs.dataBytes != rhs.dataBytes {return false}
+    if lhs.sessionsCached != rhs.sessionsCached {return false}
+    if lhs.residentBytes != rhs.residentBytes {return false}
+    if lhs.openFiles != rhs.openFiles {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

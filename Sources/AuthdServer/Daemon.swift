@@ -25,7 +25,8 @@ public enum Daemon {
             logger: logger)
         let jwt = JWTIssuer(directory: directory)
         try await jwt.start()
-        let authorizer = Authorizer(store: store, peerPolicy: configuration.peerPolicy, jwt: jwt)
+        let authorizer = Authorizer(
+            store: store, peerPolicy: configuration.peerPolicy, jwt: jwt, sessionCacheSize: configuration.sessionCacheSize)
         let server = UnixSocketServer(
             options: UnixSocketServer.Options(
                 socketPath: configuration.socketPath, socketMode: mode_t(configuration.socketMode),

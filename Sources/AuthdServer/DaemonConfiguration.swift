@@ -27,6 +27,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var sessionDurationSeconds: Int64 = 31_536_000
     /// `session_limit`: sessions kept per user, oldest evicted; 0 for no limit.
     public var sessionLimit = 10
+    /// `session_cache_size`: sessions kept decoded in memory with their users; 0 turns the
+    /// cache off.
+    public var sessionCacheSize = 100_000
     /// `log_level`: trace, debug, info, notice, warning, error or critical.
     public var logLevel = "info"
     /// `operator_uids`: Unix users with every scope, API key management included (default:
@@ -47,7 +50,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public static let keys = [
         "socket", "socket_mode", "data", "max_frame_bytes", "map_size_mib", "argon2_memory_kib",
         "argon2_iterations", "argon2_parallelism", "hash_threads", "event_loop_threads",
-        "session_duration", "session_limit", "log_level", "operator_uids", "peer_uid.<uid>", "peer_gid.<gid>",
+        "session_duration", "session_limit", "session_cache_size", "log_level", "operator_uids", "peer_uid.<uid>", "peer_gid.<gid>",
     ]
 
     public static func environmentVariable(for key: String) -> String { "AUTHD_" + key.uppercased() }
@@ -126,6 +129,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         case "event_loop_threads": eventLoopThreads = try integer(1...1024)
         case "session_duration": sessionDurationSeconds = Int64(try integer(60...31_536_000))
         case "session_limit": sessionLimit = try integer(0...100)
+        case "session_cache_size": sessionCacheSize = try integer(0...100_000_000)
         case "log_level":
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {
                 throw DaemonError("\(source): log_level must be one of trace, debug, info, notice, warning, error, critical")

@@ -24,7 +24,7 @@ public struct MethodTable: Sendable {
         }
         let accounts = Accounts(directory: directory)
         let users = Users(directory: directory)
-        Self.addHealth(add)
+        Self.addHealth(add, directory, authorizer)
         Self.addAccount(add, accounts)
         Self.addUsers(add, users)
         Self.addKeys(add, ApiKeys(directory: directory))
@@ -35,11 +35,26 @@ public struct MethodTable: Sendable {
 
     typealias Add = (String, String, Set<String>, Endpoint) -> Void
 
-    static func addHealth(_ add: Add) {
+    static func addHealth(_ add: Add, _ directory: Directory, _ authorizer: Authorizer) {
         add("Health", "Check", [Scope.public], .immediate(Authd_V1_HealthCheckRequest.self) { _, _ in
             var response = Authd_V1_HealthCheckResponse()
             response.status = "pass"
             response.version = MethodTable.version
+            return response
+        })
+        add("Health", "Stats", [Scope.settingsRead], .immediate(Authd_V1_StatsRequest.self) { _, _ in
+            let store = try directory.storeStatistics()
+            var response = Authd_V1_StatsResponse()
+            response.writeCommits = store.commits
+            response.writes = store.writes
+            response.largestBatch = UInt32(clamping: store.largestBatch)
+            response.users = UInt64(store.users)
+            response.sessions = UInt64(store.sessions)
+            response.dataBytes = store.dataBytes
+            response.sessionsCached = UInt64(authorizer.cachedSessions)
+            let process = ProcessFigures.current()
+            response.residentBytes = process.residentBytes
+            response.openFiles = process.openFiles
             return response
         })
     }

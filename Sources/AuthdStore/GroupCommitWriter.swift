@@ -33,6 +33,13 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var stopped = false
     private var statistics = Statistics()
     private var thread: Thread?
+    private var observers: [@Sendable (CommittedChanges) -> Void] = []
+
+    func addObserver(_ observer: @escaping @Sendable (CommittedChanges) -> Void) {
+        condition.lock()
+        observers.append(observer)
+        condition.unlock()
+    }
 
     init(environment: LMDBEnvironment, maxBatch: Int = 1024, logger: Logger) {
         self.environment = environment
@@ -100,6 +107,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             batch.forEach { $0.fail(error) }
             return
         }
+        let changes = ChangeCollector()
         var completions: [@Sendable () -> Void] = []
         var pending: [Job] = []  // written, waiting for the commit
         completions.reserveCapacity(batch.count)
@@ -111,7 +119,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 continue
             }
             do {
-                let completion = try job.perform(LMDBWriter(environment: environment, txn: child))
+                let completion = try job.perform(LMDBWriter(environment: environment, txn: child, changes: changes))
                 try lmdbCheck(mdb_txn_commit(child), "mdb_txn_commit (nested)")
                 completions.append(completion)
                 pending.append(job)
@@ -131,7 +139,11 @@ final class GroupCommitWriter: @unchecked Sendable {
         statistics.commits += 1
         statistics.writes += UInt64(completions.count)
         statistics.largestBatch = max(statistics.largestBatch, completions.count)
+        let observers = self.observers
         condition.unlock()
+        // Caches drop what changed before anyone hears that the write is done.
+        let committed = changes.committed
+        if !committed.isEmpty { observers.forEach { $0(committed) } }
         completions.forEach { $0() }
     }
 }

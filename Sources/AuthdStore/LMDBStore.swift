@@ -138,10 +138,26 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
                 fail: { error in logger.warning("background write failed", metadata: ["error": "\(error)"]) }))
     }
 
-    /// How many commits and writes the writer has done; batch sizes follow from them.
-    public var writeStatistics: (commits: UInt64, writes: UInt64, largestBatch: Int) {
-        let s = writer.currentStatistics
-        return (s.commits, s.writes, s.largestBatch)
+    public func observeCommits(_ observer: @escaping @Sendable (CommittedChanges) -> Void) {
+        writer.addObserver(observer)
+    }
+
+    public func statistics() throws -> StoreStatistics {
+        let writes = writer.currentStatistics
+        var statistics = StoreStatistics()
+        statistics.commits = writes.commits
+        statistics.writes = writes.writes
+        statistics.largestBatch = writes.largestBatch
+        var info = MDB_envinfo()
+        var env = MDB_stat()
+        try lmdbCheck(mdb_env_info(environment.env, &info), "mdb_env_info")
+        try lmdbCheck(mdb_env_stat(environment.env, &env), "mdb_env_stat")
+        statistics.dataBytes = UInt64(info.me_last_pgno + 1) * UInt64(env.ms_psize)
+        try read { reader in
+            statistics.users = try reader.userCount()
+            statistics.sessions = try (reader as? LMDBReader)?.entries(environment.sessions) ?? 0
+        }
+        return statistics
     }
 
     /// Waits for graceful shutdown, then finishes the queued writes and closes the store. Put it

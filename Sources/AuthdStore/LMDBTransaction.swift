@@ -143,8 +143,12 @@ class LMDBReader: StoreReader {
     }
 
     func userCount() throws -> Int {
+        try entries(environment.users)
+    }
+
+    func entries(_ dbi: MDB_dbi) throws -> Int {
         var stat = MDB_stat()
-        try lmdbCheck(mdb_stat(txn, environment.users, &stat), "mdb_stat")
+        try lmdbCheck(mdb_stat(txn, dbi, &stat), "mdb_stat")
         return stat.ms_entries
     }
 
@@ -235,8 +239,25 @@ class LMDBReader: StoreReader {
     }
 }
 
+/// What a batch of write transactions changed; read once the batch has committed.
+final class ChangeCollector {
+    var userIDs: Set<String> = []
+    var apiKeys = false
+
+    var committed: CommittedChanges { CommittedChanges(userIDs: userIDs, apiKeys: apiKeys) }
+}
+
 /// Reads and writes in one LMDB (child) write transaction, owned by the group-commit writer.
 final class LMDBWriter: LMDBReader, StoreWriter {
+    /// Collects what this transaction changed for the commit observers; a rolled-back child
+    /// may leave entries behind, which only costs a cache a needless drop.
+    let changes: ChangeCollector?
+
+    init(environment: LMDBEnvironment, txn: OpaquePointer, changes: ChangeCollector? = nil) {
+        self.changes = changes
+        super.init(environment: environment, txn: txn)
+    }
+
     func put(_ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], flags: Int32 = 0) throws {
         guard !key.isEmpty, key.count <= 511 else {
             throw StoreError(.io, "key of \(key.count) bytes is outside LMDB's 1-511")
@@ -256,6 +277,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     }
 
     func insertUser(_ user: UserRecord) throws {
+        changes?.userIDs.insert(user.id)
         if try get(environment.users, Keys.utf8(user.id), { _ in true }) != nil {
             throw StoreError.duplicate("user id")
         }
@@ -275,6 +297,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     }
 
     func updateUser(_ user: UserRecord) throws {
+        changes?.userIDs.insert(user.id)
         guard let previous = try self.user(id: user.id) else { throw StoreError.notFound("user") }
         if previous.email != user.email {
             if !user.email.isEmpty {
@@ -304,6 +327,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     @discardableResult
     func deleteUser(id: String) throws -> Bool {
         guard let user = try user(id: id) else { return false }
+        changes?.userIDs.insert(id)
         for session in try sessions(userID: id) { try deleteSession(id: session.id) }
         for token in try tokens(userID: id) { try deleteToken(id: token.id) }
         if !user.email.isEmpty { try delete(environment.usersByEmail, Keys.utf8(user.email)) }
@@ -343,11 +367,13 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     }
 
     func insertApiKey(_ key: ApiKeyRecord) throws {
+        changes?.apiKeys = true
         try put(environment.apiKeysBySecret, key.secretHash, Keys.utf8(key.id), flags: MDB_NOOVERWRITE)
         try put(environment.apiKeys, Keys.utf8(key.id), RecordCodec.encode(key), flags: MDB_NOOVERWRITE)
     }
 
     func updateApiKey(_ key: ApiKeyRecord) throws {
+        changes?.apiKeys = true
         guard let previous = try apiKey(id: key.id) else { throw StoreError.notFound("api key") }
         guard previous.secretHash == key.secretHash else {
             throw StoreError(.io, "an API key's secret is immutable")
@@ -356,6 +382,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     }
 
     func insertSession(_ session: SessionRecord) throws {
+        changes?.userIDs.insert(session.userID)
         guard try get(environment.users, Keys.utf8(session.userID), { _ in true }) != nil else {
             throw StoreError.notFound("user")
         }
@@ -368,6 +395,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     }
 
     func updateSession(_ session: SessionRecord) throws {
+        changes?.userIDs.insert(session.userID)
         guard let previous = try self.session(id: session.id) else { throw StoreError.notFound("session") }
         guard previous.userID == session.userID, previous.createdAt == session.createdAt,
             previous.secretHash == session.secretHash
@@ -380,6 +408,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     @discardableResult
     func deleteSession(id: String) throws -> Bool {
         guard let session = try session(id: id) else { return false }
+        changes?.userIDs.insert(session.userID)
         try delete(environment.sessions, Keys.utf8(id))
         try delete(environment.sessionsBySecret, session.secretHash)
         try delete(environment.sessionsByUser, Keys.userSession(session))

@@ -11,6 +11,44 @@ public protocol AuthStore: Sendable {
 
     /// Queues a write nobody waits for (bookkeeping such as `accessedAt`); a failure is logged.
     func writeInBackground(_ body: @escaping @Sendable (any StoreWriter) throws -> Void)
+
+    /// Calls `observer` after every commit that changed users, sessions or API keys, before
+    /// any write of that commit is acknowledged: a cache kept above the store drops what
+    /// changed, so that a read after an acknowledged write never sees the old value.
+    func observeCommits(_ observer: @escaping @Sendable (CommittedChanges) -> Void)
+
+    /// Figures of the store's work and size, for benchmarks and monitoring.
+    func statistics() throws -> StoreStatistics
+}
+
+public struct StoreStatistics: Sendable, Equatable {
+    /// Commits of the writer since the store opened, each one fsync.
+    public var commits: UInt64 = 0
+    /// Writes those commits held.
+    public var writes: UInt64 = 0
+    /// The most writes one commit held.
+    public var largestBatch: Int = 0
+    public var users: Int = 0
+    public var sessions: Int = 0
+    /// Bytes of the data file in use.
+    public var dataBytes: UInt64 = 0
+
+    public init() {}
+}
+
+/// What one commit changed, as far as caches above the store care.
+public struct CommittedChanges: Sendable, Equatable {
+    /// Users whose record or any of whose sessions was inserted, updated or deleted.
+    public var userIDs: Set<String> = []
+    /// Whether any API key was inserted or updated.
+    public var apiKeys = false
+
+    public init(userIDs: Set<String> = [], apiKeys: Bool = false) {
+        self.userIDs = userIDs
+        self.apiKeys = apiKeys
+    }
+
+    public var isEmpty: Bool { userIDs.isEmpty && !apiKeys }
 }
 
 public protocol StoreReader {

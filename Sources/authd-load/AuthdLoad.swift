@@ -1,7 +1,8 @@
 import ArgumentParser
-import Synchronization
 import AuthdClient
+import AuthdProto
 import Foundation
+import Synchronization
 
 /// `authd-load`: measures authd's throughput and latency over its socket.
 @main
@@ -9,7 +10,13 @@ struct AuthdLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "authd-load",
         abstract: "Load-tests a running authd over its Unix socket.",
-        subcommands: [Validate.self, Login.self])
+        discussion: """
+            Every run is bounded by --duration and --max-calls. Calls that need server rights (tokens, \
+            populate, the daemon's write statistics) use --api-key, or this process's Unix user when \
+            authd maps it (root is an operator by default). The permission-check scenario (`check`) \
+            comes with the permissions API.
+            """,
+        subcommands: [Validate.self, Tokens.self, Login.self, Mixed.self, Populate.self, Soak.self])
 }
 
 struct CommonOptions: ParsableArguments {
@@ -31,11 +38,19 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Stop after this many calls, whatever the duration.")
     var maxCalls = 50_000_000
 
+    @Option(help: "Calls per second over all connections (open loop: latency counts from each call's scheduled start); 0 to call as fast as answers come.")
+    var rate = 0.0
+
     @Option(help: "Users to create for the run.")
     var users = 100
 
+    @Option(help: "API key for calls that need server rights (else this process's Unix user must be mapped).")
+    var apiKey: String?
+
     @Flag(help: "Print the result as one JSON object.")
     var json = false
+
+    var server: Credentials { apiKey.map { .apiKey($0) } ?? .none }
 
     func connect() async throws -> [AuthdClient] {
         var clients: [AuthdClient] = []
@@ -46,30 +61,59 @@ struct CommonOptions: ParsableArguments {
     var run: LoadRun {
         LoadRun(
             connections: max(1, connections), pipeline: max(1, pipeline), duration: .milliseconds(Int(duration * 1000)),
-            warmUp: .milliseconds(Int(warmUp * 1000)), maximumCalls: maxCalls)
+            warmUp: .milliseconds(Int(warmUp * 1000)), maximumCalls: maxCalls, rate: rate > 0 ? rate : nil)
     }
 
-    /// Creates `users` accounts with a run-specific email prefix, `parallel` at a time.
-    func createUsers(_ client: AuthdClient, password: String) async throws -> [String] {
+    var driver: PipelinedDriver {
+        PipelinedDriver(
+            socketPath: socket, connections: max(1, connections), pipeline: max(1, pipeline),
+            duration: .milliseconds(Int(duration * 1000)), warmUp: .milliseconds(Int(warmUp * 1000)),
+            maximumCalls: maxCalls, rate: rate > 0 ? rate : nil)
+    }
+
+    /// Creates `users` accounts with a run-specific email prefix; with a password when given
+    /// (Account/Create, Argon2), else server-made (Users/Create, no hashing).
+    func createUsers(_ client: AuthdClient, password: String?) async throws -> [(id: String, email: String)] {
         let prefix = "load-\(UInt32.random(in: 0...UInt32.max))"
         let emails = (0..<max(1, users)).map { "\(prefix)-\($0)@load.example" }
+        let created = Collected<(id: String, email: String)>()
         try await forEachConcurrently(emails) { email in
-            _ = try await client.createAccount(email: email, password: password)
+            let user =
+                if let password {
+                    try await client.createAccount(email: email, password: password)
+                } else {
+                    try await client.createUser(email: email, credentials: server)
+                }
+            created.append((user.id, email))
         }
-        return emails
+        return created.values
     }
 
-    func forEachConcurrently(_ items: [String], _ body: @escaping @Sendable (String) async throws -> Void) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var iterator = items.makeIterator()
-            for _ in 0..<32 {
-                guard let item = iterator.next() else { break }
-                group.addTask { try await body(item) }
-            }
-            while try await group.next() != nil {
-                if let item = iterator.next() { group.addTask { try await body(item) } }
-            }
+    /// Signs each user in (Argon2 per user) and returns the session secrets.
+    func signIn(_ client: AuthdClient, _ users: [(id: String, email: String)], password: String) async throws -> [String] {
+        let secrets = Collected<String>()
+        try await forEachConcurrently(users.map(\.email)) { email in
+            secrets.append(try await client.createEmailPasswordSession(email: email, password: password).secret)
         }
+        return secrets.values
+    }
+
+    /// The daemon's statistics, when this process may read them.
+    func stats(_ client: AuthdClient) async -> Authd_V1_StatsResponse? {
+        try? await client.stats(credentials: server)
+    }
+
+    /// Commits, writes and batch sizes between two statistics readings.
+    func batchFigures(before: Authd_V1_StatsResponse?, after: Authd_V1_StatsResponse?) -> [String: Any] {
+        guard let before, let after else { return [:] }
+        let commits = after.writeCommits - before.writeCommits
+        let writes = after.writes - before.writes
+        return [
+            "commits": commits, "writes": writes,
+            "mean_batch": commits > 0 ? Double(writes) / Double(commits) : 0,
+            "largest_batch_since_start": after.largestBatch,
+            "commits_per_second": 0,
+        ]
     }
 }
 
@@ -79,21 +123,80 @@ struct Validate: AsyncParsableCommand {
 
     @OptionGroup var options: CommonOptions
 
+    @Option(help: "Validate the session secrets in this file (one per line, from `populate --secrets-out`) instead of creating users.")
+    var secrets: String?
+
+    @Option(help: "At most this many secrets, spread over the file.")
+    var sample = 100_000
+
+    @Option(help: "pipelined: pre-encoded calls straight over NIO, as redis-benchmark drives Redis; client: one AuthdClient call (a task) per call.")
+    var driver = "pipelined"
+
+    func run() async throws {
+        guard ["pipelined", "client"].contains(driver) else { throw ValidationError("--driver is pipelined or client") }
+        let all: [String]
+        if let secrets {
+            all = try readSecrets(secrets, sample: sample)
+        } else {
+            let client = try await AuthdClient.connect(socketPath: options.socket)
+            let password = "load-password-1"
+            all = try await options.signIn(client, try await options.createUsers(client, password: password), password: password)
+            await client.close()
+        }
+        guard !all.isEmpty else { throw ValidationError("no session secrets") }
+        if !options.json {
+            print("validate: \(all.count) sessions; \(options.connections) connections × \(options.pipeline) in flight; \(driver) driver\(options.rate > 0 ? "; open loop at \(options.rate)/s" : "")")
+        }
+        let result: LoadRun.Result
+        if driver == "pipelined" {
+            let requests = try all.map { secret in
+                var request = Authd_V1_Request()
+                request.method = "authd.v1.Account/Get"
+                request.credentials.session = secret
+                let bytes: [UInt8] = try request.serializedBytes()
+                return bytes
+            }
+            result = try await options.driver.run(requests: requests, progress: !options.json)
+        } else {
+            let clients = try await options.connect()
+            result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
+                _ = try await client.getAccount(credentials: .session(all[worker % all.count]))
+                return 0
+            }
+            for client in clients { await client.close() }
+        }
+        print(result.report(scenario: "validate", json: options.json, extra: ["driver": driver, "sessions": all.count]))
+    }
+
+    func readSecrets(_ path: String, sample: Int) throws -> [String] {
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        let stride = max(1, lines.count / max(1, sample))
+        return Swift.stride(from: 0, to: lines.count, by: stride).prefix(sample).map { String(lines[$0]) }
+    }
+}
+
+struct Tokens: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Durable session creation: Users/CreateToken, then Account/CreateSession redeems it (two acknowledged writes).")
+
+    @OptionGroup var options: CommonOptions
+
     func run() async throws {
         let clients = try await options.connect()
-        let password = "load-password-1"
-        let emails = try await options.createUsers(clients[0], password: password)
-        let secrets = SecretList()
-        try await options.forEachConcurrently(emails) { email in
-            let session = try await clients[0].createEmailPasswordSession(email: email, password: password)
-            secrets.append(session.secret)
-        }
-        let all = secrets.values
-        if !options.json { print("validate: \(all.count) sessions; \(options.connections) connections × \(options.pipeline) in flight") }
+        let users = try await options.createUsers(clients[0], password: nil).map(\.id)
+        if !options.json { print("tokens: \(users.count) users; \(options.connections) connections × \(options.pipeline) in flight") }
+        let server = options.server
+        let before = await options.stats(clients[0])
         let result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
-            _ = try await client.getAccount(credentials: .session(all[worker % all.count]))
+            let userID = users[worker % users.count]
+            let token = try await client.createUserToken(userID: userID, credentials: server)
+            _ = try await client.createSession(userID: userID, secret: token.secret)
+            return 0
         }
-        print(result.report(scenario: "validate", json: options.json))
+        let after = await options.stats(clients[0])
+        var extra = options.batchFigures(before: before, after: after)
+        if let commits = extra["commits"] as? UInt64 { extra["commits_per_second"] = Double(commits) / max(result.seconds, 0.001) }
+        print(result.report(scenario: "tokens", json: options.json, extra: extra))
         for client in clients { await client.close() }
     }
 }
@@ -107,19 +210,240 @@ struct Login: AsyncParsableCommand {
     func run() async throws {
         let clients = try await options.connect()
         let password = "load-password-1"
-        let emails = try await options.createUsers(clients[0], password: password)
+        let emails = try await options.createUsers(clients[0], password: password).map(\.email)
         if !options.json { print("login: \(emails.count) users; \(options.connections) connections × \(options.pipeline) in flight") }
         let result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
             _ = try await client.createEmailPasswordSession(email: emails[worker % emails.count], password: password)
+            return 0
         }
         print(result.report(scenario: "login", json: options.json))
         for client in clients { await client.close() }
     }
 }
 
-/// Collects strings from concurrent tasks.
-final class SecretList: Sendable {
-    private let storage = Mutex<[String]>([])
-    func append(_ value: String) { storage.withLock { $0.append(value) } }
-    var values: [String] { storage.withLock { $0 } }
+/// A workload mixing validations, logins and token sign-ins by weight.
+struct MixedWorkload {
+    static let kinds = ["validate", "login", "tokens"]
+    let weights: [Int]
+    let users: [(id: String, email: String)]
+    let secrets: [String]
+    let password: String
+    let server: Credentials
+
+    static func prepare(_ options: CommonOptions, weights: [Int]) async throws -> MixedWorkload {
+        guard weights.allSatisfy({ $0 >= 0 }), weights.reduce(0, +) > 0 else {
+            throw ValidationError("the weights must be non-negative and not all zero")
+        }
+        let client = try await AuthdClient.connect(socketPath: options.socket)
+        let password = "load-password-1"
+        let users = try await options.createUsers(client, password: password)
+        let secrets = try await options.signIn(client, users, password: password)
+        await client.close()
+        return MixedWorkload(weights: weights, users: users, secrets: secrets, password: password, server: options.server)
+    }
+
+    /// One call of a kind drawn by weight; returns the kind's index.
+    func call(worker: Int, client: AuthdClient) async throws -> Int {
+        var draw = Int.random(in: 0..<weights.reduce(0, +))
+        var kind = 0
+        while draw >= weights[kind] {
+            draw -= weights[kind]
+            kind += 1
+        }
+        let user = users[Int.random(in: 0..<users.count)]
+        switch kind {
+        case 0: _ = try await client.getAccount(credentials: .session(secrets[worker % secrets.count]))
+        case 1: _ = try await client.createEmailPasswordSession(email: user.email, password: password)
+        default:
+            let token = try await client.createUserToken(userID: user.id, credentials: server)
+            _ = try await client.createSession(userID: user.id, secret: token.secret)
+        }
+        return kind
+    }
+}
+
+struct Mixed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validations, logins and token sign-ins at configurable ratios; latency is reported per kind.")
+
+    @OptionGroup var options: CommonOptions
+
+    @Option(help: "Relative weight of session validations.")
+    var validateWeight = 90
+    @Option(help: "Relative weight of email/password logins.")
+    var loginWeight = 5
+    @Option(help: "Relative weight of token sign-ins (two writes each).")
+    var tokensWeight = 5
+
+    func run() async throws {
+        let workload = try await MixedWorkload.prepare(options, weights: [validateWeight, loginWeight, tokensWeight])
+        let clients = try await options.connect()
+        if !options.json {
+            print("mixed: validate:login:tokens = \(validateWeight):\(loginWeight):\(tokensWeight); \(options.connections) connections × \(options.pipeline) in flight")
+        }
+        let result = await options.run.run(clients: clients, progress: !options.json, kinds: 3) { worker, client in
+            try await workload.call(worker: worker, client: client)
+        }
+        print(result.report(scenario: "mixed", json: options.json, kindNames: MixedWorkload.kinds))
+        for client in clients { await client.close() }
+    }
+}
+
+struct Populate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bulk-loads users (Users/Create, no password) and sessions (Users/CreateSession) for scale runs.")
+
+    @Option(help: "authd's socket.")
+    var socket = "authd.sock"
+    @Option(help: "Users to create.")
+    var users = 10_000
+    @Option(help: "Sessions per user.")
+    var sessionsPerUser = 5
+    @Option(help: "Writes in flight.")
+    var concurrency = 256
+    @Option(help: "Write up to --keep-secrets session secrets here, spread over the users, for `validate --secrets`.")
+    var secretsOut: String?
+    @Option(help: "How many secrets to keep.")
+    var keepSecrets = 100_000
+    @Option(help: "API key with users.write (else this process's Unix user must be mapped).")
+    var apiKey: String?
+    @Flag(help: "Print the result as one JSON object.")
+    var json = false
+
+    func run() async throws {
+        let server: Credentials = apiKey.map { .apiKey($0) } ?? .none
+        var connected: [AuthdClient] = []
+        for _ in 0..<4 { connected.append(try await AuthdClient.connect(socketPath: socket)) }
+        let clients = connected
+        let sessionsPerUser = self.sessionsPerUser
+        let prefix = "pop-\(UInt32.random(in: 0...UInt32.max))"
+        let keepEvery = max(1, users / max(1, keepSecrets / max(1, sessionsPerUser)))
+        let kept = Collected<String>()
+        let done = Atomic<Int>(0)
+        let started = ContinuousClock.now
+        let progress = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                let count = done.load(ordering: .relaxed)
+                let fraction = Double(count) / Double(max(1, users))
+                let seconds = max(0.001, (ContinuousClock.now - started) / .seconds(1))
+                let bar = String(repeating: "#", count: Int(fraction * 30)) + String(repeating: ".", count: 30 - Int(fraction * 30))
+                let line = String(
+                    format: "\r  [%@] %3.0f%%  %d/%d users  %.0f writes/s", bar, fraction * 100, count, users,
+                    Double(count * (1 + sessionsPerUser)) / seconds)
+                FileHandle.standardError.write(Data(line.utf8))
+            }
+        }
+        try await forEachConcurrently(Array(0..<users), width: max(1, concurrency / max(1, sessionsPerUser))) { index in
+            let client = clients[index % clients.count]
+            let user = try await client.createUser(email: "\(prefix)-\(index)@load.example", credentials: server)
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<sessionsPerUser {
+                    group.addTask { try await client.createUserSession(userID: user.id, credentials: server).secret }
+                }
+                for try await secret in group where index % keepEvery == 0 { kept.append(secret) }
+            }
+            done.add(1, ordering: .relaxed)
+        }
+        progress.cancel()
+        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        FileHandle.standardError.write(Data("\n".utf8))
+        if let secretsOut {
+            try (kept.values.joined(separator: "\n") + "\n").write(toFile: secretsOut, atomically: true, encoding: .utf8)
+        }
+        let stats = try? await clients[0].stats(credentials: server)
+        var figures: [String: Any] = [
+            "users_created": users, "sessions_created": users * sessionsPerUser, "seconds": seconds,
+            "writes_per_second": Double(users * (1 + sessionsPerUser)) / max(seconds, 0.001),
+            "secrets_kept": kept.values.count,
+        ]
+        if let stats {
+            figures["store_users"] = stats.users
+            figures["store_sessions"] = stats.sessions
+            figures["data_bytes"] = stats.dataBytes
+            figures["resident_bytes"] = stats.residentBytes
+            figures["bytes_per_record"] = Double(stats.dataBytes) / Double(max(1, stats.users + stats.sessions))
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            for (key, value) in figures.sorted(by: { $0.key < $1.key }) { print("  \(key): \(value)") }
+        }
+        for client in clients { await client.close() }
+    }
+}
+
+struct Soak: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A mixed workload for a bounded time, sampling the daemon's resident memory and open files as it goes.")
+
+    @OptionGroup var options: CommonOptions
+    @Option(help: "Seconds between samples.")
+    var every = 5.0
+    @Option(help: "Relative weight of session validations.")
+    var validateWeight = 90
+    @Option(help: "Relative weight of email/password logins.")
+    var loginWeight = 2
+    @Option(help: "Relative weight of token sign-ins.")
+    var tokensWeight = 8
+
+    func run() async throws {
+        let workload = try await MixedWorkload.prepare(options, weights: [validateWeight, loginWeight, tokensWeight])
+        let clients = try await options.connect()
+        let samples = Collected<[String: Any]>()
+        let started = ContinuousClock.now
+        let server = options.server
+        let json = options.json
+        let interval = every
+        let sampler = Task {
+            while !Task.isCancelled {
+                if let stats = try? await clients[0].stats(credentials: server) {
+                    let sample: [String: Any] = [
+                        "seconds": (ContinuousClock.now - started) / .seconds(1), "resident_bytes": stats.residentBytes,
+                        "open_files": stats.openFiles, "sessions": stats.sessions, "data_bytes": stats.dataBytes,
+                        "sessions_cached": stats.sessionsCached,
+                    ]
+                    samples.append(sample)
+                    if !json {
+                        print(String(
+                            format: "\n  t=%5.0fs  rss %7.1f MiB  fds %4d  sessions %8d  data %7.1f MiB", sample["seconds"] as! Double,
+                            Double(stats.residentBytes) / 1_048_576, stats.openFiles, stats.sessions, Double(stats.dataBytes) / 1_048_576))
+                    }
+                }
+                try? await Task.sleep(for: .seconds(interval))
+            }
+        }
+        let result = await options.run.run(clients: clients, progress: !options.json, kinds: 3) { worker, client in
+            try await workload.call(worker: worker, client: client)
+        }
+        sampler.cancel()
+        print(result.report(scenario: "soak", json: options.json, kindNames: MixedWorkload.kinds, extra: ["samples": samples.values]))
+        for client in clients { await client.close() }
+    }
+}
+
+/// Runs `body` on every item, `width` at a time.
+func forEachConcurrently<T: Sendable>(
+    _ items: [T], width: Int = 32, _ body: @escaping @Sendable (T) async throws -> Void
+) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        var iterator = items.makeIterator()
+        for _ in 0..<width {
+            guard let item = iterator.next() else { break }
+            group.addTask { try await body(item) }
+        }
+        while try await group.next() != nil {
+            if let item = iterator.next() { group.addTask { try await body(item) } }
+        }
+    }
+}
+
+/// Collects values from concurrent tasks.
+final class Collected<Value>: @unchecked Sendable {
+    // Guarded by `lock`; Value is only ever appended and read whole.
+    private var storage: [Value] = []
+    private let lock = NSLock()
+    func append(_ value: Value) { lock.withLock { storage.append(value) } }
+    var values: [Value] { lock.withLock { storage } }
 }

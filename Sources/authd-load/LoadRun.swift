@@ -11,6 +11,8 @@ struct LoadRun {
     let duration: Duration
     let warmUp: Duration
     let maximumCalls: Int
+    /// Calls per second over all workers (open loop); nil to call as fast as answers come.
+    var rate: Double? = nil
 
     struct Result {
         var calls: UInt64
@@ -18,6 +20,8 @@ struct LoadRun {
         var seconds: Double
         var histogram: Histogram<UInt64>
         var firstError: String?
+        /// Latencies by kind of call, for runs that mix kinds (`mixed`, `soak`).
+        var byKind: [Histogram<UInt64>] = []
     }
 
     /// Runs `call(connectionIndex, workerIndex, client)` repeatedly until the duration or the call
@@ -25,7 +29,8 @@ struct LoadRun {
     func run(
         clients: [AuthdClient],
         progress: Bool,
-        call: @escaping @Sendable (_ worker: Int, _ client: AuthdClient) async throws -> Void
+        kinds: Int = 1,
+        call: @escaping @Sendable (_ worker: Int, _ client: AuthdClient) async throws -> Int
     ) async -> Result {
         let counters = Counters(budget: maximumCalls)
         let clock = ContinuousClock()
@@ -44,22 +49,33 @@ struct LoadRun {
             }
         } : nil
 
-        let workerResults = await withTaskGroup(of: (Histogram<UInt64>, String?).self) { group in
+        let workerResults = await withTaskGroup(of: ([Histogram<UInt64>], String?).self) { group in
             for connection in 0..<connections {
                 for slot in 0..<pipeline {
                     let client = clients[connection % clients.count]
                     let worker = connection * pipeline + slot
+                    let workers = connections * pipeline
+                    let interval: Duration? = rate.map { .nanoseconds(Int64(1e9 * Double(workers) / max($0, 0.001))) }
                     group.addTask {
-                        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                        var histograms = (0..<kinds).map { _ in LoadRun.emptyHistogram() }
                         var firstError: String?
+                        // Open loop: each worker starts its calls on its own fixed schedule, and
+                        // latency counts from the scheduled start (no coordinated omission).
+                        var scheduled = started.advanced(by: (interval ?? .zero) * Double(worker) / Double(workers))
                         while clock.now < end {
                             guard counters.budget.subtract(1, ordering: .relaxed).newValue >= 0 else { break }
-                            let before = clock.now
+                            var before = clock.now
+                            if let interval {
+                                if scheduled >= end { break }
+                                if scheduled > before { try? await Task.sleep(until: scheduled, clock: clock) }
+                                before = scheduled
+                                scheduled = scheduled.advanced(by: interval)
+                            }
                             do {
-                                try await call(worker, client)
+                                let kind = try await call(worker, client)
                                 if before >= warmEnd {
                                     let elapsed = before.duration(to: clock.now)
-                                    _ = histogram.record(UInt64(max(1, elapsed.components.attoseconds / 1_000_000_000_000 + elapsed.components.seconds * 1_000_000)))
+                                    _ = histograms[min(kind, kinds - 1)].record(UInt64(max(1, elapsed.components.attoseconds / 1_000_000_000_000 + elapsed.components.seconds * 1_000_000)))
                                     counters.completed.add(1, ordering: .relaxed)
                                 }
                             } catch {
@@ -67,24 +83,35 @@ struct LoadRun {
                                 if firstError == nil { firstError = "\(error)" }
                             }
                         }
-                        return (histogram, firstError)
+                        return (histograms, firstError)
                     }
                 }
             }
-            var all: [(Histogram<UInt64>, String?)] = []
+            var all: [([Histogram<UInt64>], String?)] = []
             for await result in group { all.append(result) }
             return all
         }
         progressTask?.cancel()
         if progress { FileHandle.standardError.write(Data("\n".utf8)) }
-        var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-        for (histogram, _) in workerResults { merged.add(histogram) }
+        var merged = LoadRun.emptyHistogram()
+        var byKind = (0..<kinds).map { _ in LoadRun.emptyHistogram() }
+        for (histograms, _) in workerResults {
+            for (kind, histogram) in histograms.enumerated() {
+                merged.add(histogram)
+                byKind[kind].add(histogram)
+            }
+        }
         let measuredStart = max(started, warmEnd)
         let elapsed = measuredStart.duration(to: min(clock.now, end.advanced(by: .seconds(3600))))
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return Result(
             calls: UInt64(counters.completed.load(ordering: .relaxed)), errors: UInt64(counters.failures.load(ordering: .relaxed)),
-            seconds: seconds, histogram: merged, firstError: workerResults.compactMap(\.1).first)
+            seconds: seconds, histogram: merged, firstError: workerResults.compactMap(\.1).first,
+            byKind: kinds > 1 ? byKind : [])
+    }
+
+    static func emptyHistogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
     }
 }
 
@@ -102,17 +129,34 @@ final class Counters: Sendable {
 extension LoadRun.Result {
     var throughput: Double { seconds > 0 ? Double(calls) / seconds : 0 }
 
-    func report(scenario: String, json: Bool, extra: [String: Any] = [:]) -> String {
-        let p = { (q: Double) in calls > 0 ? histogram.valueAtPercentile(q) : 0 }
+    static func latencies(_ histogram: Histogram<UInt64>) -> [String: Any] {
+        let some = histogram.totalCount > 0
+        let p = { (q: Double) in some ? histogram.valueAtPercentile(q) : 0 }
+        return [
+            "p50": p(50), "p90": p(90), "p99": p(99), "p99_9": p(99.9),
+            "max": some ? histogram.max : 0, "mean": some ? histogram.mean : 0,
+        ]
+    }
+
+    static func latencyLine(_ histogram: Histogram<UInt64>) -> String {
+        let some = histogram.totalCount > 0
+        let p = { (q: Double) in some ? histogram.valueAtPercentile(q) : 0 }
+        return "p50 \(p(50))  p90 \(p(90))  p99 \(p(99))  p99.9 \(p(99.9))  max \(some ? histogram.max : 0)"
+    }
+
+    func report(scenario: String, json: Bool, kindNames: [String] = [], extra: [String: Any] = [:]) -> String {
         if json {
             var object: [String: Any] = [
                 "scenario": scenario, "calls": calls, "errors": errors, "seconds": seconds,
                 "calls_per_second": throughput,
-                "latency_us": [
-                    "p50": p(50), "p90": p(90), "p99": p(99), "p99_9": p(99.9),
-                    "max": calls > 0 ? histogram.max : 0, "mean": calls > 0 ? histogram.mean : 0,
-                ],
+                "latency_us": Self.latencies(histogram),
             ]
+            for (index, name) in kindNames.enumerated() where index < byKind.count {
+                object[name] = [
+                    "calls": byKind[index].totalCount, "calls_per_second": seconds > 0 ? Double(byKind[index].totalCount) / seconds : 0,
+                    "latency_us": Self.latencies(byKind[index]),
+                ] as [String: Any]
+            }
             if let firstError { object["first_error"] = firstError }
             object.merge(extra) { $1 }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
@@ -120,8 +164,12 @@ extension LoadRun.Result {
         }
         var lines = [
             "\(scenario): \(calls) calls in \(String(format: "%.2f", seconds)) s = \(String(format: "%.0f", throughput)) calls/s, \(errors) errors",
-            "  latency µs: p50 \(p(50))  p90 \(p(90))  p99 \(p(99))  p99.9 \(p(99.9))  max \(calls > 0 ? histogram.max : 0)",
+            "  latency µs: " + Self.latencyLine(histogram),
         ]
+        for (index, name) in kindNames.enumerated() where index < byKind.count {
+            let rate = seconds > 0 ? Double(byKind[index].totalCount) / seconds : 0
+            lines.append("  \(name): \(byKind[index].totalCount) calls = \(String(format: "%.0f", rate))/s, latency µs: " + Self.latencyLine(byKind[index]))
+        }
         for (key, value) in extra.sorted(by: { $0.key < $1.key }) { lines.append("  \(key): \(value)") }
         if let firstError { lines.append("  first error: \(firstError)") }
         return lines.joined(separator: "\n")

@@ -133,8 +133,10 @@ final class LMDBStoreTests: XCTestCase {
             }
             try await group.waitForAll()
         }
-        let statistics = store.writeStatistics
+        let statistics = try store.statistics()
         XCTAssertEqual(statistics.writes, 300)
+        XCTAssertEqual(statistics.users, 300)
+        XCTAssertGreaterThan(statistics.dataBytes, 0)
         XCTAssertLessThan(statistics.commits, 300, "group commit: some commits carry several writes")
         XCTAssertGreaterThan(statistics.largestBatch, 1)
     }

@@ -1,0 +1,261 @@
+import AuthdProto
+import Foundation
+import Histogram
+import NIOCore
+import NIOExtras
+import NIOPosix
+import Synchronization
+
+/// Drives pre-encoded calls straight over NIO channels, the way `redis-benchmark` drives Redis:
+/// each connection keeps `pipeline` requests in flight, writes the next one as each answer
+/// arrives and flushes once per read batch. No task, continuation or message decode per call,
+/// so the figure is the daemon's, not the Swift client's.
+///
+/// Closed loop by default. With a rate, calls start on a fixed schedule whatever the answers
+/// (open loop), and latency counts from the scheduled start, so a stalled daemon shows as
+/// latency instead of as fewer calls (no coordinated omission).
+struct PipelinedDriver {
+    let socketPath: String
+    let connections: Int
+    let pipeline: Int
+    let duration: Duration
+    let warmUp: Duration
+    let maximumCalls: Int
+    /// Calls per second over all connections; nil for closed loop.
+    let rate: Double?
+
+    /// Runs until the duration or the call budget is spent, cycling through `requests`
+    /// (serialized `authd.v1.Request`s without an id; each connection starts at its own offset).
+    func run(requests: [[UInt8]], progress: Bool) async throws -> LoadRun.Result {
+        precondition(!requests.isEmpty)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let clock = ContinuousClock()
+        let start = NIODeadline.now()
+        let warmEnd = start + TimeAmount.nanoseconds(Int64(warmUp.components.seconds * 1_000_000_000 + warmUp.components.attoseconds / 1_000_000_000))
+        let end = warmEnd + TimeAmount.nanoseconds(Int64(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000))
+        let counters = Counters(budget: maximumCalls)
+        let perConnectionRate = rate.map { $0 / Double(connections) }
+
+        var channels: [any Channel] = []
+        var done: [EventLoopFuture<PipelinedCaller.Outcome>] = []
+        for index in 0..<connections {
+            let promise = group.next().makePromise(of: PipelinedCaller.Outcome.self)
+            let caller = PipelinedCaller(
+                requests: requests, offset: index * 7919 % requests.count, pipeline: pipeline, warmEnd: warmEnd,
+                end: end, rate: perConnectionRate, counters: counters, finished: promise)
+            let channel = try await ClientBootstrap(group: promise.futureResult.eventLoop)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .fourBytes)),
+                            caller)
+                    }
+                }
+                .connect(unixDomainSocketPath: socketPath)
+                .get()
+            channels.append(channel)
+            done.append(promise.futureResult)
+        }
+        let started = clock.now
+        let progressTask: Task<Void, Never>? = progress ? Task {
+            var last = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                let now = counters.completed.load(ordering: .relaxed)
+                let line = String(format: "\r  %8d calls/s  %10d calls  %6d errors", now - last, now, counters.failures.load(ordering: .relaxed))
+                FileHandle.standardError.write(Data(line.utf8))
+                last = now
+            }
+        } : nil
+        // Each caller starts itself when its channel becomes active.
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var firstError: String?
+        for future in done {
+            let outcome = try await future.get()
+            histogram.add(outcome.histogram)
+            if firstError == nil { firstError = outcome.firstError }
+        }
+        progressTask?.cancel()
+        if progress { FileHandle.standardError.write(Data("\n".utf8)) }
+        for channel in channels { try? await channel.close() }
+        let measured = started.duration(to: clock.now) - (warmUp > .zero ? warmUp : .zero)
+        let measuredSeconds = min(
+            Double(measured.components.seconds) + Double(measured.components.attoseconds) / 1e18,
+            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+        return LoadRun.Result(
+            calls: UInt64(counters.completed.load(ordering: .relaxed)),
+            errors: UInt64(counters.failures.load(ordering: .relaxed)), seconds: measuredSeconds,
+            histogram: histogram, firstError: firstError)
+    }
+}
+
+/// One connection of the pipelined driver. Lives on its channel's event loop.
+final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    struct Outcome: Sendable {
+        var histogram: Histogram<UInt64>
+        var firstError: String?
+    }
+
+    private let requests: [[UInt8]]
+    private var next: Int
+    private let pipeline: Int
+    private let warmEnd: NIODeadline
+    private let end: NIODeadline
+    private let interval: TimeAmount?
+    private let counters: Counters
+    private let finished: EventLoopPromise<Outcome>
+
+    /// When each call in flight started, by id modulo the ring size (ids are sequential and at
+    /// most a few windows are in flight, so slots are never reused too early).
+    private var startedAt: [NIODeadline]
+    private var nextID: UInt64 = 1
+    private var inFlight = 0
+    private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    private var firstError: String?
+    private var stopped = false
+    private var scheduledStart: NIODeadline = .now()
+    private var ticker: RepeatedTask?
+    private var reported = false
+
+    init(
+        requests: [[UInt8]], offset: Int, pipeline: Int, warmEnd: NIODeadline, end: NIODeadline, rate: Double?,
+        counters: Counters, finished: EventLoopPromise<Outcome>
+    ) {
+        self.requests = requests
+        self.next = offset
+        self.pipeline = pipeline
+        self.warmEnd = warmEnd
+        self.end = end
+        self.interval = rate.map { .nanoseconds(Int64(1e9 / max($0, 0.001))) }
+        self.counters = counters
+        self.finished = finished
+        var ring = 64
+        while ring < pipeline * 4 { ring <<= 1 }
+        startedAt = Array(repeating: .now(), count: ring)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let interval {
+            // Open loop: a 1 ms ticker sends every call whose scheduled time has come.
+            scheduledStart = .now()
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { [self] _ in
+                let context = loopBound.value
+                let now = NIODeadline.now()
+                var sent = false
+                while !stopped, scheduledStart <= now, inFlight < pipeline {
+                    send(context, startedAt: scheduledStart)
+                    scheduledStart = scheduledStart + interval
+                    sent = true
+                }
+                // Calls that could not start because `pipeline` were in flight are skipped, and
+                // their wait shows in the latency of the ones that follow.
+                if scheduledStart <= now { scheduledStart = now }
+                if sent { context.flush() }
+                if NIODeadline.now() >= end { stop(context) }
+            }
+        } else {
+            for _ in 0..<pipeline where !stopped { send(context, startedAt: .now()) }
+            context.flush()
+        }
+    }
+
+    private func send(_ context: ChannelHandlerContext, startedAt start: NIODeadline) {
+        guard start < end, counters.budget.subtract(1, ordering: .relaxed).newValue >= 0 else {
+            stopped = true
+            return
+        }
+        let body = requests[next]
+        next = next + 1 == requests.count ? 0 : next + 1
+        let id = nextID
+        nextID += 1
+        startedAt[Int(id & UInt64(startedAt.count - 1))] = start
+        var buffer = context.channel.allocator.buffer(capacity: body.count + 16)
+        let lengthIndex = buffer.writerIndex
+        buffer.writeInteger(UInt32(0))
+        buffer.writeInteger(UInt8(0x08))  // field 1: id
+        writeVarint(id, to: &buffer)
+        buffer.writeBytes(body)
+        buffer.setInteger(UInt32(buffer.writerIndex - lengthIndex - 4), at: lengthIndex)
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        inFlight += 1
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var frame = unwrapInboundIn(data)
+        let now = NIODeadline.now()
+        inFlight -= 1
+        // A response starts with its id (field 1) and then, on failure only, field 2.
+        guard frame.readInteger(as: UInt8.self) == 0x08, let id = readVarint(&frame) else {
+            recordError("an answer without an id")
+            return
+        }
+        let start = startedAt[Int(id & UInt64(startedAt.count - 1))]
+        if frame.getInteger(at: frame.readerIndex, as: UInt8.self) == 0x12 {
+            var whole = frame
+            whole.moveReaderIndex(to: 0)
+            let response = try? Authd_V1_Response(serializedBytes: Array(whole.readableBytesView))
+            recordError(response.map { "\($0.error.type): \($0.error.message)" } ?? "an undecodable error")
+        } else if start >= warmEnd {
+            let micros = max(1, (now - start).nanoseconds / 1000)
+            _ = histogram.record(UInt64(micros))
+            counters.completed.add(1, ordering: .relaxed)
+        }
+        if interval == nil, !stopped {
+            if now < end { send(context, startedAt: now) } else { stopped = true }
+        }
+        if stopped && inFlight == 0 { stop(context) }
+    }
+
+    private func recordError(_ text: String) {
+        counters.failures.add(1, ordering: .relaxed)
+        if firstError == nil { firstError = text }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !stopped { recordError("the daemon closed the connection") }
+        stop(context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        recordError("\(error)")
+        context.close(promise: nil)
+    }
+
+    private func stop(_ context: ChannelHandlerContext) {
+        stopped = true
+        guard !reported, inFlight <= 0 || !context.channel.isActive else { return }
+        reported = true
+        ticker?.cancel()
+        ticker = nil
+        finished.succeed(Outcome(histogram: histogram, firstError: firstError))
+    }
+
+    private func writeVarint(_ value: UInt64, to buffer: inout ByteBuffer) {
+        var v = value
+        while v >= 0x80 {
+            buffer.writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        buffer.writeInteger(UInt8(v))
+    }
+
+    private func readVarint(_ buffer: inout ByteBuffer) -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while let byte = buffer.readInteger(as: UInt8.self) {
+            value |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { return value }
+            shift += 7
+            if shift > 63 { return nil }
+        }
+        return nil
+    }
+}
