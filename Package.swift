@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "AuthdClient", "AuthdProto", "AuthdStore", "authd", "authctl",
+                "AuthdClient", "AuthdProto", "AuthdStore", "authd", "authctl", "authd-load",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             exclude: ["Scripts/verify_jwt.py"]

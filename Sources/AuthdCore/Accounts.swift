@@ -126,8 +126,10 @@ public final class Directory: Sendable {
             try w.insertSession(newSession)
             try w.appendChange(created)
             guard limit > 0 else { return }
-            let sessions = try w.sessions(userID: userID)
-            for old in sessions.prefix(max(0, sessions.count - limit)) {
+            // Only the sessions beyond the limit are read whole.
+            let ids = try w.sessionIDs(userID: userID)
+            for id in ids.prefix(max(0, ids.count - limit)) {
+                guard let old = try w.session(id: id) else { continue }
                 try deleteSession(old, in: w, call: call, time: now)
             }
         }

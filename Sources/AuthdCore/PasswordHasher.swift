@@ -33,8 +33,7 @@ public struct PasswordHasher: Sendable {
 
     /// A PHC string for `password` with a fresh 16-byte salt.
     public func hash(_ password: String) throws -> String {
-        var generator = SystemRandomNumberGenerator()
-        let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let salt = SecretToken.randomBytes(16)
         let hashLength = 32
         let encodedLength = argon2_encodedlen(
             parameters.iterations, parameters.memoryKiB, parameters.parallelism, UInt32(salt.count),

@@ -5,10 +5,13 @@ import Crypto
 public enum SecretToken {
     /// 32 bytes from the system CSPRNG, as 64 lowercase hex characters.
     public static func generate(byteCount: Int = 32) -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = [UInt8](repeating: 0, count: byteCount)
-        for i in bytes.indices { bytes[i] = generator.next() }
-        return hexEncode(bytes)
+        hexEncode(randomBytes(byteCount))
+    }
+
+    /// `count` bytes from BoringSSL's CSPRNG (through swift-crypto), seeded by the kernel; a
+    /// byte at a time through SystemRandomNumberGenerator cost one system call per byte.
+    public static func randomBytes(_ count: Int) -> [UInt8] {
+        SymmetricKey(size: SymmetricKeySize(bitCount: count * 8)).withUnsafeBytes { Array($0) }
     }
 
     public static func hash(_ secret: String) -> [UInt8] {

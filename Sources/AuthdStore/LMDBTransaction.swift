@@ -73,6 +73,10 @@ class LMDBReader: StoreReader {
     }
 
     func sessions(userID: String) throws -> [SessionRecord] {
+        try sessionIDs(userID: userID).compactMap { try session(id: $0) }
+    }
+
+    func sessionIDs(userID: String) throws -> [String] {
         var ids: [String] = []
         let prefix = Keys.userPrefix(userID)
         try scan(environment.sessionsByUser, from: prefix) { key, _ in
@@ -80,7 +84,7 @@ class LMDBReader: StoreReader {
             ids.append(String(decoding: key[(prefix.count + 8)...], as: UTF8.self))
             return true
         }
-        return try ids.compactMap { try session(id: $0) }
+        return ids
     }
 
     func userID(phone: String) throws -> String? {

@@ -58,6 +58,8 @@ public protocol StoreReader {
     func sessionID(secretHash: [UInt8]) throws -> String?
     /// The user's sessions, oldest first.
     func sessions(userID: String) throws -> [SessionRecord]
+    /// The ids of the user's sessions, oldest first, read from the index alone.
+    func sessionIDs(userID: String) throws -> [String]
     func userID(phone: String) throws -> String?
     /// Calls `visit` with every user in id order, starting after `afterID` (all when nil),
     /// while it returns true.

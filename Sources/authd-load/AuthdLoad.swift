@@ -234,12 +234,19 @@ struct MixedWorkload {
         guard weights.allSatisfy({ $0 >= 0 }), weights.reduce(0, +) > 0 else {
             throw ValidationError("the weights must be non-negative and not all zero")
         }
+        guard options.users >= 2 else { throw ValidationError("mixed workloads need --users 2 or more") }
         let client = try await AuthdClient.connect(socketPath: options.socket)
         let password = "load-password-1"
         let users = try await options.createUsers(client, password: password)
-        let secrets = try await options.signIn(client, users, password: password)
+        // Validations use the first half of the users, whose sessions nothing else touches:
+        // the logins and token sign-ins of the other half would otherwise evict them (the
+        // per-user session limit).
+        let validated = Array(users.prefix(users.count / 2))
+        let secrets = try await options.signIn(client, validated, password: password)
         await client.close()
-        return MixedWorkload(weights: weights, users: users, secrets: secrets, password: password, server: options.server)
+        return MixedWorkload(
+            weights: weights, users: Array(users.dropFirst(validated.count)), secrets: secrets, password: password,
+            server: options.server)
     }
 
     /// One call of a kind drawn by weight; returns the kind's index.
@@ -324,6 +331,7 @@ struct Populate: AsyncParsableCommand {
         let progress = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
+                if Task.isCancelled { break }
                 let count = done.load(ordering: .relaxed)
                 let fraction = Double(count) / Double(max(1, users))
                 let seconds = max(0.001, (ContinuousClock.now - started) / .seconds(1))
@@ -346,6 +354,7 @@ struct Populate: AsyncParsableCommand {
             done.add(1, ordering: .relaxed)
         }
         progress.cancel()
+        await progress.value
         let seconds = (ContinuousClock.now - started) / .seconds(1)
         FileHandle.standardError.write(Data("\n".utf8))
         if let secretsOut {

@@ -42,6 +42,7 @@ struct LoadRun {
             var last = 0
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
+                if Task.isCancelled { break }
                 let now = counters.completed.load(ordering: .relaxed)
                 let line = String(format: "\r  %8d calls/s  %10d calls  %6d errors", now - last, now, counters.failures.load(ordering: .relaxed))
                 FileHandle.standardError.write(Data(line.utf8))
@@ -92,6 +93,7 @@ struct LoadRun {
             return all
         }
         progressTask?.cancel()
+        await progressTask?.value
         if progress { FileHandle.standardError.write(Data("\n".utf8)) }
         var merged = LoadRun.emptyHistogram()
         var byKind = (0..<kinds).map { _ in LoadRun.emptyHistogram() }

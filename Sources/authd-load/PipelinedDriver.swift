@@ -61,6 +61,7 @@ struct PipelinedDriver {
             var last = 0
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
+                if Task.isCancelled { break }
                 let now = counters.completed.load(ordering: .relaxed)
                 let line = String(format: "\r  %8d calls/s  %10d calls  %6d errors", now - last, now, counters.failures.load(ordering: .relaxed))
                 FileHandle.standardError.write(Data(line.utf8))
@@ -76,6 +77,7 @@ struct PipelinedDriver {
             if firstError == nil { firstError = outcome.firstError }
         }
         progressTask?.cancel()
+        await progressTask?.value
         if progress { FileHandle.standardError.write(Data("\n".utf8)) }
         for channel in channels { try? await channel.close() }
         let measured = started.duration(to: clock.now) - (warmUp > .zero ? warmUp : .zero)

@@ -1,5 +1,6 @@
 import AuthdStore
 import Foundation
+import Synchronization
 import XCTest
 
 final class LMDBStoreTests: XCTestCase {
@@ -139,6 +140,28 @@ final class LMDBStoreTests: XCTestCase {
         XCTAssertGreaterThan(statistics.dataBytes, 0)
         XCTAssertLessThan(statistics.commits, 300, "group commit: some commits carry several writes")
         XCTAssertGreaterThan(statistics.largestBatch, 1)
+    }
+
+    func testCommitObserversHearWhatChangedBeforeTheWriteReturns() async throws {
+        let heard = Mutex<[CommittedChanges]>([])
+        store.observeCommits { changes in heard.withLock { $0.append(changes) } }
+        try await store.write { w in try w.insertUser(sampleUser("a")) }
+        XCTAssertEqual(heard.withLock { $0 }, [CommittedChanges(userIDs: ["a"])])
+        try await store.write { w in try w.insertSession(sampleSession("s1", user: "a", at: 1, secretByte: 1)) }
+        try await store.write { w in try w.putRateCounter("ip:x", windowStart: 1, count: 1) }
+        try await store.write { w in try w.deleteSession(id: "s1") }
+        try await store.write { w in
+            try w.insertApiKey(ApiKeyRecord(id: "k", name: "k", scopes: [], secretHash: [UInt8](repeating: 7, count: 32), createdAt: 1))
+        }
+        XCTAssertEqual(
+            heard.withLock { $0 },
+            [
+                CommittedChanges(userIDs: ["a"]), CommittedChanges(userIDs: ["a"]), CommittedChanges(userIDs: ["a"]),
+                CommittedChanges(apiKeys: true),
+            ],
+            "a commit that touched neither users, sessions nor keys is not reported")
+        try await store.write { w in try w.deleteUser(id: "a") }
+        XCTAssertEqual(heard.withLock { $0.last }, CommittedChanges(userIDs: ["a"]))
     }
 
     func testChangeLogIsOrderedAndPaged() async throws {

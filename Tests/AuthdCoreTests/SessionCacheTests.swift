@@ -1,0 +1,124 @@
+import AuthdStore
+import Foundation
+import XCTest
+
+@testable import AuthdCore
+
+/// The session cache in front of the store: a hit must never be staler than the store.
+final class SessionCacheTests: XCTestCase {
+    var folder: String!
+    var store: LMDBStore!
+    var pool: BlockingPool!
+    var clock: ManualClock!
+    var accounts: Accounts!
+    var authorizer: Authorizer!
+
+    override func setUp() async throws {
+        folder = "/tmp/authd-cache-test-\(UUID().uuidString.prefix(8))"
+        store = try LMDBStore(directory: folder)
+        pool = BlockingPool(threads: 2)
+        clock = ManualClock()
+        let directory = try Directory(
+            store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool, clock: clock,
+            sessionPolicy: SessionPolicy(durationSeconds: 3600, limit: 3))
+        accounts = Accounts(directory: directory)
+        authorizer = Authorizer(store: store, clock: clock)
+    }
+
+    override func tearDown() async throws {
+        pool?.shutdown()
+        store?.close()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    private let guest = Call(caller: .guest, context: RequestContext())
+
+    private func signedInUser() async throws -> String {
+        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: "Before", call: guest)
+        return try await accounts.createEmailPasswordSession(email: "u@example.com", password: "password-1", call: guest).secret
+    }
+
+    private func caller(_ secret: String) throws -> Caller {
+        try authorizer.authorize(RequestContext(credential: .session(secret)), scopes: [Scope.public]).caller
+    }
+
+    private func changeUser(_ change: @escaping @Sendable (inout UserRecord) -> Void) async throws {
+        try await store.write { w in
+            guard var user = try w.user(id: "u") else { return }
+            change(&user)
+            try w.updateUser(user)
+        }
+    }
+
+    func testAHitReflectsEveryAcknowledgedChangeOfTheUser() async throws {
+        let secret = try await signedInUser()
+        guard case .user(let first, _) = try caller(secret) else { return XCTFail("signed in") }
+        XCTAssertEqual(first.name, "Before")
+        XCTAssertEqual(authorizer.cachedSessions, 1, "the session was cached on first use")
+        guard case .user = try caller(secret) else { return XCTFail("still signed in") }
+
+        try await changeUser { $0.name = "After" }
+        XCTAssertEqual(authorizer.cachedSessions, 0, "the commit dropped the user's entries before the write returned")
+        guard case .user(let second, _) = try caller(secret) else { return XCTFail("still signed in") }
+        XCTAssertEqual(second.name, "After")
+
+        try await changeUser { $0.status = false }
+        XCTAssertThrowsError(try caller(secret)) { XCTAssertEqual(($0 as? AuthdError)?.type, "user_blocked") }
+    }
+
+    func testADeletedSessionIsAGuestAtOnce() async throws {
+        let secret = try await signedInUser()
+        guard case .user(_, let session) = try caller(secret) else { return XCTFail("signed in") }
+        try await store.write { w in try w.deleteSession(id: session.id) }
+        XCTAssertEqual(try caller(secret), .guest)
+    }
+
+    func testExpiryIsCheckedOnEveryHit() async throws {
+        let secret = try await signedInUser()
+        guard case .user = try caller(secret) else { return XCTFail("signed in") }
+        clock.advance(seconds: 3601)
+        XCTAssertEqual(try caller(secret), .guest, "a cached session past its expiry is a guest")
+    }
+
+    func testAnEntryReadBeforeACommitIsNotKept() {
+        let cache = SessionCache(capacity: 10)
+        let digest = SecretToken.digest("secret")
+        let entry = SessionCache.Entry(
+            session: SessionRecord(id: "s", userID: "u", createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes),
+            user: UserRecord(id: "u", createdAt: 0))
+        let before = cache.generation
+        cache.invalidate(CommittedChanges(userIDs: ["someone else"]))
+        cache.insert(digest, entry, readAt: before)
+        XCTAssertNil(cache.lookup(digest), "a commit happened between the snapshot and the insert")
+        cache.insert(digest, entry, readAt: cache.generation)
+        XCTAssertEqual(cache.lookup(digest)?.session.id, "s")
+        cache.invalidate(CommittedChanges(apiKeys: true))
+        XCTAssertNotNil(cache.lookup(digest), "API key changes leave sessions alone")
+        cache.invalidate(CommittedChanges(userIDs: ["u"]))
+        XCTAssertNil(cache.lookup(digest))
+    }
+
+    func testTheCacheStaysWithinItsCapacity() {
+        let cache = SessionCache(capacity: 4)
+        for i in 0..<10 {
+            let digest = SecretToken.digest("secret-\(i)")
+            cache.insert(
+                digest,
+                SessionCache.Entry(
+                    session: SessionRecord(id: "s\(i)", userID: "u\(i)", createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes),
+                    user: UserRecord(id: "u\(i)", createdAt: 0)),
+                readAt: cache.generation)
+            XCTAssertLessThanOrEqual(cache.count, 4)
+        }
+        XCTAssertNotNil(cache.lookup(SecretToken.digest("secret-9")), "the newest entry is kept")
+        XCTAssertEqual(SessionCache(capacity: 0).count, 0)
+    }
+
+    func testDigestBytesAreTheSHA256OfTheSecret() {
+        XCTAssertEqual(
+            SecretToken.hexEncode(SecretToken.digest("abc").bytes),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(SecretToken.randomBytes(48).count, 48)
+        XCTAssertNotEqual(SecretToken.randomBytes(32), SecretToken.randomBytes(32))
+    }
+}

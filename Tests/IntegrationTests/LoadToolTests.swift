@@ -1,0 +1,127 @@
+import AuthdClient
+import Foundation
+import XCTest
+
+/// `Health/Stats` and every `authd-load` scenario, bounded to a fraction of a second, against
+/// the real daemon. The figures themselves belong to the benchmarks; here each scenario must
+/// run its calls without errors and report them.
+final class LoadToolTests: XCTestCase {
+    var daemon: DaemonProcess!
+
+    override func tearDown() async throws {
+        await daemon?.cleanUp()
+    }
+
+    /// A daemon that maps this test's Unix user to what the load tool needs: signing users in,
+    /// managing users (tokens, populate) and reading the statistics.
+    private func startMapped() async throws -> AuthdClient {
+        daemon = try await DaemonProcess.start(extraArguments: [
+            "--set", "peer_uid.\(getuid())=sessions.write,users.read,users.write,settings.read",
+        ])
+        return try await daemon.connect()
+    }
+
+    private func load(_ arguments: [String]) throws -> [String: Any] {
+        let binary = DaemonProcess.binary.deletingLastPathComponent().appendingPathComponent("authd-load")
+        let (status, output) = try runProcess(binary, arguments + ["--socket", daemon.socketPath, "--json"])
+        XCTAssertEqual(status, 0, output)
+        let line = try XCTUnwrap(output.split(separator: "\n").last(where: { $0.hasPrefix("{") }), "status \(status), arguments \(arguments): \(output)")
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    }
+
+    private let quick = ["--duration", "0.5", "--warm-up", "0", "--connections", "2", "--pipeline", "2", "--users", "4"]
+
+    func testStatsNeedSettingsReadAndCountTheStore() async throws {
+        daemon = try await DaemonProcess.start()
+        let plain = try await daemon.connect()
+        do {
+            _ = try await plain.stats()
+            XCTFail("a plain client may not read the statistics")
+        } catch let error as AuthdClientError {
+            XCTAssertEqual(error.type, "general_unauthorized_scope")
+        }
+        await plain.close()
+        await daemon.cleanUp()
+
+        let client = try await startMapped()
+        let session = try await client.createAccount(email: "a@example.com", password: "password-1")
+        _ = try await client.createAccount(email: "b@example.com", password: "password-1")
+        let signedIn = try await client.createEmailPasswordSession(email: "a@example.com", password: "password-1")
+        _ = try await client.getAccount(credentials: .session(signedIn.secret))
+        let stats = try await client.stats()
+        XCTAssertEqual(stats.users, 2)
+        XCTAssertEqual(stats.sessions, 1)
+        XCTAssertEqual(stats.sessionsCached, 1, "the validated session is held in memory")
+        XCTAssertGreaterThan(stats.writes, 0)
+        XCTAssertGreaterThanOrEqual(stats.writes, stats.writeCommits)
+        XCTAssertGreaterThan(stats.dataBytes, 0)
+        XCTAssertGreaterThan(stats.residentBytes, 1 << 20)
+        XCTAssertGreaterThan(stats.openFiles, 3)
+        XCTAssertFalse(session.id.isEmpty)
+        await client.close()
+    }
+
+    func testEveryScenarioRunsWithoutErrors() async throws {
+        let client = try await startMapped()
+        await client.close()
+        for driver in ["pipelined", "client"] {
+            let validate = try load(["validate", "--driver", driver] + quick)
+            XCTAssertGreaterThan(validate["calls"] as? Int ?? 0, 0, "validate (\(driver))")
+            XCTAssertEqual(validate["errors"] as? Int, 0, "validate (\(driver)): \(validate)")
+            let latency = try XCTUnwrap(validate["latency_us"] as? [String: Any])
+            XCTAssertNotNil(latency["p99_9"])
+        }
+        let tokens = try load(["tokens"] + quick)
+        XCTAssertGreaterThan(tokens["calls"] as? Int ?? 0, 0)
+        XCTAssertEqual(tokens["errors"] as? Int, 0, "\(tokens)")
+        XCTAssertGreaterThan(tokens["commits"] as? Int ?? 0, 0, "the write statistics were read")
+        XCTAssertGreaterThanOrEqual(tokens["writes"] as? Int ?? 0, 2 * (tokens["calls"] as? Int ?? 0))
+
+        let mixed = try load(["mixed", "--validate-weight", "2", "--login-weight", "1", "--tokens-weight", "1"] + quick)
+        XCTAssertEqual(mixed["errors"] as? Int, 0, "\(mixed)")
+        for kind in ["validate", "login", "tokens"] {
+            let figures = try XCTUnwrap(mixed[kind] as? [String: Any], kind)
+            XCTAssertGreaterThan(figures["calls"] as? Int ?? 0, 0, kind)
+        }
+
+        let soak = try load(["soak", "--every", "0.2"] + quick)
+        XCTAssertEqual(soak["errors"] as? Int, 0, "\(soak)")
+        let samples = try XCTUnwrap(soak["samples"] as? [[String: Any]])
+        XCTAssertGreaterThanOrEqual(samples.count, 2)
+        XCTAssertGreaterThan(samples.first?["resident_bytes"] as? Int ?? 0, 0)
+        XCTAssertGreaterThan(samples.first?["open_files"] as? Int ?? 0, 0)
+    }
+
+    func testPopulateLoadsTheStoreAndItsSecretsValidate() async throws {
+        let client = try await startMapped()
+        let secrets = daemon.directory.appendingPathComponent("secrets.txt").path
+        let populate = try load(["populate", "--users", "50", "--sessions-per-user", "3", "--secrets-out", secrets])
+        XCTAssertEqual(populate["store_users"] as? Int, 50)
+        XCTAssertEqual(populate["store_sessions"] as? Int, 150)
+        XCTAssertGreaterThan(populate["bytes_per_record"] as? Double ?? 0, 0)
+        let kept = try String(contentsOfFile: secrets, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(kept.count, 150)
+        let user = try await client.getAccount(credentials: .session(String(kept[0])))
+        XCTAssertTrue(user.email.hasPrefix("pop-"))
+        await client.close()
+
+        let validate = try load(["validate", "--secrets", secrets, "--sample", "20"] + quick)
+        XCTAssertEqual(validate["sessions"] as? Int, 20)
+        XCTAssertEqual(validate["errors"] as? Int, 0, "\(validate)")
+    }
+
+    func testOpenLoopCallsFollowTheSchedule() async throws {
+        let client = try await startMapped()
+        await client.close()
+        // 200 calls/s for one second: the count follows the schedule, not the daemon's speed.
+        for driver in ["pipelined", "client"] {
+            let run = try load([
+                "validate", "--driver", driver, "--rate", "200", "--duration", "1", "--warm-up", "0", "--connections", "2",
+                "--pipeline", "4", "--users", "2",
+            ])
+            let calls = run["calls"] as? Int ?? 0
+            XCTAssertTrue((120...230).contains(calls), "\(driver): \(calls) calls at 200/s for 1 s")
+            XCTAssertEqual(run["errors"] as? Int, 0)
+        }
+    }
+}
