@@ -1,6 +1,8 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+import class Foundation.ProcessInfo
+
 // Versions are pinned exactly: only the versions in the machine's package mirror resolve.
 
 // The daemon's own modules skip the runtime exclusivity checks in release builds: on the
@@ -133,3 +135,33 @@ let package = Package(
         ),
     ]
 )
+
+// The benchmarks (ordo-one/benchmark) join the package only when asked for, so that everyday
+// builds and tests do not compile the benchmark package: `scripts/bench` sets AUTHD_BENCHMARKS.
+if ProcessInfo.processInfo.environment["AUTHD_BENCHMARKS"] != nil {
+    package.dependencies.append(
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]))
+    package.targets += [
+        .executableTarget(
+            name: "Allocations",
+            dependencies: [
+                "AuthdServer", "AuthdCore", "AuthdStore", "AuthdProto",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/Allocations",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "Floors",
+            dependencies: [
+                "AuthdCore", "AuthdStore", "CLMDB",
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/Floors",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+}

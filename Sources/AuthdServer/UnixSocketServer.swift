@@ -49,9 +49,8 @@ public final class UnixSocketServer: Service, Sendable {
             }
             .childChannelInitializer { channel in
                 Self.peerCredentials(of: channel).flatMapThrowing { peer in
-                    try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(FrameDecoder(maximumFrameBytes: maximumFrameBytes)),
-                        RequestHandler(methods: methods, peer: peer, logger: logger))
+                    try Self.installHandlers(
+                        on: channel, methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes)
                 }
             }
             .bind(unixDomainSocketPath: options.socketPath, cleanupExistingSocketFile: false)
@@ -72,6 +71,16 @@ public final class UnixSocketServer: Service, Sendable {
         try? await drained.futureResult.get()
         unlink(options.socketPath)
         logger.notice("listener stopped")
+    }
+
+    /// Sets up a connection's pipeline: frames in, calls answered. Public so that benchmarks can
+    /// drive exactly the daemon's handlers on an in-memory channel. Call on the channel's loop.
+    public static func installHandlers(
+        on channel: any Channel, methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int = 4 << 20
+    ) throws {
+        try channel.pipeline.syncOperations.addHandlers(
+            ByteToMessageHandler(FrameDecoder(maximumFrameBytes: maximumFrameBytes)),
+            RequestHandler(methods: methods, peer: peer, logger: logger))
     }
 
     /// The connected process's uid, gid and pid (SO_PEERCRED); nil when the socket cannot say.

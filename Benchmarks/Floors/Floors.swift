@@ -1,0 +1,122 @@
+import AuthdCore
+import AuthdStore
+import Benchmark
+import CLMDB
+import Foundation
+
+/// The floors and ceilings authd's figures are compared against, measured on the machine at
+/// hand (`scripts/bench floors`; BENCHMARKS.md quotes the ratios):
+/// - one fsync per write: a tiny LMDB loop committing one put per transaction (the rate group
+///   commit must beat by 10x);
+/// - group commit: the store's writer with 256 writes in flight, and its batch sizes;
+/// - Argon2id on every core at the daemon's default parameters (the login ceiling).
+let benchmarks: @Sendable () -> Void = {
+    let wallClock = Benchmark.Configuration(
+        metrics: [.wallClock], warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 20)
+
+    Benchmark("LMDB one put per fsynced commit (1000 writes)", configuration: wallClock) { benchmark in
+        let floor = try FsyncFloor()
+        defer { floor.close() }
+        for _ in benchmark.scaledIterations {
+            let started = ContinuousClock.now
+            for _ in 0..<1000 { try floor.write() }
+            benchmark.measurement(.custom("writes/s", polarity: .prefersLarger, useScalingFactor: false), perSecond(1000, since: started))
+        }
+    }
+
+    Benchmark("LMDBStore group commit, 256 in flight (4096 writes)", configuration: wallClock) { benchmark in
+        let folder = "/tmp/authd-bench-\(UUID().uuidString.prefix(8))"
+        let store = try LMDBStore(directory: folder)
+        defer {
+            store.close()
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+        for iteration in benchmark.scaledIterations {
+            let before = try store.statistics()
+            let started = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<256 {
+                    group.addTask {
+                        for n in 0..<16 {
+                            let id = "u\(iteration)-\(worker)-\(n)"
+                            try await store.write { w in try w.insertUser(UserRecord(id: id, createdAt: 1)) }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let after = try store.statistics()
+            benchmark.measurement(.custom("writes/s", polarity: .prefersLarger, useScalingFactor: false), perSecond(4096, since: started))
+            let commits = max(1, after.commits - before.commits)
+            benchmark.measurement(
+                .custom("writes per commit", polarity: .prefersLarger, useScalingFactor: false),
+                Int((after.writes - before.writes) / commits))
+        }
+    }
+
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    Benchmark("Argon2id OWASP (19 MiB, t=2, p=1) on every core", configuration: wallClock) { benchmark in
+        let hasher = PasswordHasher(parameters: .owasp)
+        for _ in benchmark.scaledIterations {
+            let started = ContinuousClock.now
+            let rounds = 4
+            DispatchQueue.concurrentPerform(iterations: cores * rounds) { _ in
+                blackHole(try? hasher.hash("correct horse battery staple"))
+            }
+            benchmark.measurement(
+                .custom("hashes/s", polarity: .prefersLarger, useScalingFactor: false), perSecond(cores * rounds, since: started))
+        }
+    }
+}
+
+func perSecond(_ count: Int, since started: ContinuousClock.Instant) -> Int {
+    let elapsed = started.duration(to: .now)
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    return Int((Double(count) / max(seconds, 1e-9)).rounded())
+}
+
+/// An LMDB environment with default (fully synced) commits and nothing else.
+final class FsyncFloor {
+    let folder = "/tmp/authd-floor-\(UUID().uuidString.prefix(8))"
+    var env: OpaquePointer?
+    var dbi: MDB_dbi = 0
+    var counter: UInt64 = 0
+
+    struct Failed: Error { let rc: Int32 }
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try check(mdb_env_create(&env))
+        try check(mdb_env_set_mapsize(env, 1 << 30))
+        try check(mdb_env_open(env, folder, 0, 0o600))
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(env, nil, 0, &txn))
+        try check(mdb_dbi_open(txn, nil, 0, &dbi))
+        try check(mdb_txn_commit(txn))
+    }
+
+    func write() throws {
+        counter += 1
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(env, nil, 0, &txn))
+        var key = counter.bigEndian
+        var value = [UInt8](repeating: 0xAB, count: 100)
+        try withUnsafeMutableBytes(of: &key) { k in
+            try value.withUnsafeMutableBytes { v in
+                var mk = MDB_val(mv_size: k.count, mv_data: k.baseAddress)
+                var mv = MDB_val(mv_size: v.count, mv_data: v.baseAddress)
+                try check(mdb_put(txn, dbi, &mk, &mv, 0))
+            }
+        }
+        try check(mdb_txn_commit(txn))
+    }
+
+    func close() {
+        mdb_env_close(env)
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    private func check(_ rc: Int32) throws {
+        guard rc == 0 else { throw Failed(rc: rc) }
+    }
+}
