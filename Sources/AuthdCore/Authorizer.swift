@@ -42,18 +42,17 @@ public final class Authorizer: Sendable {
         guard !caller.scopes.isDisjoint(with: scopes) else {
             throw AuthdError.unauthorizedScope(scopes.sorted().joined(separator: " or "))
         }
-        if case .user(let user, _) = caller {
-            guard user.status else { throw AuthdError.userBlocked }
-            refreshAccessedAt(user)
+        if case .user(let signedIn) = caller {
+            guard signedIn.user.status else { throw AuthdError.userBlocked }
+            refreshAccessedAt(userID: signedIn.user.id, accessedAt: signedIn.user.accessedAt)
         }
         return Call(caller: caller, context: context)
     }
 
     /// `accessedAt` moves at most once a day (spec 1.3), in a write the call does not wait for.
-    func refreshAccessedAt(_ user: UserRecord) {
+    func refreshAccessedAt(userID: String, accessedAt: Int64) {
         let now = clock.now()
-        guard now - user.accessedAt >= Self.accessRefreshMilliseconds else { return }
-        let userID = user.id
+        guard now - accessedAt >= Self.accessRefreshMilliseconds else { return }
         guard refreshing.withLock({ $0.insert(userID).inserted }) else { return }
         store.writeInBackground { [self] w in
             defer { _ = refreshing.withLock { $0.remove(userID) } }
@@ -67,26 +66,26 @@ public final class Authorizer: Sendable {
     /// An unknown or expired session is a guest, as in Appwrite.
     func sessionCaller(_ secret: String) throws -> Caller {
         let digest = SecretToken.digest(secret)
-        let entry: SessionCache.Entry
+        let entry: SignedIn
         if let hit = sessions.lookup(digest) {
             entry = hit
         } else {
             let generation = sessions.generation
             let presented = digest.bytes
-            let found = try store.read { reader -> SessionCache.Entry? in
+            let found = try store.read { reader -> SignedIn? in
                 guard let sessionID = try reader.sessionID(secretHash: presented),
                     let session = try reader.session(id: sessionID),
                     SecretToken.constantTimeEquals(session.secretHash, presented),
                     let user = try reader.user(id: session.userID)
                 else { return nil }
-                return SessionCache.Entry(session: session, user: user)
+                return SignedIn(user: user, session: session)
             }
             guard let found else { return .guest }
             sessions.insert(digest, found, readAt: generation)
             entry = found
         }
         guard entry.session.expire >= clock.now() else { return .guest }
-        return .user(entry.user, session: entry.session)
+        return .user(entry)
     }
 
     static let accessRefreshMilliseconds: Int64 = 86_400_000

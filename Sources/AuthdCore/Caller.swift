@@ -45,17 +45,37 @@ public struct ServerIdentity: Sendable, Equatable {
     }
 }
 
+/// A signed-in user with the session that authenticated the call. A reference, shared with
+/// the session cache: handing a call around costs one retain, not one per field of the records.
+public final class SignedIn: Sendable, Equatable {
+    public let user: UserRecord
+    public let session: SessionRecord
+
+    public init(user: UserRecord, session: SessionRecord) {
+        self.user = user
+        self.session = session
+    }
+
+    public static func == (a: SignedIn, b: SignedIn) -> Bool {
+        a === b || (a.user == b.user && a.session == b.session)
+    }
+}
+
 /// Who is calling, once the credential has been checked.
 public enum Caller: Sendable, Equatable {
     case guest
     /// A signed-in user, with the session that authenticated the call.
-    case user(UserRecord, session: SessionRecord)
+    case user(SignedIn)
     case server(ServerIdentity)
+
+    public static func user(_ user: UserRecord, session: SessionRecord) -> Caller {
+        .user(SignedIn(user: user, session: session))
+    }
 
     public var scopes: Set<String> {
         switch self {
         case .guest: Scope.guest
-        case .user(let user, _): user.impersonator ? Scope.user.union([Scope.usersRead]) : Scope.user
+        case .user(let signedIn): signedIn.user.impersonator ? Scope.user.union([Scope.usersRead]) : Scope.user
         // Exactly its scopes (plus `public`): signing end users in needs `sessions.write`.
         case .server(let identity): identity.scopes.union([Scope.public])
         }
@@ -82,7 +102,7 @@ public enum Caller: Sendable, Equatable {
     var actorID: String {
         switch self {
         case .guest: ""
-        case .user(let user, session: _): user.id
+        case .user(let signedIn): signedIn.user.id
         case .server(let identity):
             switch identity.kind {
             case .apiKey(let id): "key:\(id)"
@@ -93,7 +113,8 @@ public enum Caller: Sendable, Equatable {
 }
 
 /// An authorised call: the caller, checked against the operation's scopes, and its context.
-public struct Call: Sendable, Equatable {
+/// A reference, so that the closures a call passes through share it instead of copying it.
+public final class Call: Sendable, Equatable {
     public let caller: Caller
     public let context: RequestContext
 
@@ -102,10 +123,14 @@ public struct Call: Sendable, Equatable {
         self.context = context
     }
 
+    public static func == (a: Call, b: Call) -> Bool {
+        a === b || (a.caller == b.caller && a.context == b.context)
+    }
+
     /// The signed-in user and session; a guest or server caller lacks the `account` scope.
     func signedIn() throws -> (user: UserRecord, session: SessionRecord) {
-        guard case .user(let user, let session) = caller else { throw AuthdError.unauthorizedScope(Scope.account) }
-        return (user, session)
+        guard case .user(let signedIn) = caller else { throw AuthdError.unauthorizedScope(Scope.account) }
+        return (signedIn.user, signedIn.session)
     }
 }
 

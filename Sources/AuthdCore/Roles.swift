@@ -7,7 +7,8 @@ extension Caller {
             return ["any", "guests"]
         case .server:
             return ["any", "keys"]
-        case .user(let user, _):
+        case .user(let signedIn):
+            let user = signedIn.user
             let verified = user.emailVerification || user.phoneVerification
             var roles = ["any", "users", "user:\(user.id)"]
             roles += verified ? ["user:\(user.id)/verified", "users/verified"] : ["user:\(user.id)/unverified", "users/unverified"]

@@ -10,10 +10,7 @@ import Synchronization
 /// snapshot that a commit overtook is not kept (the generation check in `insert`). Expiry and
 /// blocked status are checked by the caller on every hit, from the cached records.
 final class SessionCache: Sendable {
-    struct Entry: Sendable {
-        let session: SessionRecord
-        let user: UserRecord
-    }
+    typealias Entry = SignedIn
 
     private struct State {
         var entries: [SecretDigest: Entry] = [:]

@@ -83,10 +83,13 @@ public nonisolated struct Authd_V1_StatsResponse: Sendable {
   /// Sessions held decoded in memory (`session_cache_size`).
   public var sessionsCached: UInt64 = 0
 
-  /// The daemon's resident memory and open file descriptors.
+  /// The daemon's resident memory and open file descriptors. Resident memory counts the pages
+  /// of the memory-mapped data file that are in memory; `anonymous_bytes` is the daemon's own.
   public var residentBytes: UInt64 = 0
 
   public var openFiles: UInt32 = 0
+
+  public var anonymousBytes: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -172,7 +175,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -189,6 +192,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.sessionsCached) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.residentBytes) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.openFiles) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.anonymousBytes) }()
       default: break
       }
     }
@@ -222,6 +226,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     if self.openFiles != 0 {
       try visitor.visitSingularUInt32Field(value: self.openFiles, fieldNumber: 9)
     }
+    if self.anonymousBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.anonymousBytes, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -235,6 +242,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     if lhs.sessionsCached != rhs.sessionsCached {return false}
     if lhs.residentBytes != rhs.residentBytes {return false}
     if lhs.openFiles != rhs.openFiles {return false}
+    if lhs.anonymousBytes != rhs.anonymousBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -54,6 +54,7 @@ public struct MethodTable: Sendable {
             response.sessionsCached = UInt64(authorizer.cachedSessions)
             let process = ProcessFigures.current()
             response.residentBytes = process.residentBytes
+            response.anonymousBytes = process.anonymousBytes
             response.openFiles = process.openFiles
             return response
         })

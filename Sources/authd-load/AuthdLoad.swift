@@ -371,6 +371,7 @@ struct Populate: AsyncParsableCommand {
             figures["store_sessions"] = stats.sessions
             figures["data_bytes"] = stats.dataBytes
             figures["resident_bytes"] = stats.residentBytes
+            figures["anonymous_bytes"] = stats.anonymousBytes
             figures["bytes_per_record"] = Double(stats.dataBytes) / Double(max(1, stats.users + stats.sessions))
         }
         if json {
@@ -410,14 +411,16 @@ struct Soak: AsyncParsableCommand {
                 if let stats = try? await clients[0].stats(credentials: server) {
                     let sample: [String: Any] = [
                         "seconds": (ContinuousClock.now - started) / .seconds(1), "resident_bytes": stats.residentBytes,
+                        "anonymous_bytes": stats.anonymousBytes,
                         "open_files": stats.openFiles, "sessions": stats.sessions, "data_bytes": stats.dataBytes,
                         "sessions_cached": stats.sessionsCached,
                     ]
                     samples.append(sample)
                     if !json {
                         print(String(
-                            format: "\n  t=%5.0fs  rss %7.1f MiB  fds %4d  sessions %8d  data %7.1f MiB", sample["seconds"] as! Double,
-                            Double(stats.residentBytes) / 1_048_576, stats.openFiles, stats.sessions, Double(stats.dataBytes) / 1_048_576))
+                            format: "\n  t=%5.0fs  rss %7.1f MiB (own %7.1f MiB)  fds %4d  sessions %8d  data %7.1f MiB",
+                            sample["seconds"] as! Double, Double(stats.residentBytes) / 1_048_576,
+                            Double(stats.anonymousBytes) / 1_048_576, stats.openFiles, stats.sessions, Double(stats.dataBytes) / 1_048_576))
                     }
                 }
                 try? await Task.sleep(for: .seconds(interval))

@@ -52,15 +52,15 @@ final class SessionCacheTests: XCTestCase {
 
     func testAHitReflectsEveryAcknowledgedChangeOfTheUser() async throws {
         let secret = try await signedInUser()
-        guard case .user(let first, _) = try caller(secret) else { return XCTFail("signed in") }
-        XCTAssertEqual(first.name, "Before")
+        guard case .user(let first) = try caller(secret) else { return XCTFail("signed in") }
+        XCTAssertEqual(first.user.name, "Before")
         XCTAssertEqual(authorizer.cachedSessions, 1, "the session was cached on first use")
         guard case .user = try caller(secret) else { return XCTFail("still signed in") }
 
         try await changeUser { $0.name = "After" }
         XCTAssertEqual(authorizer.cachedSessions, 0, "the commit dropped the user's entries before the write returned")
-        guard case .user(let second, _) = try caller(secret) else { return XCTFail("still signed in") }
-        XCTAssertEqual(second.name, "After")
+        guard case .user(let second) = try caller(secret) else { return XCTFail("still signed in") }
+        XCTAssertEqual(second.user.name, "After")
 
         try await changeUser { $0.status = false }
         XCTAssertThrowsError(try caller(secret)) { XCTAssertEqual(($0 as? AuthdError)?.type, "user_blocked") }
@@ -68,8 +68,9 @@ final class SessionCacheTests: XCTestCase {
 
     func testADeletedSessionIsAGuestAtOnce() async throws {
         let secret = try await signedInUser()
-        guard case .user(_, let session) = try caller(secret) else { return XCTFail("signed in") }
-        try await store.write { w in try w.deleteSession(id: session.id) }
+        guard case .user(let signedIn) = try caller(secret) else { return XCTFail("signed in") }
+        let sessionID = signedIn.session.id
+        try await store.write { w in try w.deleteSession(id: sessionID) }
         XCTAssertEqual(try caller(secret), .guest)
     }
 
@@ -84,8 +85,8 @@ final class SessionCacheTests: XCTestCase {
         let cache = SessionCache(capacity: 10)
         let digest = SecretToken.digest("secret")
         let entry = SessionCache.Entry(
-            session: SessionRecord(id: "s", userID: "u", createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes),
-            user: UserRecord(id: "u", createdAt: 0))
+            user: UserRecord(id: "u", createdAt: 0),
+            session: SessionRecord(id: "s", userID: "u", createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes))
         let before = cache.generation
         cache.invalidate(CommittedChanges(userIDs: ["someone else"]))
         cache.insert(digest, entry, readAt: before)
@@ -105,8 +106,8 @@ final class SessionCacheTests: XCTestCase {
             cache.insert(
                 digest,
                 SessionCache.Entry(
-                    session: SessionRecord(id: "s\(i)", userID: "u\(i)", createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes),
-                    user: UserRecord(id: "u\(i)", createdAt: 0)),
+                    user: UserRecord(id: "u\(i)", createdAt: 0),
+                    session: SessionRecord(id: "s\(i)", userID: "u\(i)", createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes)),
                 readAt: cache.generation)
             XCTAssertLessThanOrEqual(cache.count, 4)
         }

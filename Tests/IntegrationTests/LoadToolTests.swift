@@ -56,6 +56,8 @@ final class LoadToolTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(stats.writes, stats.writeCommits)
         XCTAssertGreaterThan(stats.dataBytes, 0)
         XCTAssertGreaterThan(stats.residentBytes, 1 << 20)
+        XCTAssertGreaterThan(stats.anonymousBytes, 0)
+        XCTAssertLessThanOrEqual(stats.anonymousBytes, stats.residentBytes)
         XCTAssertGreaterThan(stats.openFiles, 3)
         XCTAssertFalse(session.id.isEmpty)
         await client.close()
