@@ -10,21 +10,27 @@ import Foundation
 ///   commit must beat by 10x);
 /// - group commit: the store's writer with 256 writes in flight, and its batch sizes;
 /// - Argon2id on every core at the daemon's default parameters (the login ceiling).
-let benchmarks: @Sendable () -> Void = {
-    let wallClock = Benchmark.Configuration(
-        metrics: [.wallClock], warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 20)
+let writesPerSecond = BenchmarkMetric.custom("writes/s", polarity: .prefersLarger, useScalingFactor: false)
+let writesPerCommit = BenchmarkMetric.custom("writes per commit", polarity: .prefersLarger, useScalingFactor: false)
+let hashesPerSecond = BenchmarkMetric.custom("hashes/s", polarity: .prefersLarger, useScalingFactor: false)
 
-    Benchmark("LMDB one put per fsynced commit (1000 writes)", configuration: wallClock) { benchmark in
+func configuration(_ metrics: [BenchmarkMetric]) -> Benchmark.Configuration {
+    Benchmark.Configuration(
+        metrics: [.wallClock] + metrics, warmupIterations: 1, maxDuration: .seconds(5), maxIterations: 20)
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark("LMDB one put per fsynced commit (1000 writes)", configuration: configuration([writesPerSecond])) { benchmark in
         let floor = try FsyncFloor()
         defer { floor.close() }
         for _ in benchmark.scaledIterations {
             let started = ContinuousClock.now
             for _ in 0..<1000 { try floor.write() }
-            benchmark.measurement(.custom("writes/s", polarity: .prefersLarger, useScalingFactor: false), perSecond(1000, since: started))
+            benchmark.measurement(writesPerSecond, perSecond(1000, since: started))
         }
     }
 
-    Benchmark("LMDBStore group commit, 256 in flight (4096 writes)", configuration: wallClock) { benchmark in
+    Benchmark("LMDBStore group commit, 256 in flight (4096 writes)", configuration: configuration([writesPerSecond, writesPerCommit])) { benchmark in
         let folder = "/tmp/authd-bench-\(UUID().uuidString.prefix(8))"
         let store = try LMDBStore(directory: folder)
         defer {
@@ -46,16 +52,14 @@ let benchmarks: @Sendable () -> Void = {
                 try await group.waitForAll()
             }
             let after = try store.statistics()
-            benchmark.measurement(.custom("writes/s", polarity: .prefersLarger, useScalingFactor: false), perSecond(4096, since: started))
+            benchmark.measurement(writesPerSecond, perSecond(4096, since: started))
             let commits = max(1, after.commits - before.commits)
-            benchmark.measurement(
-                .custom("writes per commit", polarity: .prefersLarger, useScalingFactor: false),
-                Int((after.writes - before.writes) / commits))
+            benchmark.measurement(writesPerCommit, Int((after.writes - before.writes) / commits))
         }
     }
 
     let cores = ProcessInfo.processInfo.activeProcessorCount
-    Benchmark("Argon2id OWASP (19 MiB, t=2, p=1) on every core", configuration: wallClock) { benchmark in
+    Benchmark("Argon2id OWASP (19 MiB, t=2, p=1) on every core", configuration: configuration([hashesPerSecond])) { benchmark in
         let hasher = PasswordHasher(parameters: .owasp)
         for _ in benchmark.scaledIterations {
             let started = ContinuousClock.now
@@ -63,8 +67,7 @@ let benchmarks: @Sendable () -> Void = {
             DispatchQueue.concurrentPerform(iterations: cores * rounds) { _ in
                 blackHole(try? hasher.hash("correct horse battery staple"))
             }
-            benchmark.measurement(
-                .custom("hashes/s", polarity: .prefersLarger, useScalingFactor: false), perSecond(cores * rounds, since: started))
+            benchmark.measurement(hashesPerSecond, perSecond(cores * rounds, since: started))
         }
     }
 }

@@ -11,11 +11,23 @@ public final class BlockingPool: @unchecked Sendable {
     private var running = 0
 
     public let threadCount: Int
+    /// The threads' nice value (0-19): above 0, an event loop that wakes up takes the core from
+    /// a hashing thread at once, so a login storm uses every idle cycle without delaying session
+    /// validation.
+    public let niceness: Int32
 
-    public init(threads: Int, name: String = "authd-hash") {
+    public init(threads: Int, name: String = "authd-hash", niceness: Int32 = 0) {
         threadCount = max(1, threads)
+        self.niceness = min(max(niceness, 0), 19)
         for index in 0..<threadCount {
-            let thread = Thread { [self] in self.work() }
+            let thread = Thread { [self] in
+                if self.niceness > 0 {
+                    // On Linux the nice value belongs to the thread: `who` 0 is the calling thread
+                    // (setpriority(2), BUGS), not the whole process.
+                    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, self.niceness)
+                }
+                self.work()
+            }
             thread.name = "\(name)-\(index)"
             running += 1
             thread.start()

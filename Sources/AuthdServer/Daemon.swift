@@ -16,7 +16,7 @@ public enum Daemon {
             directory: configuration.dataDirectory,
             options: LMDBStore.Options(mapSizeMiB: configuration.mapSizeMiB),
             logger: logger)
-        let hashingPool = BlockingPool(threads: configuration.hashThreads)
+        let hashingPool = BlockingPool(threads: configuration.hashThreads, niceness: configuration.hashNice)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         let directory = try Directory(
             store: store, hasher: PasswordHasher(parameters: configuration.argon2), hashingPool: hashingPool,

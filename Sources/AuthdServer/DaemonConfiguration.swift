@@ -21,6 +21,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var argon2 = PasswordHasher.Parameters.owasp
     /// `hash_threads`: threads hashing passwords (default: the number of cores).
     public var hashThreads = ProcessInfo.processInfo.activeProcessorCount
+    /// `hash_nice`: nice value of the hashing threads (0-19), so that logins never delay the
+    /// event loops.
+    public var hashNice: Int32 = 10
     /// `event_loop_threads`: NIO event loops serving connections (default: the number of cores).
     public var eventLoopThreads = ProcessInfo.processInfo.activeProcessorCount
     /// `session_duration`: seconds a new session lasts.
@@ -49,7 +52,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Every key, in the order the README lists them.
     public static let keys = [
         "socket", "socket_mode", "data", "max_frame_bytes", "map_size_mib", "argon2_memory_kib",
-        "argon2_iterations", "argon2_parallelism", "hash_threads", "event_loop_threads",
+        "argon2_iterations", "argon2_parallelism", "hash_threads", "hash_nice", "event_loop_threads",
         "session_duration", "session_limit", "session_cache_size", "log_level", "operator_uids", "peer_uid.<uid>", "peer_gid.<gid>",
     ]
 
@@ -126,6 +129,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         case "argon2_iterations": argon2.iterations = UInt32(try integer(1...64))
         case "argon2_parallelism": argon2.parallelism = UInt32(try integer(1...64))
         case "hash_threads": hashThreads = try integer(1...1024)
+        case "hash_nice": hashNice = Int32(try integer(0...19))
         case "event_loop_threads": eventLoopThreads = try integer(1...1024)
         case "session_duration": sessionDurationSeconds = Int64(try integer(60...31_536_000))
         case "session_limit": sessionLimit = try integer(0...100)

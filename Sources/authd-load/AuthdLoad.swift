@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuthdClient
+import AuthdCore
 import AuthdProto
 import Foundation
 import Synchronization
@@ -203,21 +204,96 @@ struct Tokens: AsyncParsableCommand {
 
 struct Login: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Email/password logins (CreateEmailPasswordSession): Argon2 verification plus a durable session write.")
+        abstract: "Email/password logins (CreateEmailPasswordSession): Argon2 verification plus a durable session write.",
+        discussion: """
+            Before the storm, measures the Argon2id ceiling: hashes per second of libargon2 on every core at \
+            the daemon's parameters (give them with --argon2-*, if not the defaults), and reports the logins \
+            as a fraction of it. With --validate-rate, session validations run at that fixed rate on their \
+            own connection during the storm, and their latency is reported apart.
+            """)
 
     @OptionGroup var options: CommonOptions
+
+    @Option(help: "The daemon's argon2_memory_kib.")
+    var argon2MemoryKib: UInt32 = PasswordHasher.Parameters.owasp.memoryKiB
+    @Option(help: "The daemon's argon2_iterations.")
+    var argon2Iterations: UInt32 = PasswordHasher.Parameters.owasp.iterations
+    @Option(help: "The daemon's argon2_parallelism.")
+    var argon2Parallelism: UInt32 = PasswordHasher.Parameters.owasp.parallelism
+    @Option(help: "Seconds to measure the Argon2id ceiling (0: skip).")
+    var ceilingSeconds = 5.0
+    @Option(help: "Session validations per second during the storm (open loop, one connection; 0: none).")
+    var validateRate = 0.0
 
     func run() async throws {
         let clients = try await options.connect()
         let password = "load-password-1"
-        let emails = try await options.createUsers(clients[0], password: password).map(\.email)
-        if !options.json { print("login: \(emails.count) users; \(options.connections) connections × \(options.pipeline) in flight") }
+        let users = try await options.createUsers(clients[0], password: password)
+        let emails = users.map(\.email)
+        let parameters = PasswordHasher.Parameters(
+            memoryKiB: argon2MemoryKib, iterations: argon2Iterations, parallelism: argon2Parallelism)
+        let ceiling = ceilingSeconds > 0 ? Argon2Ceiling.measure(parameters, seconds: ceilingSeconds) : 0
+        // The validated session belongs to a user of its own: the storm's logins would evict it.
+        var validation: Task<LoadRun.Result, any Error>?
+        if validateRate > 0 {
+            let extra = "load-validate-\(UInt32.random(in: 0...UInt32.max))@load.example"
+            _ = try await clients[0].createAccount(email: extra, password: password)
+            let secret = try await clients[0].createEmailPasswordSession(email: extra, password: password).secret
+            var request = Authd_V1_Request()
+            request.method = "authd.v1.Account/Get"
+            request.credentials.session = secret
+            let bytes: [UInt8] = try request.serializedBytes()
+            let driver = PipelinedDriver(
+                socketPath: options.socket, connections: 1, pipeline: 16,
+                duration: .milliseconds(Int(options.duration * 1000)), warmUp: .milliseconds(Int(options.warmUp * 1000)),
+                maximumCalls: options.maxCalls, rate: validateRate)
+            validation = Task { try await driver.run(requests: [bytes], progress: false) }
+        }
+        if !options.json {
+            print("login: \(emails.count) users; \(options.connections) connections × \(options.pipeline) in flight")
+            if ceiling > 0 { print(String(format: "  Argon2id ceiling: %.1f hashes/s on %d cores", ceiling, ProcessInfo.processInfo.activeProcessorCount)) }
+        }
         let result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
             _ = try await client.createEmailPasswordSession(email: emails[worker % emails.count], password: password)
             return 0
         }
-        print(result.report(scenario: "login", json: options.json))
+        var extra: [String: Any] = [:]
+        if ceiling > 0 {
+            extra["argon2_ceiling_hashes_per_second"] = ceiling
+            extra["fraction_of_ceiling"] = result.throughput / ceiling
+        }
+        if let validated = try await validation?.value {
+            extra["validate_during_storm"] = [
+                "calls": validated.calls, "errors": validated.errors, "calls_per_second": validated.throughput,
+                "latency_us": LoadRun.Result.latencies(validated.histogram),
+            ] as [String: Any]
+            if !options.json {
+                extra["validate_during_storm"] = String(
+                    format: "%.0f/s, %d errors, latency µs: ", validated.throughput, validated.errors)
+                    + LoadRun.Result.latencyLine(validated.histogram)
+            }
+        }
+        print(result.report(scenario: "login", json: options.json, extra: extra))
         for client in clients { await client.close() }
+    }
+}
+
+/// Hashes per second of libargon2 with every core hashing, for the login ceiling.
+enum Argon2Ceiling {
+    static func measure(_ parameters: PasswordHasher.Parameters, seconds: Double) -> Double {
+        let hasher = PasswordHasher(parameters: parameters)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let hashes = Atomic<Int>(0)
+        let started = ContinuousClock.now
+        let end = started.advanced(by: .milliseconds(Int(seconds * 1000)))
+        DispatchQueue.concurrentPerform(iterations: cores) { _ in
+            while ContinuousClock.now < end {
+                _ = try? hasher.hash("correct horse battery staple")
+                hashes.add(1, ordering: .relaxed)
+            }
+        }
+        let elapsed = started.duration(to: .now)
+        return Double(hashes.load(ordering: .relaxed)) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 }
 

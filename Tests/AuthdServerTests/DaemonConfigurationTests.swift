@@ -22,6 +22,12 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.sessionLimit, 7)
         XCTAssertEqual(configuration.argon2.memoryKiB, 65536)
         XCTAssertEqual(configuration.argon2.iterations, 2, "untouched keys keep their defaults")
+        XCTAssertEqual(configuration.hashNice, 10)
+        XCTAssertEqual(configuration.sessionCacheSize, 100_000)
+        let tuned = try DaemonConfiguration.load(
+            file: nil, environment: ["AUTHD_HASH_NICE": "19"], overrides: ["session_cache_size": "0"])
+        XCTAssertEqual(tuned.hashNice, 19)
+        XCTAssertEqual(tuned.sessionCacheSize, 0)
     }
 
     func testBadValuesAndUnknownKeysAreClearErrors() {
@@ -31,6 +37,8 @@ final class DaemonConfigurationTests: XCTestCase {
             (["log_level": "loud"], "log_level must be one of"),
             (["no_such_key": "1"], "unknown key `no_such_key`"),
             (["argon2_iterations": "x"], "argon2_iterations must be a whole number"),
+            (["hash_nice": "20"], "hash_nice must be a whole number in 0...19"),
+            (["session_cache_size": "-1"], "session_cache_size must be a whole number"),
         ]
         for (overrides, message) in cases {
             XCTAssertThrowsError(try DaemonConfiguration.load(file: nil, environment: [:], overrides: overrides)) { error in

@@ -79,6 +79,17 @@ final class LoadToolTests: XCTestCase {
         XCTAssertGreaterThan(tokens["commits"] as? Int ?? 0, 0, "the write statistics were read")
         XCTAssertGreaterThanOrEqual(tokens["writes"] as? Int ?? 0, 2 * (tokens["calls"] as? Int ?? 0))
 
+        let login = try load(
+            ["login", "--argon2-memory-kib", "64", "--argon2-iterations", "1", "--ceiling-seconds", "0.2", "--validate-rate", "100"]
+                + quick)
+        XCTAssertGreaterThan(login["calls"] as? Int ?? 0, 0)
+        XCTAssertEqual(login["errors"] as? Int, 0, "\(login)")
+        XCTAssertGreaterThan(login["argon2_ceiling_hashes_per_second"] as? Double ?? 0, 0)
+        XCTAssertNotNil(login["fraction_of_ceiling"])
+        let during = try XCTUnwrap(login["validate_during_storm"] as? [String: Any], "\(login)")
+        XCTAssertGreaterThan(during["calls"] as? Int ?? 0, 0)
+        XCTAssertEqual(during["errors"] as? Int, 0)
+
         let mixed = try load(["mixed", "--validate-weight", "2", "--login-weight", "1", "--tokens-weight", "1"] + quick)
         XCTAssertEqual(mixed["errors"] as? Int, 0, "\(mixed)")
         for kind in ["validate", "login", "tokens"] {
