@@ -12,6 +12,9 @@ import NIOEmbedded
 /// daemon's handlers (frame decoder, request handler, authorizer, method table) on an
 /// in-memory channel, against a real LMDB store. Allocation counts do not depend on the
 /// machine's speed, so CI checks them against `Benchmarks/Thresholds` (`scripts/bench check`).
+///
+/// The names are file names of their thresholds too: no spaces or slashes (the benchmark tool
+/// writes them cleaned but reads them verbatim).
 let benchmarks: @Sendable () -> Void = {
     let configuration = Benchmark.Configuration(
         metrics: [.mallocCountTotal],
@@ -21,12 +24,12 @@ let benchmarks: @Sendable () -> Void = {
         // Allocation counts are exact; two allocations of slack absorb the runtime's own caches.
         thresholds: [.mallocCountTotal: .init(absolute: [.p50: 2, .p90: 2])])
 
-    Benchmark("Account/Get, session cached", configuration: configuration) { benchmark in
+    Benchmark("AccountGet_cached_session", configuration: configuration) { benchmark in
         let rig = try ValidationRig.shared(cacheSize: 1_000)
         for _ in benchmark.scaledIterations { blackHole(try rig.call()) }
     }
 
-    Benchmark("Account/Get, session read from LMDB", configuration: configuration) { benchmark in
+    Benchmark("AccountGet_session_from_LMDB", configuration: configuration) { benchmark in
         let rig = try ValidationRig.shared(cacheSize: 0)
         for _ in benchmark.scaledIterations { blackHole(try rig.call()) }
     }
