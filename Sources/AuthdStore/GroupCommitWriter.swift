@@ -98,7 +98,42 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
+    /// Commits a batch. First optimistically: every request straight in one transaction, with
+    /// no nested transaction (in LMDB each child copies every page it touches, which cost more
+    /// than the writes themselves). If a request throws, that transaction is abandoned, the
+    /// request fails alone, and the rest of the batch runs again with a nested transaction each.
+    /// A request body may therefore run more than once; only its last run is kept.
     private func commit(_ batch: [Job]) {
+        var parent: OpaquePointer?
+        let rc = mdb_txn_begin(environment.env, nil, 0, &parent)
+        guard rc == 0, let parent else {
+            let error = lmdbError(rc, "mdb_txn_begin")
+            logger.error("write batch failed to start", metadata: ["error": "\(error)"])
+            batch.forEach { $0.fail(error) }
+            return
+        }
+        let changes = ChangeCollector()
+        var completions: [@Sendable () -> Void] = []
+        completions.reserveCapacity(batch.count)
+        let writer = LMDBWriter(environment: environment, txn: parent, changes: changes)
+        for (index, job) in batch.enumerated() {
+            do {
+                completions.append(try job.perform(writer))
+            } catch {
+                mdb_txn_abort(parent)
+                job.fail(error)
+                var rest = batch
+                rest.remove(at: index)
+                if !rest.isEmpty { commitIsolated(rest) }
+                return
+            }
+        }
+        finish(parent, batch, completions, changes)
+    }
+
+    /// Commits a batch with a nested transaction per request, so that one that fails is rolled
+    /// back alone.
+    private func commitIsolated(_ batch: [Job]) {
         var parent: OpaquePointer?
         let rc = mdb_txn_begin(environment.env, nil, 0, &parent)
         guard rc == 0, let parent else {
@@ -128,6 +163,13 @@ final class GroupCommitWriter: @unchecked Sendable {
                 job.fail(error)
             }
         }
+        finish(parent, pending, completions, changes)
+    }
+
+    /// Commits `parent` (one fsync), then tells the observers and only then the requests.
+    private func finish(
+        _ parent: OpaquePointer, _ pending: [Job], _ completions: [@Sendable () -> Void], _ changes: ChangeCollector
+    ) {
         let commitRC = mdb_txn_commit(parent)
         if commitRC != 0 {
             let error = lmdbError(commitRC, "mdb_txn_commit")

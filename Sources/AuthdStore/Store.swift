@@ -6,7 +6,9 @@ public protocol AuthStore: Sendable {
     func read<T>(_ body: (any StoreReader) throws -> T) throws -> T
 
     /// Runs `body` in a write transaction and returns once the change is durable. Many
-    /// concurrent writes share one commit. When `body` throws, nothing it did is kept.
+    /// concurrent writes share one commit. When `body` throws, nothing it did is kept. `body`
+    /// may run more than once (when another write of its batch fails); only its last run is
+    /// kept, so it must have no effect outside the transaction it is given.
     func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T
 
     /// Queues a write nobody waits for (bookkeeping such as `accessedAt`); a failure is logged.
