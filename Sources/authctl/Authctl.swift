@@ -10,7 +10,7 @@ struct Authctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "authctl",
         abstract: "Operate a running authd.",
-        subcommands: [Keys.self, Settings.self, JWT.self, Health.self])
+        subcommands: [Keys.self, Settings.self, JWT.self, Health.self, Stats.self])
 }
 
 struct Connection: ParsableArguments {
@@ -42,6 +42,30 @@ struct Health: AsyncParsableCommand {
         try await withClient(connection) { client in
             let health = try await client.healthCheck()
             print("\(health.status) \(health.version)")
+        }
+    }
+}
+
+struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the daemon's figures: write batches, records, data size, memory, open files.")
+    @OptionGroup var connection: Connection
+
+    func run() async throws {
+        try await withClient(connection) { client in
+            let stats = try await client.stats()
+            let mean = stats.writeCommits > 0 ? Double(stats.writes) / Double(stats.writeCommits) : 0
+            print("write_commits \(stats.writeCommits)")
+            print("writes \(stats.writes)")
+            print(String(format: "mean_batch %.1f", mean))
+            print("largest_batch \(stats.largestBatch)")
+            print("users \(stats.users)")
+            print("sessions \(stats.sessions)")
+            print("sessions_cached \(stats.sessionsCached)")
+            print("data_bytes \(stats.dataBytes)")
+            print("resident_bytes \(stats.residentBytes)")
+            print("anonymous_bytes \(stats.anonymousBytes)")
+            print("open_files \(stats.openFiles)")
         }
     }
 }

@@ -494,7 +494,7 @@ struct Soak: AsyncParsableCommand {
                     samples.append(sample)
                     if !json {
                         print(String(
-                            format: "\n  t=%5.0fs  rss %7.1f MiB (own %7.1f MiB)  fds %4d  sessions %8d  data %7.1f MiB",
+                            format: "  t=%5.0fs  rss %7.1f MiB (own %7.1f MiB)  fds %4d  sessions %8d  data %7.1f MiB",
                             sample["seconds"] as! Double, Double(stats.residentBytes) / 1_048_576,
                             Double(stats.anonymousBytes) / 1_048_576, stats.openFiles, stats.sessions, Double(stats.dataBytes) / 1_048_576))
                     }
@@ -506,7 +506,7 @@ struct Soak: AsyncParsableCommand {
             try await workload.call(worker: worker, client: client)
         }
         sampler.cancel()
-        print(result.report(scenario: "soak", json: options.json, kindNames: MixedWorkload.kinds, extra: ["samples": samples.values]))
+        print(result.report(scenario: "soak", json: options.json, kindNames: MixedWorkload.kinds, extra: options.json ? ["samples": samples.values] : [:]))
         for client in clients { await client.close() }
     }
 }

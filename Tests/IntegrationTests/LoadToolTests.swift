@@ -61,6 +61,10 @@ final class LoadToolTests: XCTestCase {
         XCTAssertGreaterThan(stats.openFiles, 3)
         XCTAssertFalse(session.id.isEmpty)
         await client.close()
+        let (status, output) = try daemon.authctl(["stats"])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("users 2\n"), output)
+        XCTAssertTrue(output.contains("sessions_cached 1\n"), output)
     }
 
     func testEveryScenarioRunsWithoutErrors() async throws {
