@@ -104,14 +104,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// request fails alone, and the rest of the batch runs again with a nested transaction each.
     /// A request body may therefore run more than once; only its last run is kept.
     private func commit(_ batch: [Job]) {
-        var parent: OpaquePointer?
-        let rc = mdb_txn_begin(environment.env, nil, 0, &parent)
-        guard rc == 0, let parent else {
-            let error = lmdbError(rc, "mdb_txn_begin")
-            logger.error("write batch failed to start", metadata: ["error": "\(error)"])
-            batch.forEach { $0.fail(error) }
-            return
-        }
+        guard let parent = begin(batch) else { return }
         let changes = ChangeCollector()
         var completions: [@Sendable () -> Void] = []
         completions.reserveCapacity(batch.count)
@@ -134,14 +127,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Commits a batch with a nested transaction per request, so that one that fails is rolled
     /// back alone.
     private func commitIsolated(_ batch: [Job]) {
-        var parent: OpaquePointer?
-        let rc = mdb_txn_begin(environment.env, nil, 0, &parent)
-        guard rc == 0, let parent else {
-            let error = lmdbError(rc, "mdb_txn_begin")
-            logger.error("write batch failed to start", metadata: ["error": "\(error)"])
-            batch.forEach { $0.fail(error) }
-            return
-        }
+        guard let parent = begin(batch) else { return }
         let changes = ChangeCollector()
         var completions: [@Sendable () -> Void] = []
         var pending: [Job] = []  // written, waiting for the commit
@@ -164,6 +150,19 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
         }
         finish(parent, pending, completions, changes)
+    }
+
+    /// The batch's write transaction; nil, with every request failed, when LMDB refuses one.
+    private func begin(_ batch: [Job]) -> OpaquePointer? {
+        var parent: OpaquePointer?
+        let rc = mdb_txn_begin(environment.env, nil, 0, &parent)
+        guard rc == 0, let parent else {
+            let error = lmdbError(rc, "mdb_txn_begin")
+            logger.error("write batch failed to start", metadata: ["error": "\(error)"])
+            batch.forEach { $0.fail(error) }
+            return nil
+        }
+        return parent
     }
 
     /// Commits `parent` (one fsync), then tells the observers and only then the requests.

@@ -345,12 +345,8 @@ struct MixedWorkload {
     }
 }
 
-struct Mixed: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Validations, logins and token sign-ins at configurable ratios; latency is reported per kind.")
-
-    @OptionGroup var options: CommonOptions
-
+/// How often each kind of call comes in a mixed workload.
+struct MixWeights: ParsableArguments {
     @Option(help: "Relative weight of session validations.")
     var validateWeight = 90
     @Option(help: "Relative weight of email/password logins.")
@@ -358,11 +354,21 @@ struct Mixed: AsyncParsableCommand {
     @Option(help: "Relative weight of token sign-ins (two writes each).")
     var tokensWeight = 5
 
+    var values: [Int] { [validateWeight, loginWeight, tokensWeight] }
+}
+
+struct Mixed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validations, logins and token sign-ins at configurable ratios; latency is reported per kind.")
+
+    @OptionGroup var options: CommonOptions
+    @OptionGroup var weights: MixWeights
+
     func run() async throws {
-        let workload = try await MixedWorkload.prepare(options, weights: [validateWeight, loginWeight, tokensWeight])
+        let workload = try await MixedWorkload.prepare(options, weights: weights.values)
         let clients = try await options.connect()
         if !options.json {
-            print("mixed: validate:login:tokens = \(validateWeight):\(loginWeight):\(tokensWeight); \(options.connections) connections × \(options.pipeline) in flight")
+            print("mixed: validate:login:tokens = \(weights.values.map(String.init).joined(separator: ":")); \(options.connections) connections × \(options.pipeline) in flight")
         }
         let result = await options.run.run(clients: clients, progress: !options.json, kinds: 3) { worker, client in
             try await workload.call(worker: worker, client: client)
@@ -465,17 +471,12 @@ struct Soak: AsyncParsableCommand {
         abstract: "A mixed workload for a bounded time, sampling the daemon's resident memory and open files as it goes.")
 
     @OptionGroup var options: CommonOptions
+    @OptionGroup var weights: MixWeights
     @Option(help: "Seconds between samples.")
     var every = 5.0
-    @Option(help: "Relative weight of session validations.")
-    var validateWeight = 90
-    @Option(help: "Relative weight of email/password logins.")
-    var loginWeight = 2
-    @Option(help: "Relative weight of token sign-ins.")
-    var tokensWeight = 8
 
     func run() async throws {
-        let workload = try await MixedWorkload.prepare(options, weights: [validateWeight, loginWeight, tokensWeight])
+        let workload = try await MixedWorkload.prepare(options, weights: weights.values)
         let clients = try await options.connect()
         let samples = Collected<[String: Any]>()
         let started = ContinuousClock.now
@@ -508,6 +509,21 @@ struct Soak: AsyncParsableCommand {
         sampler.cancel()
         print(result.report(scenario: "soak", json: options.json, kindNames: MixedWorkload.kinds, extra: options.json ? ["samples": samples.values] : [:]))
         for client in clients { await client.close() }
+    }
+}
+
+/// Prints calls per second to stderr once a second until cancelled.
+func progressLine(_ counters: Counters) -> Task<Void, Never> {
+    Task {
+        var last = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            if Task.isCancelled { break }
+            let now = counters.completed.load(ordering: .relaxed)
+            let line = String(format: "\r  %8d calls/s  %10d calls  %6d errors", now - last, now, counters.failures.load(ordering: .relaxed))
+            FileHandle.standardError.write(Data(line.utf8))
+            last = now
+        }
     }
 }
 

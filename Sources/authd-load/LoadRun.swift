@@ -38,17 +38,7 @@ struct LoadRun {
         let end = warmEnd.advanced(by: duration)
         let started = clock.now
 
-        let progressTask: Task<Void, Never>? = progress ? Task {
-            var last = 0
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
-                if Task.isCancelled { break }
-                let now = counters.completed.load(ordering: .relaxed)
-                let line = String(format: "\r  %8d calls/s  %10d calls  %6d errors", now - last, now, counters.failures.load(ordering: .relaxed))
-                FileHandle.standardError.write(Data(line.utf8))
-                last = now
-            }
-        } : nil
+        let progressTask = progress ? progressLine(counters) : nil
 
         let workerResults = await withTaskGroup(of: ([Histogram<UInt64>], String?).self) { group in
             for connection in 0..<connections {

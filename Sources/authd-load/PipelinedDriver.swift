@@ -57,17 +57,7 @@ struct PipelinedDriver {
             done.append(promise.futureResult)
         }
         let started = clock.now
-        let progressTask: Task<Void, Never>? = progress ? Task {
-            var last = 0
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
-                if Task.isCancelled { break }
-                let now = counters.completed.load(ordering: .relaxed)
-                let line = String(format: "\r  %8d calls/s  %10d calls  %6d errors", now - last, now, counters.failures.load(ordering: .relaxed))
-                FileHandle.standardError.write(Data(line.utf8))
-                last = now
-            }
-        } : nil
+        let progressTask = progress ? progressLine(counters) : nil
         // Each caller starts itself when its channel becomes active.
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var firstError: String?

@@ -14,9 +14,10 @@ final class ManualClock: WallClock, @unchecked Sendable {
     func advance(seconds: Int64) { lock.withLock { current += seconds * 1000 } }
 }
 
-/// The domain against the real LMDB store and real (cheap) Argon2.
-final class AccountsTests: XCTestCase {
-    var directory: String!
+/// The domain against the real LMDB store and real (cheap) Argon2: a fresh store, hashing pool,
+/// hand-moved clock, Accounts and Authorizer for every test (sessions last an hour, three per user).
+class DomainTestCase: XCTestCase {
+    var folder: String!
     var store: LMDBStore!
     var pool: BlockingPool!
     var clock: ManualClock!
@@ -24,8 +25,8 @@ final class AccountsTests: XCTestCase {
     var authorizer: Authorizer!
 
     override func setUp() async throws {
-        directory = "/tmp/authd-core-test-\(UUID().uuidString.prefix(8))"
-        store = try LMDBStore(directory: directory)
+        folder = "/tmp/authd-core-test-\(UUID().uuidString.prefix(8))"
+        store = try LMDBStore(directory: folder)
         pool = BlockingPool(threads: 2)
         clock = ManualClock()
         let directory = try Directory(
@@ -38,9 +39,11 @@ final class AccountsTests: XCTestCase {
     override func tearDown() async throws {
         pool?.shutdown()
         store?.close()
-        try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.removeItem(atPath: folder)
     }
+}
 
+final class AccountsTests: DomainTestCase {
     private let guest = Call(caller: .guest, context: RequestContext())
 
     /// `Account/Get` as the server runs it: authorise, then call.

@@ -5,32 +5,7 @@ import XCTest
 @testable import AuthdCore
 
 /// The session cache in front of the store: a hit must never be staler than the store.
-final class SessionCacheTests: XCTestCase {
-    var folder: String!
-    var store: LMDBStore!
-    var pool: BlockingPool!
-    var clock: ManualClock!
-    var accounts: Accounts!
-    var authorizer: Authorizer!
-
-    override func setUp() async throws {
-        folder = "/tmp/authd-cache-test-\(UUID().uuidString.prefix(8))"
-        store = try LMDBStore(directory: folder)
-        pool = BlockingPool(threads: 2)
-        clock = ManualClock()
-        let directory = try Directory(
-            store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool, clock: clock,
-            sessionPolicy: SessionPolicy(durationSeconds: 3600, limit: 3))
-        accounts = Accounts(directory: directory)
-        authorizer = Authorizer(store: store, clock: clock)
-    }
-
-    override func tearDown() async throws {
-        pool?.shutdown()
-        store?.close()
-        try? FileManager.default.removeItem(atPath: folder)
-    }
-
+final class SessionCacheTests: DomainTestCase {
     private let guest = Call(caller: .guest, context: RequestContext())
 
     private func signedInUser() async throws -> String {
