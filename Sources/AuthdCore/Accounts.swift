@@ -215,4 +215,11 @@ public final class Accounts: Sendable {
     public func get(call: Call) throws -> UserRecord {
         try call.signedIn().user
     }
+
+    /// `Account/Get` for a transport that keeps its encoding of the answer with the session
+    /// cache entry: the signed-in caller itself.
+    public func getSignedIn(call: Call) throws -> SignedIn {
+        guard case .user(let signedIn) = call.caller else { throw AuthdError.unauthorizedScope(Scope.account) }
+        return signedIn
+    }
 }

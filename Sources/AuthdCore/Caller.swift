@@ -1,4 +1,5 @@
 import AuthdStore
+import Synchronization
 
 /// Scope names (spec 1.2, plus authd's own operator scopes). Every operation requires one.
 public enum Scope {
@@ -50,6 +51,9 @@ public struct ServerIdentity: Sendable, Equatable {
 public final class SignedIn: Sendable, Equatable {
     public let user: UserRecord
     public let session: SessionRecord
+    /// The user as a transport last encoded it for this caller (the answer to `Account/Get`).
+    /// It lives and dies with this entry of the session cache, so it is never staler than it.
+    public let encodedUser = Memo<[UInt8]>()
 
     public init(user: UserRecord, session: SessionRecord) {
         self.user = user
@@ -58,6 +62,21 @@ public final class SignedIn: Sendable, Equatable {
 
     public static func == (a: SignedIn, b: SignedIn) -> Bool {
         a === b || (a.user == b.user && a.session == b.session)
+    }
+}
+
+/// A value computed at most once per owner, on first use, by whichever thread gets there first.
+/// Stored inline in its owner (no allocation of its own).
+public struct Memo<Value: Sendable>: ~Copyable, Sendable {
+    private let stored = Mutex<Value?>(nil)
+
+    public init() {}
+
+    public func value(orMake make: () throws -> Value) rethrows -> Value {
+        if let value = stored.withLock({ $0 }) { return value }
+        let value = try make()
+        stored.withLock { $0 = value }
+        return value
     }
 }
 

@@ -22,6 +22,15 @@ public enum Endpoint: Sendable {
         }
     }
 
+    /// An immediate endpoint whose answer comes already encoded.
+    static func immediateEncoded<Input: SwiftProtobuf.Message>(
+        _ input: Input.Type, _ call: @escaping @Sendable (Input, Call) throws -> [UInt8]
+    ) -> Endpoint {
+        .immediate { body, context in
+            try call(decode(Input.self, body), context)
+        }
+    }
+
     static func deferred<Input: SwiftProtobuf.Message & Sendable, Output: SwiftProtobuf.Message>(
         _ input: Input.Type, _ call: @escaping @Sendable (Input, Call) async throws -> Output
     ) -> Endpoint {

@@ -67,8 +67,11 @@ public struct MethodTable: Sendable {
                     userID: request.userID, email: request.email, password: request.password,
                     name: request.hasName ? request.name : nil, call: call), for: call)
         })
-        add("Account", "Get", [Scope.account], .immediate(Authd_V1_GetAccountRequest.self) { _, call in
-            Authd_V1_User(try accounts.get(call: call), for: call)
+        // The hot path: the encoded user is kept with the session cache entry (built once per
+        // version of the user) instead of being built and encoded on every call.
+        add("Account", "Get", [Scope.account], .immediateEncoded(Authd_V1_GetAccountRequest.self) { _, call in
+            let signedIn = try accounts.getSignedIn(call: call)
+            return try signedIn.encodedUser.value { try Authd_V1_User(signedIn.user, for: call).serializedBytes() }
         })
         add("Account", "CreateEmailPasswordSession", [Scope.sessionsWrite],
             .deferred(Authd_V1_CreateEmailPasswordSessionRequest.self) { request, call in

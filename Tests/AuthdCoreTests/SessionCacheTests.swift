@@ -1,5 +1,6 @@
 import AuthdStore
 import Foundation
+import Synchronization
 import XCTest
 
 @testable import AuthdCore
@@ -88,6 +89,24 @@ final class SessionCacheTests: DomainTestCase {
         }
         XCTAssertNotNil(cache.lookup(SecretToken.digest("secret-9")), "the newest entry is kept")
         XCTAssertEqual(SessionCache(capacity: 0).count, 0)
+    }
+
+    func testAMemoIsMadeOnceAndDiesWithItsEntry() async throws {
+        let secret = try await signedInUser()
+        guard case .user(let first) = try caller(secret) else { return XCTFail("signed in") }
+        let made = Mutex(0)
+        let make = { () -> [UInt8] in
+            made.withLock { $0 += 1 }
+            return Array(first.user.name.utf8)
+        }
+        XCTAssertEqual(first.encodedUser.value(orMake: make), Array("Before".utf8))
+        guard case .user(let again) = try caller(secret) else { return XCTFail("signed in") }
+        XCTAssertEqual(again.encodedUser.value(orMake: make), Array("Before".utf8))
+        XCTAssertEqual(made.withLock { $0 }, 1, "the second call found the first one's encoding")
+
+        try await changeUser { $0.name = "After" }
+        guard case .user(let changed) = try caller(secret) else { return XCTFail("signed in") }
+        XCTAssertEqual(changed.encodedUser.value { Array(changed.user.name.utf8) }, Array("After".utf8))
     }
 
     func testDigestBytesAreTheSHA256OfTheSecret() {

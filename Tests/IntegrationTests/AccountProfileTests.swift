@@ -25,8 +25,11 @@ final class AccountProfileTests: XCTestCase {
 
     func testNamePrefsAndPassword() async throws {
         let me = try await signUp("ada")
+        let before = try await client.getAccount(credentials: me)  // cached, with its encoded answer
         let renamed = try await client.updateName("Ada L.", credentials: me)
         XCTAssertEqual(renamed.name, "Ada L.")
+        let after = try await client.getAccount(credentials: me)
+        XCTAssertEqual(after.name, "Ada L.", "the acknowledged rename shows in the next Account/Get (was \(before.name))")
         await assertAuthdError("general_argument_invalid", 400) { try await self.client.updateName("", credentials: me) }
 
         let prefs = try await client.updatePrefs(#"{"lang":"en"}"#, credentials: me)
