@@ -211,15 +211,9 @@ public final class Accounts: Sendable {
         return user
     }
 
-    /// `Account/Get`: the caller's own account.
-    public func get(call: Call) throws -> UserRecord {
-        try call.signedIn().user
-    }
-
-    /// `Account/Get` for a transport that keeps its encoding of the answer with the session
-    /// cache entry: the signed-in caller itself.
-    public func getSignedIn(call: Call) throws -> SignedIn {
-        guard case .user(let signedIn) = call.caller else { throw AuthdError.unauthorizedScope(Scope.account) }
-        return signedIn
+    /// `Account/Get`: the caller's own account, as the signed-in caller, so that a transport can
+    /// keep its encoding of the answer with the session cache entry.
+    public func get(call: Call) throws -> SignedIn {
+        try call.signedInCaller()
     }
 }

@@ -146,9 +146,15 @@ public final class Call: Sendable, Equatable {
         a === b || (a.caller == b.caller && a.context == b.context)
     }
 
-    /// The signed-in user and session; a guest or server caller lacks the `account` scope.
-    func signedIn() throws -> (user: UserRecord, session: SessionRecord) {
+    /// The signed-in caller; a guest or server caller lacks the `account` scope.
+    func signedInCaller() throws -> SignedIn {
         guard case .user(let signedIn) = caller else { throw AuthdError.unauthorizedScope(Scope.account) }
+        return signedIn
+    }
+
+    /// The signed-in user and session, as `signedInCaller` finds them.
+    func signedIn() throws -> (user: UserRecord, session: SessionRecord) {
+        let signedIn = try signedInCaller()
         return (signedIn.user, signedIn.session)
     }
 }

@@ -70,7 +70,7 @@ public struct MethodTable: Sendable {
         // The hot path: the encoded user is kept with the session cache entry (built once per
         // version of the user) instead of being built and encoded on every call.
         add("Account", "Get", [Scope.account], .immediateEncoded(Authd_V1_GetAccountRequest.self) { _, call in
-            let signedIn = try accounts.getSignedIn(call: call)
+            let signedIn = try accounts.get(call: call)
             return try signedIn.encodedUser.value { try Authd_V1_User(signedIn.user, for: call).serializedBytes() }
         })
         add("Account", "CreateEmailPasswordSession", [Scope.sessionsWrite],

@@ -108,6 +108,11 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
     }
 
     public func read<T>(_ body: (any StoreReader) throws -> T) throws -> T {
+        try readLMDB(body)
+    }
+
+    /// A read snapshot with the LMDB reader itself, for the store's own figures.
+    private func readLMDB<T>(_ body: (LMDBReader) throws -> T) throws -> T {
         var txn: OpaquePointer?
         try lmdbCheck(mdb_txn_begin(environment.env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin (read)")
         guard let txn else { throw StoreError(.io, "mdb_txn_begin returned no transaction") }
@@ -153,9 +158,9 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         try lmdbCheck(mdb_env_info(environment.env, &info), "mdb_env_info")
         try lmdbCheck(mdb_env_stat(environment.env, &env), "mdb_env_stat")
         statistics.dataBytes = UInt64(info.me_last_pgno + 1) * UInt64(env.ms_psize)
-        try read { reader in
+        try readLMDB { reader in
             statistics.users = try reader.userCount()
-            statistics.sessions = try (reader as? LMDBReader)?.entries(environment.sessions) ?? 0
+            statistics.sessions = try reader.entries(environment.sessions)
         }
         return statistics
     }
