@@ -74,7 +74,7 @@ let benchmarks: @Sendable () -> Void = {
 
 func perSecond(_ count: Int, since started: ContinuousClock.Instant) -> Int {
     let elapsed = started.duration(to: .now)
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let seconds = elapsed / .seconds(1)
     return Int((Double(count) / max(seconds, 1e-9)).rounded())
 }
 

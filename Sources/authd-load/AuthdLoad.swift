@@ -293,7 +293,7 @@ enum Argon2Ceiling {
             }
         }
         let elapsed = started.duration(to: .now)
-        return Double(hashes.load(ordering: .relaxed)) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        return Double(hashes.load(ordering: .relaxed)) / (elapsed / .seconds(1))
     }
 }
 

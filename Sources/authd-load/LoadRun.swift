@@ -66,7 +66,7 @@ struct LoadRun {
                                 let kind = try await call(worker, client)
                                 if before >= warmEnd {
                                     let elapsed = before.duration(to: clock.now)
-                                    _ = histograms[min(kind, kinds - 1)].record(UInt64(max(1, elapsed.components.attoseconds / 1_000_000_000_000 + elapsed.components.seconds * 1_000_000)))
+                                    _ = histograms[min(kind, kinds - 1)].record(UInt64(max(1, elapsed / .microseconds(1))))
                                     counters.completed.add(1, ordering: .relaxed)
                                 }
                             } catch {
@@ -95,7 +95,7 @@ struct LoadRun {
         }
         let measuredStart = max(started, warmEnd)
         let elapsed = measuredStart.duration(to: min(clock.now, end.advanced(by: .seconds(3600))))
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed / .seconds(1)
         return Result(
             calls: UInt64(counters.completed.load(ordering: .relaxed)), errors: UInt64(counters.failures.load(ordering: .relaxed)),
             seconds: seconds, histogram: merged, firstError: workerResults.compactMap(\.1).first,

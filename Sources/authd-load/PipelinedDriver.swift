@@ -31,8 +31,8 @@ struct PipelinedDriver {
         let group = MultiThreadedEventLoopGroup.singleton
         let clock = ContinuousClock()
         let start = NIODeadline.now()
-        let warmEnd = start + TimeAmount.nanoseconds(Int64(warmUp.components.seconds * 1_000_000_000 + warmUp.components.attoseconds / 1_000_000_000))
-        let end = warmEnd + TimeAmount.nanoseconds(Int64(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000))
+        let warmEnd = start + TimeAmount(warmUp)
+        let end = warmEnd + TimeAmount(duration)
         let counters = Counters(budget: maximumCalls)
         let perConnectionRate = rate.map { $0 / Double(connections) }
 
@@ -72,8 +72,7 @@ struct PipelinedDriver {
         for channel in channels { try? await channel.close() }
         let measured = started.duration(to: clock.now) - (warmUp > .zero ? warmUp : .zero)
         let measuredSeconds = min(
-            Double(measured.components.seconds) + Double(measured.components.attoseconds) / 1e18,
-            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+            measured / .seconds(1), duration / .seconds(1))
         return LoadRun.Result(
             calls: UInt64(counters.completed.load(ordering: .relaxed)),
             errors: UInt64(counters.failures.load(ordering: .relaxed)), seconds: measuredSeconds,
