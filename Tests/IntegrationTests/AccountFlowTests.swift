@@ -3,20 +3,7 @@ import Foundation
 import XCTest
 
 /// Email/password accounts end to end: the real binary, the real store, the real client.
-final class AccountFlowTests: XCTestCase {
-    var daemon: DaemonProcess!
-    var client: AuthdClient!
-
-    override func setUp() async throws {
-        daemon = try await DaemonProcess.start()
-        client = try await daemon.connect()
-    }
-
-    override func tearDown() async throws {
-        await client?.close()
-        await daemon?.cleanUp()
-    }
-
+final class AccountFlowTests: ClientTestCase {
     func testCreateLoginGetListAndSignOut() async throws {
         let info = ClientInfo(ip: "203.0.113.7", userAgent: "TestAgent/1.0", locale: "en-US")
         let user = try await client.createAccount(

@@ -4,20 +4,7 @@ import Foundation
 import XCTest
 
 /// The signed-in user's own account: profile updates, anonymous upgrade, sessions, audit log.
-final class AccountProfileTests: XCTestCase {
-    var daemon: DaemonProcess!
-    var client: AuthdClient!
-
-    override func setUp() async throws {
-        daemon = try await DaemonProcess.start()
-        client = try await daemon.connect()
-    }
-
-    override func tearDown() async throws {
-        await client?.close()
-        await daemon?.cleanUp()
-    }
-
+final class AccountProfileTests: ClientTestCase {
     private func signUp(_ id: String) async throws -> Credentials {
         _ = try await client.createAccount(userID: id, email: "\(id)@example.com", password: "password-1")
         return .session(try await client.createEmailPasswordSession(email: "\(id)@example.com", password: "password-1").secret)

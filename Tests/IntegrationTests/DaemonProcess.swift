@@ -125,6 +125,26 @@ final class DaemonProcess: @unchecked Sendable {
     }
 }
 
+/// A suite whose every test gets its own daemon (started with `daemonArguments`) and one
+/// client connected to it.
+class ClientTestCase: XCTestCase {
+    var daemon: DaemonProcess!
+    var client: AuthdClient!
+
+    /// Extra daemon arguments for the whole suite.
+    var daemonArguments: [String] { [] }
+
+    override func setUp() async throws {
+        daemon = try await DaemonProcess.start(extraArguments: daemonArguments)
+        client = try await daemon.connect()
+    }
+
+    override func tearDown() async throws {
+        await client?.close()
+        await daemon?.cleanUp()
+    }
+}
+
 extension DaemonProcess {
     /// Runs `authctl` (built next to authd) against this daemon's socket.
     func authctl(_ arguments: [String]) throws -> (status: Int32, output: String) {

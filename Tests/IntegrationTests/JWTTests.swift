@@ -4,19 +4,8 @@ import XCTest
 
 /// JWTs: issued for sessions, accepted as credentials, revoked with their session, verified
 /// offline with the JWKS by an independent library (PyJWT), and rotated.
-final class JWTTests: XCTestCase {
-    var daemon: DaemonProcess!
-    var client: AuthdClient!
-
-    override func setUp() async throws {
-        daemon = try await DaemonProcess.start(extraArguments: ["--set", "operator_uids=4294967000", "--set", "peer_gid.\(getgid())=users.write"])
-        client = try await daemon.connect()
-    }
-
-    override func tearDown() async throws {
-        await client?.close()
-        await daemon?.cleanUp()
-    }
+final class JWTTests: ClientTestCase {
+    override var daemonArguments: [String] { ["--set", "operator_uids=4294967000", "--set", "peer_gid.\(getgid())=users.write"] }
 
     func testJWTsAuthenticateUntilTheirSessionEnds() async throws {
         _ = try await client.createUser(userID: "j", email: "j@example.com", password: "password-1")

@@ -4,19 +4,8 @@ import Foundation
 import XCTest
 
 /// Imported users sign in with their old password, and the first login re-hashes it.
-final class PasswordImportTests: XCTestCase {
-    var daemon: DaemonProcess!
-    var client: AuthdClient!
-
-    override func setUp() async throws {
-        daemon = try await DaemonProcess.start(extraArguments: ["--set", "peer_uid.\(getuid())=users.read,users.write,sessions.write"])
-        client = try await daemon.connect()
-    }
-
-    override func tearDown() async throws {
-        await client?.close()
-        await daemon?.cleanUp()
-    }
+final class PasswordImportTests: ClientTestCase {
+    override var daemonArguments: [String] { ["--set", "peer_uid.\(getuid())=users.read,users.write,sessions.write"] }
 
     // Made by Python's hashlib and passlib for "correct horse battery" (see
     // Tests/AuthdCoreTests/Vectors/make_import_vectors.py).

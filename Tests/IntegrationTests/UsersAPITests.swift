@@ -4,19 +4,8 @@ import Foundation
 import XCTest
 
 /// The Users API end to end, called as a mapped peer with users.read and users.write.
-final class UsersAPITests: XCTestCase {
-    var daemon: DaemonProcess!
-    var client: AuthdClient!
-
-    override func setUp() async throws {
-        daemon = try await DaemonProcess.start(extraArguments: ["--set", "peer_uid.\(getuid())=users.read,users.write,sessions.write"])
-        client = try await daemon.connect()
-    }
-
-    override func tearDown() async throws {
-        await client?.close()
-        await daemon?.cleanUp()
-    }
+final class UsersAPITests: ClientTestCase {
+    override var daemonArguments: [String] { ["--set", "peer_uid.\(getuid())=users.read,users.write,sessions.write"] }
 
     func testCreateWithAnyCombinationOfFields() async throws {
         let bare = try await client.createUser(userID: "bare")
