@@ -7,7 +7,7 @@ import class Foundation.ProcessInfo
 
 // The daemon's own modules skip the runtime exclusivity checks in release builds: on the
 // session-validation path they cost about a sixth of the daemon's CPU (perf, issue 5). Debug
-// builds, which the tests use, keep them. Not set on the library products (AuthdClient,
+// builds, which the tests use, keep them. Also set on authd-load. Not set on the library products (AuthdClient,
 // AuthdProto), which other packages may depend on.
 let daemonSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 let package = Package(
@@ -109,7 +109,10 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ]
+            ],
+            // The load generator shares the machine with the daemon: what it spends is taken
+            // from the figure it measures.
+            swiftSettings: daemonSettings
         ),
         .testTarget(name: "AuthdStoreTests", dependencies: ["AuthdStore"]),
         .testTarget(
