@@ -1,6 +1,7 @@
 import AuthdCore
 import AuthdProto
-import Foundation
+import NIOCore
+import SwiftProtobuf
 
 /// One rpc: decodes its input message, calls the domain, encodes its output message.
 ///
@@ -9,8 +10,8 @@ import Foundation
 /// snapshot and a SHA-256); `deferred` ones hand back work that awaits the hashing pool or the
 /// writer, and are answered when it is done.
 public enum Endpoint: Sendable {
-    case immediate(@Sendable (_ body: Data, _ call: Call) throws -> [UInt8])
-    case deferred(@Sendable (_ body: Data, _ call: Call) throws -> DeferredWork)
+    case immediate(@Sendable (_ body: ByteBuffer, _ call: Call) throws -> [UInt8])
+    case deferred(@Sendable (_ body: ByteBuffer, _ call: Call) throws -> DeferredWork)
 
     public typealias DeferredWork = @Sendable () async throws -> [UInt8]
 
@@ -40,9 +41,11 @@ public enum Endpoint: Sendable {
         }
     }
 
-    private static func decode<Input: SwiftProtobuf.Message>(_ type: Input.Type, _ body: Data) throws -> Input {
+    /// Decodes straight from the frame's storage; an empty body is the default message.
+    private static func decode<Input: SwiftProtobuf.Message>(_ type: Input.Type, _ body: ByteBuffer) throws -> Input {
+        if body.readableBytes == 0 { return Input() }
         do {
-            return try Input(serializedBytes: body)
+            return try Input(serializedBytes: body.readableBytesSpan)
         } catch {
             throw AuthdError.argumentInvalid(
                 "The request body is not a valid \(Input.protoMessageName) message (\(error)).")

@@ -1,6 +1,7 @@
 import AuthdCore
 import AuthdProto
 import AuthdStore
+import NIOCore
 
 /// Every rpc the daemon serves, by full method name (`authd.v1.Account/Get`), with the scopes
 /// it requires (the caller must hold one). Each entry is a thin adapter from the wire message
@@ -8,19 +9,31 @@ import AuthdStore
 public struct MethodTable: Sendable {
     public static let version = "0.2.0"
 
-    struct Entry: Sendable {
-        let scopes: Set<String>
+    /// A reference, so that finding a call's method costs one retain, not one per field.
+    final class Entry: Sendable {
+        let name: String
+        let scopes: ScopeMask
         let endpoint: Endpoint
+
+        init(name: String, scopes: Set<String>, endpoint: Endpoint) {
+            self.name = name
+            self.scopes = ScopeMask(scopes)
+            self.endpoint = endpoint
+        }
     }
 
     let entries: [String: Entry]
+    /// The same entries by the bytes of their names, so that a call's method is found straight
+    /// from its frame without building a string.
+    private let entriesByName: [ByteBuffer: Entry]
     let authorizer: Authorizer
 
     public init(authorizer: Authorizer, directory: Directory, jwt: JWTIssuer) {
         self.authorizer = authorizer
         var table: [String: Entry] = [:]
         func add(_ service: String, _ method: String, _ scopes: Set<String>, _ endpoint: Endpoint) {
-            table["authd.v1.\(service)/\(method)"] = Entry(scopes: scopes, endpoint: endpoint)
+            let name = "authd.v1.\(service)/\(method)"
+            table[name] = Entry(name: name, scopes: scopes, endpoint: endpoint)
         }
         let accounts = Accounts(directory: directory)
         let users = Users(directory: directory)
@@ -31,6 +44,7 @@ public struct MethodTable: Sendable {
         Self.addJWT(add, accounts, users, jwt)
         Self.addSettings(add, ProjectSettings(directory: directory))
         entries = table
+        entriesByName = Dictionary(uniqueKeysWithValues: table.map { (ByteBuffer(string: $0.key), $0.value) })
     }
 
     typealias Add = (String, String, Set<String>, Endpoint) -> Void
@@ -327,6 +341,7 @@ public struct MethodTable: Sendable {
     }
 
     subscript(method: String) -> Entry? { entries[method] }
+    subscript(method: ByteBuffer) -> Entry? { entriesByName[method] }
 
     /// The names of all methods served, sorted.
     public var methods: [String] { entries.keys.sorted() }

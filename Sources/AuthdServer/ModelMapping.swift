@@ -92,20 +92,3 @@ extension Authd_V1_ApiKey {
         accessedAt = key.accessedAt
     }
 }
-
-extension RequestContext {
-    init(_ request: Authd_V1_Request, peer: PeerCredentials?) {
-        let credential: Credential
-        switch request.credentials.kind {
-        case .session(let secret): credential = .session(secret)
-        case .jwt(let token): credential = .jwt(token)
-        case .apiKey(let key): credential = .apiKey(key)
-        case nil: credential = .none
-        }
-        self.init(
-            credential: credential,
-            client: ClientInfo(
-                ip: request.client.ip, userAgent: request.client.userAgent, locale: request.client.locale),
-            peer: peer)
-    }
-}

@@ -4,9 +4,16 @@ import Logging
 import NIOCore
 import NIOExtras
 
-/// Serves one connection: decodes each frame into a `Request`, runs its endpoint and writes
-/// the `Response`. Immediate answers are flushed once per read batch, so a pipelined burst of
-/// calls costs one write syscall; deferred answers are flushed as they complete.
+/// Serves one connection: splits the byte stream into frames (a 4-byte big-endian length, then
+/// that many bytes of `Request`), runs each call's endpoint and writes its `Response`.
+/// Immediate answers to one read batch of pipelined calls are encoded into one buffer and
+/// written with one write and one flush; deferred answers are written as they complete.
+///
+/// The framing is done here rather than by a ByteToMessageHandler in front: frames are read in
+/// one loop over the batch, with no pipeline hop or generic decoder per call (measured: a
+/// tenth of the daemon's time per session check). A frame above `maximumFrameBytes` is refused
+/// at its header, before anything is buffered for it, and the connection ends once the refusal
+/// is written.
 final class RequestHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -14,68 +21,103 @@ final class RequestHandler: ChannelInboundHandler {
     private let methods: MethodTable
     private let peer: PeerCredentials?
     private let logger: Logger
+    private let maximumFrameBytes: Int
     private var deferredInFlight = 0
     private var quiescing = false
-    private var pendingFlush = false
+    private var refused = false
+    /// The start of a frame that has not arrived whole yet.
+    private var partialFrame: ByteBuffer?
+    /// Immediate answers of the current read batch, not yet written.
+    private var answers: ByteBuffer?
 
-    init(methods: MethodTable, peer: PeerCredentials?, logger: Logger) {
+    init(methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int) {
         self.methods = methods
         self.peer = peer
         self.logger = logger
+        self.maximumFrameBytes = maximumFrameBytes
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        let request: Authd_V1_Request
+        guard !refused else { return }
+        var input = unwrapInboundIn(data)
+        let ownBuffer = partialFrame != nil
+        if var partial = partialFrame {
+            partialFrame = nil
+            partial.writeBuffer(&input)
+            input = partial
+        }
+        while let length = input.getInteger(at: input.readerIndex, as: UInt32.self) {
+            guard Int(length) <= maximumFrameBytes else {
+                refuseOversizeFrame(context, announced: Int(length))
+                return
+            }
+            guard input.readableBytes >= 4 + Int(length) else { break }
+            input.moveReaderIndex(forwardBy: 4)
+            // A slice shares the read buffer's storage: no copy of the frame.
+            serve(context, frame: input.readSlice(length: Int(length))!)
+        }
+        if input.readableBytes > 0 {
+            if ownBuffer {
+                input.discardReadBytes()
+                partialFrame = input
+            } else {
+                // Copied into a buffer of its own, so that NIO's read buffer is not held for it.
+                var carried = context.channel.allocator.buffer(capacity: max(input.readableBytes, 1024))
+                carried.writeBuffer(&input)
+                partialFrame = carried
+            }
+        }
+    }
+
+    private func serve(_ context: ChannelHandlerContext, frame: ByteBuffer) {
+        let request: RequestEnvelope
         do {
-            request = try Authd_V1_Request(serializedBytes: frame.readableBytesSpan)
+            request = try RequestEnvelope(frame: frame)
         } catch {
             // The frame was whole, so the stream is still in step: answer and keep going.
-            write(
-                context,
-                ResponseEncoding.failure(
-                    id: 0,
-                    error: .argumentInvalid("The frame is not a valid authd.v1.Request message (\(error))."),
-                    allocator: context.channel.allocator))
+            answer(
+                context, id: 0,
+                .argumentInvalid("The frame is not a valid authd.v1.Request message (\(error))."))
             return
         }
         guard let entry = methods[request.method] else {
-            let error = AuthdError(
-                type: "general_route_not_found", code: 404,
-                message: "Unknown method `\(request.method)`: expected a full rpc name such as `authd.v1.Account/Get`.")
-            write(context, ResponseEncoding.failure(id: request.id, error: error, allocator: context.channel.allocator))
+            answer(
+                context, id: request.id,
+                AuthdError(
+                    type: "general_route_not_found", code: 404,
+                    message: "Unknown method `\(request.methodName)`: expected a full rpc name such as `authd.v1.Account/Get`."))
             return
         }
         // The caller and its scopes are checked before anything else runs.
         let call: Call
         do {
-            call = try methods.authorizer.authorize(RequestContext(request, peer: peer), scopes: entry.scopes)
+            call = try methods.authorizer.authorize(
+                RequestContext(credential: request.credential, client: request.client, peer: peer), requiring: entry.scopes)
         } catch {
-            writeFailure(context, request, error)
+            answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
             return
         }
         switch entry.endpoint {
         case .immediate(let run):
             do {
-                write(
-                    context,
-                    ResponseEncoding.success(id: request.id, body: try run(request.body, call), allocator: context.channel.allocator))
+                let body = try run(request.body, call)
+                withAnswers(context) { ResponseEncoding.writeSuccess(id: request.id, body: body, into: &$0) }
             } catch {
-                writeFailure(context, request, error)
+                answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
             }
         case .deferred(let prepare):
             let work: Endpoint.DeferredWork
             do {
                 work = try prepare(request.body, call)
             } catch {
-            writeFailure(context, request, error)
-            return
-        }
+                answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
+                return
+            }
             deferredInFlight += 1
             let promise = context.eventLoop.makePromise(of: [UInt8].self)
             promise.completeWithTask(work)
             let id = request.id
-            let method = request.method
+            let method = entry.name
             let logger = self.logger
             promise.futureResult.assumeIsolated().whenComplete { result in
                 let allocator = context.channel.allocator
@@ -94,24 +136,24 @@ final class RequestHandler: ChannelInboundHandler {
         }
     }
 
-    private func writeFailure(_ context: ChannelHandlerContext, _ request: Authd_V1_Request, _ error: any Error) {
-        write(
-            context,
-            ResponseEncoding.failure(
-                id: request.id, error: wireError(error, method: request.method, logger: logger),
-                allocator: context.channel.allocator))
+    private func answer(_ context: ChannelHandlerContext, id: UInt64, _ error: AuthdError) {
+        withAnswers(context) { ResponseEncoding.writeFailure(id: id, error: error, into: &$0) }
     }
 
-    private func write(_ context: ChannelHandlerContext, _ buffer: ByteBuffer) {
-        context.write(wrapOutboundOut(buffer), promise: nil)
-        pendingFlush = true
+    /// Appends to the batch's answers, starting the buffer on the first answer of a batch.
+    private func withAnswers(_ context: ChannelHandlerContext, _ write: (inout ByteBuffer) -> Void) {
+        if answers == nil { answers = context.channel.allocator.buffer(capacity: 4096) }
+        write(&answers!)
+    }
+
+    private func writeAnswers(_ context: ChannelHandlerContext) {
+        guard let batch = answers else { return }
+        answers = nil
+        context.writeAndFlush(wrapOutboundOut(batch), promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if pendingFlush {
-            pendingFlush = false
-            context.flush()
-        }
+        writeAnswers(context)
         context.fireChannelReadComplete()
     }
 
@@ -126,24 +168,27 @@ final class RequestHandler: ChannelInboundHandler {
 
     private func closeIfDrained(_ context: ChannelHandlerContext) {
         guard quiescing, deferredInFlight == 0, context.channel.isActive else { return }
-        if pendingFlush {
-            pendingFlush = false
-            context.flush()
-        }
+        writeAnswers(context)
         context.close(promise: nil)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let tooLarge = error as? FrameDecoder.FrameTooLarge {
-            let refusal = AuthdError.argumentInvalid(
-                "A frame of \(tooLarge.announced) bytes is larger than the maximum of \(tooLarge.maximum); closing the connection.")
-            logger.notice("oversize frame refused", metadata: ["bytes": "\(tooLarge.announced)"])
-            let response = ResponseEncoding.failure(id: 0, error: refusal, allocator: context.channel.allocator)
-            context.writeAndFlush(wrapOutboundOut(response)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-            return
+    /// Answers the calls read before the oversize frame, then the refusal, then closes.
+    private func refuseOversizeFrame(_ context: ChannelHandlerContext, announced: Int) {
+        refused = true
+        partialFrame = nil
+        logger.notice("oversize frame refused", metadata: ["bytes": "\(announced)"])
+        answer(
+            context, id: 0,
+            .argumentInvalid(
+                "A frame of \(announced) bytes is larger than the maximum of \(maximumFrameBytes); closing the connection."))
+        let batch = answers!
+        answers = nil
+        context.writeAndFlush(wrapOutboundOut(batch)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
         }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }

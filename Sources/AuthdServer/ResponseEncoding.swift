@@ -4,11 +4,12 @@ import AuthdStore
 import Logging
 import NIOCore
 
-/// Writes `authd.v1.Response` frames straight into one buffer: the 4-byte length, the id and
-/// the already-serialized body, with no intermediate message or copy of the body.
+/// Writes `authd.v1.Response` frames straight into a buffer: the 4-byte length, the id and
+/// the already-serialized body, with no intermediate message or copy of the body. Answers to
+/// one read batch of calls go into one buffer, written with one write.
 enum ResponseEncoding {
-    static func success(id: UInt64, body: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 4 + 11 + 6 + body.count)
+    static func writeSuccess(id: UInt64, body: [UInt8], into buffer: inout ByteBuffer) {
+        buffer.reserveCapacity(minimumWritableBytes: 4 + 11 + 6 + body.count)
         let lengthIndex = buffer.writerIndex
         buffer.writeInteger(UInt32(0))
         if id != 0 {
@@ -21,19 +22,28 @@ enum ResponseEncoding {
             buffer.writeBytes(body)
         }
         buffer.setInteger(UInt32(buffer.writerIndex - lengthIndex - 4), at: lengthIndex)
-        return buffer
     }
 
-    static func failure(id: UInt64, error: AuthdError, allocator: ByteBufferAllocator) -> ByteBuffer {
+    static func writeFailure(id: UInt64, error: AuthdError, into buffer: inout ByteBuffer) {
         var response = Authd_V1_Response()
         response.id = id
         response.error.code = UInt32(error.code)
         response.error.type = error.type
         response.error.message = error.message
         let bytes: [UInt8] = (try? response.serializedBytes()) ?? []
-        var buffer = allocator.buffer(capacity: 4 + bytes.count)
         buffer.writeInteger(UInt32(bytes.count))
         buffer.writeBytes(bytes)
+    }
+
+    static func success(id: UInt64, body: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 4 + 11 + 6 + body.count)
+        writeSuccess(id: id, body: body, into: &buffer)
+        return buffer
+    }
+
+    static func failure(id: UInt64, error: AuthdError, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 64 + error.message.utf8.count)
+        writeFailure(id: id, error: error, into: &buffer)
         return buffer
     }
 

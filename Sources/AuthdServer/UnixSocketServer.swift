@@ -78,9 +78,8 @@ public final class UnixSocketServer: Service, Sendable {
     public static func installHandlers(
         on channel: any Channel, methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int = 4 << 20
     ) throws {
-        try channel.pipeline.syncOperations.addHandlers(
-            ByteToMessageHandler(FrameDecoder(maximumFrameBytes: maximumFrameBytes)),
-            RequestHandler(methods: methods, peer: peer, logger: logger))
+        try channel.pipeline.syncOperations.addHandler(
+            RequestHandler(methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes))
     }
 
     /// The connected process's uid, gid and pid (SO_PEERCRED); nil when the socket cannot say.

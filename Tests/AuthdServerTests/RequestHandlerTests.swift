@@ -22,9 +22,8 @@ final class RequestHandlerTests: XCTestCase {
         let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
         let methods = MethodTable(authorizer: Authorizer(store: store), directory: directory, jwt: JWTIssuer(directory: directory))
         channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandlers(
-            ByteToMessageHandler(FrameDecoder(maximumFrameBytes: 1024)),
-            RequestHandler(methods: methods, peer: nil, logger: Logger(label: "test")))
+        try UnixSocketServer.installHandlers(
+            on: channel, methods: methods, peer: nil, logger: Logger(label: "test"), maximumFrameBytes: 1024)
         try channel.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/unused")).wait()
     }
 
@@ -76,6 +75,47 @@ final class RequestHandlerTests: XCTestCase {
         XCTAssertEqual(answers[1].error.type, "general_unauthorized_scope")
         XCTAssertEqual(answers[1].error.code, 401)
         XCTAssertFalse(answers[2].hasError)
+    }
+
+    func testTheAnswersToOneReadAreOneWrite() throws {
+        var batch = channel.allocator.buffer(capacity: 256)
+        for id in 1...5 {
+            var next = try frame(request(UInt64(id), id == 3 ? "authd.v1.Nope/Nothing" : "authd.v1.Health/Check"))
+            batch.writeBuffer(&next)
+        }
+        try channel.writeInbound(batch)
+        var written = 0
+        var ids: [UInt64] = []
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            written += 1
+            while let length = buffer.readInteger(as: UInt32.self) {
+                ids.append(try Authd_V1_Response(serializedBytes: buffer.readBytes(length: Int(length))!).id)
+            }
+        }
+        XCTAssertEqual(written, 1, "five answers, failures included, in one buffer")
+        XCTAssertEqual(ids, [1, 2, 3, 4, 5])
+    }
+
+    func testAFrameSplitOverManyReadsIsReassembled() throws {
+        var whole = try frame(request(9, "authd.v1.Health/Check", body: Data(repeating: 0, count: 0)))
+        var second = try frame(request(10, "authd.v1.Health/Check"))
+        whole.writeBuffer(&second)
+        while whole.readableBytes > 0 {
+            try channel.writeInbound(whole.readSlice(length: min(2, whole.readableBytes))!)
+        }
+        XCTAssertEqual(try responses().map(\.id), [9, 10])
+    }
+
+    func testCallsBeforeAnOversizeFrameAreAnsweredBeforeTheRefusal() throws {
+        var batch = try frame(request(1, "authd.v1.Health/Check"))
+        batch.writeInteger(UInt32(5000))
+        batch.writeBytes([1, 2, 3])
+        try channel.writeInbound(batch)
+        let answers = try responses()
+        XCTAssertEqual(answers.map(\.id), [1, 0])
+        XCTAssertFalse(answers[0].hasError)
+        XCTAssertEqual(answers[1].error.type, "general_argument_invalid")
+        XCTAssertFalse(channel.isActive)
     }
 
     func testAFrameSplitAcrossReadsIsReassembled() throws {

@@ -1,0 +1,99 @@
+@testable import AuthdServer
+import AuthdCore
+import AuthdProto
+import Foundation
+import NIOCore
+import SwiftProtobuf
+import XCTest
+
+/// The hand-read `Request` against swift-protobuf's encoding of the same message.
+final class RequestEnvelopeTests: XCTestCase {
+    private func envelope(_ bytes: [UInt8]) throws -> RequestEnvelope {
+        try RequestEnvelope(frame: ByteBuffer(bytes: bytes))
+    }
+
+    private func envelope(_ request: Authd_V1_Request) throws -> RequestEnvelope {
+        try envelope(try request.serializedBytes())
+    }
+
+    func testEveryFieldReadsAsSwiftProtobufWroteIt() throws {
+        var request = Authd_V1_Request()
+        request.id = 1 << 40
+        request.method = "authd.v1.Account/Get"
+        request.body = Data([1, 2, 3])
+        request.credentials.session = "s3cr3t"
+        request.client.ip = "203.0.113.7"
+        request.client.userAgent = "Mozilla/5.0 (é)"
+        request.client.locale = "de-CH"
+        let read = try envelope(request)
+        XCTAssertEqual(read.id, 1 << 40)
+        XCTAssertEqual(read.methodName, "authd.v1.Account/Get")
+        XCTAssertEqual(Array(read.body.readableBytesView), [1, 2, 3])
+        XCTAssertEqual(read.credential, .session("s3cr3t"))
+        XCTAssertEqual(read.client, ClientInfo(ip: "203.0.113.7", userAgent: "Mozilla/5.0 (é)", locale: "de-CH"))
+    }
+
+    func testTheOtherCredentialsAndNone() throws {
+        var request = Authd_V1_Request()
+        request.method = "m"
+        XCTAssertEqual(try envelope(request).credential, .none)
+        request.credentials.jwt = "a.b.c"
+        XCTAssertEqual(try envelope(request).credential, .jwt("a.b.c"))
+        request.credentials.apiKey = "key"
+        XCTAssertEqual(try envelope(request).credential, .apiKey("key"))
+        request.credentials.session = ""
+        XCTAssertEqual(try envelope(request).credential, .session(""), "an empty secret is still a session credential")
+    }
+
+    func testUnknownFieldsAreSkippedAndRepeatsFollowProtobuf() throws {
+        var first = Authd_V1_Request()
+        first.id = 1
+        first.method = "first"
+        first.credentials.session = "one"
+        first.client.ip = "198.51.100.1"
+        var second = Authd_V1_Request()
+        second.id = 2
+        second.credentials.jwt = "two"
+        second.client.locale = "fr"
+        // Field 9 as a varint, field 10 as fixed64, field 11 as fixed32, field 12 as bytes.
+        let unknown: [UInt8] = [0x48, 0x96, 0x01, 0x51] + Array(repeating: 0, count: 8) + [0x5D, 0, 0, 0, 0, 0x62, 0x02, 0x61, 0x62]
+        let bytes = try first.serializedBytes() + unknown + second.serializedBytes()
+        let read = try envelope(bytes)
+        let reference = try Authd_V1_Request(serializedBytes: bytes)
+        XCTAssertEqual(read.id, reference.id)
+        XCTAssertEqual(read.methodName, reference.method)
+        XCTAssertEqual(read.credential, .jwt("two"))
+        XCTAssertEqual(reference.credentials.jwt, "two")
+        XCTAssertEqual(read.client, ClientInfo(ip: "198.51.100.1", locale: "fr"), "messages merge field by field")
+    }
+
+    func testMalformedFramesAreRefused() {
+        let cases: [(String, [UInt8])] = [
+            ("a truncated varint", [0x08, 0x80]),
+            ("a length past the end", [0x12, 0x05, 0x61]),
+            ("field number 0", [0x00, 0x01]),
+            ("a group", [0x1B]),
+            ("a session secret that is not UTF-8", [0x22, 0x03, 0x0A, 0x01, 0xFF]),
+            ("a truncated fixed64", [0x49, 0x01, 0x02]),
+        ]
+        for (what, bytes) in cases {
+            XCTAssertThrowsError(try envelope(bytes), what)
+            XCTAssertThrowsError(try Authd_V1_Request(serializedBytes: bytes), "swift-protobuf agrees: \(what)")
+        }
+    }
+
+    func testAKnownFieldWithTheWrongWireTypeIsSkippedAsUnknown() throws {
+        let bytes: [UInt8] = [0x0A, 0x01, 0x61, 0x12, 0x01, 0x6D]  // field 1 as bytes, then method "m"
+        let read = try envelope(bytes)
+        XCTAssertEqual(read.id, try Authd_V1_Request(serializedBytes: bytes).id)
+        XCTAssertEqual(read.id, 0)
+        XCTAssertEqual(read.methodName, "m")
+    }
+
+    func testAnEmptyFrameIsAnEmptyRequest() throws {
+        let read = try envelope([])
+        XCTAssertEqual(read.id, 0)
+        XCTAssertEqual(read.method.readableBytes, 0)
+        XCTAssertEqual(read.credential, .none)
+    }
+}
