@@ -33,14 +33,20 @@ public final class Authorizer: Sendable {
     /// The caller, when it holds at least one of `scopes`; `general_unauthorized_scope`
     /// otherwise, and `user_blocked` for a blocked user.
     public func authorize(_ context: RequestContext, scopes: Set<String>) throws -> Call {
+        try authorize(context, requiring: ScopeMask(scopes))
+    }
+
+    /// `authorize(_:scopes:)` with the scopes as bits, computed once per operation.
+    public func authorize(_ context: RequestContext, requiring required: ScopeMask) throws -> Call {
         let caller: Caller
         if case .session(let secret) = context.credential {
             caller = try sessionCaller(secret)
         } else {
             caller = try store.read { try resolve(context, in: $0) }
         }
-        guard !caller.scopes.isDisjoint(with: scopes) else {
-            throw AuthdError.unauthorizedScope(scopes.sorted().joined(separator: " or "))
+        guard !caller.scopeMask.isDisjoint(with: required) else {
+            let names = Scope.all.enumerated().filter { required.contains(ScopeMask(rawValue: 1 << UInt32($0.offset))) }
+            throw AuthdError.unauthorizedScope(names.map(\.element).sorted().joined(separator: " or "))
         }
         if case .user(let signedIn) = caller {
             guard signedIn.user.status else { throw AuthdError.userBlocked }
@@ -70,7 +76,7 @@ public final class Authorizer: Sendable {
         if let hit = sessions.lookup(digest) {
             entry = hit
         } else {
-            let generation = sessions.generation
+            let generation = sessions.generation(for: digest)
             let presented = digest.bytes
             let found = try store.read { reader -> SignedIn? in
                 guard let sessionID = try reader.sessionID(secretHash: presented),

@@ -28,6 +28,36 @@ public enum Scope {
     ]
     /// What an operator peer (root, or the daemon's own user) holds: everything.
     public static let operatorScopes: Set<String> = grantable.union([`public`, keysRead, keysWrite])
+
+    /// Every scope, in the order of their bits in a `ScopeMask`.
+    static let all: [String] = [
+        `public`, account, sessionsWrite, usersRead, usersWrite, teamsRead, teamsWrite, settingsRead, settingsWrite,
+        keysRead, keysWrite,
+    ]
+}
+
+/// A set of scopes as bits: the check every call makes is one AND, with no string hashed and no
+/// shared set retained on the hot path.
+public struct ScopeMask: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+
+    public init(rawValue: UInt32) {
+        self.rawValue = rawValue
+    }
+
+    /// The mask of `names`; names that are no scope grant nothing.
+    public init(_ names: some Sequence<String>) {
+        var raw: UInt32 = 0
+        for name in names {
+            if let bit = Scope.all.firstIndex(of: name) { raw |= 1 << UInt32(bit) }
+        }
+        rawValue = raw
+    }
+
+    static let guest = ScopeMask(Scope.guest)
+    static let user = ScopeMask(Scope.user)
+    static let impersonator = ScopeMask(Scope.user.union([Scope.usersRead]))
+    static let `public` = ScopeMask([Scope.public])
 }
 
 /// A caller with server rights: an API key, or a process mapped by its Unix credentials.
@@ -67,12 +97,14 @@ public final class SignedIn: Sendable, Equatable {
 
 /// A value computed at most once per owner, on first use, by whichever thread gets there first.
 /// Stored inline in its owner (no allocation of its own).
+/// Inlinable, so that callers in other modules get it specialized (no generic metadata lookup
+/// per call on the hot path).
 public struct Memo<Value: Sendable>: ~Copyable, Sendable {
-    private let stored = Mutex<Value?>(nil)
+    @usableFromInline let stored = Mutex<Value?>(nil)
 
-    public init() {}
+    @inlinable public init() {}
 
-    public func value(orMake make: () throws -> Value) rethrows -> Value {
+    @inlinable public func value(orMake make: () throws -> Value) rethrows -> Value {
         if let value = stored.withLock({ $0 }) { return value }
         let value = try make()
         stored.withLock { $0 = value }
@@ -89,6 +121,15 @@ public enum Caller: Sendable, Equatable {
 
     public static func user(_ user: UserRecord, session: SessionRecord) -> Caller {
         .user(SignedIn(user: user, session: session))
+    }
+
+    /// What the caller holds, as bits.
+    public var scopeMask: ScopeMask {
+        switch self {
+        case .guest: .guest
+        case .user(let signedIn): signedIn.user.impersonator ? .impersonator : .user
+        case .server(let identity): ScopeMask(identity.scopes).union(.public)
+        }
     }
 
     public var scopes: Set<String> {

@@ -19,30 +19,47 @@ final class SessionCache: Sendable {
         var generation: UInt64 = 0
     }
 
-    /// The most entries held; when full the cache starts over (cheaper than tracking recency,
-    /// and a full refill costs one store read per session).
+    /// One lock's worth of the cache. Sessions are spread over shards by their digest, so that
+    /// event loops checking different sessions do not queue on one lock.
+    private final class Shard: Sendable {
+        let state = Mutex(State())
+    }
+
+    /// The most entries held; when a shard is full it starts over (cheaper than tracking
+    /// recency, and a refill costs one store read per session).
     let capacity: Int
-    private let state = Mutex(State())
+    private let shardCapacity: Int
+    private let shards: [Shard]
 
     init(capacity: Int) {
         self.capacity = capacity
+        // A shard per 4096 entries, at most 16 (a power of two, for the mask in `shard(for:)`).
+        var count = 1
+        while count < 16 && count * 4096 < capacity { count *= 2 }
+        shards = (0..<count).map { _ in Shard() }
+        shardCapacity = capacity / count
+    }
+
+    private func shard(for digest: SecretDigest) -> Shard {
+        // The dictionaries hash the first word; the shard comes from another one.
+        shards[Int(truncatingIfNeeded: digest.words.1) & (shards.count - 1)]
     }
 
     func lookup(_ digest: SecretDigest) -> Entry? {
-        state.withLock { $0.entries[digest] }
+        shard(for: digest).state.withLock { $0.entries[digest] }
     }
 
-    /// The generation to pass to `insert` for a snapshot opened after this call.
-    var generation: UInt64 {
-        state.withLock { $0.generation }
+    /// The generation to pass to `insert` for `digest`, for a snapshot opened after this call.
+    func generation(for digest: SecretDigest) -> UInt64 {
+        shard(for: digest).state.withLock { $0.generation }
     }
 
     /// Keeps `entry` unless a commit happened since `generation` was read.
     func insert(_ digest: SecretDigest, _ entry: Entry, readAt generation: UInt64) {
-        guard capacity > 0 else { return }
-        state.withLock { state in
+        guard shardCapacity > 0 else { return }
+        shard(for: digest).state.withLock { state in
             guard state.generation == generation else { return }
-            if state.entries.count >= capacity {
+            if state.entries.count >= shardCapacity {
                 state.entries.removeAll(keepingCapacity: true)
                 state.byUser.removeAll(keepingCapacity: true)
             }
@@ -54,16 +71,18 @@ final class SessionCache: Sendable {
 
     func invalidate(_ changes: CommittedChanges) {
         guard !changes.userIDs.isEmpty else { return }
-        state.withLock { state in
-            state.generation &+= 1
-            for userID in changes.userIDs {
-                guard let digests = state.byUser.removeValue(forKey: userID) else { continue }
-                for digest in digests { state.entries.removeValue(forKey: digest) }
+        for shard in shards {
+            shard.state.withLock { state in
+                state.generation &+= 1
+                for userID in changes.userIDs {
+                    guard let digests = state.byUser.removeValue(forKey: userID) else { continue }
+                    for digest in digests { state.entries.removeValue(forKey: digest) }
+                }
             }
         }
     }
 
     var count: Int {
-        state.withLock { $0.entries.count }
+        shards.reduce(0) { total, shard in total + shard.state.withLock { $0.entries.count } }
     }
 }

@@ -63,16 +63,38 @@ final class SessionCacheTests: DomainTestCase {
         let entry = SessionCache.Entry(
             user: UserRecord(id: "u", createdAt: 0),
             session: SessionRecord(id: "s", userID: "u", createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes))
-        let before = cache.generation
+        let before = cache.generation(for: digest)
         cache.invalidate(CommittedChanges(userIDs: ["someone else"]))
         cache.insert(digest, entry, readAt: before)
         XCTAssertNil(cache.lookup(digest), "a commit happened between the snapshot and the insert")
-        cache.insert(digest, entry, readAt: cache.generation)
+        cache.insert(digest, entry, readAt: cache.generation(for: digest))
         XCTAssertEqual(cache.lookup(digest)?.session.id, "s")
         cache.invalidate(CommittedChanges(apiKeys: true))
         XCTAssertNotNil(cache.lookup(digest), "API key changes leave sessions alone")
         cache.invalidate(CommittedChanges(userIDs: ["u"]))
         XCTAssertNil(cache.lookup(digest))
+    }
+
+    func testInvalidationReachesEveryShard() {
+        let cache = SessionCache(capacity: 100_000)
+        var digests: [SecretDigest] = []
+        for i in 0..<64 {
+            let digest = SecretToken.digest("secret-\(i)")
+            let userID = i % 2 == 0 ? "even" : "odd"
+            cache.insert(
+                digest,
+                SessionCache.Entry(
+                    user: UserRecord(id: userID, createdAt: 0),
+                    session: SessionRecord(id: "s\(i)", userID: userID, createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes)),
+                readAt: cache.generation(for: digest))
+            digests.append(digest)
+        }
+        XCTAssertEqual(cache.count, 64)
+        cache.invalidate(CommittedChanges(userIDs: ["even"]))
+        XCTAssertEqual(cache.count, 32)
+        for (i, digest) in digests.enumerated() {
+            XCTAssertEqual(cache.lookup(digest) == nil, i % 2 == 0, "secret-\(i)")
+        }
     }
 
     func testTheCacheStaysWithinItsCapacity() {
@@ -84,7 +106,7 @@ final class SessionCacheTests: DomainTestCase {
                 SessionCache.Entry(
                     user: UserRecord(id: "u\(i)", createdAt: 0),
                     session: SessionRecord(id: "s\(i)", userID: "u\(i)", createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes)),
-                readAt: cache.generation)
+                readAt: cache.generation(for: digest))
             XCTAssertLessThanOrEqual(cache.count, 4)
         }
         XCTAssertNotNil(cache.lookup(SecretToken.digest("secret-9")), "the newest entry is kept")
