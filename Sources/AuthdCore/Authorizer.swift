@@ -39,8 +39,8 @@ public final class Authorizer: Sendable {
     /// `authorize(_:scopes:)` with the scopes as bits, computed once per operation.
     public func authorize(_ context: RequestContext, requiring required: ScopeMask) throws -> Call {
         let caller: Caller
-        if case .session(let secret) = context.credential {
-            caller = try sessionCaller(secret)
+        if case .session(let digest) = context.credential {
+            caller = try sessionCaller(digest)
         } else {
             caller = try store.read { try resolve(context, in: $0) }
         }
@@ -50,7 +50,11 @@ public final class Authorizer: Sendable {
         }
         if case .user(let signedIn) = caller {
             guard signedIn.user.status else { throw AuthdError.userBlocked }
-            refreshAccessedAt(userID: signedIn.user.id, accessedAt: signedIn.user.accessedAt)
+            if clock.now() - signedIn.user.accessedAt >= Self.accessRefreshMilliseconds {
+                // The user's id is read only when a refresh is due: on every other call that
+                // would be a retain of a string the other event loops share.
+                refreshAccessedAt(userID: signedIn.user.id, accessedAt: signedIn.user.accessedAt)
+            }
         }
         return Call(caller: caller, context: context)
     }
@@ -68,10 +72,9 @@ public final class Authorizer: Sendable {
         }
     }
 
-    /// The user a session secret signs in, from the session cache when it holds the session.
+    /// The user a session secret (by its digest) signs in, from the session cache when it holds the session.
     /// An unknown or expired session is a guest, as in Appwrite.
-    func sessionCaller(_ secret: String) throws -> Caller {
-        let digest = SecretToken.digest(secret)
+    func sessionCaller(_ digest: SecretDigest) throws -> Caller {
         let entry: SignedIn
         if let hit = sessions.lookup(digest) {
             entry = hit
@@ -107,8 +110,8 @@ public final class Authorizer: Sendable {
                 return .server(ServerIdentity(kind: .peer(peer), scopes: scopes))
             }
             return .guest
-        case .session(let secret):
-            return try sessionCaller(secret)
+        case .session(let digest):
+            return try sessionCaller(digest)
         case .apiKey(let secret):
             let presented = SecretToken.hash(secret)
             guard let keyID = try reader.apiKeyID(secretHash: presented), let key = try reader.apiKey(id: keyID),

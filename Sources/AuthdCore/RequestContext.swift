@@ -3,12 +3,18 @@ import AuthdStore
 /// The credential a call presents (spec 1.1).
 public enum Credential: Sendable, Equatable {
     case none
-    /// A session secret.
-    case session(String)
+    /// A session secret, held only as its SHA-256: the secret itself is not kept past the
+    /// reading of the request, and the session check needs nothing else.
+    case session(SecretDigest)
     /// A JSON Web Token (a later issue resolves these).
     case jwt(String)
     /// A server API key (a later issue resolves these).
     case apiKey(String)
+
+    /// The credential of a session secret.
+    public static func session(secret: String) -> Credential {
+        .session(SecretToken.digest(secret))
+    }
 }
 
 /// Facts about the end user's client, relayed by the backend service.

@@ -1,3 +1,4 @@
+import CLibCrypto
 import Crypto
 
 /// Random secrets handed out once (session secrets, later tokens and keys) and kept only as
@@ -21,8 +22,18 @@ public enum SecretToken {
     /// The SHA-256 of `secret`, hashed from the string's own storage with no copy.
     public static func digest(_ secret: String) -> SecretDigest {
         var secret = secret
-        let digest = secret.withUTF8 { SHA256.hash(data: $0) }
-        return SecretDigest(digest)
+        return secret.withUTF8 { digest(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The SHA-256 of a secret's UTF-8 bytes, with libcrypto's SHA-256 on a stack context into
+    /// a digest on the stack. swift-crypto's `SHA256` (a context object, generic updates, a
+    /// digest wrapper) cost twice the hashing itself on every session check (perf, issue 5).
+    public static func digest(bytes: UnsafeRawBufferPointer) -> SecretDigest {
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &words) { out in
+            authd_sha256(bytes.baseAddress, bytes.count, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        return SecretDigest(words: words)
     }
 
     /// Compares two byte strings in time that depends only on their lengths.
@@ -49,11 +60,8 @@ public enum SecretToken {
 public struct SecretDigest: Hashable, Sendable {
     let words: (UInt64, UInt64, UInt64, UInt64)
 
-    init(_ digest: SHA256Digest) {
-        words = digest.withUnsafeBytes { raw in
-            (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
-             raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
-        }
+    init(words: (UInt64, UInt64, UInt64, UInt64)) {
+        self.words = words
     }
 
     public var bytes: [UInt8] {

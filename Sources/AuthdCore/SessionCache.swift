@@ -9,7 +9,8 @@ import Synchronization
 /// record or sessions changed before the change is acknowledged, and an entry read from a
 /// snapshot that a commit overtook is not kept (the generation check in `insert`). Expiry and
 /// blocked status are checked by the caller on every hit, from the cached records.
-final class SessionCache: Sendable {
+final class SessionCache: @unchecked Sendable {
+    // Sendable: every shard is behind its own Mutex; the pointer itself never changes.
     typealias Entry = SignedIn
 
     private struct State {
@@ -19,45 +20,50 @@ final class SessionCache: Sendable {
         var generation: UInt64 = 0
     }
 
-    /// One lock's worth of the cache. Sessions are spread over shards by their digest, so that
-    /// event loops checking different sessions do not queue on one lock.
-    private final class Shard: Sendable {
-        let state = Mutex(State())
-    }
-
     /// The most entries held; when a shard is full it starts over (cheaper than tracking
     /// recency, and a refill costs one store read per session).
     let capacity: Int
     private let shardCapacity: Int
-    private let shards: [Shard]
+    /// The shards: one lock's worth of the cache each. Sessions are spread over them by their
+    /// digest, so that event loops checking different sessions do not queue on one lock. Plain
+    /// memory owned by the cache rather than objects, so that finding a shard retains nothing.
+    private let shards: UnsafeMutablePointer<Mutex<State>>
+    private let shardCount: Int
 
     init(capacity: Int) {
         self.capacity = capacity
         // A shard per 4096 entries, at most 16 (a power of two, for the mask in `shard(for:)`).
         var count = 1
         while count < 16 && count * 4096 < capacity { count *= 2 }
-        shards = (0..<count).map { _ in Shard() }
+        shardCount = count
         shardCapacity = capacity / count
+        shards = .allocate(capacity: count)
+        for index in 0..<count { (shards + index).initialize(to: Mutex(State())) }
     }
 
-    private func shard(for digest: SecretDigest) -> Shard {
+    deinit {
+        shards.deinitialize(count: shardCount)
+        shards.deallocate()
+    }
+
+    private func withShard<R>(for digest: SecretDigest, _ body: (inout sending State) -> sending R) -> R {
         // The dictionaries hash the first word; the shard comes from another one.
-        shards[Int(truncatingIfNeeded: digest.words.1) & (shards.count - 1)]
+        shards[Int(truncatingIfNeeded: digest.words.1) & (shardCount - 1)].withLock(body)
     }
 
     func lookup(_ digest: SecretDigest) -> Entry? {
-        shard(for: digest).state.withLock { $0.entries[digest] }
+        withShard(for: digest) { $0.entries[digest] }
     }
 
     /// The generation to pass to `insert` for `digest`, for a snapshot opened after this call.
     func generation(for digest: SecretDigest) -> UInt64 {
-        shard(for: digest).state.withLock { $0.generation }
+        withShard(for: digest) { $0.generation }
     }
 
     /// Keeps `entry` unless a commit happened since `generation` was read.
     func insert(_ digest: SecretDigest, _ entry: Entry, readAt generation: UInt64) {
         guard shardCapacity > 0 else { return }
-        shard(for: digest).state.withLock { state in
+        withShard(for: digest) { state in
             guard state.generation == generation else { return }
             if state.entries.count >= shardCapacity {
                 state.entries.removeAll(keepingCapacity: true)
@@ -71,8 +77,8 @@ final class SessionCache: Sendable {
 
     func invalidate(_ changes: CommittedChanges) {
         guard !changes.userIDs.isEmpty else { return }
-        for shard in shards {
-            shard.state.withLock { state in
+        for index in 0..<shardCount {
+            shards[index].withLock { state in
                 state.generation &+= 1
                 for userID in changes.userIDs {
                     guard let digests = state.byUser.removeValue(forKey: userID) else { continue }
@@ -83,6 +89,6 @@ final class SessionCache: Sendable {
     }
 
     var count: Int {
-        shards.reduce(0) { total, shard in total + shard.state.withLock { $0.entries.count } }
+        (0..<shardCount).reduce(0) { total, index in total + shards[index].withLock { $0.entries.count } }
     }
 }

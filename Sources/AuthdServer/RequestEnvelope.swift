@@ -44,7 +44,7 @@ struct RequestEnvelope {
         var reader = WireReader(buffer: message)
         while let (field, wireType) = try reader.nextTag() {
             switch (field, wireType) {
-            case (1, .lengthDelimited): credential = .session(try reader.string())
+            case (1, .lengthDelimited): credential = .session(try reader.secretDigest())
             case (2, .lengthDelimited): credential = .jwt(try reader.string())
             case (3, .lengthDelimited): credential = .apiKey(try reader.string())
             default: try reader.skip(wireType)
@@ -118,6 +118,17 @@ struct WireReader {
             throw RequestEnvelope.Malformed(description: "a string field that is not UTF-8")
         }
         return text
+    }
+
+    /// The SHA-256 of a string field, hashed in place: the secret never becomes a `String`.
+    mutating func secretDigest() throws(RequestEnvelope.Malformed) -> SecretDigest {
+        let bytes = try lengthDelimited()
+        return try bytes.withUnsafeReadableBytes { raw throws(RequestEnvelope.Malformed) in
+            guard raw.allSatisfy({ $0 < 0x80 }) || String(validating: raw, as: UTF8.self) != nil else {
+                throw RequestEnvelope.Malformed(description: "a string field that is not UTF-8")
+            }
+            return SecretToken.digest(bytes: raw)
+        }
     }
 
     mutating func skip(_ wireType: WireType) throws(RequestEnvelope.Malformed) {

@@ -9,19 +9,37 @@ import NIOCore
 /// one read batch of calls go into one buffer, written with one write.
 enum ResponseEncoding {
     static func writeSuccess(id: UInt64, body: [UInt8], into buffer: inout ByteBuffer) {
-        buffer.reserveCapacity(minimumWritableBytes: 4 + 11 + 6 + body.count)
-        let lengthIndex = buffer.writerIndex
-        buffer.writeInteger(UInt32(0))
-        if id != 0 {
-            buffer.writeInteger(UInt8(0x08))  // field 1, varint
-            writeVarint(id, to: &buffer)
+        // One pass over raw memory: ByteBuffer's checked writes, one per byte of the header,
+        // cost as much as the rest of the answer.
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + 11 + 11 + body.count) { out in
+            var at = 4
+            if id != 0 {
+                out[at] = 0x08  // field 1, varint
+                at += 1
+                at = storeVarint(id, into: out, at: at)
+            }
+            if !body.isEmpty {
+                out[at] = 0x1A  // field 3, length-delimited
+                at += 1
+                at = storeVarint(UInt64(body.count), into: out, at: at)
+                body.withUnsafeBytes { out.baseAddress!.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                at += body.count
+            }
+            out.storeBytes(of: UInt32(at - 4).bigEndian, toByteOffset: 0, as: UInt32.self)
+            return at
         }
-        if !body.isEmpty {
-            buffer.writeInteger(UInt8(0x1A))  // field 3, length-delimited
-            writeVarint(UInt64(body.count), to: &buffer)
-            buffer.writeBytes(body)
+    }
+
+    private static func storeVarint(_ value: UInt64, into out: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
+        var v = value
+        var at = start
+        while v >= 0x80 {
+            out[at] = UInt8(truncatingIfNeeded: v) | 0x80
+            v >>= 7
+            at += 1
         }
-        buffer.setInteger(UInt32(buffer.writerIndex - lengthIndex - 4), at: lengthIndex)
+        out[at] = UInt8(v)
+        return at + 1
     }
 
     static func writeFailure(id: UInt64, error: AuthdError, into buffer: inout ByteBuffer) {
@@ -36,7 +54,7 @@ enum ResponseEncoding {
     }
 
     static func success(id: UInt64, body: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 4 + 11 + 6 + body.count)
+        var buffer = allocator.buffer(capacity: 4 + 11 + 11 + body.count)
         writeSuccess(id: id, body: body, into: &buffer)
         return buffer
     }
@@ -45,15 +63,6 @@ enum ResponseEncoding {
         var buffer = allocator.buffer(capacity: 64 + error.message.utf8.count)
         writeFailure(id: id, error: error, into: &buffer)
         return buffer
-    }
-
-    private static func writeVarint(_ value: UInt64, to buffer: inout ByteBuffer) {
-        var v = value
-        while v >= 0x80 {
-            buffer.writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        buffer.writeInteger(UInt8(v))
     }
 }
 

@@ -15,7 +15,7 @@ final class SessionCacheTests: DomainTestCase {
     }
 
     private func caller(_ secret: String) throws -> Caller {
-        try authorizer.authorize(RequestContext(credential: .session(secret)), scopes: [Scope.public]).caller
+        try authorizer.authorize(RequestContext(credential: .session(secret: secret)), scopes: [Scope.public]).caller
     }
 
     private func changeUser(_ change: @escaping @Sendable (inout UserRecord) -> Void) async throws {

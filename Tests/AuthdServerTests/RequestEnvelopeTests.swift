@@ -29,7 +29,7 @@ final class RequestEnvelopeTests: XCTestCase {
         XCTAssertEqual(read.id, 1 << 40)
         XCTAssertEqual(read.methodName, "authd.v1.Account/Get")
         XCTAssertEqual(Array(read.body.readableBytesView), [1, 2, 3])
-        XCTAssertEqual(read.credential, .session("s3cr3t"))
+        XCTAssertEqual(read.credential, .session(secret: "s3cr3t"))
         XCTAssertEqual(read.client, ClientInfo(ip: "203.0.113.7", userAgent: "Mozilla/5.0 (é)", locale: "de-CH"))
     }
 
@@ -42,7 +42,7 @@ final class RequestEnvelopeTests: XCTestCase {
         request.credentials.apiKey = "key"
         XCTAssertEqual(try envelope(request).credential, .apiKey("key"))
         request.credentials.session = ""
-        XCTAssertEqual(try envelope(request).credential, .session(""), "an empty secret is still a session credential")
+        XCTAssertEqual(try envelope(request).credential, .session(secret: ""), "an empty secret is still a session credential")
     }
 
     func testUnknownFieldsAreSkippedAndRepeatsFollowProtobuf() throws {
