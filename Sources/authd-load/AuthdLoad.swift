@@ -3,6 +3,7 @@ import AuthdClient
 import AuthdCore
 import AuthdProto
 import Foundation
+import NIOCore
 import Synchronization
 
 /// `authd-load`: measures authd's throughput and latency over its socket.
@@ -51,6 +52,9 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Print the result as one JSON object.")
     var json = false
 
+    @Option(help: "Event loop threads of the pipelined driver (default: one per core).")
+    var eventLoops = System.coreCount
+
     var server: Credentials { apiKey.map { .apiKey($0) } ?? .none }
 
     func connect() async throws -> [AuthdClient] {
@@ -69,7 +73,7 @@ struct CommonOptions: ParsableArguments {
         PipelinedDriver(
             socketPath: socket, connections: max(1, connections), pipeline: max(1, pipeline),
             duration: .milliseconds(Int(duration * 1000)), warmUp: .milliseconds(Int(warmUp * 1000)),
-            maximumCalls: maxCalls, rate: rate > 0 ? rate : nil)
+            maximumCalls: maxCalls, rate: rate > 0 ? rate : nil, eventLoops: max(1, eventLoops))
     }
 
     /// Creates `users` accounts with a run-specific email prefix; with a password when given
@@ -246,7 +250,7 @@ struct Login: AsyncParsableCommand {
             let driver = PipelinedDriver(
                 socketPath: options.socket, connections: 1, pipeline: 16,
                 duration: .milliseconds(Int(options.duration * 1000)), warmUp: .milliseconds(Int(options.warmUp * 1000)),
-                maximumCalls: options.maxCalls, rate: validateRate)
+                maximumCalls: options.maxCalls, rate: validateRate, eventLoops: 1)
             validation = Task { try await driver.run(requests: [bytes], progress: false) }
         }
         if !options.json {

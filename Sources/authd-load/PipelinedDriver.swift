@@ -23,12 +23,16 @@ struct PipelinedDriver {
     let maximumCalls: Int
     /// Calls per second over all connections; nil for closed loop.
     let rate: Double?
+    /// Threads driving the connections. One per core by default; fewer leaves cores to the
+    /// daemon on a small machine (redis-benchmark drives its clients from one thread).
+    var eventLoops: Int = System.coreCount
 
     /// Runs until the duration or the call budget is spent, cycling through `requests`
     /// (serialized `authd.v1.Request`s without an id; each connection starts at its own offset).
     func run(requests: [[UInt8]], progress: Bool) async throws -> LoadRun.Result {
         precondition(!requests.isEmpty)
-        let group = MultiThreadedEventLoopGroup.singleton
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops)
+        defer { group.shutdownGracefully { _ in } }
         let clock = ContinuousClock()
         let start = NIODeadline.now()
         let warmEnd = start + TimeAmount(warmUp)
