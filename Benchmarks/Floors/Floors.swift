@@ -9,10 +9,13 @@ import Foundation
 /// - one fsync per write: a tiny LMDB loop committing one put per transaction (the rate group
 ///   commit must beat by 10x);
 /// - group commit: the store's writer with 256 writes in flight, and its batch sizes;
-/// - Argon2id on every core at the daemon's default parameters (the login ceiling).
+/// - Argon2id on every core at the daemon's default parameters (the login ceiling);
+/// - the disk's ceiling for commits that each write many scattered pages (what a B-tree commit
+///   of unrelated sessions and tokens is): random 4 KiB pages, one fdatasync per batch.
 let writesPerSecond = BenchmarkMetric.custom("writes/s", polarity: .prefersLarger, useScalingFactor: false)
 let writesPerCommit = BenchmarkMetric.custom("writes per commit", polarity: .prefersLarger, useScalingFactor: false)
 let hashesPerSecond = BenchmarkMetric.custom("hashes/s", polarity: .prefersLarger, useScalingFactor: false)
+let pagesPerSecond = BenchmarkMetric.custom("pages/s", polarity: .prefersLarger, useScalingFactor: false)
 
 func configuration(_ metrics: [BenchmarkMetric]) -> Benchmark.Configuration {
     Benchmark.Configuration(
@@ -55,6 +58,23 @@ let benchmarks: @Sendable () -> Void = {
             benchmark.measurement(writesPerSecond, perSecond(4096, since: started))
             let commits = max(1, after.commits - before.commits)
             benchmark.measurement(writesPerCommit, Int((after.writes - before.writes) / commits))
+        }
+    }
+
+    // 180 pages: what one commit of the tokens scenario writes at 16x16 (strace, issue 5).
+    for pages in [1, 20, 180] {
+        Benchmark("Random 4 KiB pages, \(pages) per fdatasync (2 s)", configuration: configuration([pagesPerSecond])) { benchmark in
+            let file = try ScatteredPages()
+            defer { file.close() }
+            for _ in benchmark.scaledIterations {
+                let started = ContinuousClock.now
+                var written = 0
+                while started.duration(to: .now) < .seconds(2) {
+                    try file.commit(pages: pages)
+                    written += pages
+                }
+                benchmark.measurement(pagesPerSecond, perSecond(written, since: started))
+            }
         }
     }
 
@@ -121,5 +141,34 @@ final class FsyncFloor {
 
     private func check(_ rc: Int32) throws {
         guard rc == 0 else { throw Failed(rc: rc) }
+    }
+}
+
+/// A 36 MiB file (the size of the tokens scenario's data file) written a page at a time at
+/// random offsets, with one fdatasync per commit.
+final class ScatteredPages {
+    let path = "/tmp/authd-pages-\(UUID().uuidString.prefix(8))"
+    let fd: Int32
+    let pageCount = 36 * 256
+    let page = [UInt8](repeating: 0xAB, count: 4096)
+
+    struct Failed: Error { let what: String }
+
+    init() throws {
+        fd = open(path, O_RDWR | O_CREAT, 0o600)
+        guard fd >= 0, ftruncate(fd, off_t(pageCount * 4096)) == 0 else { throw Failed(what: "create \(path)") }
+    }
+
+    func commit(pages: Int) throws {
+        for _ in 0..<pages {
+            let offset = off_t(Int.random(in: 0..<pageCount) * 4096)
+            guard page.withUnsafeBytes({ pwrite(fd, $0.baseAddress, 4096, offset) }) == 4096 else { throw Failed(what: "pwrite") }
+        }
+        guard fdatasync(fd) == 0 else { throw Failed(what: "fdatasync") }
+    }
+
+    func close() {
+        _ = Foundation.close(fd)
+        unlink(path)
     }
 }
