@@ -1,6 +1,7 @@
 import AuthdCore
 import AuthdProto
 import AuthdStore
+import Glibc
 import NIOCore
 
 /// Every rpc the daemon serves, by full method name (`authd.v1.Account/Get`), with the scopes
@@ -25,7 +26,7 @@ public struct MethodTable: Sendable {
     let entries: [String: Entry]
     /// The same entries by the bytes of their names, so that a call's method is found straight
     /// from its frame without building a string.
-    private let entriesByName: [ByteBuffer: Entry]
+    private let index: MethodIndex
     let authorizer: Authorizer
 
     public init(authorizer: Authorizer, directory: Directory, jwt: JWTIssuer) {
@@ -44,7 +45,7 @@ public struct MethodTable: Sendable {
         Self.addJWT(add, accounts, users, jwt)
         Self.addSettings(add, ProjectSettings(directory: directory))
         entries = table
-        entriesByName = Dictionary(uniqueKeysWithValues: table.map { (ByteBuffer(string: $0.key), $0.value) })
+        index = MethodIndex(table)
     }
 
     typealias Add = (String, String, Set<String>, Endpoint) -> Void
@@ -341,8 +342,64 @@ public struct MethodTable: Sendable {
     }
 
     subscript(method: String) -> Entry? { entries[method] }
-    subscript(method: ByteBuffer) -> Entry? { entriesByName[method] }
+    subscript(method: UnsafeRawBufferPointer) -> Entry? { index.entry(named: method) }
 
     /// The names of all methods served, sorted.
     public var methods: [String] { entries.keys.sorted() }
+}
+
+/// Method entries by the bytes of their names: FNV-1a into a power-of-two table of slots,
+/// probed linearly, names compared with memcmp. Finding a call's method hashes its name once
+/// (SipHash through a Dictionary cost more than the rest of the lookup) and builds nothing.
+struct MethodIndex: Sendable {
+    /// Every name's bytes, one after another.
+    private let names: [UInt8]
+    /// Per slot: where its name is in `names`.
+    private let slots: [Range<Int>]
+    private let entries: [MethodTable.Entry?]
+    private let mask: Int
+
+    init(_ table: [String: MethodTable.Entry]) {
+        var size = 8
+        while size < table.count * 4 { size *= 2 }
+        var names: [UInt8] = []
+        var slots = [Range<Int>](repeating: 0..<0, count: size)
+        var entries = [MethodTable.Entry?](repeating: nil, count: size)
+        for (name, entry) in table {
+            let bytes = Array(name.utf8)
+            var slot = bytes.withUnsafeBytes { Self.hash($0) } & (size - 1)
+            while entries[slot] != nil { slot = (slot + 1) & (size - 1) }
+            slots[slot] = names.count..<(names.count + bytes.count)
+            names += bytes
+            entries[slot] = entry
+        }
+        self.names = names
+        self.slots = slots
+        self.entries = entries
+        mask = size - 1
+    }
+
+    func entry(named name: UnsafeRawBufferPointer) -> MethodTable.Entry? {
+        var slot = Self.hash(name) & mask
+        return names.withUnsafeBytes { all in
+            while entries[slot] != nil {
+                let candidate = slots[slot]
+                if candidate.count == name.count,
+                    name.count == 0 || memcmp(all.baseAddress! + candidate.lowerBound, name.baseAddress!, name.count) == 0
+                {
+                    return entries[slot]
+                }
+                slot = (slot + 1) & mask
+            }
+            return nil
+        }
+    }
+
+    private static func hash(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+        }
+        return Int(truncatingIfNeeded: hash)
+    }
 }

@@ -80,7 +80,7 @@ final class RequestHandler: ChannelInboundHandler {
                 .argumentInvalid("The frame is not a valid authd.v1.Request message (\(error))."))
             return
         }
-        guard let entry = methods[request.method] else {
+        guard let entry = request.withMethodBytes({ methods[$0] }) else {
             answer(
                 context, id: request.id,
                 AuthdError(
@@ -100,7 +100,7 @@ final class RequestHandler: ChannelInboundHandler {
         switch entry.endpoint {
         case .immediate(let run):
             do {
-                let body = try run(request.body, call)
+                let body = try run(request.bodyBuffer, call)
                 withAnswers(context) { ResponseEncoding.writeSuccess(id: request.id, body: body, into: &$0) }
             } catch {
                 answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
@@ -108,7 +108,7 @@ final class RequestHandler: ChannelInboundHandler {
         case .deferred(let prepare):
             let work: Endpoint.DeferredWork
             do {
-                work = try prepare(request.body, call)
+                work = try prepare(request.bodyBuffer, call)
             } catch {
                 answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
                 return

@@ -28,7 +28,7 @@ final class RequestEnvelopeTests: XCTestCase {
         let read = try envelope(request)
         XCTAssertEqual(read.id, 1 << 40)
         XCTAssertEqual(read.methodName, "authd.v1.Account/Get")
-        XCTAssertEqual(Array(read.body.readableBytesView), [1, 2, 3])
+        XCTAssertEqual(Array(read.bodyBuffer.readableBytesView), [1, 2, 3])
         XCTAssertEqual(read.credential, .session(secret: "s3cr3t"))
         XCTAssertEqual(read.client, ClientInfo(ip: "203.0.113.7", userAgent: "Mozilla/5.0 (é)", locale: "de-CH"))
     }
@@ -93,7 +93,25 @@ final class RequestEnvelopeTests: XCTestCase {
     func testAnEmptyFrameIsAnEmptyRequest() throws {
         let read = try envelope([])
         XCTAssertEqual(read.id, 0)
-        XCTAssertEqual(read.method.readableBytes, 0)
+        XCTAssertEqual(read.method.count, 0)
         XCTAssertEqual(read.credential, .none)
+    }
+}
+
+final class MethodIndexTests: XCTestCase {
+    func testEveryMethodIsFoundByItsBytesAndNothingElse() throws {
+        let names = ["authd.v1.Account/Get", "authd.v1.Account/GetPrefs", "authd.v1.Users/Get", "a", ""]
+        var table: [String: MethodTable.Entry] = [:]
+        for name in names {
+            table[name] = MethodTable.Entry(name: name, scopes: [Scope.public], endpoint: .immediate { _, _ in [] })
+        }
+        let index = MethodIndex(table)
+        for name in names {
+            let found = Array(name.utf8).withUnsafeBytes { index.entry(named: $0) }
+            XCTAssertEqual(found?.name, name)
+        }
+        for unknown in ["authd.v1.Account/Ge", "authd.v1.Account/Gets", "b", "authd.v1.account/get"] {
+            XCTAssertNil(Array(unknown.utf8).withUnsafeBytes { index.entry(named: $0) }, unknown)
+        }
     }
 }
