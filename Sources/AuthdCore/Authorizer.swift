@@ -39,8 +39,10 @@ public final class Authorizer: Sendable {
     /// `authorize(_:scopes:)` with the scopes as bits, computed once per operation.
     public func authorize(_ context: RequestContext, requiring required: ScopeMask) throws -> Call {
         let caller: Caller
+        // One reading of the clock serves the expiry check and the accessedAt check.
+        let now = clock.now()
         if case .session(let digest) = context.credential {
-            caller = try sessionCaller(digest)
+            caller = try sessionCaller(digest, now: now)
         } else {
             caller = try store.read { try resolve(context, in: $0) }
         }
@@ -50,7 +52,7 @@ public final class Authorizer: Sendable {
         }
         if case .user(let signedIn) = caller {
             guard signedIn.user.status else { throw AuthdError.userBlocked }
-            if clock.now() - signedIn.user.accessedAt >= Self.accessRefreshMilliseconds {
+            if now - signedIn.user.accessedAt >= Self.accessRefreshMilliseconds {
                 // The user's id is read only when a refresh is due: on every other call that
                 // would be a retain of a string the other event loops share.
                 refreshAccessedAt(userID: signedIn.user.id, accessedAt: signedIn.user.accessedAt)
@@ -74,7 +76,7 @@ public final class Authorizer: Sendable {
 
     /// The user a session secret (by its digest) signs in, from the session cache when it holds the session.
     /// An unknown or expired session is a guest, as in Appwrite.
-    func sessionCaller(_ digest: SecretDigest) throws -> Caller {
+    func sessionCaller(_ digest: SecretDigest, now: Int64) throws -> Caller {
         let entry: SignedIn
         if let hit = sessions.lookup(digest) {
             entry = hit
@@ -93,7 +95,7 @@ public final class Authorizer: Sendable {
             sessions.insert(digest, found, readAt: generation)
             entry = found
         }
-        guard entry.session.expire >= clock.now() else { return .guest }
+        guard entry.session.expire >= now else { return .guest }
         return .user(entry)
     }
 
@@ -111,7 +113,7 @@ public final class Authorizer: Sendable {
             }
             return .guest
         case .session(let digest):
-            return try sessionCaller(digest)
+            return try sessionCaller(digest, now: clock.now())
         case .apiKey(let secret):
             let presented = SecretToken.hash(secret)
             guard let keyID = try reader.apiKeyID(secretHash: presented), let key = try reader.apiKey(id: keyID),
