@@ -47,8 +47,7 @@ public final class Authorizer: Sendable {
             caller = try store.read { try resolve(context, in: $0) }
         }
         guard !caller.scopeMask.isDisjoint(with: required) else {
-            let names = Scope.all.enumerated().filter { required.contains(ScopeMask(rawValue: 1 << UInt32($0.offset))) }
-            throw AuthdError.unauthorizedScope(names.map(\.element).sorted().joined(separator: " or "))
+            throw AuthdError.unauthorizedScope(required.names.joined(separator: " or "))
         }
         if case .user(let signedIn) = caller {
             guard signedIn.user.status else { throw AuthdError.userBlocked }

@@ -54,6 +54,11 @@ public struct ScopeMask: OptionSet, Sendable, Hashable {
         rawValue = raw
     }
 
+    /// The scope names of the set bits, sorted.
+    var names: [String] {
+        Scope.all.indices.filter { rawValue & (1 << UInt32($0)) != 0 }.map { Scope.all[$0] }.sorted()
+    }
+
     static let guest = ScopeMask(Scope.guest)
     static let user = ScopeMask(Scope.user)
     static let impersonator = ScopeMask(Scope.user.union([Scope.usersRead]))
@@ -128,16 +133,8 @@ public enum Caller: Sendable, Equatable {
         switch self {
         case .guest: .guest
         case .user(let signedIn): signedIn.user.impersonator ? .impersonator : .user
-        case .server(let identity): ScopeMask(identity.scopes).union(.public)
-        }
-    }
-
-    public var scopes: Set<String> {
-        switch self {
-        case .guest: Scope.guest
-        case .user(let signedIn): signedIn.user.impersonator ? Scope.user.union([Scope.usersRead]) : Scope.user
         // Exactly its scopes (plus `public`): signing end users in needs `sessions.write`.
-        case .server(let identity): identity.scopes.union([Scope.public])
+        case .server(let identity): ScopeMask(identity.scopes).union(.public)
         }
     }
 

@@ -341,7 +341,6 @@ public struct MethodTable: Sendable {
         })
     }
 
-    subscript(method: String) -> Entry? { entries[method] }
     subscript(method: UnsafeRawBufferPointer) -> Entry? { index.entry(named: method) }
 
     /// The names of all methods served, sorted.
