@@ -58,14 +58,16 @@ final class ValidationRig: @unchecked Sendable {
         pool = BlockingPool(threads: 1)
         let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
         // The user and session are written straight to the store: the benchmark measures reads.
-        let secret = SecretToken.generate()
+        let (secret, locator) = SecretToken.generateSession(nowMicroseconds: 1_000)
         var record = UserRecord(id: "bench", createdAt: 1)
         record.email = "bench@example.com"
         record.name = "Bench"
         record.accessedAt = Int64(Date().timeIntervalSince1970 * 1000)
         let user = record
-        let session = SessionRecord(
+        var sessionRecord = SessionRecord(
             id: "s", userID: "bench", createdAt: 1, expire: Int64.max / 2, provider: "email", secretHash: SecretToken.hash(secret))
+        sessionRecord.secretLocator = locator
+        let session = sessionRecord
         let written = DispatchSemaphore(value: 0)
         let store = self.store
         Task {

@@ -107,11 +107,12 @@ public final class Directory: Sendable {
     ) async throws -> SessionView {
         let now = clock.now()
         let settings = try settings()
-        let secret = SecretToken.generate()
+        let (secret, locator) = SecretToken.generateSession(nowMicroseconds: now * 1000)
         var session = SessionRecord(
             id: Identifiers.unique(nowMicroseconds: now * 1000), userID: userID, createdAt: now,
             expire: now + settings.duration * 1000, provider: provider,
             secretHash: SecretToken.hash(secret))
+        session.secretLocator = locator
         session.providerUID = providerUID
         session.factors = factors
         session.ip = call.context.client.ip

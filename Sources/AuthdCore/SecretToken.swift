@@ -9,6 +9,39 @@ public enum SecretToken {
         hexEncode(randomBytes(byteCount))
     }
 
+    /// A session secret: 16 hex characters of its locator (the time it was made, in microseconds
+    /// since 1970), then 32 random bytes as 64 hex characters. The locator leads the session's key
+    /// in the store's secret index, so new sessions are appended to that index instead of
+    /// dirtying a random page of it on every sign-in; it is no secret (session ids carry the
+    /// same time), the 32 random bytes are.
+    public static func generateSession(nowMicroseconds: Int64) -> (secret: String, locator: UInt64) {
+        let locator = UInt64(max(1, nowMicroseconds))
+        let prefix = withUnsafeBytes(of: locator.bigEndian) { hexEncode(Array($0)) }
+        return (prefix + generate(), locator)
+    }
+
+    /// The length of a session secret with a locator.
+    static let locatedSecretLength = 80
+
+    /// The locator a session secret begins with, or 0 when it has none (secrets made before
+    /// schema version 2 are 64 hex characters with no locator).
+    @inline(__always)
+    static func locator(of bytes: UnsafeRawBufferPointer) -> UInt64 {
+        guard bytes.count == locatedSecretLength else { return 0 }
+        var value: UInt64 = 0
+        for i in 0..<16 {
+            let c = bytes[i]
+            let digit: UInt8
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c &- UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c &- UInt8(ascii: "a") &+ 10
+            default: return 0
+            }
+            value = value << 4 | UInt64(digit)
+        }
+        return value
+    }
+
     /// `count` bytes from BoringSSL's CSPRNG (through swift-crypto), seeded by the kernel; a
     /// byte at a time through SystemRandomNumberGenerator cost one system call per byte.
     public static func randomBytes(_ count: Int) -> [UInt8] {
@@ -33,7 +66,7 @@ public enum SecretToken {
         withUnsafeMutableBytes(of: &words) { out in
             authd_sha256(bytes.baseAddress, bytes.count, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
         }
-        return SecretDigest(words: words)
+        return SecretDigest(words: words, locator: locator(of: bytes))
     }
 
     /// Compares two byte strings in time that depends only on their lengths.
@@ -56,12 +89,15 @@ public enum SecretToken {
     }
 }
 
-/// A SHA-256 digest as four words: a cheap dictionary key for caches of secrets' hashes.
+/// A SHA-256 digest as four words: a cheap dictionary key for caches of secrets' hashes. It
+/// carries the secret's locator (0 when it has none), which the store's index needs with it.
 public struct SecretDigest: Hashable, Sendable {
     let words: (UInt64, UInt64, UInt64, UInt64)
+    public let locator: UInt64
 
-    init(words: (UInt64, UInt64, UInt64, UInt64)) {
+    init(words: (UInt64, UInt64, UInt64, UInt64), locator: UInt64) {
         self.words = words
+        self.locator = locator
     }
 
     public var bytes: [UInt8] {

@@ -240,6 +240,12 @@ public nonisolated struct Authd_Store_V1_SessionRecord: Sendable {
 
   public var mfaUpdatedAt: Int64 = 0
 
+  /// The number the secret begins with (its first 16 hex characters: the time it was made, in
+  /// microseconds). It leads the session's key in `sessions_by_secret`, so new sessions are
+  /// appended to that index instead of landing on a random page of it. 0 for a secret made
+  /// before schema version 2, indexed by its hash alone.
+  public var secretLocator: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -795,7 +801,7 @@ nonisolated extension Authd_Store_V1_ApiKeyRecord: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Authd_Store_V1_SessionRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SessionRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}user_id\0\u{3}created_at\0\u{3}updated_at\0\u{1}expire\0\u{1}provider\0\u{3}provider_uid\0\u{3}secret_hash\0\u{1}ip\0\u{3}user_agent\0\u{3}country_code\0\u{1}factors\0\u{3}mfa_updated_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}user_id\0\u{3}created_at\0\u{3}updated_at\0\u{1}expire\0\u{1}provider\0\u{3}provider_uid\0\u{3}secret_hash\0\u{1}ip\0\u{3}user_agent\0\u{3}country_code\0\u{1}factors\0\u{3}mfa_updated_at\0\u{3}secret_locator\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -816,6 +822,7 @@ nonisolated extension Authd_Store_V1_SessionRecord: SwiftProtobuf.Message, Swift
       case 11: try { try decoder.decodeSingularStringField(value: &self.countryCode) }()
       case 12: try { try decoder.decodeRepeatedStringField(value: &self.factors) }()
       case 13: try { try decoder.decodeSingularInt64Field(value: &self.mfaUpdatedAt) }()
+      case 14: try { try decoder.decodeSingularFixed64Field(value: &self.secretLocator) }()
       default: break
       }
     }
@@ -861,6 +868,9 @@ nonisolated extension Authd_Store_V1_SessionRecord: SwiftProtobuf.Message, Swift
     if self.mfaUpdatedAt != 0 {
       try visitor.visitSingularInt64Field(value: self.mfaUpdatedAt, fieldNumber: 13)
     }
+    if self.secretLocator != 0 {
+      try visitor.visitSingularFixed64Field(value: self.secretLocator, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -878,6 +888,7 @@ nonisolated extension Authd_Store_V1_SessionRecord: SwiftProtobuf.Message, Swift
     if lhs.countryCode != rhs.countryCode {return false}
     if lhs.factors != rhs.factors {return false}
     if lhs.mfaUpdatedAt != rhs.mfaUpdatedAt {return false}
+    if lhs.secretLocator != rhs.secretLocator {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

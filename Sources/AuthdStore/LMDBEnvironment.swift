@@ -11,16 +11,14 @@ final class LMDBEnvironment: @unchecked Sendable {
     let usersByEmail: MDB_dbi
     let sessions: MDB_dbi
     let sessionsBySecret: MDB_dbi
-    let sessionsByUser: MDB_dbi
     let changes: MDB_dbi
     let meta: MDB_dbi
     let usersByPhone: MDB_dbi
     let tokens: MDB_dbi
-    let tokensByUser: MDB_dbi
     let apiKeys: MDB_dbi
     let apiKeysBySecret: MDB_dbi
-    let changesByUser: MDB_dbi
     let rateLimits: MDB_dbi
+    let userEntries: MDB_dbi
 
     init(path: String, mapSize: Int) throws {
         var envPointer: OpaquePointer?
@@ -50,16 +48,14 @@ final class LMDBEnvironment: @unchecked Sendable {
             usersByEmail = try open("users_by_email")
             sessions = try open("sessions")
             sessionsBySecret = try open("sessions_by_secret")
-            sessionsByUser = try open("sessions_by_user")
             changes = try open("changes")
             meta = try open("meta")
             usersByPhone = try open("users_by_phone")
             tokens = try open("tokens")
-            tokensByUser = try open("tokens_by_user")
             apiKeys = try open("api_keys")
             apiKeysBySecret = try open("api_keys_by_secret")
-            changesByUser = try open("changes_by_user")
             rateLimits = try open("rate_limits")
+            userEntries = try open("user_entries")
             try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit")
         } catch {
             mdb_txn_abort(txn)

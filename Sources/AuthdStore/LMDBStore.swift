@@ -23,10 +23,10 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
     }
 
     /// The schema version this build writes. Bump it together with a migration in `migrations`.
-    public static let schemaVersion: UInt32 = 1
+    public static let schemaVersion: UInt32 = 2
 
     /// Migrations from version N (the key) to N + 1, run in one transaction at open.
-    static let migrations: [UInt32: @Sendable (LMDBWriter) throws -> Void] = [:]
+    static let migrations: [UInt32: @Sendable (LMDBWriter) throws -> Void] = Migrations.steps
 
     let environment: LMDBEnvironment
     private let writer: GroupCommitWriter

@@ -4,15 +4,24 @@ import CLMDB
 /// - `users`: user id → UserRecord
 /// - `users_by_email`: email → user id
 /// - `sessions`: session id → SessionRecord
-/// - `sessions_by_secret`: SHA-256 of the secret → session id
-/// - `sessions_by_user`: user id, 0x00, created-at (8 bytes big-endian), session id → empty
+/// - `sessions_by_secret`: the secret's locator (8 bytes big-endian), SHA-256 of the secret →
+///   session id; SHA-256 alone for a secret without a locator (made before schema version 2)
 /// - `changes`: sequence (8 bytes big-endian) → ChangeRecord
 /// - `users_by_phone`: phone → user id
-/// - `tokens`: token id → TokenRecord; `tokens_by_user`: user id, 0x00, token id → empty
+/// - `tokens`: token id → TokenRecord
 /// - `api_keys`: key id → ApiKeyRecord; `api_keys_by_secret`: SHA-256 of the key → key id
-/// - `changes_by_user`: user id, 0x00, sequence (8 bytes big-endian) → empty
+/// - `user_entries`: one user's index entries, all under user id, 0x00, then a kind byte:
+///   0x01 and sequence (8 bytes big-endian): a change-log entry of the user;
+///   0x02, created-at (8 bytes big-endian), session id: a session;
+///   0x03 and token id: a token (each → empty)
 /// - `rate_limits`: rule and key → window start, count (8 + 8 bytes big-endian)
 /// - `meta`: name → value (`schema_version`: 4 bytes big-endian)
+///
+/// Why ids and locators lead keys and one user's entries share a tree: LMDB writes every page a
+/// commit touches, and a commit's fsync costs about as much per page as per commit. New ids and
+/// locators grow with time, so inserts land on the last page of their index and the session
+/// trimmer deletes from the first; one user's changes, sessions and tokens sit side by side, so
+/// a sign-in dirties about one page of `user_entries` instead of one in each of three indexes.
 enum Keys {
     static func utf8(_ s: String) -> [UInt8] { Array(s.utf8) }
 
@@ -25,14 +34,32 @@ enum Keys {
         return raw.reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
     }
 
-    /// The prefix of every per-user index key; ids never contain 0x00.
+    /// The prefix of every key of a user's entries; ids never contain 0x00.
     static func userPrefix(_ userID: String) -> [UInt8] { utf8(userID) + [0] }
 
-    static func userToken(_ token: TokenRecord) -> [UInt8] { userPrefix(token.userID) + utf8(token.id) }
+    /// The kinds of a user's entries in `user_entries`, in key order.
+    enum UserEntry: UInt8 {
+        case change = 1
+        case session = 2
+        case token = 3
+    }
+
+    static func userEntries(_ userID: String, _ kind: UserEntry) -> [UInt8] { userPrefix(userID) + [kind.rawValue] }
+
+    static func userToken(_ token: TokenRecord) -> [UInt8] { userEntries(token.userID, .token) + utf8(token.id) }
 
     static func userSession(_ session: SessionRecord) -> [UInt8] {
-        userPrefix(session.userID) + bigEndian64(UInt64(bitPattern: session.createdAt))
+        userEntries(session.userID, .session) + bigEndian64(UInt64(bitPattern: session.createdAt))
             + utf8(session.id)
+    }
+
+    static func userChange(_ userID: String, _ sequence: UInt64) -> [UInt8] {
+        userEntries(userID, .change) + bigEndian64(sequence)
+    }
+
+    /// A session's key in `sessions_by_secret`.
+    static func sessionSecret(locator: UInt64, hash: [UInt8]) -> [UInt8] {
+        locator == 0 ? hash : bigEndian64(locator) + hash
     }
 }
 
@@ -68,8 +95,10 @@ class LMDBReader: StoreReader {
         try get(environment.sessions, Keys.utf8(id)) { try RecordCodec.decodeSession($0) }
     }
 
-    func sessionID(secretHash: [UInt8]) throws -> String? {
-        try get(environment.sessionsBySecret, secretHash) { String(decoding: $0, as: UTF8.self) }
+    func sessionID(secretHash: [UInt8], locator: UInt64) throws -> String? {
+        try get(environment.sessionsBySecret, Keys.sessionSecret(locator: locator, hash: secretHash)) {
+            String(decoding: $0, as: UTF8.self)
+        }
     }
 
     func sessions(userID: String) throws -> [SessionRecord] {
@@ -78,8 +107,8 @@ class LMDBReader: StoreReader {
 
     func sessionIDs(userID: String) throws -> [String] {
         var ids: [String] = []
-        let prefix = Keys.userPrefix(userID)
-        try scan(environment.sessionsByUser, from: prefix) { key, _ in
+        let prefix = Keys.userEntries(userID, .session)
+        try scan(environment.userEntries, from: prefix) { key, _ in
             guard key.starts(with: prefix), key.count > prefix.count + 8 else { return false }
             ids.append(String(decoding: key[(prefix.count + 8)...], as: UTF8.self))
             return true
@@ -103,8 +132,8 @@ class LMDBReader: StoreReader {
 
     func tokens(userID: String) throws -> [TokenRecord] {
         var ids: [String] = []
-        let prefix = Keys.userPrefix(userID)
-        try scan(environment.tokensByUser, from: prefix) { key, _ in
+        let prefix = Keys.userEntries(userID, .token)
+        try scan(environment.userEntries, from: prefix) { key, _ in
             guard key.starts(with: prefix) else { return false }
             ids.append(String(decoding: key[prefix.count...], as: UTF8.self))
             return true
@@ -157,16 +186,16 @@ class LMDBReader: StoreReader {
     }
 
     func changes(userID: String, before beforeSequence: UInt64?, offset: Int, limit: Int) throws -> (entries: [ChangeRecord], total: Int) {
-        let prefix = Keys.userPrefix(userID)
+        let prefix = Keys.userEntries(userID, .change)
         var total = 0
-        try scan(environment.changesByUser, from: prefix) { key, _ in
+        try scan(environment.userEntries, from: prefix) { key, _ in
             guard key.starts(with: prefix), total < 5000 else { return false }
             total += 1
             return true
         }
         var sequences: [UInt64] = []
         var cursor: OpaquePointer?
-        try lmdbCheck(mdb_cursor_open(txn, environment.changesByUser, &cursor), "mdb_cursor_open")
+        try lmdbCheck(mdb_cursor_open(txn, environment.userEntries, &cursor), "mdb_cursor_open")
         defer { mdb_cursor_close(cursor) }
         var key = MDB_val()
         var value = MDB_val()
@@ -345,14 +374,14 @@ final class LMDBWriter: LMDBReader, StoreWriter {
             throw StoreError.notFound("user")
         }
         try put(environment.tokens, Keys.utf8(token.id), RecordCodec.encode(token), flags: MDB_NOOVERWRITE)
-        try put(environment.tokensByUser, Keys.userToken(token), [])
+        try put(environment.userEntries, Keys.userToken(token), [])
     }
 
     @discardableResult
     func deleteToken(id: String) throws -> Bool {
         guard let token = try token(id: id) else { return false }
         try delete(environment.tokens, Keys.utf8(id))
-        try delete(environment.tokensByUser, Keys.userToken(token))
+        try delete(environment.userEntries, Keys.userToken(token))
         return true
     }
 
@@ -393,16 +422,18 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         if try get(environment.sessions, Keys.utf8(session.id), { _ in true }) != nil {
             throw StoreError.duplicate("session id")
         }
-        try put(environment.sessionsBySecret, session.secretHash, Keys.utf8(session.id), flags: MDB_NOOVERWRITE)
+        try put(
+            environment.sessionsBySecret, Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash),
+            Keys.utf8(session.id), flags: MDB_NOOVERWRITE)
         try put(environment.sessions, Keys.utf8(session.id), RecordCodec.encode(session))
-        try put(environment.sessionsByUser, Keys.userSession(session), [])
+        try put(environment.userEntries, Keys.userSession(session), [])
     }
 
     func updateSession(_ session: SessionRecord) throws {
         changes?.userIDs.insert(session.userID)
         guard let previous = try self.session(id: session.id) else { throw StoreError.notFound("session") }
         guard previous.userID == session.userID, previous.createdAt == session.createdAt,
-            previous.secretHash == session.secretHash
+            previous.secretHash == session.secretHash, previous.secretLocator == session.secretLocator
         else {
             throw StoreError(.io, "a session's user, creation time and secret are immutable")
         }
@@ -414,8 +445,8 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         guard let session = try session(id: id) else { return false }
         changes?.userIDs.insert(session.userID)
         try delete(environment.sessions, Keys.utf8(id))
-        try delete(environment.sessionsBySecret, session.secretHash)
-        try delete(environment.sessionsByUser, Keys.userSession(session))
+        try delete(environment.sessionsBySecret, Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash))
+        try delete(environment.userEntries, Keys.userSession(session))
         return true
     }
 
@@ -428,7 +459,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         entry.sequence = last + 1
         try put(environment.changes, Keys.bigEndian64(entry.sequence), RecordCodec.encode(entry), flags: MDB_APPEND)
         if !entry.userID.isEmpty {
-            try put(environment.changesByUser, Keys.userPrefix(entry.userID) + Keys.bigEndian64(entry.sequence), [])
+            try put(environment.userEntries, Keys.userChange(entry.userID, entry.sequence), [])
         }
         return entry.sequence
     }

@@ -69,6 +69,7 @@ enum RecordCodec {
         r.countryCode = session.countryCode
         r.factors = session.factors
         r.mfaUpdatedAt = session.mfaUpdatedAt
+        r.secretLocator = session.secretLocator
         return try r.serializedBytes()
     }
 
@@ -84,6 +85,7 @@ enum RecordCodec {
         session.countryCode = r.countryCode
         session.factors = r.factors
         session.mfaUpdatedAt = r.mfaUpdatedAt
+        session.secretLocator = r.secretLocator
         return session
     }
 

@@ -49,6 +49,9 @@ public struct SessionRecord: Sendable, Equatable {
     public var providerUID: String = ""
     /// SHA-256 of the session secret; the secret itself is never stored.
     public var secretHash: [UInt8]
+    /// The number the secret begins with (the time it was made, in microseconds), which leads
+    /// the session's key in the secret index; 0 for a secret indexed by its hash alone.
+    public var secretLocator: UInt64 = 0
     public var ip: String = ""
     public var userAgent: String = ""
     public var countryCode: String = "--"

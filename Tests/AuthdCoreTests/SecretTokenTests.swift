@@ -19,4 +19,23 @@ final class SecretTokenTests: XCTestCase {
         XCTAssertEqual(Credential.session(secret: "abc"), .session(SecretToken.digest("abc")))
         XCTAssertNotEqual(Credential.session(secret: "abc"), .session(secret: "abd"))
     }
+
+    func testASessionSecretBeginsWithItsLocator() {
+        let (secret, locator) = SecretToken.generateSession(nowMicroseconds: 1_764_612_345_678_000)
+        XCTAssertEqual(locator, 1_764_612_345_678_000)
+        XCTAssertEqual(secret.count, 80)
+        XCTAssertTrue(secret.hasPrefix("000644e7d407c8b0"), secret)
+        XCTAssertTrue(secret.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        XCTAssertEqual(SecretToken.digest(secret).locator, locator)
+        XCTAssertEqual(SecretToken.digest(secret).bytes, SecretToken.hash(secret))
+        let (other, _) = SecretToken.generateSession(nowMicroseconds: 1_764_612_345_678_000)
+        XCTAssertNotEqual(secret, other, "the 32 random bytes differ")
+    }
+
+    func testASecretWithoutALocatorHasNone() {
+        XCTAssertEqual(SecretToken.digest(SecretToken.generate()).locator, 0, "64 hex characters: a schema-1 secret")
+        XCTAssertEqual(SecretToken.digest(String(repeating: "g", count: 80)).locator, 0, "not hex")
+        XCTAssertEqual(SecretToken.digest("000644E7D407C8B0" + String(repeating: "a", count: 64)).locator, 0, "upper case")
+        XCTAssertEqual(SecretToken.digest("abc").locator, 0)
+    }
 }

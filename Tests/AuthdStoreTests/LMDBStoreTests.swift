@@ -62,12 +62,12 @@ final class LMDBStoreTests: XCTestCase {
         }
         let ids = try store.read { try $0.sessions(userID: "u1").map(\.id) }
         XCTAssertEqual(ids, ["s1", "s2", "s3"], "oldest first, whatever the insertion order")
-        XCTAssertEqual(try store.read { try $0.sessionID(secretHash: [UInt8](repeating: 2, count: 32)) }, "s2")
+        XCTAssertEqual(try store.read { try $0.sessionID(secretHash: [UInt8](repeating: 2, count: 32), locator: 0) }, "s2")
 
         let deleted = try await store.write { w in try w.deleteSession(id: "s2") }
         XCTAssertTrue(deleted)
         let (list, bySecret, record) = try store.read { r in
-            (try r.sessions(userID: "u1").map(\.id), try r.sessionID(secretHash: [UInt8](repeating: 2, count: 32)),
+            (try r.sessions(userID: "u1").map(\.id), try r.sessionID(secretHash: [UInt8](repeating: 2, count: 32), locator: 0),
              try r.session(id: "s2"))
         }
         XCTAssertEqual(list, ["s1", "s3"])
@@ -75,6 +75,42 @@ final class LMDBStoreTests: XCTestCase {
         XCTAssertNil(record)
         let again = try await store.write { w in try w.deleteSession(id: "s2") }
         XCTAssertFalse(again)
+    }
+
+    func testALocatedSessionIsFoundByItsLocatorAndHashTogether() async throws {
+        var session = sampleSession("s1", user: "u1", at: 1_000, secretByte: 4)
+        session.secretLocator = 1_000_000
+        try await store.write { [session] w in
+            try w.insertUser(sampleUser("u1"))
+            try w.insertSession(session)
+        }
+        let hash = [UInt8](repeating: 4, count: 32)
+        try store.read { r in
+            XCTAssertEqual(try r.sessionID(secretHash: hash, locator: 1_000_000), "s1")
+            XCTAssertNil(try r.sessionID(secretHash: hash, locator: 0), "the hash alone is not its key")
+            XCTAssertNil(try r.sessionID(secretHash: hash, locator: 999_999))
+            XCTAssertEqual(try r.session(id: "s1")?.secretLocator, 1_000_000)
+        }
+        let deleted = try await store.write { w in try w.deleteSession(id: "s1") }
+        XCTAssertTrue(deleted)
+        XCTAssertNil(try store.read { try $0.sessionID(secretHash: hash, locator: 1_000_000) })
+    }
+
+    func testOneUsersChangesSessionsAndTokensDoNotMix() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            try w.insertSession(sampleSession("s1", user: "u1", at: 1_000, secretByte: 1))
+            try w.insertToken(TokenRecord(id: "t1", userID: "u1", type: 8, secretHash: [5], createdAt: 1, expire: 2))
+            try w.appendChange(sampleChange("users.u1.update.name", user: "u1"))
+            try w.appendChange(sampleChange("users.u1.update.email", user: "u1"))
+        }
+        try store.read { r in
+            XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), ["s1"])
+            XCTAssertEqual(try r.tokens(userID: "u1").map(\.id), ["t1"])
+            let (entries, total) = try r.changes(userID: "u1", before: nil, offset: 0, limit: 10)
+            XCTAssertEqual(entries.map(\.event), ["users.u1.update.email", "users.u1.update.name"])
+            XCTAssertEqual(total, 2)
+        }
     }
 
     func testSessionsOfOneUserDoNotLeakIntoAnotherWithAPrefixID() async throws {

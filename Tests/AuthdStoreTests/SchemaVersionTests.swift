@@ -69,4 +69,70 @@ final class SchemaVersionTests: XCTestCase {
         XCTAssertThrowsError(try LMDBStore.migrate(environment, to: 2, using: [:], logger: Logger(label: "test")))
         XCTAssertEqual(try storedVersion(environment), 1)
     }
+
+    /// A version-1 folder: a user's sessions, tokens and change-log entries in three indexes of
+    /// their own, written here key by key as version 1 wrote them.
+    private func writeVersionOneFolder() throws {
+        let environment = try LMDBEnvironment(path: directory, mapSize: 16 << 20)
+        defer { environment.close() }
+        try LMDBStore.migrate(environment, to: 1, using: [:], logger: Logger(label: "test"))
+        var txn: OpaquePointer?
+        XCTAssertEqual(mdb_txn_begin(environment.env, nil, 0, &txn), 0)
+        let writer = LMDBWriter(environment: environment, txn: try XCTUnwrap(txn))
+        func oldIndex(_ name: String) throws -> MDB_dbi {
+            var dbi: MDB_dbi = 0
+            XCTAssertEqual(mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi), 0)
+            return dbi
+        }
+        try writer.insertUser(sampleUser("u1"))
+        try writer.insertUser(sampleUser("u2"))
+        let session = sampleSession("s1", user: "u1", at: 5_000, secretByte: 7)
+        try writer.put(environment.sessions, Array("s1".utf8), RecordCodec.encode(session))
+        try writer.put(environment.sessionsBySecret, session.secretHash, Array("s1".utf8))
+        try writer.put(try oldIndex("sessions_by_user"), Array("u1".utf8) + [0] + Keys.bigEndian64(5_000) + Array("s1".utf8), [])
+        let token = TokenRecord(id: "t1", userID: "u2", type: 8, secretHash: [UInt8](repeating: 9, count: 32), createdAt: 1, expire: 2)
+        try writer.put(environment.tokens, Array("t1".utf8), RecordCodec.encode(token))
+        try writer.put(try oldIndex("tokens_by_user"), Array("u2".utf8) + [0] + Array("t1".utf8), [])
+        var change = sampleChange("users.u1.update.name", user: "u1")
+        change.sequence = 1
+        try writer.put(environment.changes, Keys.bigEndian64(1), RecordCodec.encode(change))
+        try writer.put(try oldIndex("changes_by_user"), Array("u1".utf8) + [0] + Keys.bigEndian64(1), [])
+        XCTAssertEqual(mdb_txn_commit(txn), 0)
+    }
+
+    func testVersionOneUserIndexesAreMergedIntoUserEntries() throws {
+        try writeVersionOneFolder()
+        let store = try LMDBStore(directory: directory)
+        defer { store.close() }
+        XCTAssertEqual(try storedVersion(store.environment), 2)
+        try store.read { r in
+            XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), ["s1"])
+            XCTAssertEqual(try r.sessions(userID: "u2").map(\.id), [])
+            XCTAssertEqual(try r.sessionID(secretHash: [UInt8](repeating: 7, count: 32), locator: 0), "s1")
+            XCTAssertEqual(try r.tokens(userID: "u2").map(\.id), ["t1"])
+            XCTAssertEqual(try r.tokens(userID: "u1").map(\.id), [])
+            let (entries, total) = try r.changes(userID: "u1", before: nil, offset: 0, limit: 10)
+            XCTAssertEqual(entries.map(\.event), ["users.u1.update.name"])
+            XCTAssertEqual(total, 1)
+        }
+        // The old indexes are gone from the file.
+        var txn: OpaquePointer?
+        XCTAssertEqual(mdb_txn_begin(store.environment.env, nil, UInt32(MDB_RDONLY), &txn), 0)
+        defer { mdb_txn_abort(txn) }
+        for name in ["sessions_by_user", "tokens_by_user", "changes_by_user"] {
+            var dbi: MDB_dbi = 0
+            XCTAssertEqual(mdb_dbi_open(txn, name, 0, &dbi), MDB_NOTFOUND, name)
+        }
+    }
+
+    func testAMigratedSessionIsDeletedWithItsIndexEntries() async throws {
+        try writeVersionOneFolder()
+        let store = try LMDBStore(directory: directory)
+        defer { store.close() }
+        try await store.write { w in XCTAssertTrue(try w.deleteSession(id: "s1")) }
+        try store.read { r in
+            XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), [])
+            XCTAssertNil(try r.sessionID(secretHash: [UInt8](repeating: 7, count: 32), locator: 0))
+        }
+    }
 }
