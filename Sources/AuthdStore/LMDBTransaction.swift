@@ -75,9 +75,14 @@ class LMDBReader: StoreReader {
 
     /// Calls `body` with the stored bytes for `key`, or returns nil when absent.
     func get<R>(_ dbi: MDB_dbi, _ key: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        try key.withUnsafeBytes { try get(dbi, raw: $0, body) }
+    }
+
+    func get<R>(_ dbi: MDB_dbi, raw key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
         guard !key.isEmpty, key.count <= 511 else { return nil }
         var value = MDB_val()
-        let rc = withValue(key) { k in mdb_get(txn, dbi, &k, &value) }
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        let rc = mdb_get(txn, dbi, &k, &value)
         if rc == MDB_NOTFOUND { return nil }
         try lmdbCheck(rc, "mdb_get")
         return try body(bytes(of: value))
@@ -96,8 +101,14 @@ class LMDBReader: StoreReader {
     }
 
     func sessionID(secretHash: [UInt8], locator: UInt64) throws -> String? {
-        try get(environment.sessionsBySecret, Keys.sessionSecret(locator: locator, hash: secretHash)) {
-            String(decoding: $0, as: UTF8.self)
+        // The key is built on the stack: this runs on every session check the cache misses.
+        try withUnsafeTemporaryAllocation(byteCount: 8 + secretHash.count, alignment: 8) { key in
+            let start = locator == 0 ? 8 : 0
+            key.storeBytes(of: locator.bigEndian, as: UInt64.self)
+            secretHash.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: key[8...]).copyMemory(from: $0) }
+            return try get(environment.sessionsBySecret, raw: UnsafeRawBufferPointer(rebasing: key[start...])) {
+                String(decoding: $0, as: UTF8.self)
+            }
         }
     }
 
