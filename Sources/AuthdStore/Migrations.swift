@@ -22,15 +22,16 @@ enum Migrations {
             let rc = mdb_dbi_open(writer.txn, name, 0, &dbi)
             if rc == MDB_NOTFOUND { continue }
             try lmdbCheck(rc, "mdb_dbi_open \(name)")
-            var moved: [[UInt8]] = []
+            // Written while the old index is walked (a cursor stays valid while other trees of
+            // its transaction change), so a large folder is not held in memory.
             try writer.scan(dbi, from: [0]) { key, _ in
                 guard let separator = key.firstIndex(of: 0) else {
                     throw StoreError(.corrupt, "\(name) holds a key without a user id")
                 }
-                moved.append(Array(key[...separator]) + [kind.rawValue] + Array(key[(separator + 1)...]))
+                let moved = Array(key[...separator]) + [kind.rawValue] + Array(key[(separator + 1)...])
+                try writer.put(writer.environment.userEntries, moved, [])
                 return true
             }
-            for key in moved { try writer.put(writer.environment.userEntries, key, []) }
             try lmdbCheck(mdb_drop(writer.txn, dbi, 1), "mdb_drop \(name)")
         }
     }
