@@ -20,7 +20,11 @@ public final class BlockingPool: @unchecked Sendable {
         threadCount = max(1, threads)
         self.niceness = min(max(niceness, 0), 19)
         for index in 0..<threadCount {
+            let threadName = "\(name)-\(index)"
             let thread = Thread { [self] in
+                // Named from inside: on Linux, a `Thread.name` set before `start` never
+                // reaches the kernel.
+                Thread.current.name = threadName
                 if self.niceness > 0 {
                     // On Linux the nice value belongs to the thread: `who` 0 is the calling thread
                     // (setpriority(2), BUGS), not the whole process.
@@ -28,7 +32,6 @@ public final class BlockingPool: @unchecked Sendable {
                 }
                 self.work()
             }
-            thread.name = "\(name)-\(index)"
             running += 1
             thread.start()
         }

@@ -48,8 +48,12 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in self.runLoop() }
-        thread.name = "authd-writer"
+        let thread = Thread { [self] in
+            // Named from inside: on Linux, a `Thread.name` set before `start` never reaches the
+            // kernel, and `top -H`, `perf` and /proc should show the writer.
+            Thread.current.name = "authd-writer"
+            self.runLoop()
+        }
         self.thread = thread
         thread.start()
     }

@@ -22,4 +22,11 @@ final class BlockingPoolTests: XCTestCase {
         XCTAssertEqual(pool.niceness, 19)
         pool.shutdown()
     }
+
+    func testThePoolsThreadsCarryItsNameInTheKernel() async throws {
+        let pool = BlockingPool(threads: 1, name: "pool-test")
+        defer { pool.shutdown() }
+        let comm = try await pool.run { try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8) }
+        XCTAssertEqual(comm.trimmingCharacters(in: .whitespacesAndNewlines), "pool-test-0", "what top -H and perf show")
+    }
 }

@@ -77,6 +77,14 @@ final class LMDBStoreTests: XCTestCase {
         XCTAssertFalse(again)
     }
 
+    func testTheWriterThreadCarriesItsNameInTheKernel() async throws {
+        // The writer names itself when it starts; a write waits for it to run.
+        try await store.write { w in try w.insertUser(sampleUser("u1")) }
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
+        let names = tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+        XCTAssertTrue(names.contains("authd-writer\n"), "what top -H and perf show: \(Set(names))")
+    }
+
     func testALocatedSessionIsFoundByItsLocatorAndHashTogether() async throws {
         var session = sampleSession("s1", user: "u1", at: 1_000, secretByte: 4)
         session.secretLocator = 1_000_000
