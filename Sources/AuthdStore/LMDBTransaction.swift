@@ -57,9 +57,20 @@ enum Keys {
         userEntries(userID, .change) + bigEndian64(sequence)
     }
 
-    /// A session's key in `sessions_by_secret`.
+    /// A session's key in `sessions_by_secret`, built on the stack for `body`: the locator (8 bytes
+    /// big-endian) then the hash, or the hash alone when the locator is 0.
+    static func withSessionSecret<R>(
+        locator: UInt64, hash: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        try withUnsafeTemporaryAllocation(byteCount: 8 + hash.count, alignment: 8) { key in
+            key.storeBytes(of: locator.bigEndian, as: UInt64.self)
+            hash.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: key[8...]).copyMemory(from: $0) }
+            return try body(UnsafeRawBufferPointer(rebasing: key[(locator == 0 ? 8 : 0)...]))
+        }
+    }
+
     static func sessionSecret(locator: UInt64, hash: [UInt8]) -> [UInt8] {
-        locator == 0 ? hash : bigEndian64(locator) + hash
+        withSessionSecret(locator: locator, hash: hash) { Array($0) }
     }
 }
 
@@ -101,14 +112,9 @@ class LMDBReader: StoreReader {
     }
 
     func sessionID(secretHash: [UInt8], locator: UInt64) throws -> String? {
-        // The key is built on the stack: this runs on every session check the cache misses.
-        try withUnsafeTemporaryAllocation(byteCount: 8 + secretHash.count, alignment: 8) { key in
-            let start = locator == 0 ? 8 : 0
-            key.storeBytes(of: locator.bigEndian, as: UInt64.self)
-            secretHash.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: key[8...]).copyMemory(from: $0) }
-            return try get(environment.sessionsBySecret, raw: UnsafeRawBufferPointer(rebasing: key[start...])) {
-                String(decoding: $0, as: UTF8.self)
-            }
+        // The key stays on the stack: this runs on every session check the cache misses.
+        try Keys.withSessionSecret(locator: locator, hash: secretHash) { key in
+            try get(environment.sessionsBySecret, raw: key) { String(decoding: $0, as: UTF8.self) }
         }
     }
 
