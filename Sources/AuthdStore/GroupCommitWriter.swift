@@ -34,6 +34,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var statistics = Statistics()
     private var thread: Thread?
     private var observers: [@Sendable (CommittedChanges) -> Void] = []
+    /// Used by the writer thread alone, after each commit.
+    private let growthZone: GrowthZone?
 
     func addObserver(_ observer: @escaping @Sendable (CommittedChanges) -> Void) {
         condition.lock()
@@ -41,9 +43,10 @@ final class GroupCommitWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    init(environment: LMDBEnvironment, maxBatch: Int = 1024, logger: Logger) {
+    init(environment: LMDBEnvironment, maxBatch: Int = 1024, growthZone: GrowthZone? = nil, logger: Logger) {
         self.environment = environment
         self.maxBatch = maxBatch
+        self.growthZone = growthZone
         self.logger = logger
     }
 
@@ -86,6 +89,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     private func runLoop() {
+        keepGrowthZoneAhead()
         while true {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }
@@ -99,7 +103,16 @@ final class GroupCommitWriter: @unchecked Sendable {
             queue.removeFirst(batch.count)
             condition.unlock()
             commit(batch)
+            keepGrowthZoneAhead()
         }
+    }
+
+    /// After the batch's answers: caches the next stretch of the file before LMDB grows into it.
+    private func keepGrowthZoneAhead() {
+        guard let growthZone else { return }
+        var info = MDB_envinfo()
+        guard mdb_env_info(environment.env, &info) == 0 else { return }
+        growthZone.keepAhead(of: (Int(info.me_last_pgno) + 1) * environment.pageSize)
     }
 
     /// Commits a batch. First optimistically: every request straight in one transaction, with

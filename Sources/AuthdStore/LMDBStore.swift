@@ -15,10 +15,14 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         public var mapSizeMiB: Int = 8192
         /// The most writes one commit holds.
         public var maxBatch: Int = 1024
+        /// How far past its data the file is kept cached in single pages (`GrowthZone`); 0 for
+        /// none.
+        public var growthZoneKiB: Int = 16 << 10
 
-        public init(mapSizeMiB: Int = 8192, maxBatch: Int = 1024) {
+        public init(mapSizeMiB: Int = 8192, maxBatch: Int = 1024, growthZoneKiB: Int = 16 << 10) {
             self.mapSizeMiB = mapSizeMiB
             self.maxBatch = maxBatch
+            self.growthZoneKiB = growthZoneKiB
         }
     }
 
@@ -64,7 +68,13 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         }
         self.environment = environment
         lockDescriptor = fd
-        writer = GroupCommitWriter(environment: environment, maxBatch: options.maxBatch, logger: logger)
+        let growthZone = options.growthZoneKiB > 0
+            ? GrowthZone(
+                path: environment.dataPath, pageSize: environment.pageSize, mapSize: options.mapSizeMiB << 20,
+                ahead: options.growthZoneKiB << 10, step: min(options.growthZoneKiB << 10, 2 << 20))
+            : nil
+        writer = GroupCommitWriter(
+            environment: environment, maxBatch: options.maxBatch, growthZone: growthZone, logger: logger)
         writer.start()
     }
 

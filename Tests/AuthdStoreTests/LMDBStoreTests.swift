@@ -230,6 +230,39 @@ final class LMDBStoreTests: XCTestCase {
         XCTAssertEqual(sequence, 2, "the change log continues where it stopped")
     }
 
+    func testTheFileIsCachedAheadOfItsDataAndStillOpens() async throws {
+        store.close()
+        store = try LMDBStore(directory: directory, options: LMDBStore.Options(growthZoneKiB: 256))
+        for batch in 0..<20 {
+            try await store.write { w in
+                for n in 0..<50 { try w.insertUser(sampleUser("u\(batch)-\(n)", email: "u\(batch)-\(n)@example.com")) }
+            }
+        }
+        let dataBytes = Int(try store.statistics().dataBytes)
+        store.close()  // the writer caches the zone after each commit, before it takes the next
+        let path = directory + "/data.mdb"
+        let fileSize = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        XCTAssertGreaterThanOrEqual(fileSize, dataBytes + 256 << 10, "the file reaches past its data by the zone")
+        XCTAssertLessThanOrEqual(fileSize, dataBytes + 256 << 10 + (2 << 20), "by no more than the zone and one step")
+
+        let fd = open(path, O_RDONLY)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        let map = try XCTUnwrap(mmap(nil, fileSize, PROT_READ, MAP_SHARED, fd, 0))
+        XCTAssertNotEqual(map, MAP_FAILED)
+        defer { munmap(map, fileSize) }
+        let pages = (256 << 10) / 4096
+        var resident = [UInt8](repeating: 0, count: pages)
+        XCTAssertEqual(mincore(map.advanced(by: dataBytes), pages * 4096, &resident), 0)
+        XCTAssertEqual(resident.filter { $0 & 1 == 1 }.count, pages, "every page of the zone is in the page cache")
+
+        // LMDB goes by its meta page, not the file's size: the longer file opens and takes writes.
+        store = try LMDBStore(directory: directory)
+        XCTAssertEqual(try store.read { try $0.userID(email: "u19-49@example.com") }, "u19-49")
+        try await store.write { w in try w.insertUser(sampleUser("after", email: "after@example.com")) }
+        XCTAssertEqual(try store.read { try $0.userCount() }, 1001)
+    }
+
     func testASecondStoreOnTheSameFolderIsRefused() throws {
         XCTAssertThrowsError(try LMDBStore(directory: directory)) { error in
             XCTAssertEqual((error as? StoreError)?.kind, .unavailable)
