@@ -1,17 +1,26 @@
+import Synchronization
+
 /// Ids of users, sessions and the other records (spec 1.7).
 public enum Identifiers {
     /// The literal a caller passes to have an id generated.
     public static let uniqueLiteral = "unique()"
 
     /// A new id like Appwrite's `ID::unique()`: 13 hex characters of the time in microseconds
-    /// (sortable by creation) followed by 7 random hex characters.
+    /// (sortable by creation) followed by 7 hex characters that are different for each id this
+    /// process makes.
+    ///
+    /// The last 7 are a counter from a random start, not 28 fresh random bits: the clock here
+    /// has millisecond steps, and at tens of thousands of sign-ins a second random bits gave two
+    /// sessions the same id within minutes (the second write failed). A counter repeats only
+    /// after 2^28 ids within one clock step; a restart begins at another random point.
     public static func unique(nowMicroseconds: Int64) -> String {
         let seconds = UInt64(max(0, nowMicroseconds / 1_000_000))
         let micros = UInt64(max(0, nowMicroseconds % 1_000_000))
-        var generator = SystemRandomNumberGenerator()
-        let random = UInt32.random(in: 0..<(1 << 28), using: &generator)
-        return hex(seconds, width: 8) + hex(micros, width: 5) + hex(UInt64(random), width: 7)
+        let count = UInt64(sequence.add(1, ordering: .relaxed).oldValue) & 0xFFF_FFFF
+        return hex(seconds, width: 8) + hex(micros, width: 5) + hex(count, width: 7)
     }
+
+    private static let sequence = Atomic<UInt32>(UInt32.random(in: 0...UInt32.max))
 
     private static func hex(_ value: UInt64, width: Int) -> String {
         let digits = String(value, radix: 16)
