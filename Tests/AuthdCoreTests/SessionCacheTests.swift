@@ -110,7 +110,46 @@ final class SessionCacheTests: DomainTestCase {
             XCTAssertLessThanOrEqual(cache.count, 4)
         }
         XCTAssertNotNil(cache.lookup(SecretToken.digest("secret-9")), "the newest entry is kept")
+        XCTAssertEqual((0..<10).filter { cache.lookup(SecretToken.digest("secret-\($0)")) != nil }, [6, 7, 8, 9],
+            "the oldest go first")
         XCTAssertEqual(SessionCache(capacity: 0).count, 0)
+    }
+
+    private func entry(_ i: Int, _ digest: SecretDigest) -> SessionCache.Entry {
+        SessionCache.Entry(
+            user: UserRecord(id: "u\(i % 1000)", createdAt: 0),
+            session: SessionRecord(id: "s\(i)", userID: "u\(i % 1000)", createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes))
+    }
+
+    func testAWorkingSetOfTheCachesSizeStaysCached() {
+        // 16 shards; each gets its share of the sessions give or take a few dozen.
+        let cache = SessionCache(capacity: 100_000)
+        let digests = (0..<100_000).map { SecretToken.digest("secret-\($0)") }
+        for (i, digest) in digests.enumerated() { cache.insert(digest, entry(i, digest), readAt: cache.generation(for: digest)) }
+        XCTAssertGreaterThan(cache.count, 98_000, "a full shard drops its oldest entry, not all of them")
+        XCTAssertLessThanOrEqual(cache.count, 100_000)
+        // Dropped entries leave their user's index too: invalidating every user empties the cache.
+        cache.invalidate(CommittedChanges(userIDs: Set((0..<1000).map { "u\($0)" })))
+        XCTAssertEqual(cache.count, 0)
+    }
+
+    func testSessionsSignedInAgainAndAgainDoNotGrowTheCache() {
+        // Each round invalidates and re-adds the same sessions; what the cache remembers of the
+        // order stays bounded and eviction still finds the oldest.
+        let cache = SessionCache(capacity: 100)
+        let digests = (0..<50).map { SecretToken.digest("secret-\($0)") }
+        for _ in 0..<100 {
+            for (i, digest) in digests.enumerated() { cache.insert(digest, entry(i, digest), readAt: cache.generation(for: digest)) }
+            cache.invalidate(CommittedChanges(userIDs: Set((0..<50).map { "u\($0)" })))
+        }
+        XCTAssertEqual(cache.count, 0)
+        for i in 0..<150 {
+            let digest = SecretToken.digest("other-\(i)")
+            cache.insert(digest, entry(i, digest), readAt: cache.generation(for: digest))
+        }
+        XCTAssertEqual(cache.count, 100)
+        XCTAssertNil(cache.lookup(SecretToken.digest("other-49")))
+        XCTAssertNotNil(cache.lookup(SecretToken.digest("other-50")))
     }
 
     func testAMemoIsMadeOnceAndDiesWithItsEntry() async throws {
