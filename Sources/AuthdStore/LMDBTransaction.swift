@@ -436,13 +436,15 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         guard try get(environment.users, Keys.utf8(session.userID), { _ in true }) != nil else {
             throw StoreError.notFound("user")
         }
-        if try get(environment.sessions, Keys.utf8(session.id), { _ in true }) != nil {
+        // The put refuses an existing id itself: no separate look-up.
+        do {
+            try put(environment.sessions, Keys.utf8(session.id), RecordCodec.encode(session), flags: MDB_NOOVERWRITE)
+        } catch let error as StoreError where error.kind == .duplicate {
             throw StoreError.duplicate("session id")
         }
         try put(
             environment.sessionsBySecret, Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash),
             Keys.utf8(session.id), flags: MDB_NOOVERWRITE)
-        try put(environment.sessions, Keys.utf8(session.id), RecordCodec.encode(session))
         try put(environment.userEntries, Keys.userSession(session), [])
     }
 
@@ -467,14 +469,20 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         return true
     }
 
+    /// The change log's last sequence in this transaction once read, so that later appends in
+    /// it skip the cursor. A writer belongs to one transaction: one that is rolled back takes
+    /// its writer with it.
+    private var lastChangeSequence: UInt64?
+
     @discardableResult
     func appendChange(_ change: ChangeRecord) throws -> UInt64 {
-        let last = try lastKey(environment.changes).flatMap { key in
+        let last = try lastChangeSequence ?? lastKey(environment.changes).flatMap { key in
             key.withUnsafeBytes { Keys.readBigEndian64($0) }
         } ?? 0
         var entry = change
         entry.sequence = last + 1
         try put(environment.changes, Keys.bigEndian64(entry.sequence), RecordCodec.encode(entry), flags: MDB_APPEND)
+        lastChangeSequence = entry.sequence
         if !entry.userID.isEmpty {
             try put(environment.userEntries, Keys.userChange(entry.userID, entry.sequence), [])
         }

@@ -75,6 +75,20 @@ final class LMDBStoreTests: XCTestCase {
         XCTAssertNil(record)
         let again = try await store.write { w in try w.deleteSession(id: "s2") }
         XCTAssertFalse(again)
+
+        // A second session with a taken id is refused whole: the first keeps its indexes.
+        do {
+            try await store.write { w in try w.insertSession(sampleSession("s1", user: "u1", at: 9_000, secretByte: 9)) }
+            XCTFail("inserted a session with a taken id")
+        } catch let error as StoreError {
+            XCTAssertEqual(error.kind, .duplicate)
+            XCTAssertEqual(error.detail, "session id")
+        }
+        let (kept, taken) = try store.read { r in
+            (try r.session(id: "s1")?.createdAt, try r.sessionID(secretHash: [UInt8](repeating: 9, count: 32), locator: 0))
+        }
+        XCTAssertEqual(kept, 1_000)
+        XCTAssertNil(taken)
     }
 
     func testTheWriterThreadCarriesItsNameInTheKernel() async throws {
