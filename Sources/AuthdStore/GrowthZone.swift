@@ -17,6 +17,7 @@ import Glibc
 /// LMDB keeps its own end of data in its meta page and never reads the file's size. Run only
 /// by the writer thread, between commits.
 final class GrowthZone: @unchecked Sendable {
+    // Thread-safety: only the writer thread calls `keepAhead`; the rest is immutable after init.
     /// Bytes kept cached past LMDB's last page.
     let ahead: Int
     /// The most bytes cached per call, so that one commit never waits long for it.
@@ -51,9 +52,6 @@ final class GrowthZone: @unchecked Sendable {
         close(descriptor)
     }
 
-    /// How far the file reaches and how much of the zone is cached: for tests and figures.
-    var extent: (fileSize: Int, cachedEnd: Int) { (fileSize, cachedEnd ?? 0) }
-
     /// Extends the file and caches the next `step` of the zone when fewer than `ahead` bytes
     /// past `dataEnd` (LMDB's last page + 1, in bytes) are cached.
     func keepAhead(of dataEnd: Int) {
@@ -63,8 +61,15 @@ final class GrowthZone: @unchecked Sendable {
         guard start < goal else { return }
         let end = min(goal, start + step)
         if end > fileSize {
-            guard ftruncate(descriptor, off_t(end)) == 0 else { return }
-            fileSize = end
+            // The file's own size, read again: LMDB may have written past the last one known,
+            // and the file must never be cut.
+            var status = stat()
+            guard fstat(descriptor, &status) == 0 else { return }
+            fileSize = Int(status.st_size)
+            if end > fileSize {
+                guard ftruncate(descriptor, off_t(end)) == 0 else { return }
+                fileSize = end
+            }
         }
         withUnsafeTemporaryAllocation(byteCount: pageSize, alignment: pageSize) { page in
             var offset = start

@@ -270,11 +270,24 @@ final class LMDBStoreTests: XCTestCase {
         XCTAssertEqual(mincore(map.advanced(by: dataBytes), pages * 4096, &resident), 0)
         XCTAssertEqual(resident.filter { $0 & 1 == 1 }.count, pages, "every page of the zone is in the page cache")
 
-        // LMDB goes by its meta page, not the file's size: the longer file opens and takes writes.
-        store = try LMDBStore(directory: directory)
+        // LMDB goes by its meta page, not the file's size: the longer file opens and takes writes,
+        // also one commit that outgrows the zone many times over.
+        store = try LMDBStore(directory: directory, options: LMDBStore.Options(growthZoneKiB: 256))
         XCTAssertEqual(try store.read { try $0.userID(email: "u19-49@example.com") }, "u19-49")
-        try await store.write { w in try w.insertUser(sampleUser("after", email: "after@example.com")) }
-        XCTAssertEqual(try store.read { try $0.userCount() }, 1001)
+        try await store.write { w in
+            for n in 0..<2000 {
+                var user = sampleUser("big-\(n)")
+                user.name = String(repeating: "n", count: 2048)
+                try w.insertUser(user)
+            }
+        }
+        let grown = Int(try store.statistics().dataBytes)
+        store.close()
+        let grownFile = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        XCTAssertGreaterThanOrEqual(grownFile, grown + 256 << 10)
+        store = try LMDBStore(directory: directory)
+        XCTAssertEqual(try store.read { try $0.userCount() }, 3000)
+        XCTAssertEqual(try store.read { try $0.user(id: "big-1999")?.name.count }, 2048)
     }
 
     func testASecondStoreOnTheSameFolderIsRefused() throws {
