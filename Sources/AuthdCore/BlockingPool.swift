@@ -1,3 +1,4 @@
+import AuthdStore
 import Foundation
 
 /// A fixed set of threads for CPU-heavy work (password hashing), so that it never runs on an
@@ -22,9 +23,7 @@ public final class BlockingPool: @unchecked Sendable {
         for index in 0..<threadCount {
             let threadName = "\(name)-\(index)"
             let thread = Thread { [self] in
-                // Named from inside: on Linux, a `Thread.name` set before `start` never
-                // reaches the kernel.
-                Thread.current.name = threadName
+                nameCurrentThread(threadName)
                 if self.niceness > 0 {
                     // On Linux the nice value belongs to the thread: `who` 0 is the calling thread
                     // (setpriority(2), BUGS), not the whole process.

@@ -52,9 +52,7 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     func start() {
         let thread = Thread { [self] in
-            // Named from inside: on Linux, a `Thread.name` set before `start` never reaches the
-            // kernel, and `top -H`, `perf` and /proc should show the writer.
-            Thread.current.name = "authd-writer"
+            nameCurrentThread("authd-writer")
             self.runLoop()
         }
         self.thread = thread
