@@ -46,7 +46,7 @@ final class SessionCacheTests: DomainTestCase {
         let secret = try await signedInUser()
         guard case .user(let signedIn) = try caller(secret) else { return XCTFail("signed in") }
         let sessionID = signedIn.session.id
-        try await store.write { w in try w.deleteSession(id: sessionID) }
+        _ = try await store.write { w in try w.deleteSession(id: sessionID) }
         XCTAssertEqual(try caller(secret), .guest)
     }
 

@@ -207,7 +207,7 @@ final class LMDBStoreTests: XCTestCase {
         XCTAssertEqual(heard.withLock { $0 }, [CommittedChanges(userIDs: ["a"])])
         try await store.write { w in try w.insertSession(sampleSession("s1", user: "a", at: 1, secretByte: 1)) }
         try await store.write { w in try w.putRateCounter("ip:x", windowStart: 1, count: 1) }
-        try await store.write { w in try w.deleteSession(id: "s1") }
+        _ = try await store.write { w in try w.deleteSession(id: "s1") }
         try await store.write { w in
             try w.insertApiKey(ApiKeyRecord(id: "k", name: "k", scopes: [], secretHash: [UInt8](repeating: 7, count: 32), createdAt: 1))
         }
@@ -218,7 +218,7 @@ final class LMDBStoreTests: XCTestCase {
                 CommittedChanges(apiKeys: true),
             ],
             "a commit that touched neither users, sessions nor keys is not reported")
-        try await store.write { w in try w.deleteUser(id: "a") }
+        _ = try await store.write { w in try w.deleteUser(id: "a") }
         XCTAssertEqual(heard.withLock { $0.last }, CommittedChanges(userIDs: ["a"]))
     }
 
