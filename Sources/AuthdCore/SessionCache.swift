@@ -53,7 +53,7 @@ final class SessionCache: @unchecked Sendable {
     /// The most entries held. When a shard is full its oldest entry goes (first in, first
     /// out): sessions in use that fit in the cache stay there, and a working set a little
     /// larger than it still mostly hits. (Emptying a full shard at once, as before, kept a
-    /// working set of the cache's own size only 70 % cached: 0.42 of the throughput.)
+    /// working set of the cache's own size only 56-70 % cached: 0.42 of the throughput.)
     let capacity: Int
     private let shardCapacity: Int
     /// The shards: one lock's worth of the cache each. Sessions are spread over them by their
