@@ -89,6 +89,8 @@ final class LoadToolTests: XCTestCase {
         XCTAssertGreaterThan(login["calls"] as? Int ?? 0, 0)
         XCTAssertEqual(login["errors"] as? Int, 0, "\(login)")
         XCTAssertGreaterThan(login["argon2_ceiling_hashes_per_second"] as? Double ?? 0, 0)
+        XCTAssertGreaterThan(login["argon2_ceiling_before"] as? Double ?? 0, 0)
+        XCTAssertGreaterThan(login["argon2_ceiling_after"] as? Double ?? 0, 0, "measured again after the storm")
         XCTAssertNotNil(login["fraction_of_ceiling"])
         let during = try XCTUnwrap(login["validate_during_storm"] as? [String: Any], "\(login)")
         XCTAssertGreaterThan(during["calls"] as? Int ?? 0, 0)
