@@ -107,10 +107,8 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     /// After the batch's answers: caches the next stretch of the file before LMDB grows into it.
     private func keepGrowthZoneAhead() {
-        guard let growthZone else { return }
-        var info = MDB_envinfo()
-        guard mdb_env_info(environment.env, &info) == 0 else { return }
-        growthZone.keepAhead(of: (Int(info.me_last_pgno) + 1) * environment.pageSize)
+        guard let growthZone, let dataEnd = try? environment.dataBytes() else { return }
+        growthZone.keepAhead(of: dataEnd)
     }
 
     /// Commits a batch. First optimistically: every request straight in one transaction, with

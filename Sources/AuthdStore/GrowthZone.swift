@@ -19,13 +19,12 @@ import Glibc
 final class GrowthZone: @unchecked Sendable {
     // Thread-safety: only the writer thread calls `keepAhead`; the rest is immutable after init.
     /// Bytes kept cached past LMDB's last page.
-    let ahead: Int
+    private let ahead: Int
     /// The most bytes cached per call, so that one commit never waits long for it.
-    let step: Int
+    private let step: Int
     private let descriptor: Int32
     private let pageSize: Int
     private let limit: Int
-    private var fileSize: Int
     /// Where the cached zone ends; nil until the first call.
     private var cachedEnd: Int?
 
@@ -33,11 +32,6 @@ final class GrowthZone: @unchecked Sendable {
     init?(path: String, pageSize: Int, mapSize: Int, ahead: Int, step: Int) {
         let fd = open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else {
-            close(fd)
-            return nil
-        }
         // Readahead off for this descriptor: each read caches exactly the page it asked for.
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM)
         descriptor = fd
@@ -45,7 +39,6 @@ final class GrowthZone: @unchecked Sendable {
         limit = mapSize
         self.ahead = ahead
         self.step = max(step, pageSize)
-        fileSize = Int(status.st_size)
     }
 
     deinit {
@@ -60,16 +53,12 @@ final class GrowthZone: @unchecked Sendable {
         start -= start % pageSize
         guard start < goal else { return }
         let end = min(goal, start + step)
-        if end > fileSize {
-            // The file's own size, read again: LMDB may have written past the last one known,
-            // and the file must never be cut.
-            var status = stat()
-            guard fstat(descriptor, &status) == 0 else { return }
-            fileSize = Int(status.st_size)
-            if end > fileSize {
-                guard ftruncate(descriptor, off_t(end)) == 0 else { return }
-                fileSize = end
-            }
+        // The file's size is read each time (once per step): LMDB grows the file too, and it
+        // must never be cut.
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { return }
+        if end > Int(status.st_size) {
+            guard ftruncate(descriptor, off_t(end)) == 0 else { return }
         }
         withUnsafeTemporaryAllocation(byteCount: pageSize, alignment: pageSize) { page in
             var offset = start

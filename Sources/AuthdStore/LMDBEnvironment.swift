@@ -72,6 +72,14 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
+    /// The bytes of the data file LMDB uses: up to and including its last page, as of the last
+    /// commit.
+    func dataBytes() throws -> Int {
+        var info = MDB_envinfo()
+        try lmdbCheck(mdb_env_info(env, &info), "mdb_env_info")
+        return (Int(info.me_last_pgno) + 1) * pageSize
+    }
+
     func close() {
         mdb_env_close(env)
     }

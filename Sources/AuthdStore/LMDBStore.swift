@@ -163,11 +163,7 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         statistics.commits = writes.commits
         statistics.writes = writes.writes
         statistics.largestBatch = writes.largestBatch
-        var info = MDB_envinfo()
-        var env = MDB_stat()
-        try lmdbCheck(mdb_env_info(environment.env, &info), "mdb_env_info")
-        try lmdbCheck(mdb_env_stat(environment.env, &env), "mdb_env_stat")
-        statistics.dataBytes = UInt64(info.me_last_pgno + 1) * UInt64(env.ms_psize)
+        statistics.dataBytes = UInt64(try environment.dataBytes())
         try readLMDB { reader in
             statistics.users = try reader.userCount()
             statistics.sessions = try reader.entries(environment.sessions)
