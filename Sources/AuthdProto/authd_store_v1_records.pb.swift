@@ -281,6 +281,10 @@ public nonisolated struct Authd_Store_V1_ChangeRecord: Sendable {
 
   public var userAgent: String = String()
 
+  /// The sequence of the same user's previous entry, 0 for their first: a user's entries form a
+  /// chain from their head in `user_entries`, newest first (schema version 3).
+  public var userPreviousSequence: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -896,7 +900,7 @@ nonisolated extension Authd_Store_V1_SessionRecord: SwiftProtobuf.Message, Swift
 
 nonisolated extension Authd_Store_V1_ChangeRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChangeRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}time\0\u{1}event\0\u{3}audit_event\0\u{1}resource\0\u{3}user_id\0\u{3}actor_type\0\u{3}actor_id\0\u{1}ip\0\u{3}user_agent\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}time\0\u{1}event\0\u{3}audit_event\0\u{1}resource\0\u{3}user_id\0\u{3}actor_type\0\u{3}actor_id\0\u{1}ip\0\u{3}user_agent\0\u{3}user_previous_sequence\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -914,6 +918,7 @@ nonisolated extension Authd_Store_V1_ChangeRecord: SwiftProtobuf.Message, SwiftP
       case 8: try { try decoder.decodeSingularStringField(value: &self.actorID) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.ip) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.userAgent) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.userPreviousSequence) }()
       default: break
       }
     }
@@ -950,6 +955,9 @@ nonisolated extension Authd_Store_V1_ChangeRecord: SwiftProtobuf.Message, SwiftP
     if !self.userAgent.isEmpty {
       try visitor.visitSingularStringField(value: self.userAgent, fieldNumber: 10)
     }
+    if self.userPreviousSequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.userPreviousSequence, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -964,6 +972,7 @@ nonisolated extension Authd_Store_V1_ChangeRecord: SwiftProtobuf.Message, SwiftP
     if lhs.actorID != rhs.actorID {return false}
     if lhs.ip != rhs.ip {return false}
     if lhs.userAgent != rhs.userAgent {return false}
+    if lhs.userPreviousSequence != rhs.userPreviousSequence {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

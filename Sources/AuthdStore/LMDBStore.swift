@@ -27,7 +27,7 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
     }
 
     /// The schema version this build writes. Bump it together with a migration in `migrations`.
-    public static let schemaVersion: UInt32 = 2
+    public static let schemaVersion: UInt32 = 3
 
     /// Migrations from version N (the key) to N + 1, run in one transaction at open.
     static let migrations: [UInt32: @Sendable (LMDBWriter) throws -> Void] = Migrations.steps

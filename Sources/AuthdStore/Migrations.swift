@@ -4,7 +4,8 @@ import CLMDB
 /// start from. Each runs inside the one transaction that opens the store.
 enum Migrations {
     static let steps: [UInt32: @Sendable (LMDBWriter) throws -> Void] = [
-        1: mergeUserIndexes
+        1: mergeUserIndexes,
+        2: chainUserChanges,
     ]
 
     /// Version 1 kept a user's sessions, tokens and change-log entries in three indexes
@@ -34,5 +35,52 @@ enum Migrations {
             }
             try lmdbCheck(mdb_drop(writer.txn, dbi, 1), "mdb_drop \(name)")
         }
+    }
+
+    /// Version 2 kept a key in `user_entries` for each of a user's change-log entries (kind
+    /// 0x01, then the sequence); version 3 chains the entries instead: each names the user's
+    /// previous one, and one head per user (kind 0x04) holds the newest and the count. The
+    /// keys are read a chunk at a time in key order (a user's oldest first), then the chunk's
+    /// entries are rewritten and its keys deleted; the next chunk starts after the last key, so
+    /// a large folder is neither held in memory nor walked by a cursor while its tree changes.
+    /// A key whose entry is missing from the log is dropped.
+    static func chainUserChanges(_ writer: LMDBWriter) throws {
+        let environment = writer.environment
+        var start: [UInt8] = [0]
+        var user: (id: String, newest: UInt64, count: UInt64)?
+        while true {
+            var chunk: [(userID: String, sequence: UInt64, key: [UInt8])] = []
+            try writer.scan(environment.userEntries, from: start) { key, _ in
+                guard let separator = key.firstIndex(of: 0) else {
+                    throw StoreError(.corrupt, "user_entries holds a key without a user id")
+                }
+                let kind = separator + 1
+                guard kind < key.count, key[kind] == Keys.UserEntry.change.rawValue else { return true }
+                guard key.count == kind + 9,
+                    let sequence = Keys.readBigEndian64(UnsafeRawBufferPointer(rebasing: key[(kind + 1)...]))
+                else {
+                    throw StoreError(.corrupt, "user_entries holds a change key of \(key.count) bytes")
+                }
+                chunk.append((String(decoding: key[..<separator], as: UTF8.self), sequence, Array(key)))
+                return chunk.count < 4096
+            }
+            guard let last = chunk.last else { break }
+            for entry in chunk {
+                try writer.delete(environment.userEntries, entry.key)
+                let sequenceKey = Keys.bigEndian64(entry.sequence)
+                guard var change = try writer.get(environment.changes, sequenceKey, { try RecordCodec.decodeChange($0) }) else {
+                    continue
+                }
+                if let previous = user, previous.id != entry.userID {
+                    try writer.putChangeHead(userID: previous.id, newest: previous.newest, count: previous.count)
+                    user = nil
+                }
+                change.userPreviousSequence = user?.newest ?? 0
+                try writer.put(environment.changes, sequenceKey, RecordCodec.encode(change))
+                user = (entry.userID, entry.sequence, (user?.count ?? 0) + 1)
+            }
+            start = last.key + [0]
+        }
+        if let user { try writer.putChangeHead(userID: user.id, newest: user.newest, count: user.count) }
     }
 }

@@ -101,6 +101,7 @@ enum RecordCodec {
         r.actorID = change.actorID
         r.ip = change.ip
         r.userAgent = change.userAgent
+        r.userPreviousSequence = change.userPreviousSequence
         return try r.serializedBytes()
     }
 
@@ -114,6 +115,7 @@ enum RecordCodec {
         change.actorID = r.actorID
         change.ip = r.ip
         change.userAgent = r.userAgent
+        change.userPreviousSequence = r.userPreviousSequence
         return change
     }
 

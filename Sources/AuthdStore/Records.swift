@@ -89,6 +89,8 @@ public struct ChangeRecord: Sendable, Equatable {
     public var actorID: String = ""
     public var ip: String = ""
     public var userAgent: String = ""
+    /// The same user's previous entry, 0 for their first; assigned by the store on append.
+    public var userPreviousSequence: UInt64 = 0
 
     public init(
         time: Int64, event: String, auditEvent: String, resource: String, userID: String

@@ -135,6 +135,33 @@ final class LMDBStoreTests: XCTestCase {
         }
     }
 
+    func testChangesPageNewestFirstFromAnyBound() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            try w.insertUser(sampleUser("u2"))
+            for i in 1...51 {
+                try w.appendChange(sampleChange("users.u1.update.name.\(i)", user: "u1"))
+                if i % 10 == 0 { try w.appendChange(sampleChange("users.u2.update.name", user: "u2")) }
+            }
+        }
+        try store.read { r in
+            let u1 = try r.changes(userID: "u1", before: nil, offset: 0, limit: 100).entries.map(\.sequence)
+            XCTAssertEqual(u1.count, 51)
+            XCTAssertEqual(u1, u1.sorted(by: >))
+            XCTAssertEqual(try r.changes(userID: "u1", before: nil, offset: 0, limit: 0).total, 51)
+            XCTAssertEqual(try r.changes(userID: "u2", before: nil, offset: 0, limit: 100).entries.map(\.sequence), [55, 44, 33, 22, 11])
+            // A bound that is one of the user's entries, one that is another user's, and offsets.
+            XCTAssertEqual(try r.changes(userID: "u1", before: u1[1], offset: 1, limit: 2).entries.map(\.sequence), [u1[3], u1[4]])
+            XCTAssertEqual(try r.changes(userID: "u1", before: 44, offset: 0, limit: 2).entries.map(\.sequence), [43, 42])
+            XCTAssertEqual(try r.changes(userID: "u1", before: 1_000, offset: 0, limit: 1).entries.map(\.sequence), [u1[0]])
+            XCTAssertEqual(try r.changes(userID: "u1", before: 2, offset: 0, limit: 5).entries.map(\.sequence), [1])
+            XCTAssertEqual(try r.changes(userID: "u1", before: 1, offset: 0, limit: 5).entries.count, 0)
+            XCTAssertEqual(try r.changes(userID: "u1", before: 0, offset: 0, limit: 5).entries.count, 0)
+            XCTAssertEqual(try r.changes(userID: "u1", before: nil, offset: 60, limit: 5).entries.count, 0)
+            XCTAssertEqual(try r.changes(userID: "nobody", before: nil, offset: 0, limit: 5).total, 0)
+        }
+    }
+
     func testSessionsOfOneUserDoNotLeakIntoAnotherWithAPrefixID() async throws {
         try await store.write { w in
             try w.insertUser(sampleUser("ab"))

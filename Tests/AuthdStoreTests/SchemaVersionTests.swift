@@ -104,7 +104,7 @@ final class SchemaVersionTests: XCTestCase {
         try writeVersionOneFolder()
         let store = try LMDBStore(directory: directory)
         defer { store.close() }
-        XCTAssertEqual(try storedVersion(store.environment), 2)
+        XCTAssertEqual(try storedVersion(store.environment), LMDBStore.schemaVersion)
         try store.read { r in
             XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), ["s1"])
             XCTAssertEqual(try r.sessions(userID: "u2").map(\.id), [])
@@ -133,6 +133,72 @@ final class SchemaVersionTests: XCTestCase {
         try store.read { r in
             XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), [])
             XCTAssertNil(try r.sessionID(secretHash: [UInt8](repeating: 7, count: 32), locator: 0))
+        }
+    }
+
+    /// A version-2 folder: a key in `user_entries` for each change-log entry of a user (kind
+    /// 0x01, then the sequence). u1's entries interleave with u2's in the log.
+    private func writeVersionTwoFolder(changesOfU1: Int) throws {
+        let environment = try LMDBEnvironment(path: directory, mapSize: 64 << 20)
+        defer { environment.close() }
+        try LMDBStore.migrate(environment, to: 2, using: [:], logger: Logger(label: "test"))
+        var txn: OpaquePointer?
+        XCTAssertEqual(mdb_txn_begin(environment.env, nil, 0, &txn), 0)
+        let writer = LMDBWriter(environment: environment, txn: try XCTUnwrap(txn))
+        try writer.insertUser(sampleUser("u1"))
+        try writer.insertUser(sampleUser("u2"))
+        try writer.insertSession(sampleSession("s1", user: "u1", at: 5_000, secretByte: 7))
+        for sequence in 1...UInt64(changesOfU1 + 3) {
+            let user = [2, 5, UInt64(changesOfU1 + 3)].contains(sequence) ? "u2" : "u1"
+            var change = sampleChange("users.\(user).update.name", user: user)
+            change.sequence = sequence
+            try writer.put(environment.changes, Keys.bigEndian64(sequence), RecordCodec.encode(change))
+            try writer.put(environment.userEntries, Array(user.utf8) + [0, 1] + Keys.bigEndian64(sequence), [])
+        }
+        // A key whose entry is gone from the log.
+        try writer.put(environment.userEntries, Array("u2".utf8) + [0, 1] + Keys.bigEndian64(999_999), [])
+        XCTAssertEqual(mdb_txn_commit(txn), 0)
+    }
+
+    func testVersionTwoChangeKeysBecomeOneChainPerUser() throws {
+        // More keys than the migration rewrites per chunk.
+        try writeVersionTwoFolder(changesOfU1: 4_100)
+        let store = try LMDBStore(directory: directory)
+        defer { store.close() }
+        XCTAssertEqual(try storedVersion(store.environment), 3)
+        try store.read { r in
+            let (entries, total) = try r.changes(userID: "u1", before: nil, offset: 0, limit: 3)
+            XCTAssertEqual(entries.map(\.sequence), [4_102, 4_101, 4_100])
+            XCTAssertEqual(total, 4_100)
+            XCTAssertEqual(try r.changes(userID: "u1", before: 4, offset: 0, limit: 10).entries.map(\.sequence), [3, 1])
+            let (others, othersTotal) = try r.changes(userID: "u2", before: nil, offset: 0, limit: 10)
+            XCTAssertEqual(others.map(\.sequence), [4_103, 5, 2])
+            XCTAssertEqual(othersTotal, 3)
+            XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), ["s1"])
+        }
+        // No key of the old kind is left; each user has a head.
+        var kinds: [UInt8] = []
+        var txn: OpaquePointer?
+        XCTAssertEqual(mdb_txn_begin(store.environment.env, nil, UInt32(MDB_RDONLY), &txn), 0)
+        defer { mdb_txn_abort(txn) }
+        let reader = LMDBReader(environment: store.environment, txn: try XCTUnwrap(txn))
+        try reader.scan(store.environment.userEntries, from: [0]) { key, _ in
+            kinds.append(key[key.firstIndex(of: 0)! + 1])
+            return true
+        }
+        XCTAssertEqual(kinds, [2, 4, 4])
+    }
+
+    func testAMigratedChainTakesNewEntries() async throws {
+        try writeVersionTwoFolder(changesOfU1: 10)
+        let store = try LMDBStore(directory: directory)
+        defer { store.close() }
+        _ = try await store.write { w in try w.appendChange(sampleChange("users.u1.update.email", user: "u1")) }
+        try store.read { r in
+            let (entries, total) = try r.changes(userID: "u1", before: nil, offset: 0, limit: 3)
+            XCTAssertEqual(entries.map(\.event), ["users.u1.update.email", "users.u1.update.name", "users.u1.update.name"])
+            XCTAssertEqual(entries.map(\.sequence), [14, 12, 11])
+            XCTAssertEqual(total, 11)
         }
     }
 }
