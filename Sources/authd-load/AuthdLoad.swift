@@ -188,25 +188,60 @@ struct Tokens: AsyncParsableCommand {
 
     @OptionGroup var options: CommonOptions
 
+    @Option(help: "pipelined: the two calls straight over NIO, the session's request made from the token's answer; client: AuthdClient calls (a task per pair).")
+    var driver = "pipelined"
+
     func run() async throws {
+        guard ["pipelined", "client"].contains(driver) else { throw ValidationError("--driver is pipelined or client") }
         let clients = try await options.connect()
         let users = try await options.createUsers(clients[0], password: nil).map(\.id)
-        if !options.json { print("tokens: \(users.count) users; \(options.connections) connections × \(options.pipeline) in flight") }
+        if !options.json {
+            print("tokens: \(users.count) users; \(options.connections) connections × \(options.pipeline) in flight; \(driver) driver")
+        }
         let server = options.server
         let before = await options.stats(clients[0])
-        let result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
-            // Any user, not the worker's own: with fewer workers than users, every user still
-            // signs in, so a commit's writes spread over the user index as they would in use.
-            let userID = users.randomElement()!
-            let token = try await client.createUserToken(userID: userID, credentials: server)
-            _ = try await client.createSession(userID: userID, secret: token.secret)
-            return 0
+        let result: LoadRun.Result
+        if driver == "pipelined" {
+            // Any user, not the connection's own: every user signs in, so a commit's writes
+            // spread over the user index as they would in use.
+            let requests = try (0..<4096).map { _ in try Self.createTokenRequest(userID: users.randomElement()!, server: server) }
+            result = try await options.driver.run(requests: requests, followUp: Self.createSessionRequest, progress: !options.json)
+        } else {
+            result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
+                let userID = users.randomElement()!
+                let token = try await client.createUserToken(userID: userID, credentials: server)
+                _ = try await client.createSession(userID: userID, secret: token.secret)
+                return 0
+            }
         }
         let after = await options.stats(clients[0])
         var extra = options.batchFigures(before: before, after: after)
+        extra["driver"] = driver
         if let commits = extra["commits"] as? UInt64 { extra["commits_per_second"] = Double(commits) / max(result.seconds, 0.001) }
         print(result.report(scenario: "tokens", json: options.json, extra: extra))
         for client in clients { await client.close() }
+    }
+
+    static func createTokenRequest(userID: String, server: Credentials) throws -> [UInt8] {
+        var input = Authd_V1_CreateUserTokenRequest()
+        input.userID = userID
+        var request = Authd_V1_Request()
+        request.method = "authd.v1.Users/CreateToken"
+        request.body = try input.serializedBytes()
+        if case .apiKey(let key) = server { request.credentials.apiKey = key }
+        return try request.serializedBytes()
+    }
+
+    /// Redeems the token in `answerBody` (an `authd.v1.Token`) for a session.
+    @Sendable static func createSessionRequest(_ answerBody: ByteBuffer) throws -> [UInt8] {
+        let token = try Authd_V1_Token(serializedBytes: Array(answerBody.readableBytesView))
+        var input = Authd_V1_CreateSessionRequest()
+        input.userID = token.userID
+        input.secret = token.secret
+        var request = Authd_V1_Request()
+        request.method = "authd.v1.Account/CreateSession"
+        request.body = try input.serializedBytes()
+        return try request.serializedBytes()
     }
 }
 

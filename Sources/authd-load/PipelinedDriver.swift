@@ -27,9 +27,15 @@ struct PipelinedDriver {
     /// daemon on a small machine (redis-benchmark drives its clients from one thread).
     var eventLoops: Int = System.coreCount
 
+    /// The second call of a unit of work, made from the first call's answer (its `body`):
+    /// a serialized `authd.v1.Request` without an id.
+    typealias FollowUp = @Sendable (_ answerBody: ByteBuffer) throws -> [UInt8]
+
     /// Runs until the duration or the call budget is spent, cycling through `requests`
     /// (serialized `authd.v1.Request`s without an id; each connection starts at its own offset).
-    func run(requests: [[UInt8]], progress: Bool) async throws -> LoadRun.Result {
+    /// With `followUp`, each unit of work is two calls, the second made from the first's answer
+    /// (a token, then the session it is redeemed for); latency and counts are per unit.
+    func run(requests: [[UInt8]], followUp: FollowUp? = nil, progress: Bool) async throws -> LoadRun.Result {
         precondition(!requests.isEmpty)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops)
         defer { group.shutdownGracefully { _ in } }
@@ -45,8 +51,8 @@ struct PipelinedDriver {
         for index in 0..<connections {
             let promise = group.next().makePromise(of: PipelinedCaller.Outcome.self)
             let caller = PipelinedCaller(
-                requests: requests, offset: index * 7919 % requests.count, pipeline: pipeline, warmEnd: warmEnd,
-                end: end, rate: perConnectionRate, counters: counters, finished: promise)
+                requests: requests, followUp: followUp, offset: index * 7919 % requests.count, pipeline: pipeline,
+                warmEnd: warmEnd, end: end, rate: perConnectionRate, counters: counters, finished: promise)
             let channel = try await ClientBootstrap(group: promise.futureResult.eventLoop)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -93,6 +99,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private let requests: [[UInt8]]
+    private let followUp: PipelinedDriver.FollowUp?
     private var next: Int
     private let pipeline: Int
     private let warmEnd: NIODeadline
@@ -104,6 +111,8 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
     /// When each call in flight started, by id modulo the ring size (ids are sequential and at
     /// most a few windows are in flight, so slots are never reused too early).
     private var startedAt: [NIODeadline]
+    /// Whether each call in flight is a unit's follow-up (same ring as `startedAt`).
+    private var isFollowUp: [Bool]
     private var nextID: UInt64 = 1
     private var inFlight = 0
     private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
@@ -119,10 +128,11 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
     private var partialAnswer: ByteBuffer?
 
     init(
-        requests: [[UInt8]], offset: Int, pipeline: Int, warmEnd: NIODeadline, end: NIODeadline, rate: Double?,
-        counters: Counters, finished: EventLoopPromise<Outcome>
+        requests: [[UInt8]], followUp: PipelinedDriver.FollowUp?, offset: Int, pipeline: Int, warmEnd: NIODeadline,
+        end: NIODeadline, rate: Double?, counters: Counters, finished: EventLoopPromise<Outcome>
     ) {
         self.requests = requests
+        self.followUp = followUp
         self.next = offset
         self.pipeline = pipeline
         self.warmEnd = warmEnd
@@ -133,6 +143,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         var ring = 64
         while ring < pipeline * 4 { ring <<= 1 }
         startedAt = Array(repeating: .now(), count: ring)
+        isFollowUp = Array(repeating: false, count: ring)
         outgoing = ByteBufferAllocator().buffer(capacity: 64 * pipeline)
     }
 
@@ -169,9 +180,15 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         }
         let body = requests[next]
         next = next + 1 == requests.count ? 0 : next + 1
+        write(body, startedAt: start, followUp: false)
+    }
+
+    /// Appends one request frame to `outgoing` under the next id.
+    private func write(_ body: [UInt8], startedAt start: NIODeadline, followUp: Bool) {
         let id = nextID
         nextID += 1
         startedAt[Int(id & UInt64(startedAt.count - 1))] = start
+        isFollowUp[Int(id & UInt64(startedAt.count - 1))] = followUp
         let lengthIndex = outgoing.writerIndex
         outgoing.writeInteger(UInt32(0))
         outgoing.writeInteger(UInt8(0x08))  // field 1: id
@@ -219,12 +236,21 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
             recordError("an answer without an id")
             return
         }
-        let start = startedAt[Int(id & UInt64(startedAt.count - 1))]
+        let slot = Int(id & UInt64(startedAt.count - 1))
+        let start = startedAt[slot]
         if frame.getInteger(at: frame.readerIndex, as: UInt8.self) == 0x12 {
             var whole = frame
             whole.moveReaderIndex(to: 0)
             let response = try? Authd_V1_Response(serializedBytes: Array(whole.readableBytesView))
             recordError(response.map { "\($0.error.type): \($0.error.message)" } ?? "an undecodable error")
+        } else if let followUp, !isFollowUp[slot] {
+            // The unit's first call: its answer makes the second, which keeps the unit's start.
+            do {
+                write(try followUp(try Self.body(of: frame)), startedAt: start, followUp: true)
+                return
+            } catch {
+                recordError("an answer the follow-up could not use: \(error)")
+            }
         } else if start >= warmEnd {
             let micros = max(1, (now - start).nanoseconds / 1000)
             _ = histogram.record(UInt64(micros))
@@ -234,6 +260,24 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
             if now < end { send(context, startedAt: now) } else { stopped = true }
         }
         if stopped && inFlight == 0 { stop(context) }
+    }
+
+    struct TruncatedAnswer: Error {}
+
+    /// The `body` field (3) of a successful answer whose id has been read; empty when absent.
+    private static func body(of frame: ByteBuffer) throws -> ByteBuffer {
+        var rest = frame
+        guard rest.readInteger(as: UInt8.self) == 0x1A else { return ByteBuffer() }
+        var length: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard let byte = rest.readInteger(as: UInt8.self), shift <= 63 else { throw TruncatedAnswer() }
+            length |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { break }
+            shift += 7
+        }
+        guard let body = rest.readSlice(length: Int(clamping: length)) else { throw TruncatedAnswer() }
+        return body
     }
 
     private func recordError(_ text: String) {

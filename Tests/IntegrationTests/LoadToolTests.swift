@@ -77,11 +77,15 @@ final class LoadToolTests: XCTestCase {
             let latency = try XCTUnwrap(validate["latency_us"] as? [String: Any])
             XCTAssertNotNil(latency["p99_9"])
         }
-        let tokens = try load(["tokens"] + quick)
-        XCTAssertGreaterThan(tokens["calls"] as? Int ?? 0, 0)
-        XCTAssertEqual(tokens["errors"] as? Int, 0, "\(tokens)")
-        XCTAssertGreaterThan(tokens["commits"] as? Int ?? 0, 0, "the write statistics were read")
-        XCTAssertGreaterThanOrEqual(tokens["writes"] as? Int ?? 0, 2 * (tokens["calls"] as? Int ?? 0))
+        for driver in ["pipelined", "client"] {
+            let tokens = try load(["tokens", "--driver", driver] + quick)
+            XCTAssertEqual(tokens["driver"] as? String, driver)
+            XCTAssertGreaterThan(tokens["calls"] as? Int ?? 0, 0, "tokens (\(driver))")
+            XCTAssertEqual(tokens["errors"] as? Int, 0, "tokens (\(driver)): \(tokens)")
+            XCTAssertGreaterThan(tokens["commits"] as? Int ?? 0, 0, "the write statistics were read")
+            // Each pair counted is a token and the session redeemed for it: two writes.
+            XCTAssertGreaterThanOrEqual(tokens["writes"] as? Int ?? 0, 2 * (tokens["calls"] as? Int ?? 0), "tokens (\(driver))")
+        }
 
         let login = try load(
             ["login", "--argon2-memory-kib", "64", "--argon2-iterations", "1", "--ceiling-seconds", "0.2", "--validate-rate", "100"]
