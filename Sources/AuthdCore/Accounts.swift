@@ -161,8 +161,9 @@ public final class Directory: Sendable {
         }
     }
 
+    /// `session` as read in `w`: it is deleted without being read and decoded again.
     func deleteSession(_ session: SessionRecord, in w: any StoreWriter, call: Call, time: Int64) throws {
-        try w.deleteSession(id: session.id)
+        try w.deleteSession(session)
         try w.appendChange(
             changeRecord(
                 "users.\(session.userID).sessions.\(session.id).delete", audit: "session.delete",

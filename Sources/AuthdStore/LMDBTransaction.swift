@@ -476,11 +476,15 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     @discardableResult
     func deleteSession(id: String) throws -> Bool {
         guard let session = try session(id: id) else { return false }
+        try deleteSession(session)
+        return true
+    }
+
+    func deleteSession(_ session: SessionRecord) throws {
         changes?.userIDs.insert(session.userID)
-        try delete(environment.sessions, Keys.utf8(id))
+        try delete(environment.sessions, Keys.utf8(session.id))
         try delete(environment.sessionsBySecret, Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash))
         try delete(environment.userEntries, Keys.userSession(session))
-        return true
     }
 
     /// The change log's last sequence in this transaction once read, so that later appends in

@@ -102,6 +102,8 @@ public protocol StoreWriter: StoreReader {
     /// Deletes a session and its index entries; false when it did not exist.
     @discardableResult
     func deleteSession(id: String) throws -> Bool
+    /// Deletes a session read in this write, and its index entries, without reading it again.
+    func deleteSession(_ session: SessionRecord) throws
     /// Adds a token; `StoreError.notFound` when its user does not exist.
     func insertToken(_ token: TokenRecord) throws
     @discardableResult

@@ -135,6 +135,26 @@ final class LMDBStoreTests: XCTestCase {
         }
     }
 
+    func testASessionReadInTheWriteIsDeletedWithItsIndexEntries() async throws {
+        var session = sampleSession("s1", user: "u1", at: 1_000, secretByte: 3)
+        session.secretLocator = 1_000_000
+        let stored = session
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            try w.insertSession(stored)
+            try w.insertSession(sampleSession("s2", user: "u1", at: 2_000, secretByte: 4))
+        }
+        try await store.write { w in
+            let read = try XCTUnwrap(try w.session(id: "s1"))
+            try w.deleteSession(read)
+        }
+        try store.read { r in
+            XCTAssertNil(try r.session(id: "s1"))
+            XCTAssertNil(try r.sessionID(secretHash: stored.secretHash, locator: 1_000_000))
+            XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), ["s2"], "the other session stays")
+        }
+    }
+
     func testChangesPageNewestFirstFromAnyBound() async throws {
         try await store.write { w in
             try w.insertUser(sampleUser("u1"))
