@@ -4,19 +4,7 @@ import Foundation
 import XCTest
 
 /// What `user_entries` holds, which decides how many pages a write dirties.
-final class KeyLayoutTests: XCTestCase {
-    var directory: String!
-    var store: LMDBStore!
-
-    override func setUp() async throws {
-        directory = try makeTemporaryDirectory()
-        store = try LMDBStore(directory: directory)
-    }
-
-    override func tearDown() async throws {
-        store.close()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+final class KeyLayoutTests: StoreTestCase {
 
     /// However long a user's history, they keep one head in `user_entries` (after their
     /// sessions and tokens), so a sign-in rewrites it in place instead of growing the tree.

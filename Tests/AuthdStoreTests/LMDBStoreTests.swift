@@ -3,19 +3,7 @@ import Foundation
 import Synchronization
 import XCTest
 
-final class LMDBStoreTests: XCTestCase {
-    var directory: String!
-    var store: LMDBStore!
-
-    override func setUp() async throws {
-        directory = try makeTemporaryDirectory()
-        store = try LMDBStore(directory: directory)
-    }
-
-    override func tearDown() async throws {
-        store?.close()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+final class LMDBStoreTests: StoreTestCase {
 
     func testUsersAndTheEmailIndex() async throws {
         try await store.write { w in try w.insertUser(sampleUser("u1", email: "a@example.com")) }

@@ -1,5 +1,22 @@
 import AuthdStore
 import Foundation
+import XCTest
+
+/// A test case with a fresh store in a fresh data folder, closed and removed afterwards.
+class StoreTestCase: XCTestCase {
+    var directory: String!
+    var store: LMDBStore!
+
+    override func setUp() async throws {
+        directory = try makeTemporaryDirectory()
+        store = try LMDBStore(directory: directory)
+    }
+
+    override func tearDown() async throws {
+        store?.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
 
 /// A fresh data folder per test, removed afterwards.
 func makeTemporaryDirectory() throws -> String {
