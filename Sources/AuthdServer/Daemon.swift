@@ -14,7 +14,9 @@ public enum Daemon {
         }
         let store = try LMDBStore(
             directory: configuration.dataDirectory,
-            options: LMDBStore.Options(mapSizeMiB: configuration.mapSizeMiB),
+            options: LMDBStore.Options(
+                mapSizeMiB: configuration.mapSizeMiB,
+                migrationProgress: { status in SystemdNotifier.extendStartup(by: 30, status: "migrating the store: \(status)") }),
             logger: logger)
         let hashingPool = BlockingPool(threads: configuration.hashThreads, niceness: configuration.hashNice)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)

@@ -18,19 +18,26 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         /// How far past its data the file is kept cached in single pages (`GrowthZone`); 0 for
         /// none.
         public var growthZoneKiB: Int = 16 << 10
+        /// Told how a migration at open is getting on (about once a second, and when a step
+        /// ends), besides the log.
+        public var migrationProgress: (@Sendable (String) -> Void)?
 
-        public init(mapSizeMiB: Int = 8192, maxBatch: Int = 1024, growthZoneKiB: Int = 16 << 10) {
+        public init(
+            mapSizeMiB: Int = 8192, maxBatch: Int = 1024, growthZoneKiB: Int = 16 << 10,
+            migrationProgress: (@Sendable (String) -> Void)? = nil
+        ) {
             self.mapSizeMiB = mapSizeMiB
             self.maxBatch = maxBatch
             self.growthZoneKiB = growthZoneKiB
+            self.migrationProgress = migrationProgress
         }
     }
 
     /// The schema version this build writes. Bump it together with a migration in `migrations`.
     public static let schemaVersion: UInt32 = 3
 
-    /// Migrations from version N (the key) to N + 1, run in one transaction at open.
-    static let migrations: [UInt32: @Sendable (LMDBWriter) throws -> Void] = Migrations.steps
+    /// Migrations from version N (the key) to N + 1, run at open.
+    static let migrations: [UInt32: @Sendable (MigrationRun) throws -> Void] = Migrations.steps
 
     let environment: LMDBEnvironment
     private let writer: GroupCommitWriter
@@ -60,7 +67,7 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
             throw error
         }
         do {
-            try Self.migrate(environment, logger: logger)
+            try Self.migrate(environment, logger: logger, progress: options.migrationProgress)
         } catch {
             environment.close()
             Glibc.close(fd)
@@ -78,42 +85,38 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         writer.start()
     }
 
-    /// Brings the data folder to `schemaVersion`, or refuses one written by a newer authd.
+    /// Brings the data folder to `schemaVersion`, or refuses one written by a newer authd or
+    /// one this build has no migration for (then the folder is left as it was).
     static func migrate(
         _ environment: LMDBEnvironment, to target: UInt32 = schemaVersion,
-        using migrations: [UInt32: @Sendable (LMDBWriter) throws -> Void] = migrations, logger: Logger
+        using migrations: [UInt32: @Sendable (MigrationRun) throws -> Void] = migrations, logger: Logger,
+        progress: (@Sendable (String) -> Void)? = nil
     ) throws {
-        var txn: OpaquePointer?
-        try lmdbCheck(mdb_txn_begin(environment.env, nil, 0, &txn), "mdb_txn_begin")
-        guard let txn else { throw StoreError(.io, "mdb_txn_begin returned no transaction") }
-        do {
-            let writer = LMDBWriter(environment: environment, txn: txn)
-            let key = Keys.utf8("schema_version")
-            var version = try writer.get(environment.meta, key) { raw in
+        let run = MigrationRun(environment: environment) { status in
+            logger.info("migrating store", metadata: ["progress": "\(status)"])
+            progress?(status)
+        }
+        let key = Keys.utf8("schema_version")
+        func store(_ version: UInt32) throws {
+            try run.write { w in try w.put(environment.meta, key, withUnsafeBytes(of: version.bigEndian) { Array($0) }) }
+        }
+        let stored = try run.write { w in
+            try w.get(environment.meta, key) { raw in
                 raw.count == 4 ? raw.reduce(UInt32(0)) { ($0 << 8) | UInt32($1) } : nil
             } ?? nil
-            if version == nil {
-                // A new data folder starts at the current version.
-                version = target
-            }
-            guard var current = version, current <= target else {
-                throw StoreError(
-                    .incompatible,
-                    "the data folder has schema version \(version ?? 0), newer than this authd's \(target)")
-            }
-            while current < target {
-                guard let step = migrations[current] else {
-                    throw StoreError(.incompatible, "no migration from schema version \(current)")
-                }
-                logger.notice("migrating store", metadata: ["from": "\(current)", "to": "\(current + 1)"])
-                try step(writer)
-                current += 1
-            }
-            try writer.put(environment.meta, key, withUnsafeBytes(of: current.bigEndian) { Array($0) })
-            try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit")
-        } catch {
-            mdb_txn_abort(txn)
-            throw error
+        }
+        // A new data folder starts at the current version.
+        guard let stored else { return try store(target) }
+        guard stored <= target else {
+            throw StoreError(.incompatible, "the data folder has schema version \(stored), newer than this authd's \(target)")
+        }
+        if let missing = (stored..<target).first(where: { migrations[$0] == nil }) {
+            throw StoreError(.incompatible, "no migration from schema version \(missing)")
+        }
+        for version in stored..<target {
+            logger.notice("migrating store", metadata: ["from": "\(version)", "to": "\(version + 1)"])
+            try migrations[version]!(run)
+            try store(version + 1)
         }
     }
 

@@ -2,6 +2,7 @@
 import CLMDB
 import Foundation
 import Logging
+import Synchronization
 import XCTest
 
 final class SchemaVersionTests: XCTestCase {
@@ -36,12 +37,14 @@ final class SchemaVersionTests: XCTestCase {
         defer { environment.close() }
         let logger = Logger(label: "test")
         try LMDBStore.migrate(environment, to: 1, using: [:], logger: logger)
-        let steps: [UInt32: @Sendable (LMDBWriter) throws -> Void] = [
-            1: { w in try w.insertUser(sampleUser("added-by-step-1")) },
-            2: { w in
-                guard var user = try w.user(id: "added-by-step-1") else { throw StoreError.notFound("step 1's user") }
-                user.name = "renamed by step 2"
-                try w.updateUser(user)
+        let steps: [UInt32: @Sendable (MigrationRun) throws -> Void] = [
+            1: { run in try run.write { w in try w.insertUser(sampleUser("added-by-step-1")) } },
+            2: { run in
+                try run.write { w in
+                    guard var user = try w.user(id: "added-by-step-1") else { throw StoreError.notFound("step 1's user") }
+                    user.name = "renamed by step 2"
+                    try w.updateUser(user)
+                }
             },
         ]
         try LMDBStore.migrate(environment, to: 3, using: steps, logger: logger)
@@ -68,6 +71,16 @@ final class SchemaVersionTests: XCTestCase {
         try LMDBStore.migrate(environment, to: 1, using: [:], logger: Logger(label: "test"))
         XCTAssertThrowsError(try LMDBStore.migrate(environment, to: 2, using: [:], logger: Logger(label: "test")))
         XCTAssertEqual(try storedVersion(environment), 1)
+        // Nor does a step run when a later one is missing.
+        let steps: [UInt32: @Sendable (MigrationRun) throws -> Void] = [
+            1: { run in try run.write { w in try w.insertUser(sampleUser("added-by-step-1")) } },
+        ]
+        XCTAssertThrowsError(try LMDBStore.migrate(environment, to: 3, using: steps, logger: Logger(label: "test")))
+        XCTAssertEqual(try storedVersion(environment), 1)
+        var txn: OpaquePointer?
+        mdb_txn_begin(environment.env, nil, UInt32(MDB_RDONLY), &txn)
+        defer { mdb_txn_abort(txn) }
+        XCTAssertNil(try LMDBReader(environment: environment, txn: try XCTUnwrap(txn)).user(id: "added-by-step-1"))
     }
 
     /// A version-1 folder: a user's sessions, tokens and change-log entries in three indexes of
@@ -163,8 +176,28 @@ final class SchemaVersionTests: XCTestCase {
     func testVersionTwoChangeKeysBecomeOneChainPerUser() throws {
         // More keys than the migration rewrites per chunk.
         try writeVersionTwoFolder(changesOfU1: 4_100)
+        let reports = Mutex<[String]>([])
+        let store = try LMDBStore(
+            directory: directory, options: LMDBStore.Options(migrationProgress: { status in reports.withLock { $0.append(status) } }))
+        defer { store.close() }
+        XCTAssertEqual(reports.withLock { $0.last }, "chained 4104 change-log entries")
+        try assertVersionTwoFolderChained(store)
+    }
+
+    /// A migration stopped after two chunks of 1000 keys (as by a crash between them) resumes
+    /// at the next open and ends as if it had run at once.
+    func testAStoppedChainingResumes() throws {
+        try writeVersionTwoFolder(changesOfU1: 4_100)
+        let environment = try LMDBEnvironment(path: directory, mapSize: 64 << 20)
+        try Migrations.chainUserChanges(MigrationRun(environment: environment) { _ in }, chunk: 1_000, maxChunks: 2)
+        XCTAssertEqual(try storedVersion(environment), 2)
+        environment.close()
         let store = try LMDBStore(directory: directory)
         defer { store.close() }
+        try assertVersionTwoFolderChained(store)
+    }
+
+    private func assertVersionTwoFolderChained(_ store: LMDBStore) throws {
         XCTAssertEqual(try storedVersion(store.environment), 3)
         try store.read { r in
             let (entries, total) = try r.changes(userID: "u1", before: nil, offset: 0, limit: 3)
