@@ -232,7 +232,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         var frame = frame
         inFlight -= 1
         // A response starts with its id (field 1) and then, on failure only, field 2.
-        guard frame.readInteger(as: UInt8.self) == 0x08, let id = readVarint(&frame) else {
+        guard frame.readInteger(as: UInt8.self) == 0x08, let id = Self.readVarint(&frame) else {
             recordError("an answer without an id")
             return
         }
@@ -268,15 +268,9 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
     private static func body(of frame: ByteBuffer) throws -> ByteBuffer {
         var rest = frame
         guard rest.readInteger(as: UInt8.self) == 0x1A else { return ByteBuffer() }
-        var length: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard let byte = rest.readInteger(as: UInt8.self), shift <= 63 else { throw TruncatedAnswer() }
-            length |= UInt64(byte & 0x7F) << shift
-            if byte < 0x80 { break }
-            shift += 7
+        guard let length = readVarint(&rest), let body = rest.readSlice(length: Int(clamping: length)) else {
+            throw TruncatedAnswer()
         }
-        guard let body = rest.readSlice(length: Int(clamping: length)) else { throw TruncatedAnswer() }
         return body
     }
 
@@ -317,7 +311,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         buffer.writeInteger(UInt8(v))
     }
 
-    private func readVarint(_ buffer: inout ByteBuffer) -> UInt64? {
+    private static func readVarint(_ buffer: inout ByteBuffer) -> UInt64? {
         var value: UInt64 = 0
         var shift: UInt64 = 0
         while let byte = buffer.readInteger(as: UInt8.self) {
