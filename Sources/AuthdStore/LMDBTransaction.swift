@@ -499,12 +499,9 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         } ?? 0
         var entry = change
         entry.sequence = last + 1
-        entry.userPreviousSequence = 0
-        var head: (newest: UInt64, count: UInt64)?
-        if !entry.userID.isEmpty {
-            head = try changeHead(userID: entry.userID) ?? (0, 0)
-            entry.userPreviousSequence = head!.newest
-        }
+        // An entry without a user (a project-wide change) belongs to no chain.
+        let head = entry.userID.isEmpty ? nil : try changeHead(userID: entry.userID) ?? (0, 0)
+        entry.userPreviousSequence = head?.newest ?? 0
         try put(environment.changes, Keys.bigEndian64(entry.sequence), RecordCodec.encode(entry), flags: MDB_APPEND)
         lastChangeSequence = entry.sequence
         if let head {
