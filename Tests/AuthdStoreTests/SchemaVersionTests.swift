@@ -83,34 +83,37 @@ final class SchemaVersionTests: XCTestCase {
         XCTAssertNil(try LMDBReader(environment: environment, txn: try XCTUnwrap(txn)).user(id: "added-by-step-1"))
     }
 
+    /// A data folder marked with schema `version`, with what `body` writes in one transaction.
+    private func writeFolder(atVersion version: UInt32, _ body: (LMDBWriter, LMDBEnvironment) throws -> Void) throws {
+        let environment = try LMDBEnvironment(path: directory, mapSize: 64 << 20)
+        defer { environment.close() }
+        try LMDBStore.migrate(environment, to: version, using: [:], logger: Logger(label: "test"))
+        try MigrationRun(environment: environment) { _ in }.write { writer in try body(writer, environment) }
+    }
+
     /// A version-1 folder: a user's sessions, tokens and change-log entries in three indexes of
     /// their own, written here key by key as version 1 wrote them.
     private func writeVersionOneFolder() throws {
-        let environment = try LMDBEnvironment(path: directory, mapSize: 16 << 20)
-        defer { environment.close() }
-        try LMDBStore.migrate(environment, to: 1, using: [:], logger: Logger(label: "test"))
-        var txn: OpaquePointer?
-        XCTAssertEqual(mdb_txn_begin(environment.env, nil, 0, &txn), 0)
-        let writer = LMDBWriter(environment: environment, txn: try XCTUnwrap(txn))
-        func oldIndex(_ name: String) throws -> MDB_dbi {
-            var dbi: MDB_dbi = 0
-            XCTAssertEqual(mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi), 0)
-            return dbi
+        try writeFolder(atVersion: 1) { writer, environment in
+            func oldIndex(_ name: String) throws -> MDB_dbi {
+                var dbi: MDB_dbi = 0
+                XCTAssertEqual(mdb_dbi_open(writer.txn, name, UInt32(MDB_CREATE), &dbi), 0)
+                return dbi
+            }
+            try writer.insertUser(sampleUser("u1"))
+            try writer.insertUser(sampleUser("u2"))
+            let session = sampleSession("s1", user: "u1", at: 5_000, secretByte: 7)
+            try writer.put(environment.sessions, Array("s1".utf8), RecordCodec.encode(session))
+            try writer.put(environment.sessionsBySecret, session.secretHash, Array("s1".utf8))
+            try writer.put(try oldIndex("sessions_by_user"), Array("u1".utf8) + [0] + Keys.bigEndian64(5_000) + Array("s1".utf8), [])
+            let token = TokenRecord(id: "t1", userID: "u2", type: 8, secretHash: [UInt8](repeating: 9, count: 32), createdAt: 1, expire: 2)
+            try writer.put(environment.tokens, Array("t1".utf8), RecordCodec.encode(token))
+            try writer.put(try oldIndex("tokens_by_user"), Array("u2".utf8) + [0] + Array("t1".utf8), [])
+            var change = sampleChange("users.u1.update.name", user: "u1")
+            change.sequence = 1
+            try writer.put(environment.changes, Keys.bigEndian64(1), RecordCodec.encode(change))
+            try writer.put(try oldIndex("changes_by_user"), Array("u1".utf8) + [0] + Keys.bigEndian64(1), [])
         }
-        try writer.insertUser(sampleUser("u1"))
-        try writer.insertUser(sampleUser("u2"))
-        let session = sampleSession("s1", user: "u1", at: 5_000, secretByte: 7)
-        try writer.put(environment.sessions, Array("s1".utf8), RecordCodec.encode(session))
-        try writer.put(environment.sessionsBySecret, session.secretHash, Array("s1".utf8))
-        try writer.put(try oldIndex("sessions_by_user"), Array("u1".utf8) + [0] + Keys.bigEndian64(5_000) + Array("s1".utf8), [])
-        let token = TokenRecord(id: "t1", userID: "u2", type: 8, secretHash: [UInt8](repeating: 9, count: 32), createdAt: 1, expire: 2)
-        try writer.put(environment.tokens, Array("t1".utf8), RecordCodec.encode(token))
-        try writer.put(try oldIndex("tokens_by_user"), Array("u2".utf8) + [0] + Array("t1".utf8), [])
-        var change = sampleChange("users.u1.update.name", user: "u1")
-        change.sequence = 1
-        try writer.put(environment.changes, Keys.bigEndian64(1), RecordCodec.encode(change))
-        try writer.put(try oldIndex("changes_by_user"), Array("u1".utf8) + [0] + Keys.bigEndian64(1), [])
-        XCTAssertEqual(mdb_txn_commit(txn), 0)
     }
 
     func testVersionOneUserIndexesAreMergedIntoUserEntries() throws {
@@ -152,25 +155,20 @@ final class SchemaVersionTests: XCTestCase {
     /// A version-2 folder: a key in `user_entries` for each change-log entry of a user (kind
     /// 0x01, then the sequence). u1's entries interleave with u2's in the log.
     private func writeVersionTwoFolder(changesOfU1: Int) throws {
-        let environment = try LMDBEnvironment(path: directory, mapSize: 64 << 20)
-        defer { environment.close() }
-        try LMDBStore.migrate(environment, to: 2, using: [:], logger: Logger(label: "test"))
-        var txn: OpaquePointer?
-        XCTAssertEqual(mdb_txn_begin(environment.env, nil, 0, &txn), 0)
-        let writer = LMDBWriter(environment: environment, txn: try XCTUnwrap(txn))
-        try writer.insertUser(sampleUser("u1"))
-        try writer.insertUser(sampleUser("u2"))
-        try writer.insertSession(sampleSession("s1", user: "u1", at: 5_000, secretByte: 7))
-        for sequence in 1...UInt64(changesOfU1 + 3) {
-            let user = [2, 5, UInt64(changesOfU1 + 3)].contains(sequence) ? "u2" : "u1"
-            var change = sampleChange("users.\(user).update.name", user: user)
-            change.sequence = sequence
-            try writer.put(environment.changes, Keys.bigEndian64(sequence), RecordCodec.encode(change))
-            try writer.put(environment.userEntries, Array(user.utf8) + [0, 1] + Keys.bigEndian64(sequence), [])
+        try writeFolder(atVersion: 2) { writer, environment in
+            try writer.insertUser(sampleUser("u1"))
+            try writer.insertUser(sampleUser("u2"))
+            try writer.insertSession(sampleSession("s1", user: "u1", at: 5_000, secretByte: 7))
+            for sequence in 1...UInt64(changesOfU1 + 3) {
+                let user = [2, 5, UInt64(changesOfU1 + 3)].contains(sequence) ? "u2" : "u1"
+                var change = sampleChange("users.\(user).update.name", user: user)
+                change.sequence = sequence
+                try writer.put(environment.changes, Keys.bigEndian64(sequence), RecordCodec.encode(change))
+                try writer.put(environment.userEntries, Array(user.utf8) + [0, 1] + Keys.bigEndian64(sequence), [])
+            }
+            // A key whose entry is gone from the log.
+            try writer.put(environment.userEntries, Array("u2".utf8) + [0, 1] + Keys.bigEndian64(999_999), [])
         }
-        // A key whose entry is gone from the log.
-        try writer.put(environment.userEntries, Array("u2".utf8) + [0, 1] + Keys.bigEndian64(999_999), [])
-        XCTAssertEqual(mdb_txn_commit(txn), 0)
     }
 
     func testVersionTwoChangeKeysBecomeOneChainPerUser() throws {
