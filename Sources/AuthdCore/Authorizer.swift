@@ -83,8 +83,7 @@ public final class Authorizer: Sendable {
             let generation = sessions.generation(for: digest)
             let presented = digest.bytes
             let found = try store.read { reader -> SignedIn? in
-                guard let sessionID = try reader.sessionID(secretHash: presented, locator: digest.locator),
-                    let session = try reader.session(id: sessionID),
+                guard let session = try reader.session(secretHash: presented, locator: digest.locator),
                     SecretToken.constantTimeEquals(session.secretHash, presented),
                     let user = try reader.user(id: session.userID)
                 else { return nil }

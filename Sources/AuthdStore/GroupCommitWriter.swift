@@ -43,9 +43,18 @@ final class GroupCommitWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    init(environment: LMDBEnvironment, maxBatch: Int = 1024, growthZone: GrowthZone? = nil, logger: Logger) {
+    /// How many deleted sessions wait before one sweep deletes their records (see `Keys`).
+    private let sweepRetiredAt: Int
+    /// Whether the last commit left at least `sweepRetiredAt` of them; used by the writer thread alone.
+    private var sweepDue = false
+
+    init(
+        environment: LMDBEnvironment, maxBatch: Int = 1024, sweepRetiredAt: Int = 4096, growthZone: GrowthZone? = nil,
+        logger: Logger
+    ) {
         self.environment = environment
         self.maxBatch = maxBatch
+        self.sweepRetiredAt = max(1, sweepRetiredAt)
         self.growthZone = growthZone
         self.logger = logger
     }
@@ -101,7 +110,29 @@ final class GroupCommitWriter: @unchecked Sendable {
             queue.removeFirst(batch.count)
             condition.unlock()
             commit(batch)
+            if sweepDue { sweepRetiredSessions() }
             keepGrowthZoneAhead()
+        }
+    }
+
+    /// Deletes the records of the sessions deleted since the last sweep, in a commit of its own
+    /// after the batch's answers (so no acknowledgement waits for it). It changes nothing a
+    /// reader sees, so the observers are not told. A failure leaves the queue for the next try.
+    private func sweepRetiredSessions() {
+        sweepDue = false
+        var txn: OpaquePointer?
+        let rc = mdb_txn_begin(environment.env, nil, 0, &txn)
+        guard rc == 0, let txn else {
+            logger.warning("session sweep failed to start", metadata: ["error": "\(lmdbError(rc, "mdb_txn_begin"))"])
+            return
+        }
+        do {
+            let swept = try LMDBWriter(environment: environment, txn: txn).sweepRetiredSessions(limit: 4 * sweepRetiredAt)
+            try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit (session sweep)")
+            logger.debug("swept deleted sessions", metadata: ["sessions": "\(swept)"])
+        } catch {
+            mdb_txn_abort(txn)
+            logger.warning("session sweep failed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -182,6 +213,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func finish(
         _ parent: OpaquePointer, _ pending: [Job], _ completions: [@Sendable () -> Void], _ changes: ChangeCollector
     ) {
+        var retired = MDB_stat()
+        let retiredRC = mdb_stat(parent, environment.sessionsRetired, &retired)
         let commitRC = mdb_txn_commit(parent)
         if commitRC != 0 {
             let error = lmdbError(commitRC, "mdb_txn_commit")
@@ -189,6 +222,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             pending.forEach { $0.fail(error) }
             return
         }
+        sweepDue = retiredRC == 0 && retired.ms_entries >= sweepRetiredAt
         condition.lock()
         statistics.commits += 1
         statistics.writes += UInt64(completions.count)

@@ -19,6 +19,7 @@ final class LMDBEnvironment: @unchecked Sendable {
     let apiKeysBySecret: MDB_dbi
     let rateLimits: MDB_dbi
     let userEntries: MDB_dbi
+    let sessionsRetired: MDB_dbi
     /// The data file, and LMDB's page size in it.
     let dataPath: String
     let pageSize: Int
@@ -64,6 +65,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             apiKeysBySecret = try open("api_keys_by_secret")
             rateLimits = try open("rate_limits")
             userEntries = try open("user_entries")
+            sessionsRetired = try open("sessions_retired")
             try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit")
         } catch {
             mdb_txn_abort(txn)

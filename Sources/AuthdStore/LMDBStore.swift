@@ -15,6 +15,8 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         public var mapSizeMiB: Int = 8192
         /// The most writes one commit holds.
         public var maxBatch: Int = 1024
+        /// How many deleted sessions wait for the sweep that deletes their records together.
+        public var sweepRetiredSessionsAt: Int = 4096
         /// How far past its data the file is kept cached in single pages (`GrowthZone`); 0 for
         /// none.
         public var growthZoneKiB: Int = 16 << 10
@@ -23,18 +25,19 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         public var migrationProgress: (@Sendable (String) -> Void)?
 
         public init(
-            mapSizeMiB: Int = 8192, maxBatch: Int = 1024, growthZoneKiB: Int = 16 << 10,
+            mapSizeMiB: Int = 8192, maxBatch: Int = 1024, sweepRetiredSessionsAt: Int = 4096, growthZoneKiB: Int = 16 << 10,
             migrationProgress: (@Sendable (String) -> Void)? = nil
         ) {
             self.mapSizeMiB = mapSizeMiB
             self.maxBatch = maxBatch
+            self.sweepRetiredSessionsAt = sweepRetiredSessionsAt
             self.growthZoneKiB = growthZoneKiB
             self.migrationProgress = migrationProgress
         }
     }
 
     /// The schema version this build writes. Bump it together with a migration in `migrations`.
-    public static let schemaVersion: UInt32 = 3
+    public static let schemaVersion: UInt32 = 4
 
     /// Migrations from version N (the key) to N + 1, run at open.
     static let migrations: [UInt32: @Sendable (MigrationRun) throws -> Void] = Migrations.steps
@@ -81,7 +84,8 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
                 ahead: options.growthZoneKiB << 10, step: min(options.growthZoneKiB << 10, 2 << 20))
             : nil
         writer = GroupCommitWriter(
-            environment: environment, maxBatch: options.maxBatch, growthZone: growthZone, logger: logger)
+            environment: environment, maxBatch: options.maxBatch, sweepRetiredAt: options.sweepRetiredSessionsAt,
+            growthZone: growthZone, logger: logger)
         writer.start()
     }
 
@@ -169,7 +173,8 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         statistics.dataBytes = UInt64(try environment.dataBytes())
         try readLMDB { reader in
             statistics.users = try reader.userCount()
-            statistics.sessions = try reader.entries(environment.sessions)
+            // Deleted sessions wait in `sessions` for the sweep.
+            statistics.sessions = try reader.entries(environment.sessions) - reader.entries(environment.sessionsRetired)
         }
         return statistics
     }

@@ -17,6 +17,8 @@ import CLMDB
 ///   number of entries, 8 bytes big-endian each). Each entry names the user's previous one
 ///   (`user_previous_sequence`). Schema version 2 had a key per entry instead (0x01 and the
 ///   sequence).
+/// - `sessions_retired`: a running number (8 bytes big-endian) → the id of a deleted session
+///   whose records in `sessions` and `sessions_by_secret` are still there, left for the sweep
 /// - `rate_limits`: rule and key → window start, count (8 + 8 bytes big-endian)
 /// - `meta`: name → value (`schema_version`: 4 bytes big-endian)
 ///
@@ -29,6 +31,14 @@ import CLMDB
 /// entry, `user_entries` grew by every change ever made and split its pages all over the tree;
 /// with the chain it holds one fixed-size head per user, rewritten in place (measured: 22 %
 /// fewer bytes written per sign-in, BENCHMARKS.md).
+///
+/// A session is live while its key in `user_entries` is there. Deleting one (a sign-out, or the
+/// trim of a user's oldest session at sign-in) removes that key at once, on the user's page that
+/// the write dirties anyway, and queues the session in `sessions_retired`; the sweep deletes
+/// the queued sessions' records from `sessions` and `sessions_by_secret` a few thousand at a
+/// time, so that many deletes share each page. Deleted one by one, the trim's two records were
+/// each on a page of their own, anywhere in those trees (measured: 44 % of the bytes written per
+/// sign-in, BENCHMARKS.md).
 enum Keys {
     static func utf8(_ s: String) -> [UInt8] { Array(s.utf8) }
 
@@ -57,12 +67,29 @@ enum Keys {
 
     static func userToken(_ token: TokenRecord) -> [UInt8] { userEntries(token.userID, .token) + utf8(token.id) }
 
-    static func userSession(_ session: SessionRecord) -> [UInt8] {
-        userEntries(session.userID, .session) + bigEndian64(UInt64(bitPattern: session.createdAt))
-            + utf8(session.id)
-    }
+    /// A session's key: user id, 0x00, 0x02, created-at (8 bytes big-endian), session id.
+    static func userSession(_ session: SessionRecord) -> [UInt8] { withUserSession(session) { Array($0) } }
 
     static func userChangeHead(_ userID: String) -> [UInt8] { userEntries(userID, .changeHead) }
+
+    /// A session's key in `user_entries`, built on the stack for `body`.
+    static func withUserSession<R>(_ session: SessionRecord, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var userID = session.userID
+        var id = session.id
+        return try userID.withUTF8 { user in
+            try id.withUTF8 { id in
+                try withUnsafeTemporaryAllocation(byteCount: user.count + 2 + 8 + id.count, alignment: 8) { key in
+                    UnsafeMutableRawBufferPointer(rebasing: key[..<user.count]).copyMemory(from: UnsafeRawBufferPointer(user))
+                    key[user.count] = 0
+                    key[user.count + 1] = UserEntry.session.rawValue
+                    key.storeBytes(
+                        of: UInt64(bitPattern: session.createdAt).bigEndian, toByteOffset: user.count + 2, as: UInt64.self)
+                    UnsafeMutableRawBufferPointer(rebasing: key[(user.count + 10)...]).copyMemory(from: UnsafeRawBufferPointer(id))
+                    return try body(UnsafeRawBufferPointer(key))
+                }
+            }
+        }
+    }
 
     /// A session's key in `sessions_by_secret`, built on the stack for `body`: the locator (8 bytes
     /// big-endian) then the hash, or the hash alone when the locator is 0.
@@ -114,19 +141,33 @@ class LMDBReader: StoreReader {
         try get(environment.usersByEmail, Keys.utf8(email)) { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// A live session: its record, when the user's index still holds it (a deleted session's
+    /// record stays until the sweep, see `Keys`).
     func session(id: String) throws -> SessionRecord? {
+        guard let session = try storedSession(id: id), try isLive(session) else { return nil }
+        return session
+    }
+
+    func isLive(_ session: SessionRecord) throws -> Bool {
+        try Keys.withUserSession(session) { key in try get(environment.userEntries, raw: key) { _ in true } } != nil
+    }
+
+    /// A session's record, live or deleted and not yet swept.
+    func storedSession(id: String) throws -> SessionRecord? {
         try get(environment.sessions, Keys.utf8(id)) { try RecordCodec.decodeSession($0) }
     }
 
-    func sessionID(secretHash: [UInt8], locator: UInt64) throws -> String? {
+    func session(secretHash: [UInt8], locator: UInt64) throws -> SessionRecord? {
         // The key stays on the stack: this runs on every session check the cache misses.
-        try Keys.withSessionSecret(locator: locator, hash: secretHash) { key in
+        guard let id = try Keys.withSessionSecret(locator: locator, hash: secretHash, { key in
             try get(environment.sessionsBySecret, raw: key) { String(decoding: $0, as: UTF8.self) }
-        }
+        }) else { return nil }
+        return try session(id: id)
     }
 
     func sessions(userID: String) throws -> [SessionRecord] {
-        try sessionIDs(userID: userID).compactMap { try session(id: $0) }
+        // The ids come from the user's index, so each is live.
+        try sessionIDs(userID: userID).compactMap { try storedSession(id: $0) }
     }
 
     func sessionIDs(userID: String) throws -> [String] {
@@ -333,8 +374,14 @@ final class LMDBWriter: LMDBReader, StoreWriter {
 
     @discardableResult
     func delete(_ dbi: MDB_dbi, _ key: [UInt8]) throws -> Bool {
+        try key.withUnsafeBytes { try delete(dbi, raw: $0) }
+    }
+
+    @discardableResult
+    func delete(_ dbi: MDB_dbi, raw key: UnsafeRawBufferPointer) throws -> Bool {
         guard !key.isEmpty, key.count <= 511 else { return false }
-        let rc = withValue(key) { k in mdb_del(txn, dbi, &k, nil) }
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        let rc = mdb_del(txn, dbi, &k, nil)
         if rc == MDB_NOTFOUND { return false }
         try lmdbCheck(rc, "mdb_del")
         return true
@@ -480,11 +527,40 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         return true
     }
 
+    /// Ends the session at once (its key in the user's index goes) and queues its records for
+    /// the sweep.
     func deleteSession(_ session: SessionRecord) throws {
         changes?.userIDs.insert(session.userID)
-        try delete(environment.sessions, Keys.utf8(session.id))
-        try delete(environment.sessionsBySecret, Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash))
-        try delete(environment.userEntries, Keys.userSession(session))
+        guard try Keys.withUserSession(session, { key in try delete(environment.userEntries, raw: key) }) else { return }
+        let last = try lastRetiredSequence ?? lastKey(environment.sessionsRetired).flatMap { key in
+            key.withUnsafeBytes { Keys.readBigEndian64($0) }
+        } ?? 0
+        try put(environment.sessionsRetired, Keys.bigEndian64(last + 1), Keys.utf8(session.id), flags: MDB_APPEND)
+        lastRetiredSequence = last + 1
+    }
+
+    /// The retired sessions' last number in this transaction once read (as `lastChangeSequence`).
+    private var lastRetiredSequence: UInt64?
+
+    /// Deletes the records of up to `limit` retired sessions, oldest first, and their entries in
+    /// the queue; returns how many it took. A queued id whose session is live again (which new
+    /// ids never are) keeps its records.
+    @discardableResult
+    func sweepRetiredSessions(limit: Int) throws -> Int {
+        var queued: [(number: [UInt8], id: String)] = []
+        try scan(environment.sessionsRetired, from: [0]) { key, value in
+            queued.append((Array(key), String(decoding: value, as: UTF8.self)))
+            return queued.count < limit
+        }
+        for (number, id) in queued {
+            if let session = try storedSession(id: id), try !isLive(session) {
+                try delete(environment.sessions, Keys.utf8(id))
+                try delete(environment.sessionsBySecret, Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash))
+            }
+            try delete(environment.sessionsRetired, number)
+        }
+        lastRetiredSequence = nil
+        return queued.count
     }
 
     /// The change log's last sequence in this transaction once read, so that later appends in

@@ -8,7 +8,15 @@ enum Migrations {
     static let steps: [UInt32: @Sendable (MigrationRun) throws -> Void] = [
         1: mergeUserIndexes,
         2: { try chainUserChanges($0) },
+        3: retireSessionsLazily,
     ]
+
+    /// Version 4 deletes a session's records lazily (`sessions_retired`, see `Keys`): a session
+    /// whose key in `user_entries` is gone is deleted, whatever `sessions` still holds. Version 3
+    /// deleted all three at once, so its folders hold nothing to convert; the version moves on
+    /// so that an older authd, which would take a queued session's records for a live session,
+    /// refuses the folder.
+    static func retireSessionsLazily(_ run: MigrationRun) throws {}
 
     /// Version 1 kept a user's sessions, tokens and change-log entries in three indexes
     /// (`sessions_by_user`, `tokens_by_user`, `changes_by_user`, keyed user id, 0x00, rest);

@@ -57,8 +57,8 @@ public protocol StoreReader {
     func user(id: String) throws -> UserRecord?
     func userID(email: String) throws -> String?
     func session(id: String) throws -> SessionRecord?
-    /// The session whose secret has this hash and locator (0: a secret without one).
-    func sessionID(secretHash: [UInt8], locator: UInt64) throws -> String?
+    /// The live session whose secret has this hash and locator (0: a secret without one).
+    func session(secretHash: [UInt8], locator: UInt64) throws -> SessionRecord?
     /// The user's sessions, oldest first.
     func sessions(userID: String) throws -> [SessionRecord]
     /// The ids of the user's sessions, oldest first, read from the index alone.

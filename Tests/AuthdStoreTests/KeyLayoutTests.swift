@@ -50,4 +50,69 @@ final class KeyLayoutTests: StoreTestCase {
         let listed = try store.read { try $0.changes(userID: "u1", before: nil, offset: 0, limit: 10).entries.map(\.sequence) }
         XCTAssertEqual(listed, [3, 2])
     }
+
+    /// A deleted session ends at once (its key in `user_entries` goes, so no read finds it), and
+    /// its records in `sessions` and `sessions_by_secret` wait in `sessions_retired` until
+    /// enough have gathered for one sweep to delete them together.
+    func testADeletedSessionsRecordsWaitForOneSweep() async throws {
+        store.close()
+        store = try LMDBStore(directory: directory, options: LMDBStore.Options(sweepRetiredSessionsAt: 3))
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            for i in 1...5 {
+                var session = sampleSession("s\(i)", user: "u1", at: Int64(i) * 1_000, secretByte: UInt8(i))
+                session.secretLocator = UInt64(i)
+                try w.insertSession(session)
+            }
+        }
+        func counts() throws -> (sessions: Int, bySecret: Int, retired: Int) {
+            var txn: OpaquePointer?
+            XCTAssertEqual(mdb_txn_begin(store.environment.env, nil, UInt32(MDB_RDONLY), &txn), 0)
+            defer { mdb_txn_abort(txn) }
+            let reader = LMDBReader(environment: store.environment, txn: try XCTUnwrap(txn))
+            return (
+                try reader.entries(store.environment.sessions), try reader.entries(store.environment.sessionsBySecret),
+                try reader.entries(store.environment.sessionsRetired)
+            )
+        }
+        for id in ["s1", "s2"] { _ = try await store.write { w in try w.deleteSession(id: id) } }
+        try store.read { r in
+            XCTAssertNil(try r.session(id: "s1"))
+            XCTAssertNil(try r.session(secretHash: [UInt8](repeating: 2, count: 32), locator: 2), "the secret signs nobody in")
+            XCTAssertEqual(try r.session(secretHash: [UInt8](repeating: 3, count: 32), locator: 3)?.id, "s3")
+            XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), ["s3", "s4", "s5"])
+        }
+        var now = try counts()
+        XCTAssertEqual([now.sessions, now.bySecret, now.retired], [5, 5, 2], "records stay until the sweep")
+        XCTAssertEqual(try store.statistics().sessions, 3, "the figure counts live sessions only")
+        let updated = try await store.write { w -> Bool in
+            do {
+                try w.updateSession(sampleSession("s1", user: "u1", at: 1_000, secretByte: 1))
+                return true
+            } catch let error as StoreError where error.kind == .notFound { return false }
+        }
+        XCTAssertFalse(updated, "a deleted session cannot be brought back by an update")
+
+        // The third deletion reaches the threshold: the sweep runs after that commit, before
+        // the writer takes the next write.
+        _ = try await store.write { w in try w.deleteSession(id: "s3") }
+        try await store.write { w in try w.appendChange(sampleChange("users.u1.update.name", user: "u1")) }
+        now = try counts()
+        XCTAssertEqual([now.sessions, now.bySecret, now.retired], [2, 2, 0])
+        XCTAssertEqual(try store.statistics().sessions, 2)
+        try store.read { r in
+            XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), ["s4", "s5"])
+            XCTAssertEqual(try r.session(secretHash: [UInt8](repeating: 5, count: 32), locator: 5)?.id, "s5")
+        }
+
+        // Deleting the user retires their sessions the same way; the queue outlives a restart.
+        _ = try await store.write { w in try w.deleteUser(id: "u1") }
+        store.close()
+        store = try LMDBStore(directory: directory, options: LMDBStore.Options(sweepRetiredSessionsAt: 3))
+        now = try counts()
+        XCTAssertEqual([now.sessions, now.retired], [2, 2])
+        XCTAssertEqual(try store.statistics().sessions, 0)
+        try await store.write { w in try w.insertUser(sampleUser("u2")) }
+        XCTAssertEqual(try counts().retired, 2, "below the threshold nothing is swept")
+    }
 }

@@ -50,12 +50,12 @@ final class LMDBStoreTests: StoreTestCase {
         }
         let ids = try store.read { try $0.sessions(userID: "u1").map(\.id) }
         XCTAssertEqual(ids, ["s1", "s2", "s3"], "oldest first, whatever the insertion order")
-        XCTAssertEqual(try store.read { try $0.sessionID(secretHash: [UInt8](repeating: 2, count: 32), locator: 0) }, "s2")
+        XCTAssertEqual(try store.read { try $0.session(secretHash: [UInt8](repeating: 2, count: 32), locator: 0)?.id }, "s2")
 
         let deleted = try await store.write { w in try w.deleteSession(id: "s2") }
         XCTAssertTrue(deleted)
         let (list, bySecret, record) = try store.read { r in
-            (try r.sessions(userID: "u1").map(\.id), try r.sessionID(secretHash: [UInt8](repeating: 2, count: 32), locator: 0),
+            (try r.sessions(userID: "u1").map(\.id), try r.session(secretHash: [UInt8](repeating: 2, count: 32), locator: 0)?.id,
              try r.session(id: "s2"))
         }
         XCTAssertEqual(list, ["s1", "s3"])
@@ -73,7 +73,7 @@ final class LMDBStoreTests: StoreTestCase {
             XCTAssertEqual(error.detail, "session id")
         }
         let (kept, taken) = try store.read { r in
-            (try r.session(id: "s1")?.createdAt, try r.sessionID(secretHash: [UInt8](repeating: 9, count: 32), locator: 0))
+            (try r.session(id: "s1")?.createdAt, try r.session(secretHash: [UInt8](repeating: 9, count: 32), locator: 0)?.id)
         }
         XCTAssertEqual(kept, 1_000)
         XCTAssertNil(taken)
@@ -96,14 +96,14 @@ final class LMDBStoreTests: StoreTestCase {
         }
         let hash = [UInt8](repeating: 4, count: 32)
         try store.read { r in
-            XCTAssertEqual(try r.sessionID(secretHash: hash, locator: 1_000_000), "s1")
-            XCTAssertNil(try r.sessionID(secretHash: hash, locator: 0), "the hash alone is not its key")
-            XCTAssertNil(try r.sessionID(secretHash: hash, locator: 999_999))
+            XCTAssertEqual(try r.session(secretHash: hash, locator: 1_000_000)?.id, "s1")
+            XCTAssertNil(try r.session(secretHash: hash, locator: 0)?.id, "the hash alone is not its key")
+            XCTAssertNil(try r.session(secretHash: hash, locator: 999_999)?.id)
             XCTAssertEqual(try r.session(id: "s1")?.secretLocator, 1_000_000)
         }
         let deleted = try await store.write { w in try w.deleteSession(id: "s1") }
         XCTAssertTrue(deleted)
-        XCTAssertNil(try store.read { try $0.sessionID(secretHash: hash, locator: 1_000_000) })
+        XCTAssertNil(try store.read { try $0.session(secretHash: hash, locator: 1_000_000)?.id })
     }
 
     func testOneUsersChangesSessionsAndTokensDoNotMix() async throws {
@@ -138,7 +138,7 @@ final class LMDBStoreTests: StoreTestCase {
         }
         try store.read { r in
             XCTAssertNil(try r.session(id: "s1"))
-            XCTAssertNil(try r.sessionID(secretHash: stored.secretHash, locator: 1_000_000))
+            XCTAssertNil(try r.session(secretHash: stored.secretHash, locator: 1_000_000)?.id)
             XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), ["s2"], "the other session stays")
         }
     }

@@ -124,7 +124,7 @@ final class SchemaVersionTests: XCTestCase {
         try store.read { r in
             XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), ["s1"])
             XCTAssertEqual(try r.sessions(userID: "u2").map(\.id), [])
-            XCTAssertEqual(try r.sessionID(secretHash: [UInt8](repeating: 7, count: 32), locator: 0), "s1")
+            XCTAssertEqual(try r.session(secretHash: [UInt8](repeating: 7, count: 32), locator: 0)?.id, "s1")
             XCTAssertEqual(try r.tokens(userID: "u2").map(\.id), ["t1"])
             XCTAssertEqual(try r.tokens(userID: "u1").map(\.id), [])
             let (entries, total) = try r.changes(userID: "u1", before: nil, offset: 0, limit: 10)
@@ -148,7 +148,7 @@ final class SchemaVersionTests: XCTestCase {
         try await store.write { w in XCTAssertTrue(try w.deleteSession(id: "s1")) }
         try store.read { r in
             XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), [])
-            XCTAssertNil(try r.sessionID(secretHash: [UInt8](repeating: 7, count: 32), locator: 0))
+            XCTAssertNil(try r.session(secretHash: [UInt8](repeating: 7, count: 32), locator: 0)?.id)
         }
     }
 
@@ -196,7 +196,7 @@ final class SchemaVersionTests: XCTestCase {
     }
 
     private func assertVersionTwoFolderChained(_ store: LMDBStore) throws {
-        XCTAssertEqual(try storedVersion(store.environment), 3)
+        XCTAssertEqual(try storedVersion(store.environment), LMDBStore.schemaVersion)
         try store.read { r in
             let (entries, total) = try r.changes(userID: "u1", before: nil, offset: 0, limit: 3)
             XCTAssertEqual(entries.map(\.sequence), [4_102, 4_101, 4_100])
@@ -231,5 +231,22 @@ final class SchemaVersionTests: XCTestCase {
             XCTAssertEqual(entries.map(\.sequence), [14, 12, 11])
             XCTAssertEqual(total, 11)
         }
+    }
+
+    /// Version 3 deleted a session's records at once, so its folders need no conversion to
+    /// version 4's lazy deletion: its sessions stay live, and one deleted after the upgrade is
+    /// gone for readers while its records wait for the sweep.
+    func testAVersionThreeSessionIsRetiredAfterTheUpgrade() async throws {
+        try writeFolder(atVersion: 3) { writer, _ in
+            try writer.insertUser(sampleUser("u1"))
+            try writer.insertSession(sampleSession("s1", user: "u1", at: 5_000, secretByte: 7))
+        }
+        let store = try LMDBStore(directory: directory)
+        defer { store.close() }
+        XCTAssertEqual(try storedVersion(store.environment), LMDBStore.schemaVersion)
+        XCTAssertEqual(try store.read { try $0.session(secretHash: [UInt8](repeating: 7, count: 32), locator: 0)?.id }, "s1")
+        try await store.write { w in XCTAssertTrue(try w.deleteSession(id: "s1")) }
+        XCTAssertNil(try store.read { try $0.session(secretHash: [UInt8](repeating: 7, count: 32), locator: 0) })
+        XCTAssertEqual(try store.statistics().sessions, 0)
     }
 }
