@@ -542,17 +542,20 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     /// The retired sessions' last number in this transaction once read (as `lastChangeSequence`).
     private var lastRetiredSequence: UInt64?
 
-    /// Deletes the records of up to `limit` retired sessions, oldest first, and their entries in
-    /// the queue; returns how many it took. A queued id whose session is live again (which new
-    /// ids never are) keeps its records.
-    @discardableResult
-    func sweepRetiredSessions(limit: Int) throws -> Int {
-        var queued: [(number: [UInt8], id: String)] = []
+    /// Deletes the records of the `chunk` queued sessions with the lowest ids, and their entries
+    /// in the queue; returns how many are left queued. Ids and secret locators grow with time,
+    /// so the lowest ids lie together at the start of `sessions` and `sessions_by_secret`: a
+    /// chunk shares pages as the whole queue would, and the writer can sweep the queue a chunk
+    /// per commit instead of stalling every write for one long sweep. A queued id whose session
+    /// is live (which new ids never are) keeps its records.
+    func sweepRetiredSessions(chunk: Int) throws -> Int {
+        var queued: [(id: String, number: [UInt8])] = []
         try scan(environment.sessionsRetired, from: [0]) { key, value in
-            queued.append((Array(key), String(decoding: value, as: UTF8.self)))
-            return queued.count < limit
+            queued.append((String(decoding: value, as: UTF8.self), Array(key)))
+            return true
         }
-        for (number, id) in queued {
+        queued.sort { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
+        for (id, number) in queued.prefix(chunk) {
             if let session = try storedSession(id: id), try !isLive(session) {
                 try delete(environment.sessions, Keys.utf8(id))
                 try delete(environment.sessionsBySecret, Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash))
@@ -560,7 +563,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
             try delete(environment.sessionsRetired, number)
         }
         lastRetiredSequence = nil
-        return queued.count
+        return max(0, queued.count - chunk)
     }
 
     /// The change log's last sequence in this transaction once read, so that later appends in

@@ -93,10 +93,12 @@ final class KeyLayoutTests: StoreTestCase {
         }
         XCTAssertFalse(updated, "a deleted session cannot be brought back by an update")
 
-        // The third deletion reaches the threshold: the sweep runs after that commit, before
-        // the writer takes the next write.
+        // The third deletion reaches the threshold: from that commit on, the writer sweeps a
+        // chunk after each commit until the queue is empty (on its own time, after the answers).
         _ = try await store.write { w in try w.deleteSession(id: "s3") }
-        try await store.write { w in try w.appendChange(sampleChange("users.u1.update.name", user: "u1")) }
+        for _ in 1...20 where try counts().retired > 0 {
+            try await store.write { w in try w.appendChange(sampleChange("users.u1.update.name", user: "u1")) }
+        }
         now = try counts()
         XCTAssertEqual([now.sessions, now.bySecret, now.retired], [2, 2, 0])
         XCTAssertEqual(try store.statistics().sessions, 2)
@@ -114,5 +116,27 @@ final class KeyLayoutTests: StoreTestCase {
         XCTAssertEqual(try store.statistics().sessions, 0)
         try await store.write { w in try w.insertUser(sampleUser("u2")) }
         XCTAssertEqual(try counts().retired, 2, "below the threshold nothing is swept")
+    }
+
+    /// A chunk of the sweep takes the lowest ids, whatever order they were deleted in: those
+    /// lie together at the start of `sessions` and `sessions_by_secret`.
+    func testASweepChunkTakesTheLowestIDs() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            for i in 1...3 { try w.insertSession(sampleSession("s\(i)", user: "u1", at: Int64(i) * 1_000, secretByte: UInt8(i))) }
+        }
+        let left = try await store.write { w -> Int in
+            for id in ["s3", "s1", "s2"] { try w.deleteSession(id: id) }
+            guard let writer = w as? LMDBWriter else { throw StoreError(.io, "not LMDB") }
+            return try writer.sweepRetiredSessions(chunk: 1)
+        }
+        XCTAssertEqual(left, 2)
+        try store.read { r in
+            guard let reader = r as? LMDBReader else { throw StoreError(.io, "not LMDB") }
+            XCTAssertNil(try reader.storedSession(id: "s1"))
+            XCTAssertNotNil(try reader.storedSession(id: "s2"))
+            XCTAssertNotNil(try reader.storedSession(id: "s3"))
+            XCTAssertEqual(try reader.entries(store.environment.sessionsRetired), 2)
+        }
     }
 }
