@@ -45,10 +45,12 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     /// How many deleted sessions wait before the writer sweeps their records (see `Keys`).
     private let sweepRetiredAt: Int
-    /// Whether the writer is sweeping: from a commit that leaves `sweepRetiredAt` deleted
-    /// sessions queued, it sweeps an eighth of that after each commit, until less than an eighth
-    /// is left. Used by the writer thread alone.
-    private var sweeping = false
+    /// The deleted sessions being swept, lowest id first, and how many of them are done: from
+    /// a commit that leaves `sweepRetiredAt` queued, the writer reads the queue once and sweeps
+    /// an eighth of it after each commit until it is through. Used by the writer thread alone.
+    private var sweepList: [RetiredSession]?
+    private var sweptCount = 0
+    private var sweepDue = false
 
     init(
         environment: LMDBEnvironment, maxBatch: Int = 1024, sweepRetiredAt: Int = 4096, growthZone: GrowthZone? = nil,
@@ -112,7 +114,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             queue.removeFirst(batch.count)
             condition.unlock()
             commit(batch)
-            if sweeping { sweepRetiredSessions() }
+            if sweepDue { sweepRetiredSessions() }
             keepGrowthZoneAhead()
         }
     }
@@ -127,19 +129,31 @@ final class GroupCommitWriter: @unchecked Sendable {
         var txn: OpaquePointer?
         let rc = mdb_txn_begin(environment.env, nil, 0, &txn)
         guard rc == 0, let txn else {
-            sweeping = false
+            stopSweep()
             logger.warning("session sweep failed to start", metadata: ["error": "\(lmdbError(rc, "mdb_txn_begin"))"])
             return
         }
         do {
-            let left = try LMDBWriter(environment: environment, txn: txn).sweepRetiredSessions(chunk: chunk)
+            let writer = LMDBWriter(environment: environment, txn: txn)
+            // New deletions queue under new numbers, so the list stays true while it is swept.
+            let list = try sweepList ?? writer.retiredSessionsByID()
+            let end = min(list.count, sweptCount + chunk)
+            try writer.sweep(list[sweptCount..<end])
             try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit (session sweep)")
-            if left < chunk { sweeping = false }
+            sweepList = list
+            sweptCount = end
+            if end == list.count { stopSweep() }
         } catch {
             mdb_txn_abort(txn)
-            sweeping = false
+            stopSweep()
             logger.warning("session sweep failed", metadata: ["error": "\(error)"])
         }
+    }
+
+    private func stopSweep() {
+        sweepDue = false
+        sweepList = nil
+        sweptCount = 0
     }
 
     /// After the batch's answers: caches the next stretch of the file before LMDB grows into it.
@@ -228,7 +242,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             pending.forEach { $0.fail(error) }
             return
         }
-        if retiredRC == 0 && retired.ms_entries >= sweepRetiredAt { sweeping = true }
+        if retiredRC == 0 && retired.ms_entries >= sweepRetiredAt { sweepDue = true }
         condition.lock()
         statistics.commits += 1
         statistics.writes += UInt64(completions.count)

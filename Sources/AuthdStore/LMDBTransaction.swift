@@ -17,8 +17,9 @@ import CLMDB
 ///   number of entries, 8 bytes big-endian each). Each entry names the user's previous one
 ///   (`user_previous_sequence`). Schema version 2 had a key per entry instead (0x01 and the
 ///   sequence).
-/// - `sessions_retired`: a running number (8 bytes big-endian) → the id of a deleted session
-///   whose records in `sessions` and `sessions_by_secret` are still there, left for the sweep
+/// - `sessions_retired`: a running number (8 bytes big-endian) → a deleted session whose records
+///   in `sessions` and `sessions_by_secret` are still there, left for the sweep: the length of
+///   its key in `sessions_by_secret` (1 byte), that key, then the session id
 /// - `rate_limits`: rule and key → window start, count (8 + 8 bytes big-endian)
 /// - `meta`: name → value (`schema_version`: 4 bytes big-endian)
 ///
@@ -344,6 +345,13 @@ class LMDBReader: StoreReader {
     }
 }
 
+/// A deleted session waiting in `sessions_retired` for the sweep.
+struct RetiredSession {
+    let number: [UInt8]
+    let secretKey: [UInt8]
+    let id: [UInt8]
+}
+
 /// What a batch of write transactions changed; read once the batch has committed.
 final class ChangeCollector {
     var userIDs: Set<String> = []
@@ -535,35 +543,42 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         let last = try lastRetiredSequence ?? lastKey(environment.sessionsRetired).flatMap { key in
             key.withUnsafeBytes { Keys.readBigEndian64($0) }
         } ?? 0
-        try put(environment.sessionsRetired, Keys.bigEndian64(last + 1), Keys.utf8(session.id), flags: MDB_APPEND)
+        let secretKey = Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash)
+        try put(
+            environment.sessionsRetired, Keys.bigEndian64(last + 1),
+            [UInt8(secretKey.count)] + secretKey + Keys.utf8(session.id), flags: MDB_APPEND)
         lastRetiredSequence = last + 1
     }
 
     /// The retired sessions' last number in this transaction once read (as `lastChangeSequence`).
     private var lastRetiredSequence: UInt64?
 
-    /// Deletes the records of the `chunk` queued sessions with the lowest ids, and their entries
-    /// in the queue; returns how many are left queued. Ids and secret locators grow with time,
-    /// so the lowest ids lie together at the start of `sessions` and `sessions_by_secret`: a
-    /// chunk shares pages as the whole queue would, and the writer can sweep the queue a chunk
-    /// per commit instead of stalling every write for one long sweep. A queued id whose session
-    /// is live (which new ids never are) keeps its records.
-    func sweepRetiredSessions(chunk: Int) throws -> Int {
-        var queued: [(id: String, number: [UInt8])] = []
+    /// The queued sessions, lowest id first. Ids and secret locators grow with time, so the
+    /// lowest ids lie together at the start of `sessions` and `sessions_by_secret`: swept in this
+    /// order a chunk at a time, each chunk shares pages as the whole queue would.
+    func retiredSessionsByID() throws -> [RetiredSession] {
+        var queued: [RetiredSession] = []
         try scan(environment.sessionsRetired, from: [0]) { key, value in
-            queued.append((String(decoding: value, as: UTF8.self), Array(key)))
+            guard let length = value.first, value.count > 1 + Int(length) else {
+                throw StoreError(.corrupt, "a retired session entry of \(value.count) bytes")
+            }
+            queued.append(
+                RetiredSession(
+                    number: Array(key), secretKey: Array(value[1...Int(length)]), id: Array(value[(1 + Int(length))...])))
             return true
         }
-        queued.sort { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
-        for (id, number) in queued.prefix(chunk) {
-            if let session = try storedSession(id: id), try !isLive(session) {
-                try delete(environment.sessions, Keys.utf8(id))
-                try delete(environment.sessionsBySecret, Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash))
-            }
-            try delete(environment.sessionsRetired, number)
+        queued.sort { $0.id.lexicographicallyPrecedes($1.id) }
+        return queued
+    }
+
+    /// Deletes these queued sessions' records and their entries in the queue. A queued session
+    /// is never live again: its id stays taken in `sessions` until this deletes its record.
+    func sweep(_ retired: ArraySlice<RetiredSession>) throws {
+        for session in retired {
+            try delete(environment.sessions, session.id)
+            try delete(environment.sessionsBySecret, session.secretKey)
+            try delete(environment.sessionsRetired, session.number)
         }
-        lastRetiredSequence = nil
-        return max(0, queued.count - chunk)
     }
 
     /// The change log's last sequence in this transaction once read, so that later appends in
