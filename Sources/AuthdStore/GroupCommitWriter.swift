@@ -46,8 +46,9 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// How many deleted sessions wait before the writer sweeps their records (see `Keys`).
     private let sweepRetiredAt: Int
     /// The deleted sessions being swept, lowest id first, and how many of them are done: from
-    /// a commit that leaves `sweepRetiredAt` queued, the writer reads the queue once and sweeps
-    /// an eighth of it after each commit until it is through. Used by the writer thread alone.
+    /// a commit that leaves `sweepRetiredAt` queued, the writer reads the queue once (at most
+    /// four times that) and sweeps an eighth of `sweepRetiredAt` after each commit until it is
+    /// through. Used by the writer thread alone.
     private var sweepList: [RetiredSession]?
     private var sweptCount = 0
     private var sweepDue = false
@@ -136,7 +137,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         do {
             let writer = LMDBWriter(environment: environment, txn: txn)
             // New deletions queue under new numbers, so the list stays true while it is swept.
-            let list = try sweepList ?? writer.retiredSessionsByID()
+            let list = try sweepList ?? writer.retiredSessionsByID(limit: 4 * sweepRetiredAt)
             let end = min(list.count, sweptCount + chunk)
             try writer.sweep(list[sweptCount..<end])
             try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit (session sweep)")

@@ -553,11 +553,14 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     /// The retired sessions' last number in this transaction once read (as `lastChangeSequence`).
     private var lastRetiredSequence: UInt64?
 
-    /// The queued sessions, lowest id first. Ids and secret locators grow with time, so the
-    /// lowest ids lie together at the start of `sessions` and `sessions_by_secret`: swept in this
-    /// order a chunk at a time, each chunk shares pages as the whole queue would.
-    func retiredSessionsByID() throws -> [RetiredSession] {
+    /// The first `limit` queued sessions (the longest queued), lowest id first. Ids and secret
+    /// locators grow with time, so the lowest ids lie together at the start of `sessions` and
+    /// `sessions_by_secret`: swept in this order a chunk at a time, each chunk shares pages as
+    /// the whole list would. The limit bounds the memory a very long queue (a mass deletion of
+    /// users) takes; the rest is swept in later rounds.
+    func retiredSessionsByID(limit: Int) throws -> [RetiredSession] {
         var queued: [RetiredSession] = []
+        guard limit > 0 else { return queued }
         try scan(environment.sessionsRetired, from: [0]) { key, value in
             guard let length = value.first, value.count > 1 + Int(length) else {
                 throw StoreError(.corrupt, "a retired session entry of \(value.count) bytes")
@@ -565,7 +568,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
             queued.append(
                 RetiredSession(
                     number: Array(key), secretKey: Array(value[1...Int(length)]), id: Array(value[(1 + Int(length))...])))
-            return true
+            return queued.count < limit
         }
         queued.sort { $0.id.lexicographicallyPrecedes($1.id) }
         return queued

@@ -128,7 +128,9 @@ final class KeyLayoutTests: StoreTestCase {
         let left = try await store.write { w -> Int in
             for id in ["s3", "s1", "s2"] { try w.deleteSession(id: id) }
             guard let writer = w as? LMDBWriter else { throw StoreError(.io, "not LMDB") }
-            let queued = try writer.retiredSessionsByID()
+            XCTAssertEqual(try writer.retiredSessionsByID(limit: 2).map { String(decoding: $0.id, as: UTF8.self) }, ["s1", "s3"],
+                "the two queued longest, sorted")
+            let queued = try writer.retiredSessionsByID(limit: 10)
             try writer.sweep(queued.prefix(1))
             return queued.count - 1
         }
