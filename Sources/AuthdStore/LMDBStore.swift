@@ -174,7 +174,7 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         try readLMDB { reader in
             statistics.users = try reader.userCount()
             // Deleted sessions wait in `sessions` for the sweep.
-            statistics.sessions = try reader.entries(environment.sessions) - reader.entries(environment.sessionsRetired)
+            statistics.sessions = max(0, try reader.entries(environment.sessions) - reader.entries(environment.sessionsRetired))
         }
         return statistics
     }
