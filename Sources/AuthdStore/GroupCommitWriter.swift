@@ -234,8 +234,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func finish(
         _ parent: OpaquePointer, _ pending: [Job], _ completions: [@Sendable () -> Void], _ changes: ChangeCollector
     ) {
-        var retired = MDB_stat()
-        let retiredRC = mdb_stat(parent, environment.sessionsRetired, &retired)
+        let retired = try? LMDBReader(environment: environment, txn: parent).entries(environment.sessionsRetired)
         let commitRC = mdb_txn_commit(parent)
         if commitRC != 0 {
             let error = lmdbError(commitRC, "mdb_txn_commit")
@@ -243,7 +242,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             pending.forEach { $0.fail(error) }
             return
         }
-        if retiredRC == 0 && retired.ms_entries >= sweepRetiredAt { sweepDue = true }
+        if let retired, retired >= sweepRetiredAt { sweepDue = true }
         condition.lock()
         statistics.commits += 1
         statistics.writes += UInt64(completions.count)

@@ -26,7 +26,7 @@ import CLMDB
 /// Why ids and locators lead keys and one user's entries share a tree: LMDB writes every page a
 /// commit touches, and a commit's fsync costs about as much per page as per commit. New ids and
 /// locators grow with time, so inserts land on the last page of their index and the session
-/// trimmer deletes from the first; one user's changes, sessions and tokens sit side by side, so
+/// sweep deletes from the first; one user's changes, sessions and tokens sit side by side, so
 /// a sign-in dirties about one page of `user_entries` instead of one in each of three indexes.
 /// A user's change history is a chain through the log, not keys of its own: with a key per
 /// entry, `user_entries` grew by every change ever made and split its pages all over the tree;
@@ -35,9 +35,9 @@ import CLMDB
 ///
 /// A session is live while its key in `user_entries` is there. Deleting one (a sign-out, or the
 /// trim of a user's oldest session at sign-in) removes that key at once, on the user's page that
-/// the write dirties anyway, and queues the session in `sessions_retired`; the sweep deletes
-/// the queued sessions' records from `sessions` and `sessions_by_secret` a few thousand at a
-/// time, so that many deletes share each page. Deleted one by one, the trim's two records were
+/// the write dirties anyway, and queues the session in `sessions_retired`; once thousands are
+/// queued, the writer's sweep deletes their records from `sessions` and `sessions_by_secret` in
+/// chunks of hundreds, lowest ids first, so that many deletes share each page. Deleted one by one, the trim's two records were
 /// each on a page of their own, anywhere in those trees (measured: 44 % of the bytes written per
 /// sign-in, BENCHMARKS.md).
 enum Keys {
@@ -540,18 +540,9 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     func deleteSession(_ session: SessionRecord) throws {
         changes?.userIDs.insert(session.userID)
         guard try Keys.withUserSession(session, { key in try delete(environment.userEntries, raw: key) }) else { return }
-        let last = try lastRetiredSequence ?? lastKey(environment.sessionsRetired).flatMap { key in
-            key.withUnsafeBytes { Keys.readBigEndian64($0) }
-        } ?? 0
         let secretKey = Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash)
-        try put(
-            environment.sessionsRetired, Keys.bigEndian64(last + 1),
-            [UInt8(secretKey.count)] + secretKey + Keys.utf8(session.id), flags: MDB_APPEND)
-        lastRetiredSequence = last + 1
+        try appendNumbered(environment.sessionsRetired) { _ in [UInt8(secretKey.count)] + secretKey + Keys.utf8(session.id) }
     }
-
-    /// The retired sessions' last number in this transaction once read (as `lastChangeSequence`).
-    private var lastRetiredSequence: UInt64?
 
     /// The first `limit` queued sessions (the longest queued), lowest id first. Ids and secret
     /// locators grow with time, so the lowest ids lie together at the start of `sessions` and
@@ -584,23 +575,31 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         }
     }
 
-    /// The change log's last sequence in this transaction once read, so that later appends in
-    /// it skip the cursor. A writer belongs to one transaction: one that is rolled back takes
-    /// its writer with it.
-    private var lastChangeSequence: UInt64?
+    /// The last number of each numbered table (`changes`, `sessions_retired`) in this
+    /// transaction once read, so that later appends in it skip the cursor. A writer belongs to
+    /// one transaction: one that is rolled back takes its writer with it.
+    private var lastNumbers: [MDB_dbi: UInt64] = [:]
+
+    /// Appends to a table keyed by a running number (8 bytes big-endian) the value made for the
+    /// next number, its last key + 1; returns that number.
+    @discardableResult
+    private func appendNumbered(_ dbi: MDB_dbi, _ makeValue: (UInt64) throws -> [UInt8]) throws -> UInt64 {
+        let last = try lastNumbers[dbi] ?? lastKey(dbi).flatMap { key in key.withUnsafeBytes { Keys.readBigEndian64($0) } } ?? 0
+        try put(dbi, Keys.bigEndian64(last + 1), makeValue(last + 1), flags: MDB_APPEND)
+        lastNumbers[dbi] = last + 1
+        return last + 1
+    }
 
     @discardableResult
     func appendChange(_ change: ChangeRecord) throws -> UInt64 {
-        let last = try lastChangeSequence ?? lastKey(environment.changes).flatMap { key in
-            key.withUnsafeBytes { Keys.readBigEndian64($0) }
-        } ?? 0
         var entry = change
-        entry.sequence = last + 1
         // An entry without a user (a project-wide change) belongs to no chain.
         let head = entry.userID.isEmpty ? nil : try changeHead(userID: entry.userID) ?? (0, 0)
         entry.userPreviousSequence = head?.newest ?? 0
-        try put(environment.changes, Keys.bigEndian64(entry.sequence), RecordCodec.encode(entry), flags: MDB_APPEND)
-        lastChangeSequence = entry.sequence
+        entry.sequence = try appendNumbered(environment.changes) { sequence in
+            entry.sequence = sequence
+            return try RecordCodec.encode(entry)
+        }
         if let head {
             try putChangeHead(userID: entry.userID, newest: entry.sequence, count: head.count + 1)
         }

@@ -97,7 +97,7 @@ final class KeyLayoutTests: StoreTestCase {
         // chunk after each commit until the queue is empty (on its own time, after the answers).
         _ = try await store.write { w in try w.deleteSession(id: "s3") }
         for _ in 1...20 where try counts().retired > 0 {
-            try await store.write { w in try w.appendChange(sampleChange("users.u1.update.name", user: "u1")) }
+            _ = try await store.write { w in try w.appendChange(sampleChange("users.u1.update.name", user: "u1")) }
         }
         now = try counts()
         XCTAssertEqual([now.sessions, now.bySecret, now.retired], [2, 2, 0])
