@@ -66,14 +66,13 @@ final class KeyLayoutTests: StoreTestCase {
             }
         }
         func counts() throws -> (sessions: Int, bySecret: Int, retired: Int) {
-            var txn: OpaquePointer?
-            XCTAssertEqual(mdb_txn_begin(store.environment.env, nil, UInt32(MDB_RDONLY), &txn), 0)
-            defer { mdb_txn_abort(txn) }
-            let reader = LMDBReader(environment: store.environment, txn: try XCTUnwrap(txn))
-            return (
-                try reader.entries(store.environment.sessions), try reader.entries(store.environment.sessionsBySecret),
-                try reader.entries(store.environment.sessionsRetired)
-            )
+            try store.read { r in
+                guard let reader = r as? LMDBReader else { throw StoreError(.io, "not LMDB") }
+                return (
+                    try reader.entries(store.environment.sessions), try reader.entries(store.environment.sessionsBySecret),
+                    try reader.entries(store.environment.sessionsRetired)
+                )
+            }
         }
         for id in ["s1", "s2"] { _ = try await store.write { w in try w.deleteSession(id: id) } }
         try store.read { r in
