@@ -52,13 +52,12 @@ extension Accounts {
             throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
         }
         guard user.status else { throw AuthdError.userBlocked }
-        let tokenID = token.id
         do {
             let session = try await directory.issueSession(
                 userID: user.id, provider: "token", factors: ["token"], call: call, trim: true,
                 inSameWrite: { w in
                     // A token redeemed twice at once: the second write finds it gone.
-                    guard try w.deleteToken(id: tokenID) else {
+                    guard try w.deleteToken(token) else {
                         throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
                     }
                 })

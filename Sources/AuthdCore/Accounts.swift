@@ -127,10 +127,7 @@ public final class Directory: Sendable {
             try w.insertSession(newSession)
             try w.appendChange(created)
             guard limit > 0 else { return }
-            // Only the sessions beyond the limit are read whole.
-            let ids = try w.sessionIDs(userID: userID)
-            for id in ids.prefix(max(0, ids.count - limit)) {
-                guard let old = try w.session(id: id) else { continue }
+            for old in try w.sessions(userID: userID, beyondNewest: limit) {
                 try deleteSession(old, in: w, call: call, time: now)
             }
         }

@@ -43,6 +43,12 @@ import CLMDB
 enum Keys {
     static func utf8(_ s: String) -> [UInt8] { Array(s.utf8) }
 
+    /// `body` with `text`'s UTF-8 where the string keeps it: a key used once needs no array.
+    static func withUTF8<R>(_ text: String, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var text = text
+        return try text.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+    }
+
     static func bigEndian64(_ v: UInt64) -> [UInt8] {
         withUnsafeBytes(of: v.bigEndian) { Array($0) }
     }
@@ -53,7 +59,28 @@ enum Keys {
     }
 
     /// The prefix of every key of a user's entries; ids never contain 0x00.
-    static func userPrefix(_ userID: String) -> [UInt8] { utf8(userID) + [0] }
+    static func userPrefix(_ userID: String) -> [UInt8] { joined(userID, [0]) }
+
+    /// `text`'s UTF-8, then `tail`, then `suffix`'s UTF-8, in one allocation: keys are built on
+    /// the writer's thread for every write, where each intermediate array was a malloc and a
+    /// free (about twenty per sign-in).
+    static func joined(_ text: String, _ tail: [UInt8], _ suffix: String = "") -> [UInt8] {
+        var key: [UInt8] = []
+        key.reserveCapacity(text.utf8.count + tail.count + suffix.utf8.count)
+        key.append(contentsOf: text.utf8)
+        key.append(contentsOf: tail)
+        key.append(contentsOf: suffix.utf8)
+        return key
+    }
+
+    /// Two numbers, 8 bytes big-endian each, in one allocation.
+    static func bigEndian64Pair(_ first: UInt64, _ second: UInt64) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 16) { bytes, count in
+            UnsafeMutableRawBufferPointer(bytes).storeBytes(of: first.bigEndian, as: UInt64.self)
+            UnsafeMutableRawBufferPointer(bytes).storeBytes(of: second.bigEndian, toByteOffset: 8, as: UInt64.self)
+            count = 16
+        }
+    }
 
     /// The kinds of a user's entries in `user_entries`, in key order.
     enum UserEntry: UInt8 {
@@ -64,9 +91,9 @@ enum Keys {
         case changeHead = 4
     }
 
-    static func userEntries(_ userID: String, _ kind: UserEntry) -> [UInt8] { userPrefix(userID) + [kind.rawValue] }
+    static func userEntries(_ userID: String, _ kind: UserEntry) -> [UInt8] { joined(userID, [0, kind.rawValue]) }
 
-    static func userToken(_ token: TokenRecord) -> [UInt8] { userEntries(token.userID, .token) + utf8(token.id) }
+    static func userToken(_ token: TokenRecord) -> [UInt8] { joined(token.userID, [0, UserEntry.token.rawValue], token.id) }
 
     /// A session's key: user id, 0x00, 0x02, created-at (8 bytes big-endian), session id.
     static func userSession(_ session: SessionRecord) -> [UInt8] { withUserSession(session) { Array($0) } }
@@ -155,7 +182,12 @@ class LMDBReader: StoreReader {
 
     /// A session's record, live or deleted and not yet swept.
     func storedSession(id: String) throws -> SessionRecord? {
-        try get(environment.sessions, Keys.utf8(id)) { try RecordCodec.decodeSession($0) }
+        try Keys.withUTF8(id) { key in try get(environment.sessions, raw: key) { try RecordCodec.decodeSession($0) } }
+    }
+
+    /// Whether the user exists, without decoding their record.
+    func hasUser(id: String) throws -> Bool {
+        try Keys.withUTF8(id) { key in try get(environment.users, raw: key) { _ in true } } != nil
     }
 
     func session(secretHash: [UInt8], locator: UInt64) throws -> SessionRecord? {
@@ -169,6 +201,12 @@ class LMDBReader: StoreReader {
     func sessions(userID: String) throws -> [SessionRecord] {
         // The ids come from the user's index, so each is live.
         try sessionIDs(userID: userID).compactMap { try storedSession(id: $0) }
+    }
+
+    func sessions(userID: String, beyondNewest keeping: Int) throws -> [SessionRecord] {
+        // The ids come from the user's index, so each is live.
+        let ids = try sessionIDs(userID: userID)
+        return try ids.prefix(max(0, ids.count - keeping)).compactMap { try storedSession(id: $0) }
     }
 
     func sessionIDs(userID: String) throws -> [String] {
@@ -193,7 +231,7 @@ class LMDBReader: StoreReader {
     }
 
     func token(id: String) throws -> TokenRecord? {
-        try get(environment.tokens, Keys.utf8(id)) { try RecordCodec.decodeToken($0) }
+        try Keys.withUTF8(id) { key in try get(environment.tokens, raw: key) { try RecordCodec.decodeToken($0) } }
     }
 
     func tokens(userID: String) throws -> [TokenRecord] {
@@ -253,7 +291,11 @@ class LMDBReader: StoreReader {
 
     /// The head of a user's change-log chain: their newest entry's sequence and how many they have.
     func changeHead(userID: String) throws -> (newest: UInt64, count: UInt64)? {
-        try get(environment.userEntries, Keys.userChangeHead(userID)) { raw in
+        try changeHead(key: Keys.userChangeHead(userID))
+    }
+
+    func changeHead(key: [UInt8]) throws -> (newest: UInt64, count: UInt64)? {
+        try get(environment.userEntries, key) { raw in
             guard raw.count == 16, let newest = Keys.readBigEndian64(UnsafeRawBufferPointer(rebasing: raw[..<8])),
                 let count = Keys.readBigEndian64(UnsafeRawBufferPointer(rebasing: raw[8...]))
             else { throw StoreError(.corrupt, "a change-log head of \(raw.count) bytes") }
@@ -372,10 +414,15 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     }
 
     func put(_ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], flags: Int32 = 0) throws {
+        try key.withUnsafeBytes { try put(dbi, raw: $0, value, flags: flags) }
+    }
+
+    func put(_ dbi: MDB_dbi, raw key: UnsafeRawBufferPointer, _ value: [UInt8], flags: Int32 = 0) throws {
         guard !key.isEmpty, key.count <= 511 else {
             throw StoreError(.io, "key of \(key.count) bytes is outside LMDB's 1-511")
         }
-        let rc = withValue(key) { k in withValue(value) { v in mdb_put(txn, dbi, &k, &v, UInt32(flags)) } }
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        let rc = withValue(value) { v in mdb_put(txn, dbi, &k, &v, UInt32(flags)) }
         if rc == MDB_KEYEXIST { throw StoreError.duplicate("key exists") }
         try lmdbCheck(rc, "mdb_put")
     }
@@ -456,17 +503,22 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     }
 
     func insertToken(_ token: TokenRecord) throws {
-        guard try get(environment.users, Keys.utf8(token.userID), { _ in true }) != nil else {
-            throw StoreError.notFound("user")
-        }
-        try put(environment.tokens, Keys.utf8(token.id), RecordCodec.encode(token), flags: MDB_NOOVERWRITE)
+        guard try hasUser(id: token.userID) else { throw StoreError.notFound("user") }
+        let record = try RecordCodec.encode(token)
+        try Keys.withUTF8(token.id) { try put(environment.tokens, raw: $0, record, flags: MDB_NOOVERWRITE) }
         try put(environment.userEntries, Keys.userToken(token), [])
     }
 
     @discardableResult
     func deleteToken(id: String) throws -> Bool {
         guard let token = try token(id: id) else { return false }
-        try delete(environment.tokens, Keys.utf8(id))
+        return try deleteToken(token)
+    }
+
+    @discardableResult
+    func deleteToken(_ token: TokenRecord) throws -> Bool {
+        // A token's id and user never change, so the record read earlier names the same keys.
+        guard try Keys.withUTF8(token.id, { try delete(environment.tokens, raw: $0) }) else { return false }
         try delete(environment.userEntries, Keys.userToken(token))
         return true
     }
@@ -474,7 +526,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     func putRateCounter(_ key: String, windowStart: Int64, count: Int) throws {
         // A key longer than LMDB takes is cut: at worst two very long keys share a counter.
         let bytes = Array(Keys.utf8(key).prefix(511))
-        try put(environment.rateLimits, bytes, Keys.bigEndian64(UInt64(bitPattern: windowStart)) + Keys.bigEndian64(UInt64(count)))
+        try put(environment.rateLimits, bytes, Keys.bigEndian64Pair(UInt64(bitPattern: windowStart), UInt64(count)))
     }
 
     func putJWTKeys(_ keys: [JWTKeyRecord]) throws {
@@ -502,19 +554,18 @@ final class LMDBWriter: LMDBReader, StoreWriter {
 
     func insertSession(_ session: SessionRecord) throws {
         changes?.userIDs.insert(session.userID)
-        guard try get(environment.users, Keys.utf8(session.userID), { _ in true }) != nil else {
-            throw StoreError.notFound("user")
-        }
+        guard try hasUser(id: session.userID) else { throw StoreError.notFound("user") }
         // The put refuses an existing id itself: no separate look-up.
+        let record = try RecordCodec.encode(session)
         do {
-            try put(environment.sessions, Keys.utf8(session.id), RecordCodec.encode(session), flags: MDB_NOOVERWRITE)
+            try Keys.withUTF8(session.id) { try put(environment.sessions, raw: $0, record, flags: MDB_NOOVERWRITE) }
         } catch let error as StoreError where error.kind == .duplicate {
             throw StoreError.duplicate("session id")
         }
-        try put(
-            environment.sessionsBySecret, Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash),
-            Keys.utf8(session.id), flags: MDB_NOOVERWRITE)
-        try put(environment.userEntries, Keys.userSession(session), [])
+        try Keys.withSessionSecret(locator: session.secretLocator, hash: session.secretHash) { key in
+            try put(environment.sessionsBySecret, raw: key, Keys.utf8(session.id), flags: MDB_NOOVERWRITE)
+        }
+        try Keys.withUserSession(session) { try put(environment.userEntries, raw: $0, []) }
     }
 
     func updateSession(_ session: SessionRecord) throws {
@@ -541,7 +592,14 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         changes?.userIDs.insert(session.userID)
         guard try Keys.withUserSession(session, { key in try delete(environment.userEntries, raw: key) }) else { return }
         let secretKey = Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash)
-        try appendNumbered(environment.sessionsRetired) { _ in [UInt8(secretKey.count)] + secretKey + Keys.utf8(session.id) }
+        try appendNumbered(environment.sessionsRetired) { _ in
+            var value: [UInt8] = []
+            value.reserveCapacity(1 + secretKey.count + session.id.utf8.count)
+            value.append(UInt8(secretKey.count))
+            value.append(contentsOf: secretKey)
+            value.append(contentsOf: session.id.utf8)
+            return value
+        }
     }
 
     /// The first `limit` queued sessions (the longest queued), lowest id first. Ids and secret
@@ -594,14 +652,15 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     func appendChange(_ change: ChangeRecord) throws -> UInt64 {
         var entry = change
         // An entry without a user (a project-wide change) belongs to no chain.
-        let head = entry.userID.isEmpty ? nil : try changeHead(userID: entry.userID) ?? (0, 0)
+        let headKey = entry.userID.isEmpty ? nil : Keys.userChangeHead(entry.userID)
+        let head = try headKey.map { try changeHead(key: $0) ?? (0, 0) }
         entry.userPreviousSequence = head?.newest ?? 0
         entry.sequence = try appendNumbered(environment.changes) { sequence in
             entry.sequence = sequence
             return try RecordCodec.encode(entry)
         }
-        if let head {
-            try putChangeHead(userID: entry.userID, newest: entry.sequence, count: head.count + 1)
+        if let head, let headKey {
+            try put(environment.userEntries, headKey, Keys.bigEndian64Pair(entry.sequence, head.count + 1))
         }
         return entry.sequence
     }
@@ -610,6 +669,6 @@ final class LMDBWriter: LMDBReader, StoreWriter {
 extension LMDBWriter {
     /// Rewritten in place on every append: the value keeps its size, so the page never splits.
     func putChangeHead(userID: String, newest: UInt64, count: UInt64) throws {
-        try put(environment.userEntries, Keys.userChangeHead(userID), Keys.bigEndian64(newest) + Keys.bigEndian64(count))
+        try put(environment.userEntries, Keys.userChangeHead(userID), Keys.bigEndian64Pair(newest, count))
     }
 }

@@ -63,6 +63,9 @@ public protocol StoreReader {
     func sessions(userID: String) throws -> [SessionRecord]
     /// The ids of the user's sessions, oldest first, read from the index alone.
     func sessionIDs(userID: String) throws -> [String]
+    /// The user's oldest sessions beyond their newest `keeping`, oldest first: only those are
+    /// read whole (a sign-in past the session limit trims them).
+    func sessions(userID: String, beyondNewest keeping: Int) throws -> [SessionRecord]
     func userID(phone: String) throws -> String?
     /// Calls `visit` with every user in id order, starting after `afterID` (all when nil),
     /// while it returns true.
@@ -108,6 +111,9 @@ public protocol StoreWriter: StoreReader {
     func insertToken(_ token: TokenRecord) throws
     @discardableResult
     func deleteToken(id: String) throws -> Bool
+    /// Deletes a token read earlier, without reading it again; false when it is gone.
+    @discardableResult
+    func deleteToken(_ token: TokenRecord) throws -> Bool
     /// Adds an API key; `StoreError.duplicate` when the id or secret hash is taken.
     func insertApiKey(_ key: ApiKeyRecord) throws
     func updateApiKey(_ key: ApiKeyRecord) throws

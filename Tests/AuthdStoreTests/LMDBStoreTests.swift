@@ -143,6 +143,43 @@ final class LMDBStoreTests: StoreTestCase {
         }
     }
 
+
+    func testATokenReadEarlierIsDeletedOnceWithItsIndexEntry() async throws {
+        let token = TokenRecord(id: "t1", userID: "u1", type: 8, secretHash: [5], createdAt: 1, expire: 2)
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            try w.insertToken(token)
+            try w.insertToken(TokenRecord(id: "t2", userID: "u1", type: 8, secretHash: [6], createdAt: 1, expire: 2))
+        }
+        // Two redemptions of one token: the first deletes it, the second finds it gone.
+        let first = try await store.write { w in try w.deleteToken(token) }
+        let second = try await store.write { w in try w.deleteToken(token) }
+        XCTAssertTrue(first)
+        XCTAssertFalse(second)
+        try store.read { r in
+            XCTAssertNil(try r.token(id: "t1"))
+            XCTAssertEqual(try r.tokens(userID: "u1").map(\.id), ["t2"], "the index entry went with it, the other stays")
+        }
+    }
+
+    func testOnlyTheSessionsBeyondTheNewestAreReadForATrim() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            for (index, id) in ["s1", "s2", "s3", "s4"].enumerated() {
+                try w.insertSession(sampleSession(id, user: "u1", at: Int64(1_000 * (index + 1)), secretByte: UInt8(index + 1)))
+            }
+        }
+        try await store.write { w in
+            let oldest = try XCTUnwrap(try w.session(id: "s1"))
+            try w.deleteSession(oldest)
+        }
+        try store.read { r in
+            XCTAssertEqual(try r.sessions(userID: "u1", beyondNewest: 1).map(\.id), ["s2", "s3"], "oldest first; a deleted one is not live")
+            XCTAssertEqual(try r.sessions(userID: "u1", beyondNewest: 3).map(\.id), [])
+            XCTAssertEqual(try r.sessions(userID: "u1", beyondNewest: 10).map(\.id), [])
+            XCTAssertEqual(try r.sessions(userID: "u1", beyondNewest: 0).map(\.id), ["s2", "s3", "s4"])
+        }
+    }
     func testChangesPageNewestFirstFromAnyBound() async throws {
         try await store.write { w in
             try w.insertUser(sampleUser("u1"))
