@@ -1,5 +1,9 @@
 import CLMDB
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Key layouts of the named databases:
 /// - `users`: user id → UserRecord
 /// - `users_by_email`: email → user id
@@ -51,6 +55,10 @@ enum Keys {
 
     static func bigEndian64(_ v: UInt64) -> [UInt8] {
         withUnsafeBytes(of: v.bigEndian) { Array($0) }
+    }
+
+    static func hasPrefix(_ key: UnsafeRawBufferPointer, _ prefix: UnsafeRawBufferPointer) -> Bool {
+        key.count >= prefix.count && (prefix.isEmpty || memcmp(key.baseAddress!, prefix.baseAddress!, prefix.count) == 0)
     }
 
     static func readBigEndian64(_ raw: UnsafeRawBufferPointer) -> UInt64? {
@@ -204,9 +212,21 @@ class LMDBReader: StoreReader {
     }
 
     func sessions(userID: String, beyondNewest keeping: Int) throws -> [SessionRecord] {
-        // The ids come from the user's index, so each is live.
-        let ids = try sessionIDs(userID: userID)
-        return try ids.prefix(max(0, ids.count - keeping)).compactMap { try storedSession(id: $0) }
+        // The ids come from the user's index, so each is live. They stay where LMDB keeps them
+        // (valid until this transaction's next write), and only the ones read become strings:
+        // this runs at every sign-in, over all of the user's sessions.
+        var ids: [UnsafeRawBufferPointer] = []
+        let prefix = Keys.userEntries(userID, .session)
+        try prefix.withUnsafeBytes { rawPrefix in
+            try scan(environment.userEntries, from: prefix) { key, _ in
+                guard Keys.hasPrefix(key, rawPrefix), key.count > prefix.count + 8 else { return false }
+                ids.append(UnsafeRawBufferPointer(rebasing: key[(prefix.count + 8)...]))
+                return true
+            }
+        }
+        return try ids.prefix(max(0, ids.count - keeping)).compactMap { id in
+            try get(environment.sessions, raw: id) { try RecordCodec.decodeSession($0) }
+        }
     }
 
     func sessionIDs(userID: String) throws -> [String] {
