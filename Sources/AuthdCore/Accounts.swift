@@ -117,9 +117,11 @@ public final class Directory: Sendable {
         session.factors = factors
         session.ip = call.context.client.ip
         session.userAgent = call.context.client.userAgent
-        let created = changeRecord(
-            "users.\(userID).sessions.\(session.id).create", audit: "session.create", resource: "user/\(userID)",
-            userID: userID, call: call, time: now)
+        // Encoded here rather than in the write, which every other write waits for.
+        let created = try PreparedChange(
+            changeRecord(
+                "users.\(userID).sessions.\(session.id).create", audit: "session.create", resource: "user/\(userID)",
+                userID: userID, call: call, time: now))
         let limit = trim ? settings.maxSessions : 0
         let newSession = session
         try await store.write { [self] w in

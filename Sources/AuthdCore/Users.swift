@@ -210,9 +210,11 @@ public final class Users: Sendable {
             secretHash: SecretToken.hash(secret), createdAt: time, expire: time + Int64(expire) * 1000)
         token.ip = call.context.client.ip
         token.userAgent = call.context.client.userAgent
-        let record = directory.changeRecord(
-            "users.\(userID).tokens.\(token.id).create", audit: "tokens.create", resource: "user/\(userID)", userID: userID,
-            call: call, time: time)
+        // Encoded here rather than in the write, which every other write waits for.
+        let record = try PreparedChange(
+            directory.changeRecord(
+                "users.\(userID).tokens.\(token.id).create", audit: "tokens.create", resource: "user/\(userID)",
+                userID: userID, call: call, time: time))
         let newToken = token
         do {
             try await store.write { w in

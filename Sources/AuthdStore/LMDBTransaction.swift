@@ -670,19 +670,21 @@ final class LMDBWriter: LMDBReader, StoreWriter {
 
     @discardableResult
     func appendChange(_ change: ChangeRecord) throws -> UInt64 {
-        var entry = change
+        try appendChange(PreparedChange(change))
+    }
+
+    @discardableResult
+    func appendChange(_ change: PreparedChange) throws -> UInt64 {
         // An entry without a user (a project-wide change) belongs to no chain.
-        let headKey = entry.userID.isEmpty ? nil : Keys.userChangeHead(entry.userID)
+        let headKey = change.userID.isEmpty ? nil : Keys.userChangeHead(change.userID)
         let head = try headKey.map { try changeHead(key: $0) ?? (0, 0) }
-        entry.userPreviousSequence = head?.newest ?? 0
-        entry.sequence = try appendNumbered(environment.changes) { sequence in
-            entry.sequence = sequence
-            return try RecordCodec.encode(entry)
+        let sequence = try appendNumbered(environment.changes) { sequence in
+            RecordCodec.encode(change, sequence: sequence, userPreviousSequence: head?.newest ?? 0)
         }
         if let head, let headKey {
-            try put(environment.userEntries, headKey, Keys.bigEndian64Pair(entry.sequence, head.count + 1))
+            try put(environment.userEntries, headKey, Keys.bigEndian64Pair(sequence, head.count + 1))
         }
-        return entry.sequence
+        return sequence
     }
 }
 

@@ -105,6 +105,30 @@ enum RecordCodec {
         return try r.serializedBytes()
     }
 
+    /// `change` with its numbers: protobuf takes fields in any order, so the sequence (field 1)
+    /// goes before the prepared bytes and the previous entry (field 11, absent when 0) after.
+    static func encode(_ change: PreparedChange, sequence: UInt64, userPreviousSequence: UInt64) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(change.unnumbered.count + 22)
+        bytes.append(1 << 3)
+        appendVarint(sequence, to: &bytes)
+        bytes.append(contentsOf: change.unnumbered)
+        if userPreviousSequence != 0 {
+            bytes.append(11 << 3)
+            appendVarint(userPreviousSequence, to: &bytes)
+        }
+        return bytes
+    }
+
+    private static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
+        var rest = value
+        while rest >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
+            rest >>= 7
+        }
+        bytes.append(UInt8(rest))
+    }
+
     static func decodeChange(_ raw: UnsafeRawBufferPointer) throws -> ChangeRecord {
         let r = try decode(Authd_Store_V1_ChangeRecord.self, raw)
         var change = ChangeRecord(

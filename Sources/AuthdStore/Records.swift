@@ -103,6 +103,22 @@ public struct ChangeRecord: Sendable, Equatable {
     }
 }
 
+/// A change-log entry encoded ahead of its write, on the caller's thread: the writer, which
+/// every write waits for, only puts the two numbers the log assigns in front and behind.
+public struct PreparedChange: Sendable {
+    let userID: String
+    /// Every field but `sequence` and `userPreviousSequence`.
+    let unnumbered: [UInt8]
+
+    public init(_ change: ChangeRecord) throws {
+        var entry = change
+        entry.sequence = 0
+        entry.userPreviousSequence = 0
+        userID = change.userID
+        unnumbered = try RecordCodec.encode(entry)
+    }
+}
+
 /// A one-time secret of a user, kept only as a hash.
 public struct TokenRecord: Sendable, Equatable {
     public var id: String

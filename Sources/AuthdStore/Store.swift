@@ -123,6 +123,9 @@ public protocol StoreWriter: StoreReader {
     /// Appends to the change log and returns the entry's sequence number.
     @discardableResult
     func appendChange(_ change: ChangeRecord) throws -> UInt64
+    /// The same, for an entry encoded before the write (see `PreparedChange`).
+    @discardableResult
+    func appendChange(_ change: PreparedChange) throws -> UInt64
 }
 
 /// A storage failure. `duplicate` and `notFound` are invariant violations the domain turns into

@@ -304,6 +304,45 @@ final class LMDBStoreTests: StoreTestCase {
         XCTAssertEqual(try store.read { try $0.changes(after: 5, limit: 10) }, [])
     }
 
+    func testAPreparedEntryReadsBackWithTheNumbersTheLogGaveIt() async throws {
+        var change = ChangeRecord(
+            time: 1_700_000_000_123, event: "users.u.sessions.s.create", auditEvent: "session.create", resource: "user/u",
+            userID: "u")
+        change.actorType = "user"
+        change.actorID = "u"
+        change.ip = "203.0.113.9"
+        change.userAgent = "agent/1.0"
+        // Numbers set by the caller are not kept: the log assigns its own.
+        change.sequence = 77
+        change.userPreviousSequence = 66
+        let prepared = try PreparedChange(change)
+        // 200 entries first, so that the numbers take more than one varint byte.
+        try await store.write { w in
+            for i in 1...200 { try w.appendChange(sampleChange("e\(i)", user: i == 150 ? "u" : "other")) }
+        }
+        let sequences = try await store.write { w in [try w.appendChange(prepared), try w.appendChange(prepared)] }
+        XCTAssertEqual(sequences, [201, 202])
+        let read = try store.read { try $0.changes(after: 200, limit: 10) }
+        var expected = change
+        expected.sequence = 201
+        expected.userPreviousSequence = 150
+        XCTAssertEqual(read.first, expected)
+        expected.sequence = 202
+        expected.userPreviousSequence = 201
+        XCTAssertEqual(read.last, expected)
+        let (chain, total) = try store.read { try $0.changes(userID: "u", before: nil, offset: 0, limit: 10) }
+        XCTAssertEqual(chain.map(\.sequence), [202, 201, 150])
+        XCTAssertEqual(total, 3)
+    }
+
+    func testAFirstPreparedEntryOfAUserHasNoPreviousOne() async throws {
+        let prepared = try PreparedChange(sampleChange("users.n.create", user: "n"))
+        _ = try await store.write { w in try w.appendChange(prepared) }
+        let read = try store.read { try $0.changes(after: 0, limit: 10) }
+        XCTAssertEqual(read.map(\.userPreviousSequence), [0])
+        XCTAssertEqual(read.map(\.event), ["users.n.create"])
+    }
+
     func testDataSurvivesReopening() async throws {
         try await store.write { w in
             try w.insertUser(sampleUser("u1", email: "a@example.com"))
