@@ -41,20 +41,21 @@ extension Accounts {
         try await directory.rateLimiter.hit(.tokenSession, keys: limitKeys, call: call)
         let now = directory.clock.now()
         let presented = SecretToken.hash(secret)
-        let (user, token) = try directory.store.read { r -> (UserRecord?, TokenRecord?) in
-            guard let user = try r.user(id: userID) else { return (nil, nil) }
+        // The user's status alone: the record itself is not needed here.
+        let (status, token) = try directory.store.read { r -> (Bool?, TokenRecord?) in
+            guard let status = try r.userStatus(id: userID) else { return (nil, nil) }
             let token = try r.tokens(userID: userID).first {
                 SecretToken.constantTimeEquals($0.secretHash, presented) && $0.expire >= now
             }
-            return (user, token)
+            return (status, token)
         }
-        guard let user, let token else {
+        guard let status, let token else {
             throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
         }
-        guard user.status else { throw AuthdError.userBlocked }
+        guard status else { throw AuthdError.userBlocked }
         do {
             let session = try await directory.issueSession(
-                userID: user.id, provider: "token", factors: ["token"], call: call, trim: true,
+                userID: userID, provider: "token", factors: ["token"], call: call, trim: true,
                 inSameWrite: { w in
                     // A token redeemed twice at once: the second write finds it gone.
                     guard try w.deleteToken(token) else {

@@ -17,14 +17,25 @@ public enum Identifiers {
         let seconds = UInt64(max(0, nowMicroseconds / 1_000_000))
         let micros = UInt64(max(0, nowMicroseconds % 1_000_000))
         let count = UInt64(sequence.add(1, ordering: .relaxed).oldValue) & 0xFFF_FFFF
-        return hex(seconds, width: 8) + hex(micros, width: 5) + hex(count, width: 7)
+        // Written straight into the string's storage: no intermediate strings per part.
+        return String(unsafeUninitializedCapacity: 20) { out in
+            hex(seconds, width: 8, into: out, at: 0)
+            hex(micros, width: 5, into: out, at: 8)
+            hex(count, width: 7, into: out, at: 13)
+            return 20
+        }
     }
 
     private static let sequence = Atomic<UInt32>(UInt32.random(in: 0...UInt32.max))
 
-    private static func hex(_ value: UInt64, width: Int) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: max(0, width - digits.count)) + digits.suffix(width)
+    /// The low `width` hex digits of `value`, zero-padded, at `start`.
+    private static func hex(_ value: UInt64, width: Int, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
+        var rest = value
+        for index in stride(from: start + width - 1, through: start, by: -1) {
+            let digit = UInt8(rest & 0xf)
+            out[index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+            rest >>= 4
+        }
     }
 
     /// A key: 1-36 characters of `[A-Za-z0-9._-]`, not starting with `.`, `_` or `-`.

@@ -42,10 +42,19 @@ public enum SecretToken {
         return value
     }
 
-    /// `count` bytes from BoringSSL's CSPRNG (through swift-crypto), seeded by the kernel; a
-    /// byte at a time through SystemRandomNumberGenerator cost one system call per byte.
+    /// `count` bytes from OpenSSL's CSPRNG (`RAND_bytes`: a DRBG per thread, seeded and reseeded
+    /// by the kernel). swift-crypto's SymmetricKey made a `getrandom` system call for every
+    /// secret, 7 % of the pool's time when tokens and sessions are made at full rate, and
+    /// SystemRandomNumberGenerator one per 8 bytes.
     public static func randomBytes(_ count: Int) -> [UInt8] {
-        SymmetricKey(size: SymmetricKeySize(bitCount: count * 8)).withUnsafeBytes { Array($0) }
+        guard count > 0 else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: count) { bytes, initialized in
+            // RAND_bytes fails only when the generator cannot be seeded; no secret is handed out then.
+            guard RAND_bytes(bytes.baseAddress, Int32(count)) == 1 else {
+                fatalError("OpenSSL's RAND_bytes failed: the system's random source is unavailable")
+            }
+            initialized = count
+        }
     }
 
     public static func hash(_ secret: String) -> [UInt8] {

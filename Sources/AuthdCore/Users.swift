@@ -202,7 +202,9 @@ public final class Users: Sendable {
         guard (60...31_536_000).contains(expire) else {
             throw AuthdError.argumentInvalid("Invalid `expire` param: Value must be a valid range between 60 and 31,536,000")
         }
-        _ = try get(userID: userID, call: call)
+        try Identifiers.requireKey(userID, name: "userId")
+        // Whether the user exists, without decoding the record.
+        guard try store.read({ try $0.userStatus(id: userID) }) != nil else { throw AuthdError.userNotFound }
         let time = now
         let secret = String(SecretToken.generate(byteCount: (length + 1) / 2).prefix(length))
         var token = TokenRecord(

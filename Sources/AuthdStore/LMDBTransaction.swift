@@ -193,6 +193,10 @@ class LMDBReader: StoreReader {
         try Keys.withUTF8(id) { key in try get(environment.sessions, raw: key) { try RecordCodec.decodeSession($0) } }
     }
 
+    func userStatus(id: String) throws -> Bool? {
+        try Keys.withUTF8(id) { key in try get(environment.users, raw: key) { try RecordCodec.userStatus($0) } }
+    }
+
     /// Whether the user exists, without decoding their record.
     func hasUser(id: String) throws -> Bool {
         try Keys.withUTF8(id) { key in try get(environment.users, raw: key) { _ in true } } != nil

@@ -29,6 +29,42 @@ enum RecordCodec {
         return try r.serializedBytes()
     }
 
+    /// A stored user's `status` (field 7) alone, read off the wire format without decoding the
+    /// record: a token's redemption needs only that, and the whole record (labels, prefs,
+    /// password history) cost more than the rest of the call. Absent means false, as in proto3.
+    static func userStatus(_ raw: UnsafeRawBufferPointer) throws -> Bool {
+        var status = false
+        var offset = 0
+        func varint() throws -> UInt64 {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while offset < raw.count, shift < 64 {
+                let byte = raw[offset]
+                offset += 1
+                value |= UInt64(byte & 0x7f) << shift
+                if byte < 0x80 { return value }
+                shift += 7
+            }
+            throw StoreError(.corrupt, "undecodable authd.store.v1.UserRecord: a varint runs off its end")
+        }
+        while offset < raw.count {
+            let tag = try varint()
+            switch tag & 7 {
+            case 0:
+                let value = try varint()
+                if tag >> 3 == 7 { status = value != 0 }  // the last one wins, as in any decoder
+            case 1: offset += 8
+            case 2: offset += Int(clamping: try varint())
+            case 5: offset += 4
+            default: throw StoreError(.corrupt, "undecodable authd.store.v1.UserRecord: wire type \(tag & 7)")
+            }
+        }
+        guard offset == raw.count else {
+            throw StoreError(.corrupt, "undecodable authd.store.v1.UserRecord: a field runs off its end")
+        }
+        return status
+    }
+
     static func decodeUser(_ raw: UnsafeRawBufferPointer) throws -> UserRecord {
         let r = try decode(Authd_Store_V1_UserRecord.self, raw)
         var user = UserRecord(id: r.id, createdAt: r.createdAt)

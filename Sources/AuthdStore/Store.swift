@@ -56,6 +56,9 @@ public struct CommittedChanges: Sendable, Equatable {
 public protocol StoreReader {
     func user(id: String) throws -> UserRecord?
     func userID(email: String) throws -> String?
+    /// Whether the user is active (not blocked), nil when there is no such user: read without
+    /// decoding the whole record.
+    func userStatus(id: String) throws -> Bool?
     func session(id: String) throws -> SessionRecord?
     /// The live session whose secret has this hash and locator (0: a secret without one).
     func session(secretHash: [UInt8], locator: UInt64) throws -> SessionRecord?

@@ -4,6 +4,7 @@
 // one-shot SHA256(), which goes through EVP_Q_digest) fetch the algorithm on every call.
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 static inline void authd_sha256(const void *data, size_t length, unsigned char digest[32]) {

@@ -3,6 +3,16 @@ import XCTest
 
 final class SecretTokenTests: XCTestCase {
     /// FIPS 180-2's examples: the digest the session index is keyed by must be plain SHA-256.
+    func testRandomBytesHaveTheLengthAskedForAndDoNotRepeat() {
+        XCTAssertEqual(SecretToken.randomBytes(0), [])
+        XCTAssertEqual(SecretToken.randomBytes(1).count, 1)
+        let draws = (0..<1000).map { _ in SecretToken.randomBytes(32) }
+        XCTAssertTrue(draws.allSatisfy { $0.count == 32 })
+        XCTAssertEqual(Set(draws).count, draws.count)
+        // Over 32,000 bytes every byte value turns up (a stuck or zeroed generator would not).
+        XCTAssertEqual(Set(draws.joined()).count, 256)
+    }
+
     func testTheDigestIsSHA256() {
         XCTAssertEqual(
             SecretToken.hexEncode(SecretToken.digest("abc").bytes),

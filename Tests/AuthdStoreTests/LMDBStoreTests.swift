@@ -144,6 +144,34 @@ final class LMDBStoreTests: StoreTestCase {
     }
 
 
+    func testAUsersStatusIsReadAsTheWholeRecordWouldGiveIt() async throws {
+        // Fields of every wire type around the status, so that skipping them is exercised.
+        var rich = sampleUser("rich", email: "rich@example.com", at: 1_700_000_000_000)
+        rich.labels = ["vip", "beta"]
+        rich.passwordHash = String(repeating: "h", count: 300)
+        rich.passwordHistory = ["a", "b"]
+        rich.prefs = #"{"theme":"dark"}"#
+        rich.mfa = true
+        rich.accessedAt = -5
+        var blocked = rich
+        blocked.id = "blocked"
+        blocked.email = "blocked@example.com"
+        blocked.status = false
+        let users = [rich, blocked]
+        try await store.write { w in
+            for user in users { try w.insertUser(user) }
+            try w.insertUser(sampleUser("plain"))
+        }
+        try store.read { r in
+            for id in ["rich", "blocked", "plain"] {
+                XCTAssertEqual(try r.userStatus(id: id), try r.user(id: id)?.status, id)
+            }
+            XCTAssertEqual(try r.userStatus(id: "blocked"), false)
+            XCTAssertEqual(try r.userStatus(id: "rich"), true)
+            XCTAssertNil(try r.userStatus(id: "nobody"))
+        }
+    }
+
     func testATokenReadEarlierIsDeletedOnceWithItsIndexEntry() async throws {
         let token = TokenRecord(id: "t1", userID: "u1", type: 8, secretHash: [5], createdAt: 1, expire: 2)
         try await store.write { w in
