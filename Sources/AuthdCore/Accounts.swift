@@ -123,7 +123,7 @@ public final class Directory: Sendable {
                 "users.\(userID).sessions.\(session.id).create", audit: "session.create", resource: "user/\(userID)",
                 userID: userID, call: call, time: now))
         let limit = trim ? settings.maxSessions : 0
-        let newSession = session
+        let newSession = try Encoded(session)
         try await store.write { [self] w in
             try extra?(w)
             try w.insertSession(newSession)

@@ -110,9 +110,18 @@ final class SessionCache: @unchecked Sendable {
         for index in 0..<shardCount {
             shards[index].withLock { state in
                 state.generation &+= 1
-                for userID in changes.userIDs {
-                    guard let digests = state.byUser.removeValue(forKey: userID) else { continue }
+                // A commit names a hundred users or more when sign-ins run at full rate, and
+                // this runs on the writer's thread before the commit's answers, once per shard:
+                // look up whichever side is smaller.
+                guard !state.byUser.isEmpty else { return }
+                func drop(_ userID: String) {
+                    guard let digests = state.byUser.removeValue(forKey: userID) else { return }
                     for digest in digests { state.entries.removeValue(forKey: digest) }
+                }
+                if state.byUser.count < changes.userIDs.count {
+                    state.byUser.keys.filter { changes.userIDs.contains($0) }.forEach(drop)
+                } else {
+                    changes.userIDs.forEach(drop)
                 }
             }
         }

@@ -217,7 +217,7 @@ public final class Users: Sendable {
             directory.changeRecord(
                 "users.\(userID).tokens.\(token.id).create", audit: "tokens.create", resource: "user/\(userID)",
                 userID: userID, call: call, time: time))
-        let newToken = token
+        let newToken = try Encoded(token)
         do {
             try await store.write { w in
                 try w.insertToken(newToken)

@@ -527,9 +527,13 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     }
 
     func insertToken(_ token: TokenRecord) throws {
+        try insertToken(Encoded(token))
+    }
+
+    func insertToken(_ encoded: Encoded<TokenRecord>) throws {
+        let token = encoded.record
         guard try hasUser(id: token.userID) else { throw StoreError.notFound("user") }
-        let record = try RecordCodec.encode(token)
-        try Keys.withUTF8(token.id) { try put(environment.tokens, raw: $0, record, flags: MDB_NOOVERWRITE) }
+        try Keys.withUTF8(token.id) { try put(environment.tokens, raw: $0, encoded.bytes, flags: MDB_NOOVERWRITE) }
         try put(environment.userEntries, Keys.userToken(token), [])
     }
 
@@ -577,12 +581,16 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     }
 
     func insertSession(_ session: SessionRecord) throws {
+        try insertSession(Encoded(session))
+    }
+
+    func insertSession(_ encoded: Encoded<SessionRecord>) throws {
+        let session = encoded.record
         changes?.userIDs.insert(session.userID)
         guard try hasUser(id: session.userID) else { throw StoreError.notFound("user") }
         // The put refuses an existing id itself: no separate look-up.
-        let record = try RecordCodec.encode(session)
         do {
-            try Keys.withUTF8(session.id) { try put(environment.sessions, raw: $0, record, flags: MDB_NOOVERWRITE) }
+            try Keys.withUTF8(session.id) { try put(environment.sessions, raw: $0, encoded.bytes, flags: MDB_NOOVERWRITE) }
         } catch let error as StoreError where error.kind == .duplicate {
             throw StoreError.duplicate("session id")
         }

@@ -119,6 +119,27 @@ public struct PreparedChange: Sendable {
     }
 }
 
+/// A record encoded ahead of its insertion, on the caller's thread rather than the writer's
+/// (see `PreparedChange`).
+public struct Encoded<Record: Sendable>: Sendable {
+    public let record: Record
+    let bytes: [UInt8]
+}
+
+extension Encoded where Record == SessionRecord {
+    public init(_ record: SessionRecord) throws {
+        self.record = record
+        bytes = try RecordCodec.encode(record)
+    }
+}
+
+extension Encoded where Record == TokenRecord {
+    public init(_ record: TokenRecord) throws {
+        self.record = record
+        bytes = try RecordCodec.encode(record)
+    }
+}
+
 /// A one-time secret of a user, kept only as a hash.
 public struct TokenRecord: Sendable, Equatable {
     public var id: String

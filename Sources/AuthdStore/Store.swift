@@ -104,6 +104,8 @@ public protocol StoreWriter: StoreReader {
     func deleteUser(id: String) throws -> Bool
     /// Adds a session; `StoreError.notFound` when its user does not exist.
     func insertSession(_ session: SessionRecord) throws
+    /// The same, for a record encoded before the write.
+    func insertSession(_ session: Encoded<SessionRecord>) throws
     func updateSession(_ session: SessionRecord) throws
     /// Deletes a session and its index entries; false when it did not exist.
     @discardableResult
@@ -112,6 +114,8 @@ public protocol StoreWriter: StoreReader {
     func deleteSession(_ session: SessionRecord) throws
     /// Adds a token; `StoreError.notFound` when its user does not exist.
     func insertToken(_ token: TokenRecord) throws
+    /// The same, for a record encoded before the write.
+    func insertToken(_ token: Encoded<TokenRecord>) throws
     @discardableResult
     func deleteToken(id: String) throws -> Bool
     /// Deletes a token read earlier, without reading it again; false when it is gone.

@@ -97,6 +97,33 @@ final class SessionCacheTests: DomainTestCase {
         }
     }
 
+    func testACommitNamingMoreUsersThanAreCachedDropsOnlyTheirs() {
+        let cache = SessionCache(capacity: 100_000)
+        let cachedUsers = ["a", "b", "c"]
+        var digests: [String: SecretDigest] = [:]
+        for userID in cachedUsers {
+            let digest = SecretToken.digest("secret-\(userID)")
+            cache.insert(
+                digest,
+                SessionCache.Entry(
+                    user: UserRecord(id: userID, createdAt: 0),
+                    session: SessionRecord(id: "s-\(userID)", userID: userID, createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes)),
+                readAt: cache.generation(for: digest))
+            digests[userID] = digest
+        }
+        // 200 users named, one of them cached: the cache looks up its own three users instead.
+        let named = Set((0..<199).map { "other-\($0)" } + ["b"])
+        cache.invalidate(CommittedChanges(userIDs: named))
+        XCTAssertEqual(cache.count, 2)
+        XCTAssertNil(cache.lookup(digests["b"]!))
+        XCTAssertNotNil(cache.lookup(digests["a"]!))
+        XCTAssertNotNil(cache.lookup(digests["c"]!))
+        // And a commit naming fewer users than are cached.
+        cache.invalidate(CommittedChanges(userIDs: ["c"]))
+        XCTAssertEqual(cache.count, 1)
+        XCTAssertNotNil(cache.lookup(digests["a"]!))
+    }
+
     func testTheCacheStaysWithinItsCapacity() {
         let cache = SessionCache(capacity: 4)
         for i in 0..<10 {
