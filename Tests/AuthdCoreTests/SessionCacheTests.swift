@@ -75,19 +75,23 @@ final class SessionCacheTests: DomainTestCase {
         XCTAssertNil(cache.lookup(digest))
     }
 
+    /// Puts a session of `userID` straight into `cache`, as a miss read from the store would.
+    private func cacheSession(_ sessionID: String, of userID: String, secret: String, in cache: SessionCache) -> SecretDigest {
+        let digest = SecretToken.digest(secret)
+        cache.insert(
+            digest,
+            SessionCache.Entry(
+                user: UserRecord(id: userID, createdAt: 0),
+                session: SessionRecord(id: sessionID, userID: userID, createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes)),
+            readAt: cache.generation(for: digest))
+        return digest
+    }
+
     func testInvalidationReachesEveryShard() {
         let cache = SessionCache(capacity: 100_000)
         var digests: [SecretDigest] = []
         for i in 0..<64 {
-            let digest = SecretToken.digest("secret-\(i)")
-            let userID = i % 2 == 0 ? "even" : "odd"
-            cache.insert(
-                digest,
-                SessionCache.Entry(
-                    user: UserRecord(id: userID, createdAt: 0),
-                    session: SessionRecord(id: "s\(i)", userID: userID, createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes)),
-                readAt: cache.generation(for: digest))
-            digests.append(digest)
+            digests.append(cacheSession("s\(i)", of: i % 2 == 0 ? "even" : "odd", secret: "secret-\(i)", in: cache))
         }
         XCTAssertEqual(cache.count, 64)
         cache.invalidate(CommittedChanges(userIDs: ["even"]))
@@ -102,14 +106,7 @@ final class SessionCacheTests: DomainTestCase {
         let cachedUsers = ["a", "b", "c"]
         var digests: [String: SecretDigest] = [:]
         for userID in cachedUsers {
-            let digest = SecretToken.digest("secret-\(userID)")
-            cache.insert(
-                digest,
-                SessionCache.Entry(
-                    user: UserRecord(id: userID, createdAt: 0),
-                    session: SessionRecord(id: "s-\(userID)", userID: userID, createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes)),
-                readAt: cache.generation(for: digest))
-            digests[userID] = digest
+            digests[userID] = cacheSession("s-\(userID)", of: userID, secret: "secret-\(userID)", in: cache)
         }
         // 200 users named, one of them cached: the cache looks up its own three users instead.
         let named = Set((0..<199).map { "other-\($0)" } + ["b"])
