@@ -54,7 +54,12 @@ enum RecordCodec {
                 let value = try varint()
                 if tag >> 3 == 7 { status = value != 0 }  // the last one wins, as in any decoder
             case 1: offset += 8
-            case 2: offset += Int(clamping: try varint())
+            case 2:
+                let length = try varint()
+                guard length <= UInt64(raw.count - offset) else {
+                    throw StoreError(.corrupt, "undecodable authd.store.v1.UserRecord: a field runs off its end")
+                }
+                offset += Int(length)
             case 5: offset += 4
             default: throw StoreError(.corrupt, "undecodable authd.store.v1.UserRecord: wire type \(tag & 7)")
             }

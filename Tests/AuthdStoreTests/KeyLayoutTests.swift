@@ -37,6 +37,43 @@ final class KeyLayoutTests: StoreTestCase {
 
     /// A damaged chain (an entry that points forward, or to another user's) ends the list
     /// instead of looping.
+    /// The status is read off a user record's bytes without decoding it; damaged bytes are a
+    /// corrupt-store error, never a crash or a wrong answer.
+    func testAUsersStatusReadOffItsBytesMatchesTheDecoderAndRefusesDamage() throws {
+        var user = UserRecord(id: "u1", createdAt: 1_700_000_000_000)
+        user.labels = ["a"]
+        user.prefs = #"{"k":1}"#
+        user.status = false
+        let blocked = try RecordCodec.encode(user)
+        user.status = true
+        let active = try RecordCodec.encode(user)
+        func status(_ bytes: [UInt8]) throws -> Bool { try bytes.withUnsafeBytes { try RecordCodec.userStatus($0) } }
+        XCTAssertEqual(try status(active), true)
+        XCTAssertEqual(try status(blocked), false, "proto3 leaves a false status out")
+        XCTAssertEqual(try status(active + [7 << 3, 0]), false, "the last value of a field wins")
+        XCTAssertEqual(try status([]), false)
+        let damagedRecords: [[UInt8]] = [
+            Array(active.dropLast()),  // a string cut short
+            [(1 << 3) | 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],  // a length of 2^63
+            [0x80],  // a varint that never ends
+            [(3 << 3) | 3],  // a group (wire type 3)
+            [(2 << 3) | 1, 1, 2],  // a fixed64 cut short
+        ]
+        for damaged in damagedRecords {
+            XCTAssertThrowsError(try status(damaged), "\(damaged)") { error in
+                XCTAssertEqual((error as? StoreError)?.kind, .corrupt)
+            }
+        }
+        // Any bytes: an answer agreeing with the decoder, or an error.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0...24, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            if let fast = try? status(bytes), let full = try? bytes.withUnsafeBytes({ try RecordCodec.decodeUser($0) }) {
+                XCTAssertEqual(fast, full.status, "\(bytes)")
+            }
+        }
+    }
+
     func testADamagedChainEndsTheList() async throws {
         try await store.write { w in
             try w.insertUser(sampleUser("u1"))
