@@ -2,6 +2,7 @@ import CLMDB
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// The embedded default store: one LMDB environment in a data folder.
 ///
@@ -130,11 +131,44 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
 
     /// A read snapshot with the LMDB reader itself, for the store's own figures.
     private func readLMDB<T>(_ body: (LMDBReader) throws -> T) throws -> T {
+        let txn = try takeReadTransaction()
+        defer { giveBack(txn) }
+        return try body(LMDBReader(environment: environment, txn: txn))
+    }
+
+    /// Read transactions reset after use, renewed for later reads. Beginning one allocates over
+    /// a kilobyte (which also has glibc consolidate its free lists) and takes a reader slot; a
+    /// renewal only takes a new snapshot. A reset transaction holds no snapshot, so it keeps no
+    /// page from being reused. Nil once the store is closed.
+    private let idleReadTransactions = Mutex<[IdleReadTransaction]?>([])
+    /// About the number of threads that read at once (event loops, the concurrency pool).
+    private static let idleReadTransactionsKept = 64
+
+    private func takeReadTransaction() throws -> OpaquePointer {
+        if let idle = idleReadTransactions.withLock({ $0?.popLast() })?.txn {
+            if mdb_txn_renew(idle) == 0 { return idle }
+            mdb_txn_abort(idle)
+        }
         var txn: OpaquePointer?
         try lmdbCheck(mdb_txn_begin(environment.env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin (read)")
         guard let txn else { throw StoreError(.io, "mdb_txn_begin returned no transaction") }
-        defer { mdb_txn_abort(txn) }
-        return try body(LMDBReader(environment: environment, txn: txn))
+        return txn
+    }
+
+    /// Sendable: a reset transaction is only handed from thread to thread through the lock
+    /// (MDB_NOTLS lets any thread renew it).
+    private struct IdleReadTransaction: @unchecked Sendable {
+        let txn: OpaquePointer
+    }
+
+    private func giveBack(_ txn: OpaquePointer) {
+        mdb_txn_reset(txn)
+        let kept = idleReadTransactions.withLock { idle in
+            guard idle != nil, idle!.count < Self.idleReadTransactionsKept else { return false }
+            idle!.append(IdleReadTransaction(txn: txn))
+            return true
+        }
+        if !kept { mdb_txn_abort(txn) }
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
@@ -196,6 +230,10 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         guard !closed else { return }
         closed = true
         writer.stop()
+        idleReadTransactions.withLock { idle in
+            idle?.forEach { mdb_txn_abort($0.txn) }
+            idle = nil
+        }
         environment.close()
         Glibc.close(lockDescriptor)
     }

@@ -172,6 +172,28 @@ final class LMDBStoreTests: StoreTestCase {
         }
     }
 
+    /// Read transactions are reset and renewed rather than begun anew: each renewal must take
+    /// a fresh snapshot, also when more reads run at once than are kept idle.
+    func testRenewedReadTransactionsSeeEveryCommit() async throws {
+        let store = self.store!
+        for round in 1...50 {
+            try await store.write { w in try w.insertUser(sampleUser("u\(round)")) }
+            let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<100 {
+                    group.addTask { try store.read { try $0.userCount() } }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            XCTAssertEqual(Set(counts), [round], "round \(round)")
+        }
+        // Reads nested in a read take transactions of their own.
+        let nested = try store.read { outer in
+            try (outer.userCount(), store.read { try $0.userCount() })
+        }
+        XCTAssertEqual(nested.0, 50)
+        XCTAssertEqual(nested.1, 50)
+    }
+
     func testATokenReadEarlierIsDeletedOnceWithItsIndexEntry() async throws {
         let token = TokenRecord(id: "t1", userID: "u1", type: 8, secretHash: [5], createdAt: 1, expire: 2)
         try await store.write { w in
