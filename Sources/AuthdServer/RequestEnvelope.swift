@@ -1,4 +1,5 @@
 import AuthdCore
+import AuthdStore
 import NIOCore
 
 /// An `authd.v1.Request`, read straight from its frame's bytes: the method name and the body
@@ -21,9 +22,7 @@ struct RequestEnvelope {
     var client = ClientInfo()
     let frame: ByteBuffer
 
-    struct Malformed: Error, CustomStringConvertible {
-        let description: String
-    }
+    typealias Malformed = WireFormatError
 
     init(frame: ByteBuffer) throws(Malformed) {
         self.frame = frame
@@ -92,96 +91,13 @@ struct RequestEnvelope {
     }
 }
 
-/// Reads protobuf wire-format fields from raw bytes; positions are offsets into `bytes`.
-struct WireReader {
-    enum WireType: UInt8 {
-        case varint = 0, fixed64 = 1, lengthDelimited = 2, startGroup = 3, endGroup = 4, fixed32 = 5
-    }
-
-    let bytes: UnsafeRawBufferPointer
-    var position: Int
-    let end: Int
-
-    init(bytes: UnsafeRawBufferPointer, range: Range<Int>? = nil) {
-        self.bytes = bytes
-        position = range?.lowerBound ?? 0
-        end = range?.upperBound ?? bytes.count
-    }
-
-    /// The next field's number and wire type; nil at the end of the message.
-    mutating func nextTag() throws(RequestEnvelope.Malformed) -> (Int, WireType)? {
-        guard position < end else { return nil }
-        let tag = try varint()
-        guard let wireType = WireType(rawValue: UInt8(tag & 7)), tag >> 3 > 0, tag >> 3 <= 536_870_911 else {
-            throw RequestEnvelope.Malformed(description: "an invalid field tag \(tag)")
-        }
-        return (Int(tag >> 3), wireType)
-    }
-
-    mutating func varint() throws(RequestEnvelope.Malformed) -> UInt64 {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while position < end, shift <= 63 {
-            let byte = bytes[position]
-            position += 1
-            value |= UInt64(byte & 0x7F) << shift
-            if byte < 0x80 { return value }
-            shift += 7
-        }
-        throw RequestEnvelope.Malformed(description: "a truncated or overlong varint")
-    }
-
-    /// Where a length-delimited field's bytes are.
-    mutating func lengthDelimited() throws(RequestEnvelope.Malformed) -> Range<Int> {
-        let length = try varint()
-        guard length <= UInt64(end - position) else {
-            throw RequestEnvelope.Malformed(description: "a length-delimited field longer than its message")
-        }
-        let range = position..<(position + Int(length))
-        position = range.upperBound
-        return range
-    }
-
-    /// A reader of an embedded message.
-    mutating func message() throws(RequestEnvelope.Malformed) -> WireReader {
-        WireReader(bytes: bytes, range: try lengthDelimited())
-    }
-
-    mutating func string() throws(RequestEnvelope.Malformed) -> String {
-        let field = UnsafeRawBufferPointer(rebasing: bytes[try lengthDelimited()])
-        // Secrets and names are ASCII: those need no validation beyond the check for it.
-        if field.allSatisfy({ $0 < 0x80 }) { return String(decoding: field, as: UTF8.self) }
-        guard let text = String(validating: field, as: UTF8.self) else {
-            throw RequestEnvelope.Malformed(description: "a string field that is not UTF-8")
-        }
-        return text
-    }
-
+extension WireReader {
     /// The SHA-256 of a string field, hashed in place: the secret never becomes a `String`.
-    mutating func secretDigest() throws(RequestEnvelope.Malformed) -> SecretDigest {
+    mutating func secretDigest() throws(WireFormatError) -> SecretDigest {
         let field = UnsafeRawBufferPointer(rebasing: bytes[try lengthDelimited()])
         guard field.allSatisfy({ $0 < 0x80 }) || String(validating: field, as: UTF8.self) != nil else {
-            throw RequestEnvelope.Malformed(description: "a string field that is not UTF-8")
+            throw WireFormatError(description: "a string field that is not UTF-8")
         }
         return SecretToken.digest(bytes: field)
-    }
-
-    mutating func skip(_ wireType: WireType) throws(RequestEnvelope.Malformed) {
-        switch wireType {
-        case .varint: _ = try varint()
-        case .fixed64: try skipBytes(8)
-        case .fixed32: try skipBytes(4)
-        case .lengthDelimited: _ = try lengthDelimited()
-        case .startGroup, .endGroup:
-            // Groups are deprecated and never part of authd's messages.
-            throw RequestEnvelope.Malformed(description: "a group field")
-        }
-    }
-
-    private mutating func skipBytes(_ count: Int) throws(RequestEnvelope.Malformed) {
-        guard end - position >= count else {
-            throw RequestEnvelope.Malformed(description: "a fixed-size field longer than its message")
-        }
-        position += count
     }
 }

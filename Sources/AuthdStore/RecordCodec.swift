@@ -33,39 +33,16 @@ enum RecordCodec {
     /// record: a token's redemption needs only that, and the whole record (labels, prefs,
     /// password history) cost more than the rest of the call. Absent means false, as in proto3.
     static func userStatus(_ raw: UnsafeRawBufferPointer) throws -> Bool {
+        var reader = WireReader(bytes: raw)
         var status = false
-        var offset = 0
-        func varint() throws -> UInt64 {
-            var value: UInt64 = 0
-            var shift: UInt64 = 0
-            while offset < raw.count, shift < 64 {
-                let byte = raw[offset]
-                offset += 1
-                value |= UInt64(byte & 0x7f) << shift
-                if byte < 0x80 { return value }
-                shift += 7
+        do {
+            while let (field, wireType) = try reader.nextTag() {
+                // The last one wins, as in any decoder; a field 7 of another wire type is
+                // unknown, as protobuf's parsers treat it.
+                if field == 7, wireType == .varint { status = try reader.varint() != 0 } else { try reader.skip(wireType) }
             }
-            throw StoreError(.corrupt, "undecodable authd.store.v1.UserRecord: a varint runs off its end")
-        }
-        while offset < raw.count {
-            let tag = try varint()
-            switch tag & 7 {
-            case 0:
-                let value = try varint()
-                if tag >> 3 == 7 { status = value != 0 }  // the last one wins, as in any decoder
-            case 1: offset += 8
-            case 2:
-                let length = try varint()
-                guard length <= UInt64(raw.count - offset) else {
-                    throw StoreError(.corrupt, "undecodable authd.store.v1.UserRecord: a field runs off its end")
-                }
-                offset += Int(length)
-            case 5: offset += 4
-            default: throw StoreError(.corrupt, "undecodable authd.store.v1.UserRecord: wire type \(tag & 7)")
-            }
-        }
-        guard offset == raw.count else {
-            throw StoreError(.corrupt, "undecodable authd.store.v1.UserRecord: a field runs off its end")
+        } catch {
+            throw StoreError(.corrupt, "undecodable authd.store.v1.UserRecord: \(error)")
         }
         return status
     }

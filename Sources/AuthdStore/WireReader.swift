@@ -1,0 +1,105 @@
+/// Protobuf's wire format read by hand, for the few places where a generic decoder costs more
+/// than the call it serves: the request envelope every call carries (AuthdServer) and a stored
+/// user's status (`RecordCodec.userStatus`). Inlinable, as the envelope is read on every call.
+
+/// A byte string that is not the protobuf message it should be.
+public struct WireFormatError: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(description: String) {
+        self.description = description
+    }
+}
+
+/// Reads protobuf wire-format fields from raw bytes; positions are offsets into `bytes`.
+public struct WireReader {
+    public enum WireType: UInt8 {
+        case varint = 0, fixed64 = 1, lengthDelimited = 2, startGroup = 3, endGroup = 4, fixed32 = 5
+    }
+
+    public let bytes: UnsafeRawBufferPointer
+    @usableFromInline var position: Int
+    @usableFromInline let end: Int
+
+    @inlinable
+    public init(bytes: UnsafeRawBufferPointer, range: Range<Int>? = nil) {
+        self.bytes = bytes
+        position = range?.lowerBound ?? 0
+        end = range?.upperBound ?? bytes.count
+    }
+
+    /// The next field's number and wire type; nil at the end of the message.
+    @inlinable
+    public mutating func nextTag() throws(WireFormatError) -> (Int, WireType)? {
+        guard position < end else { return nil }
+        let tag = try varint()
+        guard let wireType = WireType(rawValue: UInt8(tag & 7)), tag >> 3 > 0, tag >> 3 <= 536_870_911 else {
+            throw WireFormatError(description: "an invalid field tag \(tag)")
+        }
+        return (Int(tag >> 3), wireType)
+    }
+
+    @inlinable
+    public mutating func varint() throws(WireFormatError) -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while position < end, shift <= 63 {
+            let byte = bytes[position]
+            position += 1
+            value |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { return value }
+            shift += 7
+        }
+        throw WireFormatError(description: "a truncated or overlong varint")
+    }
+
+    /// Where a length-delimited field's bytes are.
+    @inlinable
+    public mutating func lengthDelimited() throws(WireFormatError) -> Range<Int> {
+        let length = try varint()
+        guard length <= UInt64(end - position) else {
+            throw WireFormatError(description: "a length-delimited field longer than its message")
+        }
+        let range = position..<(position + Int(length))
+        position = range.upperBound
+        return range
+    }
+
+    /// A reader of an embedded message.
+    @inlinable
+    public mutating func message() throws(WireFormatError) -> WireReader {
+        WireReader(bytes: bytes, range: try lengthDelimited())
+    }
+
+    @inlinable
+    public mutating func string() throws(WireFormatError) -> String {
+        let field = UnsafeRawBufferPointer(rebasing: bytes[try lengthDelimited()])
+        // Secrets and names are ASCII: those need no validation beyond the check for it.
+        if field.allSatisfy({ $0 < 0x80 }) { return String(decoding: field, as: UTF8.self) }
+        guard let text = String(validating: field, as: UTF8.self) else {
+            throw WireFormatError(description: "a string field that is not UTF-8")
+        }
+        return text
+    }
+
+    @inlinable
+    public mutating func skip(_ wireType: WireType) throws(WireFormatError) {
+        switch wireType {
+        case .varint: _ = try varint()
+        case .fixed64: try skipBytes(8)
+        case .fixed32: try skipBytes(4)
+        case .lengthDelimited: _ = try lengthDelimited()
+        case .startGroup, .endGroup:
+            // Groups are deprecated and never part of authd's messages.
+            throw WireFormatError(description: "a group field")
+        }
+    }
+
+    @inlinable
+    mutating func skipBytes(_ count: Int) throws(WireFormatError) {
+        guard end - position >= count else {
+            throw WireFormatError(description: "a fixed-size field longer than its message")
+        }
+        position += count
+    }
+}
