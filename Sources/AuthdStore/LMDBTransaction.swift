@@ -190,7 +190,11 @@ class LMDBReader: StoreReader {
 
     /// A session's record, live or deleted and not yet swept.
     func storedSession(id: String) throws -> SessionRecord? {
-        try Keys.withUTF8(id) { key in try get(environment.sessions, raw: key) { try RecordCodec.decodeSession($0) } }
+        try Keys.withUTF8(id) { try storedSession(rawID: $0) }
+    }
+
+    func storedSession(rawID id: UnsafeRawBufferPointer) throws -> SessionRecord? {
+        try get(environment.sessions, raw: id) { try RecordCodec.decodeSession($0) }
     }
 
     func userStatus(id: String) throws -> Bool? {
@@ -220,28 +224,39 @@ class LMDBReader: StoreReader {
         // (valid until this transaction's next write), and only the ones read become strings:
         // this runs at every sign-in, over all of the user's sessions.
         var ids: [UnsafeRawBufferPointer] = []
-        let prefix = Keys.userEntries(userID, .session)
-        try prefix.withUnsafeBytes { rawPrefix in
-            try scan(environment.userEntries, from: prefix) { key, _ in
-                guard Keys.hasPrefix(key, rawPrefix), key.count > prefix.count + 8 else { return false }
-                ids.append(UnsafeRawBufferPointer(rebasing: key[(prefix.count + 8)...]))
-                return true
-            }
-        }
-        return try ids.prefix(max(0, ids.count - keeping)).compactMap { id in
-            try get(environment.sessions, raw: id) { try RecordCodec.decodeSession($0) }
-        }
+        try forEachSessionID(userID: userID) { ids.append($0) }
+        return try ids.prefix(max(0, ids.count - keeping)).compactMap { try storedSession(rawID: $0) }
     }
 
     func sessionIDs(userID: String) throws -> [String] {
         var ids: [String] = []
-        let prefix = Keys.userEntries(userID, .session)
-        try scan(environment.userEntries, from: prefix) { key, _ in
-            guard key.starts(with: prefix), key.count > prefix.count + 8 else { return false }
-            ids.append(String(decoding: key[(prefix.count + 8)...], as: UTF8.self))
+        try forEachSessionID(userID: userID) { ids.append(String(decoding: $0, as: UTF8.self)) }
+        return ids
+    }
+
+    /// The ids in the user's session index, oldest first (after each key's 8 bytes of
+    /// created-at), as LMDB holds them.
+    private func forEachSessionID(userID: String, _ visit: (UnsafeRawBufferPointer) -> Void) throws {
+        try forEachUserEntry(userID, .session) { rest in
+            guard rest.count > 8 else { return false }
+            visit(UnsafeRawBufferPointer(rebasing: rest[8...]))
             return true
         }
-        return ids
+    }
+
+    /// Calls `visit` with what follows the kind byte in each of the user's entries of `kind`, in
+    /// key order, while it returns true. The bytes are LMDB's, valid until the transaction's
+    /// next write.
+    private func forEachUserEntry(
+        _ userID: String, _ kind: Keys.UserEntry, _ visit: (UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        let prefix = Keys.userEntries(userID, kind)
+        try prefix.withUnsafeBytes { rawPrefix in
+            try scan(environment.userEntries, from: prefix) { key, _ in
+                guard Keys.hasPrefix(key, rawPrefix) else { return false }
+                return try visit(UnsafeRawBufferPointer(rebasing: key[prefix.count...]))
+            }
+        }
     }
 
     func userID(phone: String) throws -> String? {
@@ -260,10 +275,8 @@ class LMDBReader: StoreReader {
 
     func tokens(userID: String) throws -> [TokenRecord] {
         var ids: [String] = []
-        let prefix = Keys.userEntries(userID, .token)
-        try scan(environment.userEntries, from: prefix) { key, _ in
-            guard key.starts(with: prefix) else { return false }
-            ids.append(String(decoding: key[prefix.count...], as: UTF8.self))
+        try forEachUserEntry(userID, .token) { id in
+            ids.append(String(decoding: id, as: UTF8.self))
             return true
         }
         return try ids.compactMap { try token(id: $0) }
@@ -694,7 +707,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
             RecordCodec.encode(change, sequence: sequence, userPreviousSequence: head?.newest ?? 0)
         }
         if let head, let headKey {
-            try put(environment.userEntries, headKey, Keys.bigEndian64Pair(sequence, head.count + 1))
+            try putChangeHead(key: headKey, newest: sequence, count: head.count + 1)
         }
         return sequence
     }
@@ -703,6 +716,10 @@ final class LMDBWriter: LMDBReader, StoreWriter {
 extension LMDBWriter {
     /// Rewritten in place on every append: the value keeps its size, so the page never splits.
     func putChangeHead(userID: String, newest: UInt64, count: UInt64) throws {
-        try put(environment.userEntries, Keys.userChangeHead(userID), Keys.bigEndian64Pair(newest, count))
+        try putChangeHead(key: Keys.userChangeHead(userID), newest: newest, count: count)
+    }
+
+    func putChangeHead(key: [UInt8], newest: UInt64, count: UInt64) throws {
+        try put(environment.userEntries, key, Keys.bigEndian64Pair(newest, count))
     }
 }
