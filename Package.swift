@@ -125,6 +125,7 @@ let package = Package(
                 "AuthdServer", "AuthdProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "AuthdClientTests", dependencies: ["AuthdClient"]),

@@ -7,7 +7,8 @@ import NIOExtras
 /// Serves one connection: splits the byte stream into frames (a 4-byte big-endian length, then
 /// that many bytes of `Request`), runs each call's endpoint and writes its `Response`.
 /// Immediate answers to one read batch of pipelined calls are encoded into one buffer and
-/// written with one write and one flush; deferred answers are written as they complete.
+/// written with one write and one flush; deferred answers run as tasks on the connection's
+/// loop, and those that complete together are written the same way.
 ///
 /// The framing is done here rather than by a ByteToMessageHandler in front: frames are read in
 /// one loop over the batch, with no pipeline hop or generic decoder per call (measured: a
@@ -27,8 +28,12 @@ final class RequestHandler: ChannelInboundHandler {
     private var refused = false
     /// The start of a frame that has not arrived whole yet.
     private var partialFrame: ByteBuffer?
-    /// Immediate answers of the current read batch, not yet written.
+    /// Answers not yet written: the immediate ones of the current read batch and deferred ones
+    /// that completed since the last flush.
     private var answers: ByteBuffer?
+    private var flushScheduled = false
+    /// Runs the deferred calls' tasks on this connection's loop; made on the first one.
+    private var loopExecutor: EventLoopTaskExecutor?
 
     init(methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int) {
         self.methods = methods
@@ -115,24 +120,43 @@ final class RequestHandler: ChannelInboundHandler {
             }
             deferredInFlight += 1
             let promise = context.eventLoop.makePromise(of: [UInt8].self)
-            promise.completeWithTask(work)
+            Task(executorPreference: taskExecutor(context)) {
+                do { promise.succeed(try await work()) } catch { promise.fail(error) }
+            }
             let id = request.id
             let method = entry.name
             let logger = self.logger
+            // The task ends on this loop, so this runs at once, in the task's last job.
             promise.futureResult.assumeIsolated().whenComplete { result in
-                let allocator = context.channel.allocator
-                let response: ByteBuffer
                 switch result {
                 case .success(let bytes):
-                    response = ResponseEncoding.success(id: id, body: bytes, allocator: allocator)
+                    self.withAnswers(context) { ResponseEncoding.writeSuccess(id: id, body: bytes, into: &$0) }
                 case .failure(let error):
-                    response = ResponseEncoding.failure(
-                        id: id, error: wireError(error, method: method, logger: logger), allocator: allocator)
+                    self.answer(context, id: id, wireError(error, method: method, logger: logger))
                 }
                 self.deferredInFlight -= 1
-                context.writeAndFlush(self.wrapOutboundOut(response), promise: nil)
-                self.closeIfDrained(context)
+                self.scheduleDeferredFlush(context)
             }
+        }
+    }
+
+    private func taskExecutor(_ context: ChannelHandlerContext) -> EventLoopTaskExecutor {
+        if let executor = loopExecutor { return executor }
+        let executor = EventLoopTaskExecutor(context.eventLoop)
+        loopExecutor = executor
+        return executor
+    }
+
+    /// Deferred answers that complete together (a group commit resumes a whole batch of calls
+    /// at once) are written with one write and one flush: the flush runs after the loop's
+    /// tasks already queued, which hold the rest of the batch.
+    private func scheduleDeferredFlush(_ context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.writeAnswers(context)
+            self.closeIfDrained(context)
         }
     }
 

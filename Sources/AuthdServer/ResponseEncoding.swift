@@ -58,12 +58,6 @@ enum ResponseEncoding {
         writeSuccess(id: id, body: body, into: &buffer)
         return buffer
     }
-
-    static func failure(id: UInt64, error: AuthdError, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 64 + error.message.utf8.count)
-        writeFailure(id: id, error: error, into: &buffer)
-        return buffer
-    }
 }
 
 /// Turns whatever a call threw into the error the client sees. Domain errors pass as they are;
