@@ -24,6 +24,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `hash_nice`: nice value of the hashing threads (0-19), so that logins never delay the
     /// event loops.
     public var hashNice: Int32 = 10
+    /// `writer_nice`: nice value the store's writer thread asks for (-20 to 0), so that the one
+    /// thread every acknowledged write waits for does not queue behind the event loops.
+    public var writerNice: Int32 = -10
     /// `event_loop_threads`: NIO event loops serving connections (default: the number of cores).
     public var eventLoopThreads = ProcessInfo.processInfo.activeProcessorCount
     /// `session_duration`: seconds a new session lasts.
@@ -52,7 +55,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Every key, in the order the README lists them.
     public static let keys = [
         "socket", "socket_mode", "data", "max_frame_bytes", "map_size_mib", "argon2_memory_kib",
-        "argon2_iterations", "argon2_parallelism", "hash_threads", "hash_nice", "event_loop_threads",
+        "argon2_iterations", "argon2_parallelism", "hash_threads", "hash_nice", "writer_nice", "event_loop_threads",
         "session_duration", "session_limit", "session_cache_size", "log_level", "operator_uids", "peer_uid.<uid>", "peer_gid.<gid>",
     ]
 
@@ -130,6 +133,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         case "argon2_parallelism": argon2.parallelism = UInt32(try integer(1...64))
         case "hash_threads": hashThreads = try integer(1...1024)
         case "hash_nice": hashNice = Int32(try integer(0...19))
+        case "writer_nice": writerNice = Int32(try integer(-20...0))
         case "event_loop_threads": eventLoopThreads = try integer(1...1024)
         case "session_duration": sessionDurationSeconds = Int64(try integer(60...31_536_000))
         case "session_limit": sessionLimit = try integer(0...100)

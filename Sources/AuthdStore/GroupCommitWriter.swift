@@ -53,10 +53,14 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var sweptCount = 0
     private var sweepDue = false
 
+    /// The nice value the writer thread asks for; 0 leaves it as it is.
+    private let nice: Int32
+
     init(
         environment: LMDBEnvironment, maxBatch: Int = 1024, sweepRetiredAt: Int = 4096, growthZone: GrowthZone? = nil,
-        logger: Logger
+        nice: Int32 = 0, logger: Logger
     ) {
+        self.nice = nice
         self.environment = environment
         self.maxBatch = maxBatch
         self.sweepRetiredAt = max(1, sweepRetiredAt)
@@ -67,10 +71,24 @@ final class GroupCommitWriter: @unchecked Sendable {
     func start() {
         let thread = Thread { [self] in
             nameCurrentThread("authd-writer")
+            self.raisePriority()
             self.runLoop()
         }
         self.thread = thread
         thread.start()
+    }
+
+    /// Asks for the configured nice value for this thread alone (on Linux `who` 0 is the
+    /// calling thread, setpriority(2)); without the right to, the writer runs as it is.
+    private func raisePriority() {
+        guard nice < 0 else { return }
+        if setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) == 0 {
+            logger.debug("writer priority raised", metadata: ["nice": "\(nice)"])
+        } else {
+            logger.notice(
+                "the writer thread keeps its priority: raising it needs root, CAP_SYS_NICE or LimitNICE",
+                metadata: ["nice": "\(nice)", "error": "\(String(cString: strerror(errno)))"])
+        }
     }
 
     func submit(_ job: Job) {

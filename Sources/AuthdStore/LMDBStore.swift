@@ -21,18 +21,24 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         /// How far past its data the file is kept cached in single pages (`GrowthZone`); 0 for
         /// none.
         public var growthZoneKiB: Int = 16 << 10
+        /// The nice value the writer thread asks for (-20 to 0). Every acknowledged write waits
+        /// for that one thread, so on a busy host it should not queue for a core behind the
+        /// event loops. Without the right to raise it (root, CAP_SYS_NICE, or `LimitNICE=` under
+        /// systemd) the writer keeps the process's nice value.
+        public var writerNice: Int32 = -10
         /// Told how a migration at open is getting on (about once a second, and when a step
         /// ends), besides the log.
         public var migrationProgress: (@Sendable (String) -> Void)?
 
         public init(
             mapSizeMiB: Int = 8192, maxBatch: Int = 1024, sweepRetiredSessionsAt: Int = 4096, growthZoneKiB: Int = 16 << 10,
-            migrationProgress: (@Sendable (String) -> Void)? = nil
+            writerNice: Int32 = -10, migrationProgress: (@Sendable (String) -> Void)? = nil
         ) {
             self.mapSizeMiB = mapSizeMiB
             self.maxBatch = maxBatch
             self.sweepRetiredSessionsAt = sweepRetiredSessionsAt
             self.growthZoneKiB = growthZoneKiB
+            self.writerNice = writerNice
             self.migrationProgress = migrationProgress
         }
     }
@@ -86,7 +92,7 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
             : nil
         writer = GroupCommitWriter(
             environment: environment, maxBatch: options.maxBatch, sweepRetiredAt: options.sweepRetiredSessionsAt,
-            growthZone: growthZone, logger: logger)
+            growthZone: growthZone, nice: options.writerNice, logger: logger)
         writer.start()
     }
 

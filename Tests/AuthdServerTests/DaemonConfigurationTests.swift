@@ -23,10 +23,12 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.argon2.memoryKiB, 65536)
         XCTAssertEqual(configuration.argon2.iterations, 2, "untouched keys keep their defaults")
         XCTAssertEqual(configuration.hashNice, 10)
+        XCTAssertEqual(configuration.writerNice, -10)
         XCTAssertEqual(configuration.sessionCacheSize, 100_000)
         let tuned = try DaemonConfiguration.load(
-            file: nil, environment: ["AUTHD_HASH_NICE": "19"], overrides: ["session_cache_size": "0"])
+            file: nil, environment: ["AUTHD_HASH_NICE": "19", "AUTHD_WRITER_NICE": "0"], overrides: ["session_cache_size": "0"])
         XCTAssertEqual(tuned.hashNice, 19)
+        XCTAssertEqual(tuned.writerNice, 0)
         XCTAssertEqual(tuned.sessionCacheSize, 0)
     }
 
@@ -38,6 +40,7 @@ final class DaemonConfigurationTests: XCTestCase {
             (["no_such_key": "1"], "unknown key `no_such_key`"),
             (["argon2_iterations": "x"], "argon2_iterations must be a whole number"),
             (["hash_nice": "20"], "hash_nice must be a whole number in 0...19"),
+            (["writer_nice": "5"], "writer_nice must be a whole number in -20...0"),
             (["session_cache_size": "-1"], "session_cache_size must be a whole number"),
         ]
         for (overrides, message) in cases {

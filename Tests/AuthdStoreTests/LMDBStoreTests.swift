@@ -87,6 +87,22 @@ final class LMDBStoreTests: StoreTestCase {
         XCTAssertTrue(names.contains("authd-writer\n"), "what top -H and perf show: \(Set(names))")
     }
 
+    func testTheWriterThreadRunsAtItsNiceValue() async throws {
+        guard geteuid() == 0 else { throw XCTSkip("raising a thread's priority needs root here") }
+        store.close()
+        store = try LMDBStore(directory: directory, options: LMDBStore.Options(writerNice: -3))
+        try await store.write { w in try w.insertUser(sampleUser("u1")) }
+        // The nice value is field 19 of a thread's stat, the 18th after the name's parenthesis.
+        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap { task -> (String, Int)? in
+            guard let name = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
+                let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
+            return (name.trimmingCharacters(in: .newlines), Int(stat[close...].split(separator: " ")[17]) ?? 99)
+        }
+        XCTAssertTrue(threads.contains { $0 == ("authd-writer", -3) }, "\(threads)")
+    }
+
     func testALocatedSessionIsFoundByItsLocatorAndHashTogether() async throws {
         var session = sampleSession("s1", user: "u1", at: 1_000, secretByte: 4)
         session.secretLocator = 1_000_000
