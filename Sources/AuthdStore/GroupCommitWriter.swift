@@ -55,6 +55,8 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     /// The nice value the writer thread asks for; 0 leaves it as it is.
     private let nice: Int32
+    /// Resumes the requests of each committed batch, off the writer's thread.
+    private let acknowledger = Acknowledger()
 
     init(
         environment: LMDBEnvironment, maxBatch: Int = 1024, sweepRetiredAt: Int = 4096, growthZone: GrowthZone? = nil,
@@ -76,6 +78,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         self.thread = thread
         thread.start()
+        acknowledger.start()
     }
 
     /// Asks for the configured nice value for this thread alone (on Linux `who` 0 is the
@@ -110,6 +113,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         condition.broadcast()
         while thread != nil && !stopped { condition.wait() }
         condition.unlock()
+        acknowledger.stop()
     }
 
     var currentStatistics: Statistics {
@@ -270,6 +274,62 @@ final class GroupCommitWriter: @unchecked Sendable {
         // Caches drop what changed before anyone hears that the write is done.
         let committed = changes.committed
         if !committed.isEmpty { observers.forEach { $0(committed) } }
-        completions.forEach { $0() }
+        acknowledger.acknowledge(completions)
+    }
+}
+
+/// Tells the requests of committed batches that their writes are durable, on a thread of its
+/// own, in commit order. Resuming a hundred waiting calls is work the next commit need not
+/// wait for: on the writer's thread it was 5-6 % of its time (perf, `authd-load tokens`).
+private final class Acknowledger: @unchecked Sendable {
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var batches: [[@Sendable () -> Void]] = []
+    private var started = false
+    private var stopping = false
+    private var stopped = false
+
+    func start() {
+        condition.lock()
+        started = true
+        condition.unlock()
+        Thread { [self] in
+            nameCurrentThread("authd-acks")
+            self.run()
+        }.start()
+    }
+
+    func acknowledge(_ completions: [@Sendable () -> Void]) {
+        guard !completions.isEmpty else { return }
+        condition.lock()
+        batches.append(completions)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Delivers every batch handed over, then ends the thread.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while started && !stopped { condition.wait() }
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while batches.isEmpty && !stopping { condition.wait() }
+            if batches.isEmpty {
+                stopped = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let ready = batches
+            batches.removeAll(keepingCapacity: true)
+            condition.unlock()
+            for batch in ready { batch.forEach { $0() } }
+        }
     }
 }

@@ -87,7 +87,7 @@ final class LMDBStoreTests: StoreTestCase {
         XCTAssertTrue(names.contains("authd-writer\n"), "what top -H and perf show: \(Set(names))")
     }
 
-    func testTheWriterThreadRunsAtItsNiceValue() async throws {
+    func testTheWriterThreadRunsAtItsNiceValueAndTheAcknowledgementsApart() async throws {
         guard geteuid() == 0 else { throw XCTSkip("raising a thread's priority needs root here") }
         store.close()
         store = try LMDBStore(directory: directory, options: LMDBStore.Options(writerNice: -3))
@@ -101,6 +101,8 @@ final class LMDBStoreTests: StoreTestCase {
             return (name.trimmingCharacters(in: .newlines), Int(stat[close...].split(separator: " ")[17]) ?? 99)
         }
         XCTAssertTrue(threads.contains { $0 == ("authd-writer", -3) }, "\(threads)")
+        // The acknowledging thread keeps the nice value of the thread that opened the store.
+        XCTAssertTrue(threads.contains { $0.0 == "authd-acks" && $0.1 != -3 }, "\(threads)")
     }
 
     func testALocatedSessionIsFoundByItsLocatorAndHashTogether() async throws {
