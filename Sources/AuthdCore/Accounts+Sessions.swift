@@ -44,10 +44,7 @@ extension Accounts {
         // The user's status alone: the record itself is not needed here.
         let (status, token) = try directory.store.read { r -> (Bool?, TokenRecord?) in
             guard let status = try r.userStatus(id: userID) else { return (nil, nil) }
-            let token = try r.tokens(userID: userID).first {
-                SecretToken.constantTimeEquals($0.secretHash, presented) && $0.expire >= now
-            }
-            return (status, token)
+            return (status, try r.token(userID: userID, secretHash: presented, validAt: now))
         }
         guard let status, let token else {
             throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")

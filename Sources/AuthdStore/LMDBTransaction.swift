@@ -282,6 +282,26 @@ class LMDBReader: StoreReader {
         return try ids.compactMap { try token(id: $0) }
     }
 
+    func token(userID: String, secretHash presented: [UInt8], validAt now: Int64) throws -> TokenRecord? {
+        // The ids stay where LMDB keeps them; a record is read off its bytes for the check, and
+        // decoded only when it matches (this runs at every token sign-in).
+        var ids: [UnsafeRawBufferPointer] = []
+        try forEachUserEntry(userID, .token) { id in
+            ids.append(id)
+            return true
+        }
+        for id in ids {
+            let found = try get(environment.tokens, raw: id) { raw -> TokenRecord? in
+                let (secretHash, expire) = try RecordCodec.tokenSecretAndExpiry(raw)
+                guard expire >= now, RecordCodec.constantTimeEquals(UnsafeRawBufferPointer(rebasing: raw[secretHash]), presented)
+                else { return nil }
+                return try RecordCodec.decodeToken(raw)
+            }
+            if let found = found ?? nil { return found }
+        }
+        return nil
+    }
+
     func apiKey(id: String) throws -> ApiKeyRecord? {
         try get(environment.apiKeys, Keys.utf8(id)) { try RecordCodec.decodeApiKey($0) }
     }

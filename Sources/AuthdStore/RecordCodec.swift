@@ -174,6 +174,34 @@ enum RecordCodec {
         return try r.serializedBytes()
     }
 
+    /// A token record's secret hash (where it lies in `raw`) and expiry, read off its bytes
+    /// without decoding the record; the last of a field wins, as in any decoder.
+    static func tokenSecretAndExpiry(_ raw: UnsafeRawBufferPointer) throws -> (secretHash: Range<Int>, expire: Int64) {
+        var reader = WireReader(bytes: raw)
+        var secretHash = 0..<0
+        var expire: Int64 = 0
+        do {
+            while let (field, wireType) = try reader.nextTag() {
+                switch (field, wireType) {
+                case (4, .lengthDelimited): secretHash = try reader.lengthDelimited()
+                case (6, .varint): expire = Int64(bitPattern: try reader.varint())
+                default: try reader.skip(wireType)
+                }
+            }
+        } catch {
+            throw StoreError(.corrupt, "undecodable authd.store.v1.TokenRecord: \(error)")
+        }
+        return (secretHash, expire)
+    }
+
+    /// Compares two byte strings in time that depends only on their lengths.
+    static func constantTimeEquals(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for i in 0..<a.count { difference |= a[i] ^ b[i] }
+        return difference == 0
+    }
+
     static func decodeToken(_ raw: UnsafeRawBufferPointer) throws -> TokenRecord {
         let r = try decode(Authd_Store_V1_TokenRecord.self, raw)
         var token = TokenRecord(

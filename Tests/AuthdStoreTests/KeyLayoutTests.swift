@@ -74,6 +74,36 @@ final class KeyLayoutTests: StoreTestCase {
         }
     }
 
+    func testATokensSecretAndExpiryReadOffItsBytesMatchTheDecoderAndRefuseDamage() throws {
+        var token = TokenRecord(id: "t1", userID: "u1", type: 8, secretHash: [9, 8, 7], createdAt: 5, expire: -3)
+        token.userAgent = "agent"
+        let bytes = try RecordCodec.encode(token)
+        func read(_ bytes: [UInt8]) throws -> ([UInt8], Int64) {
+            try bytes.withUnsafeBytes { raw in
+                let (hash, expire) = try RecordCodec.tokenSecretAndExpiry(raw)
+                return (Array(raw[hash]), expire)
+            }
+        }
+        XCTAssertEqual(try read(bytes).0, [9, 8, 7])
+        XCTAssertEqual(try read(bytes).1, -3, "a negative expiry survives the varint")
+        XCTAssertEqual(try read(bytes + [(6 << 3), 42]).1, 42, "the last value of a field wins")
+        let damagedRecords: [[UInt8]] = [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(4 << 3) | 2, 5, 1]]
+        for damaged in damagedRecords {
+            XCTAssertThrowsError(try read(damaged), "\(damaged)") { error in
+                XCTAssertEqual((error as? StoreError)?.kind, .corrupt)
+            }
+        }
+        // Any bytes: an answer agreeing with the decoder, or an error.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0...24, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            if let fast = try? read(bytes), let full = try? bytes.withUnsafeBytes({ try RecordCodec.decodeToken($0) }) {
+                XCTAssertEqual(fast.0, full.secretHash, "\(bytes)")
+                XCTAssertEqual(fast.1, full.expire, "\(bytes)")
+            }
+        }
+    }
+
     func testADamagedChainEndsTheList() async throws {
         try await store.write { w in
             try w.insertUser(sampleUser("u1"))

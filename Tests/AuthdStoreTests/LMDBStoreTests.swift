@@ -230,6 +230,32 @@ final class LMDBStoreTests: StoreTestCase {
         }
     }
 
+    func testATokenIsFoundByItsSecretAmongItsUsersOthers() async throws {
+        @Sendable func token(_ id: String, _ user: String, _ hash: [UInt8], expire: Int64) -> TokenRecord {
+            var token = TokenRecord(id: id, userID: user, type: 8, secretHash: hash, createdAt: 1, expire: expire)
+            token.ip = "10.0.0.\(id.count)"
+            return token
+        }
+        let first = token("t1", "u1", [1, 2, 3], expire: 100)
+        let expiresSoon = token("t2", "u1", [4, 5, 6], expire: 50)
+        let sameSecretLater = token("t3", "u1", [4, 5, 6], expire: 200)
+        let other = token("t4", "u2", [7, 8, 9], expire: 100)
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            try w.insertUser(sampleUser("u2"))
+            for t in [first, expiresSoon, sameSecretLater, other] { try w.insertToken(t) }
+        }
+        try store.read { r in
+            XCTAssertEqual(try r.token(userID: "u1", secretHash: [1, 2, 3], validAt: 100), first, "decoded whole")
+            XCTAssertNil(try r.token(userID: "u1", secretHash: [1, 2, 3], validAt: 101), "expired")
+            XCTAssertEqual(try r.token(userID: "u1", secretHash: [4, 5, 6], validAt: 40)?.id, "t2", "the first that matches")
+            XCTAssertEqual(try r.token(userID: "u1", secretHash: [4, 5, 6], validAt: 60)?.id, "t3", "the expired one is passed over")
+            XCTAssertNil(try r.token(userID: "u1", secretHash: [7, 8, 9], validAt: 0), "another user's token")
+            XCTAssertNil(try r.token(userID: "u1", secretHash: [1, 2], validAt: 0), "a prefix of a secret's hash")
+            XCTAssertNil(try r.token(userID: "nobody", secretHash: [1, 2, 3], validAt: 0))
+        }
+    }
+
     func testOnlyTheSessionsBeyondTheNewestAreReadForATrim() async throws {
         try await store.write { w in
             try w.insertUser(sampleUser("u1"))
