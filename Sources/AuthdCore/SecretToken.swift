@@ -1,5 +1,6 @@
 import CLibCrypto
 import Crypto
+import Synchronization
 
 /// Random secrets handed out once (session secrets, later tokens and keys) and kept only as
 /// SHA-256 hashes.
@@ -43,19 +44,18 @@ public enum SecretToken {
     }
 
     /// `count` bytes from OpenSSL's CSPRNG (`RAND_bytes`: a DRBG per thread, seeded and reseeded
-    /// by the kernel). swift-crypto's SymmetricKey made a `getrandom` system call for every
-    /// secret, 7 % of the pool's time when tokens and sessions are made at full rate, and
-    /// SystemRandomNumberGenerator one per 8 bytes.
+    /// by the kernel), drawn from `RandomPool`. swift-crypto's SymmetricKey made a `getrandom`
+    /// system call for every secret, 7 % of the pool's time when tokens and sessions are made at
+    /// full rate, and SystemRandomNumberGenerator one per 8 bytes.
     public static func randomBytes(_ count: Int) -> [UInt8] {
         guard count > 0 else { return [] }
         return [UInt8](unsafeUninitializedCapacity: count) { bytes, initialized in
-            // RAND_bytes fails only when the generator cannot be seeded; no secret is handed out then.
-            guard RAND_bytes(bytes.baseAddress, Int32(count)) == 1 else {
-                fatalError("OpenSSL's RAND_bytes failed: the system's random source is unavailable")
-            }
+            randomPool.fill(UnsafeMutableRawBufferPointer(bytes))
             initialized = count
         }
     }
+
+    private static let randomPool = RandomPool()
 
     public static func hash(_ secret: String) -> [UInt8] {
         digest(secret).bytes
@@ -120,5 +120,53 @@ public struct SecretDigest: Hashable, Sendable {
     public func hash(into hasher: inout Hasher) {
         // Already uniformly distributed: one word is plenty.
         hasher.combine(words.0)
+    }
+}
+
+/// Random bytes fetched from OpenSSL's CSPRNG 4 KiB at a time and handed out once each: every
+/// `RAND_bytes` call costs about a microsecond whatever its length (the DRBG's generate and
+/// update steps), 7 % of an event loop's time when a secret is made for every token and
+/// session (perf, `authd-load tokens`). A byte handed out is zeroed in the pool at once, so
+/// the pool never holds a secret already given; what it holds is the generator's output to
+/// come, as the generator's own state is. authd never forks, so no two processes share it.
+final class RandomPool: Sendable {
+    private static let capacity = 4096
+
+    private struct State {
+        var bytes = [UInt8](repeating: 0, count: RandomPool.capacity)
+        /// Bytes before this offset have been handed out.
+        var used = RandomPool.capacity
+    }
+
+    private let state = Mutex(State())
+
+    func fill(_ out: UnsafeMutableRawBufferPointer) {
+        guard out.count < Self.capacity / 4 else {
+            // A large request goes to the generator straight away.
+            Self.generate(out)
+            return
+        }
+        state.withLock { state in
+            let start = state.used
+            let refill = Self.capacity - start < out.count
+            state.bytes.withUnsafeMutableBytes { pool in
+                var from = start
+                if refill {
+                    Self.generate(pool)
+                    from = 0
+                }
+                let taken = UnsafeMutableRawBufferPointer(rebasing: pool[from..<(from + out.count)])
+                out.copyMemory(from: UnsafeRawBufferPointer(taken))
+                taken.initializeMemory(as: UInt8.self, repeating: 0)
+            }
+            state.used = (refill ? 0 : start) + out.count
+        }
+    }
+
+    private static func generate(_ out: UnsafeMutableRawBufferPointer) {
+        // RAND_bytes fails only when the generator cannot be seeded; no secret is handed out then.
+        guard RAND_bytes(out.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(out.count)) == 1 else {
+            fatalError("OpenSSL's RAND_bytes failed: the system's random source is unavailable")
+        }
     }
 }

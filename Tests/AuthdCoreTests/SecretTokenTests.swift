@@ -13,6 +13,28 @@ final class SecretTokenTests: XCTestCase {
         XCTAssertEqual(Set(draws.joined()).count, 256)
     }
 
+    func testDrawsOfAnyLengthFromThePoolAreWholeAndNeverShared() async {
+        // Lengths that end a 4 KiB fill in the middle of a draw, and ones sent to the generator
+        // straight away (1 KiB and more).
+        let lengths = [33, 1000, 1023, 7, 2048, 4095, 1, 512, 999]
+        var draws: [[UInt8]] = []
+        for round in 0..<40 {
+            for length in lengths {
+                let draw = SecretToken.randomBytes(length + round % 3)
+                XCTAssertEqual(draw.count, length + round % 3)
+                draws.append(draw)
+            }
+        }
+        // A draw overlapping another, or taken from zeroed bytes of the pool, would show here.
+        XCTAssertEqual(Set(draws.filter { $0.count >= 7 }).count, draws.filter { $0.count >= 7 }.count)
+        XCTAssertFalse(draws.contains { $0.count >= 7 && $0.allSatisfy { $0 == 0 } })
+        let concurrent = await withTaskGroup(of: [[UInt8]].self) { group in
+            for _ in 0..<8 { group.addTask { (0..<500).map { _ in SecretToken.randomBytes(32) } } }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+        XCTAssertEqual(Set(concurrent).count, 4000, "no two threads are handed the same bytes")
+    }
+
     func testTheDigestIsSHA256() {
         XCTAssertEqual(
             SecretToken.hexEncode(SecretToken.digest("abc").bytes),
