@@ -51,7 +51,7 @@ extension Accounts {
             u.passwordUpdate = time
             guard endOthers else { return }
             for session in try w.sessions(userID: u.id) where session.id != current.id {
-                try directory.deleteSession(session, in: w, call: call, time: time)
+                try directory.deleteSession(session.keys, in: w, call: call, time: time)
             }
         }
     }
@@ -123,7 +123,7 @@ extension Accounts {
         return try await directory.updateUser(user.id, field: "status", call: call, duplicate: Self.vagueDuplicate) { [directory] u, w in
             u.status = false
             for session in try w.sessions(userID: u.id) {
-                try directory.deleteSession(session, in: w, call: call, time: time)
+                try directory.deleteSession(session.keys, in: w, call: call, time: time)
             }
         }
     }

@@ -94,7 +94,7 @@ extension Accounts {
             guard let session = try w.session(id: sessionID), session.userID == user.id else {
                 throw AuthdError.sessionNotFound
             }
-            try directory.deleteSession(session, in: w, call: call, time: now)
+            try directory.deleteSession(session.keys, in: w, call: call, time: now)
         }
     }
 
@@ -105,7 +105,7 @@ extension Accounts {
         let now = directory.clock.now()
         try await directory.store.write { [directory] w in
             for session in try w.sessions(userID: user.id) {
-                try directory.deleteSession(session, in: w, call: call, time: now)
+                try directory.deleteSession(session.keys, in: w, call: call, time: now)
             }
         }
     }

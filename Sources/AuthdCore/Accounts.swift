@@ -129,7 +129,7 @@ public final class Directory: Sendable {
             try w.insertSession(newSession)
             try w.appendChange(created)
             guard limit > 0 else { return }
-            for old in try w.sessions(userID: userID, beyondNewest: limit) {
+            for old in try w.sessionKeys(userID: userID, beyondNewest: limit) {
                 try deleteSession(old, in: w, call: call, time: now)
             }
         }
@@ -160,8 +160,8 @@ public final class Directory: Sendable {
         }
     }
 
-    /// `session` as read in `w`: it is deleted without being read and decoded again.
-    func deleteSession(_ session: SessionRecord, in w: any StoreWriter, call: Call, time: Int64) throws {
+    /// `session` as read in `w` (or its keys): it is deleted without being read again.
+    func deleteSession(_ session: SessionKeys, in w: any StoreWriter, call: Call, time: Int64) throws {
         try w.deleteSession(session)
         try w.appendChange(
             changeRecord(

@@ -125,7 +125,7 @@ public final class Users: Sendable {
             user.passwordUpdate = time
             if invalidateSessions {
                 for session in try w.sessions(userID: userID) {
-                    try directory.deleteSession(session, in: w, call: call, time: time)
+                    try directory.deleteSession(session.keys, in: w, call: call, time: time)
                 }
             }
         }
@@ -178,7 +178,7 @@ public final class Users: Sendable {
         try await store.write { [directory] w in
             guard try w.user(id: userID) != nil else { throw AuthdError.userNotFound }
             guard let session = try w.session(id: sessionID), session.userID == userID else { throw AuthdError.sessionNotFound }
-            try directory.deleteSession(session, in: w, call: call, time: time)
+            try directory.deleteSession(session.keys, in: w, call: call, time: time)
         }
     }
 
@@ -188,7 +188,7 @@ public final class Users: Sendable {
         try await store.write { [directory] w in
             guard try w.user(id: userID) != nil else { throw AuthdError.userNotFound }
             for session in try w.sessions(userID: userID) {
-                try directory.deleteSession(session, in: w, call: call, time: time)
+                try directory.deleteSession(session.keys, in: w, call: call, time: time)
             }
         }
     }

@@ -110,8 +110,18 @@ enum Keys {
 
     /// A session's key in `user_entries`, built on the stack for `body`.
     static func withUserSession<R>(_ session: SessionRecord, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        var userID = session.userID
-        var id = session.id
+        try withUserSession(userID: session.userID, createdAt: session.createdAt, id: session.id, body)
+    }
+
+    static func withUserSession<R>(_ session: SessionKeys, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUserSession(userID: session.userID, createdAt: session.createdAt, id: session.id, body)
+    }
+
+    private static func withUserSession<R>(
+        userID: String, createdAt: Int64, id: String, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        var userID = userID
+        var id = id
         return try userID.withUTF8 { user in
             try id.withUTF8 { id in
                 try withUnsafeTemporaryAllocation(byteCount: user.count + 2 + 8 + id.count, alignment: 8) { key in
@@ -119,7 +129,7 @@ enum Keys {
                     key[user.count] = 0
                     key[user.count + 1] = UserEntry.session.rawValue
                     key.storeBytes(
-                        of: UInt64(bitPattern: session.createdAt).bigEndian, toByteOffset: user.count + 2, as: UInt64.self)
+                        of: UInt64(bitPattern: createdAt).bigEndian, toByteOffset: user.count + 2, as: UInt64.self)
                     UnsafeMutableRawBufferPointer(rebasing: key[(user.count + 10)...]).copyMemory(from: UnsafeRawBufferPointer(id))
                     return try body(UnsafeRawBufferPointer(key))
                 }
@@ -219,13 +229,27 @@ class LMDBReader: StoreReader {
         try sessionIDs(userID: userID).compactMap { try storedSession(id: $0) }
     }
 
-    func sessions(userID: String, beyondNewest keeping: Int) throws -> [SessionRecord] {
-        // The ids come from the user's index, so each is live. They stay where LMDB keeps them
-        // (valid until this transaction's next write), and only the ones read become strings:
-        // this runs at every sign-in, over all of the user's sessions.
-        var ids: [UnsafeRawBufferPointer] = []
-        try forEachSessionID(userID: userID) { ids.append($0) }
-        return try ids.prefix(max(0, ids.count - keeping)).compactMap { try storedSession(rawID: $0) }
+    func sessionKeys(userID: String, beyondNewest keeping: Int) throws -> [SessionKeys] {
+        // The entries come from the user's index, so each is live. They stay where LMDB keeps
+        // them (valid until this transaction's next write), and only the ones trimmed become
+        // strings: this runs at every sign-in, over all of the user's sessions. The index key
+        // holds the creation time and id; of the record only the secret is read.
+        var entries: [UnsafeRawBufferPointer] = []
+        try forEachUserEntry(userID, .session) { rest in
+            guard rest.count > 8 else { return false }
+            entries.append(rest)
+            return true
+        }
+        return try entries.prefix(max(0, entries.count - keeping)).compactMap { entry in
+            let id = UnsafeRawBufferPointer(rebasing: entry[8...])
+            return try get(environment.sessions, raw: id) { raw in
+                let (secretHash, locator) = try RecordCodec.sessionSecret(raw)
+                return SessionKeys(
+                    id: String(decoding: id, as: UTF8.self), userID: userID,
+                    createdAt: Int64(bitPattern: Keys.readBigEndian64(UnsafeRawBufferPointer(rebasing: entry[0..<8]))!),
+                    secretHash: Array(raw[secretHash]), secretLocator: locator)
+            }
+        }
     }
 
     func sessionIDs(userID: String) throws -> [String] {
@@ -647,13 +671,13 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     @discardableResult
     func deleteSession(id: String) throws -> Bool {
         guard let session = try session(id: id) else { return false }
-        try deleteSession(session)
+        try deleteSession(session.keys)
         return true
     }
 
     /// Ends the session at once (its key in the user's index goes) and queues its records for
     /// the sweep.
-    func deleteSession(_ session: SessionRecord) throws {
+    func deleteSession(_ session: SessionKeys) throws {
         changes?.userIDs.insert(session.userID)
         guard try Keys.withUserSession(session, { key in try delete(environment.userEntries, raw: key) }) else { return }
         let secretKey = Keys.sessionSecret(locator: session.secretLocator, hash: session.secretHash)

@@ -194,6 +194,26 @@ enum RecordCodec {
         return (secretHash, expire)
     }
 
+    /// A session record's secret hash (where it lies in `raw`) and locator, read off its bytes
+    /// without decoding the record; the last of a field wins, as in any decoder.
+    static func sessionSecret(_ raw: UnsafeRawBufferPointer) throws -> (secretHash: Range<Int>, locator: UInt64) {
+        var reader = WireReader(bytes: raw)
+        var secretHash = 0..<0
+        var locator: UInt64 = 0
+        do {
+            while let (field, wireType) = try reader.nextTag() {
+                switch (field, wireType) {
+                case (8, .lengthDelimited): secretHash = try reader.lengthDelimited()
+                case (14, .fixed64): locator = try reader.fixed64()
+                default: try reader.skip(wireType)
+                }
+            }
+        } catch {
+            throw StoreError(.corrupt, "undecodable authd.store.v1.SessionRecord: \(error)")
+        }
+        return (secretHash, locator)
+    }
+
     /// Compares two byte strings in time that depends only on their lengths.
     static func constantTimeEquals(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }

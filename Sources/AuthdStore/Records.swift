@@ -72,6 +72,23 @@ public struct SessionRecord: Sendable, Equatable {
     }
 }
 
+/// What places a session in the store's indexes, and so all it takes to end one: its id, its
+/// user, when it was made, and its secret's hash and locator. A sign-in past the session limit
+/// reads only these of the sessions it trims, not their whole records.
+public struct SessionKeys: Sendable, Equatable {
+    public let id: String
+    public let userID: String
+    public let createdAt: Int64
+    public let secretHash: [UInt8]
+    public let secretLocator: UInt64
+}
+
+extension SessionRecord {
+    public var keys: SessionKeys {
+        SessionKeys(id: id, userID: userID, createdAt: createdAt, secretHash: secretHash, secretLocator: secretLocator)
+    }
+}
+
 /// One entry of the ordered change log. Every mutation appends one in the same transaction, so
 /// the audit log, event streams and replication all read one consistent history.
 public struct ChangeRecord: Sendable, Equatable {

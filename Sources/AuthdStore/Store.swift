@@ -66,9 +66,9 @@ public protocol StoreReader {
     func sessions(userID: String) throws -> [SessionRecord]
     /// The ids of the user's sessions, oldest first, read from the index alone.
     func sessionIDs(userID: String) throws -> [String]
-    /// The user's oldest sessions beyond their newest `keeping`, oldest first: only those are
-    /// read whole (a sign-in past the session limit trims them).
-    func sessions(userID: String, beyondNewest keeping: Int) throws -> [SessionRecord]
+    /// The keys of the user's oldest sessions beyond their newest `keeping`, oldest first: a
+    /// sign-in past the session limit trims them. Only the secret is read of their records.
+    func sessionKeys(userID: String, beyondNewest keeping: Int) throws -> [SessionKeys]
     func userID(phone: String) throws -> String?
     /// Calls `visit` with every user in id order, starting after `afterID` (all when nil),
     /// while it returns true.
@@ -114,7 +114,7 @@ public protocol StoreWriter: StoreReader {
     @discardableResult
     func deleteSession(id: String) throws -> Bool
     /// Deletes a session read in this write, and its index entries, without reading it again.
-    func deleteSession(_ session: SessionRecord) throws
+    func deleteSession(_ session: SessionKeys) throws
     /// Adds a token; `StoreError.notFound` when its user does not exist.
     func insertToken(_ token: TokenRecord) throws
     /// The same, for a record encoded before the write.

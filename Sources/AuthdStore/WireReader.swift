@@ -95,6 +95,14 @@ public struct WireReader {
         }
     }
 
+    /// A fixed64 field's value (little-endian on the wire).
+    @inlinable
+    public mutating func fixed64() throws(WireFormatError) -> UInt64 {
+        let start = position
+        try skipBytes(8)
+        return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: start, as: UInt64.self))
+    }
+
     @inlinable
     mutating func skipBytes(_ count: Int) throws(WireFormatError) {
         guard end - position >= count else {

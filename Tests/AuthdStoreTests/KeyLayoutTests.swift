@@ -104,6 +104,36 @@ final class KeyLayoutTests: StoreTestCase {
         }
     }
 
+    func testASessionsSecretReadOffItsBytesMatchesTheDecoderAndRefusesDamage() throws {
+        var session = sampleSession("s1", user: "u1", at: 5, secretByte: 7)
+        session.secretLocator = 0x0102_0304_0506_0708
+        session.factors = ["password", "totp"]
+        session.userAgent = "agent"
+        let bytes = try RecordCodec.encode(session)
+        func read(_ bytes: [UInt8]) throws -> ([UInt8], UInt64) {
+            try bytes.withUnsafeBytes { raw in
+                let (hash, locator) = try RecordCodec.sessionSecret(raw)
+                return (Array(raw[hash]), locator)
+            }
+        }
+        XCTAssertEqual(try read(bytes).0, session.secretHash)
+        XCTAssertEqual(try read(bytes).1, 0x0102_0304_0506_0708)
+        let damagedRecords: [[UInt8]] = [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(14 << 3) | 1, 1, 2, 3]]
+        for damaged in damagedRecords {
+            XCTAssertThrowsError(try read(damaged), "\(damaged)") { error in
+                XCTAssertEqual((error as? StoreError)?.kind, .corrupt)
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0...24, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            if let fast = try? read(bytes), let full = try? bytes.withUnsafeBytes({ try RecordCodec.decodeSession($0) }) {
+                XCTAssertEqual(fast.0, full.secretHash, "\(bytes)")
+                XCTAssertEqual(fast.1, full.secretLocator, "\(bytes)")
+            }
+        }
+    }
+
     func testADamagedChainEndsTheList() async throws {
         try await store.write { w in
             try w.insertUser(sampleUser("u1"))

@@ -152,7 +152,7 @@ final class LMDBStoreTests: StoreTestCase {
         }
         try await store.write { w in
             let read = try XCTUnwrap(try w.session(id: "s1"))
-            try w.deleteSession(read)
+            try w.deleteSession(read.keys)
         }
         try store.read { r in
             XCTAssertNil(try r.session(id: "s1"))
@@ -257,21 +257,36 @@ final class LMDBStoreTests: StoreTestCase {
     }
 
     func testOnlyTheSessionsBeyondTheNewestAreReadForATrim() async throws {
+        let sessions = ["s1", "s2", "s3", "s4"].enumerated().map { index, id in
+            var session = sampleSession(id, user: "u1", at: Int64(1_000 * (index + 1)), secretByte: UInt8(index + 1))
+            session.secretLocator = index == 2 ? 0 : UInt64(index + 1) << 40  // one made before locators
+            session.ip = "10.0.0.1"
+            session.factors = ["password"]
+            return session
+        }
         try await store.write { w in
             try w.insertUser(sampleUser("u1"))
-            for (index, id) in ["s1", "s2", "s3", "s4"].enumerated() {
-                try w.insertSession(sampleSession(id, user: "u1", at: Int64(1_000 * (index + 1)), secretByte: UInt8(index + 1)))
-            }
+            for session in sessions { try w.insertSession(session) }
         }
         try await store.write { w in
             let oldest = try XCTUnwrap(try w.session(id: "s1"))
-            try w.deleteSession(oldest)
+            try w.deleteSession(oldest.keys)
         }
         try store.read { r in
-            XCTAssertEqual(try r.sessions(userID: "u1", beyondNewest: 1).map(\.id), ["s2", "s3"], "oldest first; a deleted one is not live")
-            XCTAssertEqual(try r.sessions(userID: "u1", beyondNewest: 3).map(\.id), [])
-            XCTAssertEqual(try r.sessions(userID: "u1", beyondNewest: 10).map(\.id), [])
-            XCTAssertEqual(try r.sessions(userID: "u1", beyondNewest: 0).map(\.id), ["s2", "s3", "s4"])
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 1).map(\.id), ["s2", "s3"], "oldest first; a deleted one is not live")
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 3).map(\.id), [])
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 10).map(\.id), [])
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 0), sessions.dropFirst().map(\.keys), "what the records hold")
+        }
+        // The keys read for a trim end the session as its whole record would.
+        try await store.write { w in
+            for keys in try w.sessionKeys(userID: "u1", beyondNewest: 1) { try w.deleteSession(keys) }
+        }
+        try store.read { r in
+            XCTAssertEqual(try r.sessionIDs(userID: "u1"), ["s4"])
+            for session in sessions.dropLast() {
+                XCTAssertNil(try r.session(secretHash: session.secretHash, locator: session.secretLocator), session.id)
+            }
         }
     }
     func testChangesPageNewestFirstFromAnyBound() async throws {
