@@ -162,6 +162,8 @@ final class GroupCommitWriter: @unchecked Sendable {
             let list = try sweepList ?? writer.retiredSessionsByID(limit: 4 * sweepRetiredAt)
             let end = min(list.count, sweptCount + chunk)
             try writer.sweep(list[sweptCount..<end])
+            // The list is the queue's first entries: new deletions queue under higher numbers.
+            if end == list.count { try writer.dropRetired(count: list.count) }
             try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit (session sweep)")
             sweepList = list
             sweptCount = end

@@ -215,7 +215,8 @@ final class KeyLayoutTests: StoreTestCase {
     }
 
     /// A chunk of the sweep takes the lowest ids, whatever order they were deleted in: those
-    /// lie together at the start of `sessions` and `sessions_by_secret`.
+    /// lie together at the start of `sessions` and `sessions_by_secret`. The queue's entries go
+    /// together once the whole list is swept, and only those.
     func testASweepChunkTakesTheLowestIDs() async throws {
         try await store.write { w in
             try w.insertUser(sampleUser("u1"))
@@ -236,7 +237,22 @@ final class KeyLayoutTests: StoreTestCase {
             XCTAssertNil(try reader.storedSession(id: "s1"))
             XCTAssertNotNil(try reader.storedSession(id: "s2"))
             XCTAssertNotNil(try reader.storedSession(id: "s3"))
-            XCTAssertEqual(try reader.entries(store.environment.sessionsRetired), 2)
+            XCTAssertEqual(try reader.entries(store.environment.sessionsRetired), 3, "the queue waits for the whole list")
+        }
+        try await store.write { w in
+            guard let writer = w as? LMDBWriter else { throw StoreError(.io, "not LMDB") }
+            let queued = try writer.retiredSessionsByID(limit: 10)
+            // A session deleted after the list was read queues behind it.
+            try w.insertSession(sampleSession("s4", user: "u1", at: 4_000, secretByte: 4))
+            try w.deleteSession(id: "s4")
+            try writer.sweep(queued[...])  // s1 again: already gone, nothing happens
+            try writer.dropRetired(count: queued.count)
+        }
+        try store.read { r in
+            guard let reader = r as? LMDBReader else { throw StoreError(.io, "not LMDB") }
+            for id in ["s1", "s2", "s3"] { XCTAssertNil(try reader.storedSession(id: id), id) }
+            XCTAssertNotNil(try reader.storedSession(id: "s4"))
+            XCTAssertEqual(try reader.entries(store.environment.sessionsRetired), 1, "s4's entry stays for the next sweep")
         }
     }
 }
