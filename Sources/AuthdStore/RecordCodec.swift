@@ -33,18 +33,28 @@ enum RecordCodec {
     /// record: a token's redemption needs only that, and the whole record (labels, prefs,
     /// password history) cost more than the rest of the call. Absent means false, as in proto3.
     static func userStatus(_ raw: UnsafeRawBufferPointer) throws -> Bool {
-        var reader = WireReader(bytes: raw)
         var status = false
-        do {
-            while let (field, wireType) = try reader.nextTag() {
-                // The last one wins, as in any decoder; a field 7 of another wire type is
-                // unknown, as protobuf's parsers treat it.
-                if field == 7, wireType == .varint { status = try reader.varint() != 0 } else { try reader.skip(wireType) }
-            }
-        } catch {
-            throw StoreError(.corrupt, "undecodable authd.store.v1.UserRecord: \(error)")
+        try readFields(raw, of: "UserRecord") { field, wireType, reader throws(WireFormatError) in
+            // The last one wins, as in any decoder; a field 7 of another wire type is unknown, as
+            // protobuf's parsers treat it.
+            if field == 7, wireType == .varint { status = try reader.varint() != 0 } else { try reader.skip(wireType) }
         }
         return status
+    }
+
+    /// Reads a stored `message`'s bytes field by field, without decoding the record: `visit`
+    /// reads or skips each field. A wire-format fault is a corrupt store.
+    @inline(__always)
+    private static func readFields(
+        _ raw: UnsafeRawBufferPointer, of message: String,
+        _ visit: (_ field: Int, _ wireType: WireReader.WireType, _ reader: inout WireReader) throws(WireFormatError) -> Void
+    ) throws {
+        var reader = WireReader(bytes: raw)
+        do {
+            while let (field, wireType) = try reader.nextTag() { try visit(field, wireType, &reader) }
+        } catch {
+            throw StoreError(.corrupt, "undecodable authd.store.v1.\(message): \(error)")
+        }
     }
 
     static func decodeUser(_ raw: UnsafeRawBufferPointer) throws -> UserRecord {
@@ -177,19 +187,14 @@ enum RecordCodec {
     /// A token record's secret hash (where it lies in `raw`) and expiry, read off its bytes
     /// without decoding the record; the last of a field wins, as in any decoder.
     static func tokenSecretAndExpiry(_ raw: UnsafeRawBufferPointer) throws -> (secretHash: Range<Int>, expire: Int64) {
-        var reader = WireReader(bytes: raw)
         var secretHash = 0..<0
         var expire: Int64 = 0
-        do {
-            while let (field, wireType) = try reader.nextTag() {
-                switch (field, wireType) {
-                case (4, .lengthDelimited): secretHash = try reader.lengthDelimited()
-                case (6, .varint): expire = Int64(bitPattern: try reader.varint())
-                default: try reader.skip(wireType)
-                }
+        try readFields(raw, of: "TokenRecord") { field, wireType, reader throws(WireFormatError) in
+            switch (field, wireType) {
+            case (4, .lengthDelimited): secretHash = try reader.lengthDelimited()
+            case (6, .varint): expire = Int64(bitPattern: try reader.varint())
+            default: try reader.skip(wireType)
             }
-        } catch {
-            throw StoreError(.corrupt, "undecodable authd.store.v1.TokenRecord: \(error)")
         }
         return (secretHash, expire)
     }
@@ -197,19 +202,14 @@ enum RecordCodec {
     /// A session record's secret hash (where it lies in `raw`) and locator, read off its bytes
     /// without decoding the record; the last of a field wins, as in any decoder.
     static func sessionSecret(_ raw: UnsafeRawBufferPointer) throws -> (secretHash: Range<Int>, locator: UInt64) {
-        var reader = WireReader(bytes: raw)
         var secretHash = 0..<0
         var locator: UInt64 = 0
-        do {
-            while let (field, wireType) = try reader.nextTag() {
-                switch (field, wireType) {
-                case (8, .lengthDelimited): secretHash = try reader.lengthDelimited()
-                case (14, .fixed64): locator = try reader.fixed64()
-                default: try reader.skip(wireType)
-                }
+        try readFields(raw, of: "SessionRecord") { field, wireType, reader throws(WireFormatError) in
+            switch (field, wireType) {
+            case (8, .lengthDelimited): secretHash = try reader.lengthDelimited()
+            case (14, .fixed64): locator = try reader.fixed64()
+            default: try reader.skip(wireType)
             }
-        } catch {
-            throw StoreError(.corrupt, "undecodable authd.store.v1.SessionRecord: \(error)")
         }
         return (secretHash, locator)
     }

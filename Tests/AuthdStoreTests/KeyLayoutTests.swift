@@ -59,48 +59,50 @@ final class KeyLayoutTests: StoreTestCase {
             [(3 << 3) | 3],  // a group (wire type 3)
             [(2 << 3) | 1, 1, 2],  // a fixed64 cut short
         ]
-        for damaged in damagedRecords {
-            XCTAssertThrowsError(try status(damaged), "\(damaged)") { error in
-                XCTAssertEqual((error as? StoreError)?.kind, .corrupt)
+        assertReadOffBytes(status, refuses: damagedRecords) { try RecordCodec.decodeUser($0).status }
+    }
+
+    /// `read`, fields read off a stored record's bytes, refuses each of `damaged` as a corrupt
+    /// store and, on 2000 random byte strings, agrees with `decode` whenever both succeed.
+    private func assertReadOffBytes<Fields: Equatable>(
+        _ read: ([UInt8]) throws -> Fields, refuses damaged: [[UInt8]],
+        agreesWith decode: (UnsafeRawBufferPointer) throws -> Fields, file: StaticString = #filePath, line: UInt = #line
+    ) {
+        for record in damaged {
+            XCTAssertThrowsError(try read(record), "\(record)", file: file, line: line) { error in
+                XCTAssertEqual((error as? StoreError)?.kind, .corrupt, file: file, line: line)
             }
         }
-        // Any bytes: an answer agreeing with the decoder, or an error.
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2000 {
             let bytes = (0..<Int.random(in: 0...24, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            if let fast = try? status(bytes), let full = try? bytes.withUnsafeBytes({ try RecordCodec.decodeUser($0) }) {
-                XCTAssertEqual(fast, full.status, "\(bytes)")
+            if let fast = try? read(bytes), let full = try? bytes.withUnsafeBytes({ try decode($0) }) {
+                XCTAssertEqual(fast, full, "\(bytes)", file: file, line: line)
             }
         }
+    }
+
+    /// A secret hash and the number beside it (expiry, locator), as read off a record.
+    private struct SecretFields: Equatable {
+        let hash: [UInt8]
+        let number: Int64
     }
 
     func testATokensSecretAndExpiryReadOffItsBytesMatchTheDecoderAndRefuseDamage() throws {
         var token = TokenRecord(id: "t1", userID: "u1", type: 8, secretHash: [9, 8, 7], createdAt: 5, expire: -3)
         token.userAgent = "agent"
         let bytes = try RecordCodec.encode(token)
-        func read(_ bytes: [UInt8]) throws -> ([UInt8], Int64) {
+        func read(_ bytes: [UInt8]) throws -> SecretFields {
             try bytes.withUnsafeBytes { raw in
                 let (hash, expire) = try RecordCodec.tokenSecretAndExpiry(raw)
-                return (Array(raw[hash]), expire)
+                return SecretFields(hash: Array(raw[hash]), number: expire)
             }
         }
-        XCTAssertEqual(try read(bytes).0, [9, 8, 7])
-        XCTAssertEqual(try read(bytes).1, -3, "a negative expiry survives the varint")
-        XCTAssertEqual(try read(bytes + [(6 << 3), 42]).1, 42, "the last value of a field wins")
-        let damagedRecords: [[UInt8]] = [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(4 << 3) | 2, 5, 1]]
-        for damaged in damagedRecords {
-            XCTAssertThrowsError(try read(damaged), "\(damaged)") { error in
-                XCTAssertEqual((error as? StoreError)?.kind, .corrupt)
-            }
-        }
-        // Any bytes: an answer agreeing with the decoder, or an error.
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<2000 {
-            let bytes = (0..<Int.random(in: 0...24, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            if let fast = try? read(bytes), let full = try? bytes.withUnsafeBytes({ try RecordCodec.decodeToken($0) }) {
-                XCTAssertEqual(fast.0, full.secretHash, "\(bytes)")
-                XCTAssertEqual(fast.1, full.expire, "\(bytes)")
-            }
+        XCTAssertEqual(try read(bytes), SecretFields(hash: [9, 8, 7], number: -3), "a negative expiry survives the varint")
+        XCTAssertEqual(try read(bytes + [(6 << 3), 42]).number, 42, "the last value of a field wins")
+        assertReadOffBytes(read, refuses: [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(4 << 3) | 2, 5, 1]]) {
+            let token = try RecordCodec.decodeToken($0)
+            return SecretFields(hash: token.secretHash, number: token.expire)
         }
     }
 
@@ -110,27 +112,16 @@ final class KeyLayoutTests: StoreTestCase {
         session.factors = ["password", "totp"]
         session.userAgent = "agent"
         let bytes = try RecordCodec.encode(session)
-        func read(_ bytes: [UInt8]) throws -> ([UInt8], UInt64) {
+        func read(_ bytes: [UInt8]) throws -> SecretFields {
             try bytes.withUnsafeBytes { raw in
                 let (hash, locator) = try RecordCodec.sessionSecret(raw)
-                return (Array(raw[hash]), locator)
+                return SecretFields(hash: Array(raw[hash]), number: Int64(bitPattern: locator))
             }
         }
-        XCTAssertEqual(try read(bytes).0, session.secretHash)
-        XCTAssertEqual(try read(bytes).1, 0x0102_0304_0506_0708)
-        let damagedRecords: [[UInt8]] = [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(14 << 3) | 1, 1, 2, 3]]
-        for damaged in damagedRecords {
-            XCTAssertThrowsError(try read(damaged), "\(damaged)") { error in
-                XCTAssertEqual((error as? StoreError)?.kind, .corrupt)
-            }
-        }
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<2000 {
-            let bytes = (0..<Int.random(in: 0...24, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            if let fast = try? read(bytes), let full = try? bytes.withUnsafeBytes({ try RecordCodec.decodeSession($0) }) {
-                XCTAssertEqual(fast.0, full.secretHash, "\(bytes)")
-                XCTAssertEqual(fast.1, full.secretLocator, "\(bytes)")
-            }
+        XCTAssertEqual(try read(bytes), SecretFields(hash: session.secretHash, number: 0x0102_0304_0506_0708))
+        assertReadOffBytes(read, refuses: [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(14 << 3) | 1, 1, 2, 3]]) {
+            let session = try RecordCodec.decodeSession($0)
+            return SecretFields(hash: session.secretHash, number: Int64(bitPattern: session.secretLocator))
         }
     }
 
