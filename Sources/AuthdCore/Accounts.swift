@@ -124,13 +124,17 @@ public final class Directory: Sendable {
                 userID: userID, call: call, time: now))
         let limit = trim ? settings.maxSessions : 0
         let newSession = try Encoded(session)
-        try await store.write { [self] w in
+        // The change-log entry of a trimmed session, but for its event (which names the
+        // session, known only in the write).
+        let trimmed = limit > 0 ? try PreparedChange(deletionChange(userID: userID, sessionID: nil, call: call, time: now)) : nil
+        try await store.write { w in
             try extra?(w)
             try w.insertSession(newSession)
             try w.appendChange(created)
-            guard limit > 0 else { return }
+            guard let trimmed else { return }
             for old in try w.sessionKeys(userID: userID, beyondNewest: limit) {
-                try deleteSession(old, in: w, call: call, time: now)
+                try w.deleteSession(old)
+                try w.appendChange(trimmed.withEvent(Self.deletionEvent(userID: userID, sessionID: old.id)))
             }
         }
         return SessionView(record: session, isCurrent: !call.caller.isServer, secret: secret)
@@ -163,10 +167,18 @@ public final class Directory: Sendable {
     /// `session` as read in `w` (or its keys): it is deleted without being read again.
     func deleteSession(_ session: SessionKeys, in w: any StoreWriter, call: Call, time: Int64) throws {
         try w.deleteSession(session)
-        try w.appendChange(
-            changeRecord(
-                "users.\(session.userID).sessions.\(session.id).delete", audit: "session.delete",
-                resource: "user/\(session.userID)", userID: session.userID, call: call, time: time))
+        try w.appendChange(deletionChange(userID: session.userID, sessionID: session.id, call: call, time: time))
+    }
+
+    /// The change-log entry of a deleted session; without the session's id, one with no event.
+    private func deletionChange(userID: String, sessionID: String?, call: Call, time: Int64) -> ChangeRecord {
+        changeRecord(
+            sessionID.map { Self.deletionEvent(userID: userID, sessionID: $0) } ?? "", audit: "session.delete",
+            resource: "user/\(userID)", userID: userID, call: call, time: time)
+    }
+
+    private static func deletionEvent(userID: String, sessionID: String) -> String {
+        "users.\(userID).sessions.\(sessionID).delete"
     }
 }
 

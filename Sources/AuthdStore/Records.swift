@@ -134,6 +134,28 @@ public struct PreparedChange: Sendable {
         userID = change.userID
         unnumbered = try RecordCodec.encode(entry)
     }
+
+    private init(userID: String, unnumbered: [UInt8]) {
+        self.userID = userID
+        self.unnumbered = unnumbered
+    }
+
+    /// This entry with `event` as its event name, for an entry prepared without one (whose
+    /// event is known only in the write, such as the id of a session a sign-in trims): the
+    /// field is added behind the others, as protobuf takes fields in any order.
+    public func withEvent(_ event: String) -> PreparedChange {
+        var bytes = unnumbered
+        bytes.reserveCapacity(bytes.count + 2 + 10 + event.utf8.count)
+        bytes.append(3 << 3 | 2)  // field 3 (event), length-delimited
+        var length = UInt64(event.utf8.count)
+        while length >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: length) | 0x80)
+            length >>= 7
+        }
+        bytes.append(UInt8(length))
+        bytes.append(contentsOf: event.utf8)
+        return PreparedChange(userID: userID, unnumbered: bytes)
+    }
 }
 
 /// A record encoded ahead of its insertion, on the caller's thread rather than the writer's

@@ -143,7 +143,9 @@ final class AccountsTests: DomainTestCase {
             await assertError("general_unauthorized_scope") { try self.get(evicted.secret) }
         }
         let deletions = try store.read { try $0.changes(after: 0, limit: 100) }.filter { $0.auditEvent == "session.delete" }
-        XCTAssertEqual(deletions.count, 2)
+        XCTAssertEqual(deletions.map(\.event), sessions.prefix(2).map { "users.u.sessions.\($0.record.id).delete" })
+        XCTAssertEqual(Set(deletions.map(\.resource)), ["user/u"])
+        XCTAssertEqual(Set(deletions.map(\.userID)), ["u"])
     }
 
     func testAUserWithoutAPasswordCannotSignIn() async throws {

@@ -444,6 +444,25 @@ final class LMDBStoreTests: StoreTestCase {
         XCTAssertEqual(total, 3)
     }
 
+    func testAnEventAddedToAPreparedEntryReadsBackAsIfPreparedWhole() async throws {
+        var change = ChangeRecord(time: 5, event: "", auditEvent: "session.delete", resource: "user/u", userID: "u")
+        change.ip = "203.0.113.9"
+        let template = try PreparedChange(change)
+        // Long enough for a two-byte length.
+        let long = "users.u.sessions.\(String(repeating: "s", count: 200)).delete"
+        try await store.write { w in
+            try w.appendChange(template.withEvent("users.u.sessions.s1.delete"))
+            try w.appendChange(template.withEvent(long))
+        }
+        let read = try store.read { try $0.changes(after: 0, limit: 10) }
+        XCTAssertEqual(read.map(\.event), ["users.u.sessions.s1.delete", long])
+        var expected = change
+        expected.event = long
+        expected.sequence = 2
+        expected.userPreviousSequence = 1
+        XCTAssertEqual(read.last, expected, "every other field as prepared")
+    }
+
     func testAFirstPreparedEntryOfAUserHasNoPreviousOne() async throws {
         let prepared = try PreparedChange(sampleChange("users.n.create", user: "n"))
         _ = try await store.write { w in try w.appendChange(prepared) }
