@@ -205,6 +205,30 @@ final class KeyLayoutTests: StoreTestCase {
         XCTAssertEqual(try counts().retired, 2, "below the threshold nothing is swept")
     }
 
+    /// A chunk of the sweep is committed with the batch after the one that filled the queue,
+    /// in no commit of its own: once that batch's write is acknowledged, the chunk is gone.
+    func testASweepChunkIsCommittedWithTheNextBatch() async throws {
+        store.close()
+        store = try LMDBStore(directory: directory, options: LMDBStore.Options(sweepRetiredSessionsAt: 8))  // chunks of 1
+        let ids = (1...8).map { "s\($0)" }
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            for (i, id) in ids.enumerated() { try w.insertSession(sampleSession(id, user: "u1", at: Int64(i + 1) * 1_000, secretByte: UInt8(i + 1))) }
+        }
+        try await store.write { w in for id in ids { try w.deleteSession(id: id) } }
+        func stored() throws -> [String] {
+            try store.read { r in
+                guard let reader = r as? LMDBReader else { throw StoreError(.io, "not LMDB") }
+                return try ids.filter { try reader.storedSession(id: $0) != nil }
+            }
+        }
+        XCTAssertEqual(try stored(), ids, "the commit that filled the queue sweeps nothing")
+        let commits = try store.statistics().commits
+        try await store.write { w in try w.appendChange(sampleChange("users.u1.update.name", user: "u1")) }
+        XCTAssertEqual(try stored(), Array(ids.dropFirst()), "the next commit held the first chunk")
+        XCTAssertEqual(try store.statistics().commits, commits + 1)
+    }
+
     /// A chunk of the sweep takes the lowest ids, whatever order they were deleted in: those
     /// lie together at the start of `sessions` and `sessions_by_secret`. The queue's entries go
     /// together once the whole list is swept, and only those.
