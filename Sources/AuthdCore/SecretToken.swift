@@ -1,3 +1,4 @@
+import AuthdStore
 import CLibCrypto
 import Crypto
 import Synchronization
@@ -78,12 +79,9 @@ public enum SecretToken {
         return SecretDigest(words: words, locator: locator(of: bytes))
     }
 
-    /// Compares two byte strings in time that depends only on their lengths.
+    /// Compares two byte strings in time that depends only on their lengths (`ConstantTime`).
     public static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for i in a.indices { difference |= a[i] ^ b[i] }
-        return difference == 0
+        a.withUnsafeBytes { a in b.withUnsafeBytes { b in ConstantTime.equals(a, b) } }
     }
 
     public static func hexEncode(_ bytes: [UInt8]) -> String {

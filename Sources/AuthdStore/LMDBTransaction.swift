@@ -317,7 +317,8 @@ class LMDBReader: StoreReader {
         for id in ids {
             let found = try get(environment.tokens, raw: id) { raw -> TokenRecord? in
                 let (secretHash, expire) = try RecordCodec.tokenSecretAndExpiry(raw)
-                guard expire >= now, RecordCodec.constantTimeEquals(UnsafeRawBufferPointer(rebasing: raw[secretHash]), presented)
+                guard expire >= now,
+                    presented.withUnsafeBytes({ ConstantTime.equals(UnsafeRawBufferPointer(rebasing: raw[secretHash]), $0) })
                 else { return nil }
                 return try RecordCodec.decodeToken(raw)
             }

@@ -214,14 +214,6 @@ enum RecordCodec {
         return (secretHash, locator)
     }
 
-    /// Compares two byte strings in time that depends only on their lengths.
-    static func constantTimeEquals(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for i in 0..<a.count { difference |= a[i] ^ b[i] }
-        return difference == 0
-    }
-
     static func decodeToken(_ raw: UnsafeRawBufferPointer) throws -> TokenRecord {
         let r = try decode(Authd_Store_V1_TokenRecord.self, raw)
         var token = TokenRecord(
