@@ -23,6 +23,7 @@ final class RequestHandler: ChannelInboundHandler {
     private let peer: PeerCredentials?
     private let logger: Logger
     private let maximumFrameBytes: Int
+    private let flusher: AnswerFlusher
     private var deferredInFlight = 0
     private var quiescing = false
     private var refused = false
@@ -35,8 +36,9 @@ final class RequestHandler: ChannelInboundHandler {
     /// Runs the deferred calls' tasks on this connection's loop; made on the first one.
     private var loopExecutor: EventLoopTaskExecutor?
 
-    init(methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int) {
+    init(methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int, flusher: AnswerFlusher) {
         self.methods = methods
+        self.flusher = flusher
         self.peer = peer
         self.logger = logger
         self.maximumFrameBytes = maximumFrameBytes
@@ -135,7 +137,7 @@ final class RequestHandler: ChannelInboundHandler {
                     self.answer(context, id: id, wireError(error, method: method, logger: logger))
                 }
                 self.deferredInFlight -= 1
-                self.scheduleDeferredFlush(context)
+                self.scheduleFlush(context)
             }
         }
     }
@@ -147,17 +149,20 @@ final class RequestHandler: ChannelInboundHandler {
         return executor
     }
 
-    /// Deferred answers that complete together (a group commit resumes a whole batch of calls
-    /// at once) are written with one write and one flush: the flush runs after the loop's
-    /// tasks already queued, which hold the rest of the batch.
-    private func scheduleDeferredFlush(_ context: ChannelHandlerContext) {
+    /// Answers are written at the end of the loop's turn, with those of the loop's other
+    /// connections (see `AnswerFlusher`). Deferred answers that complete together (a group
+    /// commit resumes a whole batch of calls at once) go out in the same write.
+    private func scheduleFlush(_ context: ChannelHandlerContext) {
         guard !flushScheduled else { return }
         flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.writeAnswers(context)
-            self.closeIfDrained(context)
-        }
+        flusher.flushAtEndOfTurn(self, context)
+    }
+
+    /// Called by the flusher.
+    func flushAnswers(_ context: ChannelHandlerContext) {
+        flushScheduled = false
+        writeAnswers(context)
+        closeIfDrained(context)
     }
 
     private func answer(_ context: ChannelHandlerContext, id: UInt64, _ error: AuthdError) {
@@ -177,7 +182,7 @@ final class RequestHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        writeAnswers(context)
+        if answers != nil { scheduleFlush(context) }
         context.fireChannelReadComplete()
     }
 

@@ -40,6 +40,7 @@ public final class UnixSocketServer: Service, Sendable {
         let methods = self.methods
         let logger = self.logger
         let maximumFrameBytes = options.maximumFrameBytes
+        let flushers = AnswerFlushers(group: group)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelInitializer { channel in
@@ -50,7 +51,8 @@ public final class UnixSocketServer: Service, Sendable {
             .childChannelInitializer { channel in
                 Self.peerCredentials(of: channel).flatMapThrowing { peer in
                     try Self.installHandlers(
-                        on: channel, methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes)
+                        on: channel, methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes,
+                        flushers: flushers)
                 }
             }
             .bind(unixDomainSocketPath: options.socketPath, cleanupExistingSocketFile: false)
@@ -74,12 +76,23 @@ public final class UnixSocketServer: Service, Sendable {
     }
 
     /// Sets up a connection's pipeline: frames in, calls answered. Public so that benchmarks can
-    /// drive exactly the daemon's handlers on an in-memory channel. Call on the channel's loop.
+    /// drive exactly the daemon's handlers on an in-memory channel (whose loop must then be run
+    /// for the answers to be written). Call on the channel's loop.
     public static func installHandlers(
         on channel: any Channel, methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int = 4 << 20
     ) throws {
+        try installHandlers(
+            on: channel, methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes, flushers: nil)
+    }
+
+    static func installHandlers(
+        on channel: any Channel, methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int,
+        flushers: AnswerFlushers?
+    ) throws {
+        let flusher = flushers?.flusher(for: channel.eventLoop) ?? AnswerFlusher(eventLoop: channel.eventLoop)
         try channel.pipeline.syncOperations.addHandler(
-            RequestHandler(methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes))
+            RequestHandler(
+                methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes, flusher: flusher))
     }
 
     /// The connected process's uid, gid and pid (SO_PEERCRED); nil when the socket cannot say.

@@ -50,8 +50,10 @@ final class RequestHandlerTests: XCTestCase {
         return request
     }
 
-    /// Reads every response written so far.
+    /// Reads every response written so far, once the loop's turn has ended (answers are
+    /// written then).
     private func responses() throws -> [Authd_V1_Response] {
+        channel.embeddedEventLoop.run()
         var result: [Authd_V1_Response] = []
         while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
             while let length = buffer.readInteger(as: UInt32.self) {
@@ -84,6 +86,7 @@ final class RequestHandlerTests: XCTestCase {
             batch.writeBuffer(&next)
         }
         try channel.writeInbound(batch)
+        channel.embeddedEventLoop.run()
         var written = 0
         var ids: [UInt64] = []
         while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
@@ -94,6 +97,36 @@ final class RequestHandlerTests: XCTestCase {
         }
         XCTAssertEqual(written, 1, "five answers, failures included, in one buffer")
         XCTAssertEqual(ids, [1, 2, 3, 4, 5])
+    }
+
+    func testAnswersAreWrittenAtTheEndOfTheLoopsTurn() throws {
+        try channel.writeInbound(try frame(request(1, "authd.v1.Health/Check")))
+        XCTAssertNil(try channel.readOutbound(as: ByteBuffer.self), "not while the loop is still reading")
+        XCTAssertEqual(try responses().map(\.id), [1])
+    }
+
+    func testTheConnectionsOfOneLoopAreFlushedTogether() throws {
+        let loop = channel.embeddedEventLoop
+        let flushers = AnswerFlushers(group: loop)
+        let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
+        let methods = MethodTable(authorizer: Authorizer(store: store), directory: directory, jwt: JWTIssuer(directory: directory))
+        let channels = [EmbeddedChannel(loop: loop), EmbeddedChannel(loop: loop)]
+        for (index, other) in channels.enumerated() {
+            try UnixSocketServer.installHandlers(
+                on: other, methods: methods, peer: nil, logger: Logger(label: "test"), maximumFrameBytes: 1024,
+                flushers: flushers)
+            try other.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/unused")).wait()
+            try other.writeInbound(try frame(request(UInt64(index + 1), "authd.v1.Health/Check")))
+        }
+        XCTAssertTrue(try channels.allSatisfy { try $0.readOutbound(as: ByteBuffer.self) == nil })
+        loop.run()
+        for (index, other) in channels.enumerated() {
+            var buffer = try XCTUnwrap(try other.readOutbound(as: ByteBuffer.self))
+            let length = try XCTUnwrap(buffer.readInteger(as: UInt32.self))
+            XCTAssertEqual(try Authd_V1_Response(serializedBytes: buffer.readBytes(length: Int(length))!).id, UInt64(index + 1))
+            XCTAssertNil(try other.readOutbound(as: ByteBuffer.self))
+            _ = try other.finish()
+        }
     }
 
     func testAFrameSplitOverManyReadsIsReassembled() throws {
