@@ -11,8 +11,9 @@ extension Accounts {
         let change = directory.changeRecord(
             "", audit: "user.delete", resource: "user/\(user.id)", userID: user.id, call: call, time: directory.clock.now())
         try await directory.store.write { w in
-            guard try w.deleteUser(id: user.id) else { throw AuthdError.userNotFound }
+            // The entry first: deleting the user ends its chain (a failure rolls both back).
             try w.appendChange(change)
+            guard try w.deleteUser(id: user.id) else { throw AuthdError.userNotFound }
         }
     }
 

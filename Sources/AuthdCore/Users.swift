@@ -60,8 +60,9 @@ public final class Users: Sendable {
             "users.\(userID).delete", audit: "user.delete", resource: "user/\(userID)", userID: userID, call: call,
             time: now)
         try await store.write { w in
-            guard try w.deleteUser(id: userID) else { throw AuthdError.userNotFound }
+            // The entry first: deleting the user ends its chain (a failure rolls both back).
             try w.appendChange(change)
+            guard try w.deleteUser(id: userID) else { throw AuthdError.userNotFound }
         }
     }
 

@@ -535,6 +535,10 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         if !user.phone.isEmpty, try userID(phone: user.phone) != nil {
             throw StoreError.duplicate("phone")
         }
+        // A new user's history starts empty, even under the id of a deleted one: a chain head
+        // left by that user (folders written before deletion dropped it) would show the earlier
+        // owner's records, their IPs and user agents, as the new user's.
+        try delete(environment.userEntries, Keys.userChangeHead(user.id))
         try put(environment.users, Keys.utf8(user.id), RecordCodec.encode(user))
         if !user.email.isEmpty {
             try put(environment.usersByEmail, Keys.utf8(user.email), Keys.utf8(user.id))
@@ -581,6 +585,9 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         if !user.email.isEmpty { try delete(environment.usersByEmail, Keys.utf8(user.email)) }
         if !user.phone.isEmpty { try delete(environment.usersByPhone, Keys.utf8(user.phone)) }
         try delete(environment.users, Keys.utf8(id))
+        // The history's entries stay in the log; its chain ends with the user. (Append the
+        // deletion's own entry before this, or it starts a chain of its own.)
+        try delete(environment.userEntries, Keys.userChangeHead(id))
         return true
     }
 

@@ -6,6 +6,22 @@ import XCTest
 /// What `user_entries` holds, which decides how many pages a write dirties.
 final class KeyLayoutTests: StoreTestCase {
 
+    func testAUsersHistoryEndsWithTheUserAndANewUserUnderItsIDStartsEmpty() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u"))
+            for i in 1...3 { try w.appendChange(sampleChange("e\(i)", user: "u")) }
+        }
+        XCTAssertEqual(try store.read { try $0.changes(userID: "u", before: nil, offset: 0, limit: 10).total }, 3)
+        try await store.write { w in _ = try w.deleteUser(id: "u") }
+        XCTAssertEqual(try store.read { try $0.changes(userID: "u", before: nil, offset: 0, limit: 10).total }, 0)
+        // A head that a folder written before this kept for a deleted user goes at the next insert.
+        try await store.write { w in try (w as! LMDBWriter).putChangeHead(userID: "v", newest: 2, count: 2) }
+        XCTAssertEqual(try store.read { try $0.changes(userID: "v", before: nil, offset: 0, limit: 10).total }, 2)
+        try await store.write { w in try w.insertUser(sampleUser("v")) }
+        XCTAssertEqual(try store.read { try $0.changes(userID: "v", before: nil, offset: 0, limit: 10).entries }, [])
+        XCTAssertEqual(try store.read { try $0.changes(userID: "v", before: nil, offset: 0, limit: 10).total }, 0)
+    }
+
     /// However long a user's history, they keep one head in `user_entries` (after their
     /// sessions and tokens), so a sign-in rewrites it in place instead of growing the tree.
     func testAUsersHistoryTakesOneHeadHoweverLong() async throws {

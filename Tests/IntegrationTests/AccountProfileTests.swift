@@ -122,6 +122,17 @@ final class AccountProfileTests: ClientTestCase {
         XCTAssertEqual(mine.logs.count, 7, "another user's records are not mine")
         await assertAuthdError("general_argument_invalid", 400) { try await self.client.listLogs(limit: 101, credentials: me) }
     }
+
+    func testANewUserUnderADeletedUsersIDStartsWithNoHistory() async throws {
+        let first = try await signUp("reused")
+        _ = try await client.updateName("First owner", credentials: first)
+        try await client.deleteAccount(credentials: first, client: ClientInfo(ip: "192.0.2.7", userAgent: "first-owner"))
+        let second = try await signUp("reused")
+        let logs = try await client.listLogs(limit: 100, credentials: second)
+        XCTAssertEqual(logs.total, 2)
+        XCTAssertEqual(logs.logs.map(\.event), ["session.create", "user.create"])
+        XCTAssertFalse(logs.logs.contains { $0.ip == "192.0.2.7" || $0.userAgent == "first-owner" })
+    }
 }
 
 extension AuthdClient {
