@@ -70,4 +70,15 @@ final class SecretTokenTests: XCTestCase {
         XCTAssertEqual(SecretToken.digest("000644E7D407C8B0" + String(repeating: "a", count: 64)).locator, 0, "upper case")
         XCTAssertEqual(SecretToken.digest("abc").locator, 0)
     }
+
+    /// Digests hash by their own first word (no SipHash); as keys they still find exactly the
+    /// digest of the same secret.
+    func testDigestsAreDictionaryKeys() {
+        var table: [SecretDigest: Int] = [:]
+        for i in 0..<1000 { table[SecretToken.digest("secret-\(i)")] = i }
+        XCTAssertEqual(table.count, 1000)
+        for i in 0..<1000 { XCTAssertEqual(table[SecretToken.digest("secret-\(i)")], i) }
+        XCTAssertNil(table[SecretToken.digest("secret-1000")])
+        XCTAssertEqual(SecretToken.digest("a").hashValue, SecretToken.digest("a").hashValue)
+    }
 }
