@@ -53,6 +53,8 @@ final class RequestHandler: ChannelInboundHandler {
             partial.writeBuffer(&input)
             input = partial
         }
+        // The calls of one read arrived together: one reading of the clock serves them all.
+        var receivedAt: Int64?
         while let length = input.getInteger(at: input.readerIndex, as: UInt32.self) {
             guard Int(length) <= maximumFrameBytes else {
                 refuseOversizeFrame(context, announced: Int(length))
@@ -61,7 +63,8 @@ final class RequestHandler: ChannelInboundHandler {
             guard input.readableBytes >= 4 + Int(length) else { break }
             input.moveReaderIndex(forwardBy: 4)
             // A slice shares the read buffer's storage: no copy of the frame.
-            serve(context, frame: input.readSlice(length: Int(length))!)
+            if receivedAt == nil { receivedAt = methods.authorizer.now() }
+            serve(context, frame: input.readSlice(length: Int(length))!, receivedAt: receivedAt!)
         }
         if input.readableBytes > 0 {
             if ownBuffer {
@@ -76,7 +79,7 @@ final class RequestHandler: ChannelInboundHandler {
         }
     }
 
-    private func serve(_ context: ChannelHandlerContext, frame: ByteBuffer) {
+    private func serve(_ context: ChannelHandlerContext, frame: ByteBuffer, receivedAt: Int64) {
         let request: RequestEnvelope
         do {
             request = try RequestEnvelope(frame: frame)
@@ -99,7 +102,8 @@ final class RequestHandler: ChannelInboundHandler {
         let call: Call
         do {
             call = try methods.authorizer.authorize(
-                RequestContext(credential: request.credential, client: request.client, peer: peer), requiring: entry.scopes)
+                RequestContext(credential: request.credential, client: request.client, peer: peer), requiring: entry.scopes,
+                at: receivedAt)
         } catch {
             answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
             return

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOEmbedded
+import Synchronization
 import XCTest
 
 /// The connection pipeline on an EmbeddedChannel: framing, dispatch, errors, flushing.
@@ -129,6 +130,26 @@ final class RequestHandlerTests: XCTestCase {
         }
     }
 
+    func testTheCallsOfOneReadShareOneReadingOfTheClock() throws {
+        let clock = CountingClock()
+        let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
+        let methods = MethodTable(
+            authorizer: Authorizer(store: store, clock: clock), directory: directory, jwt: JWTIssuer(directory: directory))
+        let other = EmbeddedChannel()
+        try UnixSocketServer.installHandlers(on: other, methods: methods, peer: nil, logger: Logger(label: "test"))
+        var batch = try frame(request(1, "authd.v1.Health/Check"))
+        for id in 2...4 {
+            var next = try frame(request(UInt64(id), "authd.v1.Health/Check"))
+            batch.writeBuffer(&next)
+        }
+        let readsBefore = clock.reads.load(ordering: .relaxed)
+        try other.writeInbound(batch)
+        other.embeddedEventLoop.run()
+        XCTAssertEqual(clock.reads.load(ordering: .relaxed) - readsBefore, 1, "four calls, one read of the clock")
+        XCTAssertNotNil(try other.readOutbound(as: ByteBuffer.self))
+        _ = try other.finish()
+    }
+
     func testAFrameSplitOverManyReadsIsReassembled() throws {
         var whole = try frame(request(9, "authd.v1.Health/Check", body: Data(repeating: 0, count: 0)))
         var second = try frame(request(10, "authd.v1.Health/Check"))
@@ -197,5 +218,15 @@ final class RequestHandlerTests: XCTestCase {
         XCTAssertEqual(decoded.id, 1 << 40)
         XCTAssertEqual([UInt8](decoded.body), body)
         XCTAssertFalse(decoded.hasError)
+    }
+}
+
+/// The system's time, counting how often it is read.
+final class CountingClock: WallClock {
+    let reads = Atomic<Int>(0)
+
+    func now() -> Int64 {
+        reads.add(1, ordering: .relaxed)
+        return SystemWallClock().now()
     }
 }
