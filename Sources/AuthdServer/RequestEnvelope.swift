@@ -20,12 +20,12 @@ struct RequestEnvelope {
     var body: Range<Int> = 0..<0
     var credential: Credential = .none
     var client = ClientInfo()
-    let frame: ByteBuffer
 
     typealias Malformed = WireFormatError
 
-    init(frame: ByteBuffer) throws(Malformed) {
-        self.frame = frame
+    /// Reads the envelope of `frame`, which the positions above then refer to. The frame is not
+    /// kept: a copy held here was one more reference counted up and down on every call.
+    init(frame: borrowing ByteBuffer) throws(Malformed) {
         // Read into this envelope's own fields: returning them through a Result cost three
         // copies of the whole struct per call (5 % of a session check).
         var failure: Malformed?
@@ -35,18 +35,19 @@ struct RequestEnvelope {
         if let failure { throw failure }
     }
 
-    /// The rpc's input message, a slice of the frame (no copy).
-    var bodyBuffer: ByteBuffer {
-        frame.getSlice(at: frame.readerIndex + body.lowerBound, length: body.count)!
+    /// The rpc's input message, a slice of `frame` (no copy); `empty` when there is none, so
+    /// that calls without one (`Account/Get`) make no slice to count up and down.
+    func body(in frame: borrowing ByteBuffer, empty: ByteBuffer) -> ByteBuffer {
+        body.isEmpty ? empty : frame.getSlice(at: frame.readerIndex + body.lowerBound, length: body.count)!
     }
 
-    func withMethodBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+    func withMethodBytes<R>(in frame: borrowing ByteBuffer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         frame.withUnsafeReadableBytes { raw in body(UnsafeRawBufferPointer(rebasing: raw[method])) }
     }
 
     /// The method's name as text, for messages and logs (the hot path never builds it).
-    var methodName: String {
-        withMethodBytes { String(decoding: $0, as: UTF8.self) }
+    func methodName(in frame: borrowing ByteBuffer) -> String {
+        withMethodBytes(in: frame) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Reads the fields from the frame's bytes, in one pass.

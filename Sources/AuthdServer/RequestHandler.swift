@@ -35,6 +35,8 @@ final class RequestHandler: ChannelInboundHandler {
     private var flushScheduled = false
     /// Runs the deferred calls' tasks on this connection's loop; made on the first one.
     private var loopExecutor: EventLoopTaskExecutor?
+    /// The body of calls that send none.
+    private let emptyBody = ByteBuffer()
 
     init(methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int, flusher: AnswerFlusher) {
         self.methods = methods
@@ -90,12 +92,12 @@ final class RequestHandler: ChannelInboundHandler {
                 .argumentInvalid("The frame is not a valid authd.v1.Request message (\(error))."))
             return
         }
-        guard let entry = request.withMethodBytes({ methods[$0] }) else {
+        guard let entry = request.withMethodBytes(in: frame, { methods[$0] }) else {
             answer(
                 context, id: request.id,
                 AuthdError(
                     type: "general_route_not_found", code: 404,
-                    message: "Unknown method `\(request.methodName)`: expected a full rpc name such as `authd.v1.Account/Get`."))
+                    message: "Unknown method `\(request.methodName(in: frame))`: expected a full rpc name such as `authd.v1.Account/Get`."))
             return
         }
         // The caller and its scopes are checked before anything else runs.
@@ -111,7 +113,7 @@ final class RequestHandler: ChannelInboundHandler {
         switch entry.endpoint {
         case .immediate(let run):
             do {
-                let body = try run(request.bodyBuffer, call)
+                let body = try run(request.body(in: frame, empty: emptyBody), call)
                 withAnswers(context) { ResponseEncoding.writeSuccess(id: request.id, body: body, into: &$0) }
             } catch {
                 answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
@@ -119,7 +121,7 @@ final class RequestHandler: ChannelInboundHandler {
         case .deferred(let prepare):
             let work: Endpoint.DeferredWork
             do {
-                work = try prepare(request.bodyBuffer, call)
+                work = try prepare(request.body(in: frame, empty: emptyBody), call)
             } catch {
                 answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
                 return

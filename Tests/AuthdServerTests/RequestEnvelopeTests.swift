@@ -8,11 +8,23 @@ import XCTest
 
 /// The hand-read `Request` against swift-protobuf's encoding of the same message.
 final class RequestEnvelopeTests: XCTestCase {
-    private func envelope(_ bytes: [UInt8]) throws -> RequestEnvelope {
-        try RequestEnvelope(frame: ByteBuffer(bytes: bytes))
+    /// An envelope with the frame it was read from, which its positions refer to.
+    @dynamicMemberLookup
+    struct Read {
+        let envelope: RequestEnvelope
+        let frame: ByteBuffer
+
+        subscript<T>(dynamicMember path: KeyPath<RequestEnvelope, T>) -> T { envelope[keyPath: path] }
+        var methodName: String { envelope.methodName(in: frame) }
+        var bodyBuffer: ByteBuffer { envelope.body(in: frame, empty: ByteBuffer()) }
     }
 
-    private func envelope(_ request: Authd_V1_Request) throws -> RequestEnvelope {
+    private func envelope(_ bytes: [UInt8]) throws -> Read {
+        let frame = ByteBuffer(bytes: bytes)
+        return Read(envelope: try RequestEnvelope(frame: frame), frame: frame)
+    }
+
+    private func envelope(_ request: Authd_V1_Request) throws -> Read {
         try envelope(try request.serializedBytes())
     }
 
