@@ -52,12 +52,6 @@ enum ResponseEncoding {
         buffer.writeInteger(UInt32(bytes.count))
         buffer.writeBytes(bytes)
     }
-
-    static func success(id: UInt64, body: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 4 + 11 + 11 + body.count)
-        writeSuccess(id: id, body: body, into: &buffer)
-        return buffer
-    }
 }
 
 /// Turns whatever a call threw into the error the client sees. Domain errors pass as they are;

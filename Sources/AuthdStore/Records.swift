@@ -147,12 +147,7 @@ public struct PreparedChange: Sendable {
         var bytes = unnumbered
         bytes.reserveCapacity(bytes.count + 2 + 10 + event.utf8.count)
         bytes.append(3 << 3 | 2)  // field 3 (event), length-delimited
-        var length = UInt64(event.utf8.count)
-        while length >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: length) | 0x80)
-            length >>= 7
-        }
-        bytes.append(UInt8(length))
+        RecordCodec.appendVarint(UInt64(event.utf8.count), to: &bytes)
         bytes.append(contentsOf: event.utf8)
         return PreparedChange(userID: userID, unnumbered: bytes)
     }

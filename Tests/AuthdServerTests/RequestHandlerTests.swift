@@ -211,7 +211,8 @@ final class RequestHandlerTests: XCTestCase {
 
     func testResponseFramesDecodeWithSwiftProtobuf() throws {
         let body: [UInt8] = Array(repeating: 7, count: 300)
-        var buffer = ResponseEncoding.success(id: 1 << 40, body: body, allocator: channel.allocator)
+        var buffer = channel.allocator.buffer(capacity: 512)
+        ResponseEncoding.writeSuccess(id: 1 << 40, body: body, into: &buffer)
         let length = try XCTUnwrap(buffer.readInteger(as: UInt32.self))
         XCTAssertEqual(Int(length), buffer.readableBytes)
         let decoded = try Authd_V1_Response(serializedBytes: buffer.readBytes(length: Int(length))!)
