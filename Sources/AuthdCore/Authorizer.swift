@@ -49,7 +49,7 @@ public final class Authorizer: Sendable {
     /// once per call (the clock was 3 % of a session check).
     public func authorize(_ context: RequestContext, requiring required: ScopeMask, at now: Int64) throws -> Call {
         let caller: Caller
-        // One reading of the clock serves the expiry check and the accessedAt check.
+        // One time serves the expiry check and the accessedAt check.
         if case .session(let digest) = context.credential {
             caller = try sessionCaller(digest, now: now)
         } else {

@@ -181,7 +181,6 @@ public struct Call: Sendable, Equatable {
         self.context = context
     }
 
-
     /// The signed-in caller; a guest or server caller lacks the `account` scope.
     func signedInCaller() throws -> SignedIn {
         guard case .user(let signedIn) = caller else { throw AuthdError.unauthorizedScope(Scope.account) }

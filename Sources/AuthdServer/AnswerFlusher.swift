@@ -8,7 +8,7 @@ import NIOCore
 /// are woken by every write, and on a small machine shared with them a wake-up in the middle of
 /// the loop's reads costs a context switch on both sides. Written together, the writes of a
 /// turn wake a client once. (Measured: 16 connections × 16 calls in flight on two event loops,
-/// `authd-load validate`: 1.10-1.19M calls/s against 0.93-1.00M with a flush per connection.)
+/// `authd-load validate`: 1.04-1.11M calls/s against 0.87-1.00M with a flush per connection.)
 ///
 /// Belongs to one event loop and is only touched on it (hence unchecked Sendable: made for every
 /// loop of the group up front, then handed to that loop's connections on that loop).
