@@ -96,7 +96,7 @@ extension WireReader {
     /// The SHA-256 of a string field, hashed in place: the secret never becomes a `String`.
     mutating func secretDigest() throws(WireFormatError) -> SecretDigest {
         let field = UnsafeRawBufferPointer(rebasing: bytes[try lengthDelimited()])
-        guard field.allSatisfy({ $0 < 0x80 }) || String(validating: field, as: UTF8.self) != nil else {
+        guard WireReader.isASCII(field) || String(validating: field, as: UTF8.self) != nil else {
             throw WireFormatError(description: "a string field that is not UTF-8")
         }
         return SecretToken.digest(bytes: field)

@@ -75,11 +75,28 @@ public struct WireReader {
     public mutating func string() throws(WireFormatError) -> String {
         let field = UnsafeRawBufferPointer(rebasing: bytes[try lengthDelimited()])
         // Secrets and names are ASCII: those need no validation beyond the check for it.
-        if field.allSatisfy({ $0 < 0x80 }) { return String(decoding: field, as: UTF8.self) }
+        if Self.isASCII(field) { return String(decoding: field, as: UTF8.self) }
         guard let text = String(validating: field, as: UTF8.self) else {
             throw WireFormatError(description: "a string field that is not UTF-8")
         }
         return text
+    }
+
+    /// Whether every byte is below 0x80, read eight bytes at a time: the byte-by-byte check of
+    /// the session secret's 80 bytes was 4-5 % of a session check (perf, issue 5).
+    @inlinable
+    public static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var highBits: UInt64 = 0
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            highBits |= bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            offset += 8
+        }
+        while offset < bytes.count {
+            highBits |= UInt64(bytes[offset])
+            offset += 1
+        }
+        return highBits & 0x8080_8080_8080_8080 == 0
     }
 
     @inlinable

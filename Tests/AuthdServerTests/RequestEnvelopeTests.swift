@@ -86,6 +86,10 @@ final class RequestEnvelopeTests: XCTestCase {
             ("field number 0", [0x00, 0x01]),
             ("a group", [0x1B]),
             ("a session secret that is not UTF-8", [0x22, 0x03, 0x0A, 0x01, 0xFF]),
+            // 80 bytes, as a located secret is, with a lone continuation byte among the first
+            // 72 (the part read eight bytes at a time).
+            ("a full-length secret that is not UTF-8",
+             [0x22, 0x52, 0x0A, 0x50] + Array(repeating: 0x61, count: 40) + [0x80] + Array(repeating: 0x61, count: 39)),
             ("a truncated fixed64", [0x49, 0x01, 0x02]),
         ]
         for (what, bytes) in cases {
