@@ -233,8 +233,8 @@ struct Tokens: AsyncParsableCommand {
     }
 
     /// Redeems the token in `answerBody` (an `authd.v1.Token`) for a session.
-    @Sendable static func createSessionRequest(_ answerBody: ByteBuffer) throws -> [UInt8] {
-        let token = try Authd_V1_Token(serializedBytes: Array(answerBody.readableBytesView))
+    @Sendable static func createSessionRequest(_ answerBody: UnsafeRawBufferPointer) throws -> [UInt8] {
+        let token = try Authd_V1_Token(serializedBytes: Array(answerBody))
         var input = Authd_V1_CreateSessionRequest()
         input.userID = token.userID
         input.secret = token.secret

@@ -29,7 +29,7 @@ struct PipelinedDriver {
 
     /// The second call of a unit of work, made from the first call's answer (its `body`):
     /// a serialized `authd.v1.Request` without an id.
-    typealias FollowUp = @Sendable (_ answerBody: ByteBuffer) throws -> [UInt8]
+    typealias FollowUp = @Sendable (_ answerBody: UnsafeRawBufferPointer) throws -> [UInt8]
 
     /// Runs until the duration or the call budget is spent, cycling through `requests`
     /// (serialized `authd.v1.Request`s without an id; each connection starts at its own offset).
@@ -192,18 +192,34 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         write(body, startedAt: start, followUp: false)
     }
 
-    /// Appends one request frame to `outgoing` under the next id.
+    /// Appends one request frame to `outgoing` under the next id, in one raw write: each of
+    /// ByteBuffer's small writes (length, tag, each varint byte, body, length again) checked
+    /// exclusive access to its storage, a sixth of this tool's time per call (perf).
     private func write(_ body: [UInt8], startedAt start: NIODeadline, followUp: Bool) {
         let id = nextID
         nextID += 1
         startedAt[Int(id & UInt64(startedAt.count - 1))] = start
         isFollowUp[Int(id & UInt64(startedAt.count - 1))] = followUp
-        let lengthIndex = outgoing.writerIndex
-        outgoing.writeInteger(UInt32(0))
-        outgoing.writeInteger(UInt8(0x08))  // field 1: id
-        writeVarint(id, to: &outgoing)
-        outgoing.writeBytes(body)
-        outgoing.setInteger(UInt32(outgoing.writerIndex - lengthIndex - 4), at: lengthIndex)
+        _ = body.withUnsafeBytes { body in
+            // The length, the id's tag, at most ten bytes of varint, the body.
+            outgoing.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + 1 + 10 + body.count) { out in
+                var at = 4
+                out[at] = 0x08  // field 1: id
+                at += 1
+                var value = id
+                while value >= 0x80 {
+                    out[at] = UInt8(truncatingIfNeeded: value) | 0x80
+                    value >>= 7
+                    at += 1
+                }
+                out[at] = UInt8(value)
+                at += 1
+                UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + body.count)]).copyMemory(from: body)
+                at += body.count
+                out.storeBytes(of: UInt32(at - 4).bigEndian, toByteOffset: 0, as: UInt32.self)
+                return at
+            }
+        }
         inFlight += 1
     }
 
@@ -215,7 +231,8 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         outgoing = context.channel.allocator.buffer(capacity: outgoing.capacity)
     }
 
-    /// Splits the answers out of each read in one loop (no per-frame pipeline hop).
+    /// Splits the answers out of each read in one loop over its raw bytes (no per-frame
+    /// pipeline hop, no slice counted up and down per answer).
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var input = unwrapInboundIn(data)
         if var partial = partialAnswer {
@@ -224,12 +241,17 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
             input = partial
         }
         let now = NIODeadline.now()
-        while let length = input.getInteger(at: input.readerIndex, as: UInt32.self),
-            input.readableBytes >= 4 + Int(length)
-        {
-            input.moveReaderIndex(forwardBy: 4)
-            answered(context, frame: input.readSlice(length: Int(length))!, at: now)
+        let consumed = input.withUnsafeReadableBytes { raw in
+            var at = 0
+            while raw.count - at >= 4 {
+                let length = Int(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+                guard raw.count - at - 4 >= length else { break }
+                answered(context, frame: UnsafeRawBufferPointer(rebasing: raw[(at + 4)..<(at + 4 + length)]), at: now)
+                at += 4 + length
+            }
+            return at
         }
+        input.moveReaderIndex(forwardBy: consumed)
         if input.readableBytes > 0 {
             var carried = context.channel.allocator.buffer(capacity: max(input.readableBytes, 1024))
             carried.writeBuffer(&input)
@@ -237,25 +259,23 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func answered(_ context: ChannelHandlerContext, frame: ByteBuffer, at now: NIODeadline) {
-        var frame = frame
+    private func answered(_ context: ChannelHandlerContext, frame: UnsafeRawBufferPointer, at now: NIODeadline) {
         inFlight -= 1
         // A response starts with its id (field 1) and then, on failure only, field 2.
-        guard frame.readInteger(as: UInt8.self) == 0x08, let id = Self.readVarint(&frame) else {
+        var at = 1
+        guard frame.first == 0x08, let id = Self.readVarint(frame, at: &at) else {
             recordError("an answer without an id")
             return
         }
         let slot = Int(id & UInt64(startedAt.count - 1))
         let start = startedAt[slot]
-        if frame.getInteger(at: frame.readerIndex, as: UInt8.self) == 0x12 {
-            var whole = frame
-            whole.moveReaderIndex(to: 0)
-            let response = try? Authd_V1_Response(serializedBytes: Array(whole.readableBytesView))
+        if at < frame.count, frame[at] == 0x12 {
+            let response = try? Authd_V1_Response(serializedBytes: Array(frame))
             recordError(response.map { "\($0.error.type): \($0.error.message)" } ?? "an undecodable error")
         } else if let followUp, !isFollowUp[slot] {
             // The unit's first call: its answer makes the second, which keeps the unit's start.
             do {
-                write(try followUp(try Self.body(of: frame)), startedAt: start, followUp: true)
+                write(try followUp(try Self.body(of: frame, at: at)), startedAt: start, followUp: true)
                 return
             } catch {
                 recordError("an answer the follow-up could not use: \(error)")
@@ -273,14 +293,14 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
 
     struct TruncatedAnswer: Error {}
 
-    /// The `body` field (3) of a successful answer whose id has been read; empty when absent.
-    private static func body(of frame: ByteBuffer) throws -> ByteBuffer {
-        var rest = frame
-        guard rest.readInteger(as: UInt8.self) == 0x1A else { return ByteBuffer() }
-        guard let length = readVarint(&rest), let body = rest.readSlice(length: Int(clamping: length)) else {
+    /// The `body` field (3) of a successful answer, whose id ends at `at`; empty when absent.
+    private static func body(of frame: UnsafeRawBufferPointer, at start: Int) throws -> UnsafeRawBufferPointer {
+        guard start < frame.count, frame[start] == 0x1A else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        var at = start + 1
+        guard let length = readVarint(frame, at: &at), length <= UInt64(frame.count - at) else {
             throw TruncatedAnswer()
         }
-        return body
+        return UnsafeRawBufferPointer(rebasing: frame[at..<(at + Int(length))])
     }
 
     private func recordError(_ text: String) {
@@ -311,19 +331,12 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         finished.succeed(Outcome(histogram: histogram, firstError: firstError))
     }
 
-    private func writeVarint(_ value: UInt64, to buffer: inout ByteBuffer) {
-        var v = value
-        while v >= 0x80 {
-            buffer.writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        buffer.writeInteger(UInt8(v))
-    }
-
-    private static func readVarint(_ buffer: inout ByteBuffer) -> UInt64? {
+    private static func readVarint(_ bytes: UnsafeRawBufferPointer, at position: inout Int) -> UInt64? {
         var value: UInt64 = 0
         var shift: UInt64 = 0
-        while let byte = buffer.readInteger(as: UInt8.self) {
+        while position < bytes.count {
+            let byte = bytes[position]
+            position += 1
             value |= UInt64(byte & 0x7F) << shift
             if byte < 0x80 { return value }
             shift += 7

@@ -67,6 +67,20 @@ final class LoadToolTests: XCTestCase {
         XCTAssertTrue(output.contains("sessions_cached 1\n"), output)
     }
 
+    /// The pipelined driver reads answers from raw bytes: a refused call must count as an
+    /// error, with the daemon's error type, and not as a validation.
+    func testRefusedCallsCountAsErrorsWithTheirType() async throws {
+        daemon = try await DaemonProcess.start()
+        let secrets = FileManager.default.temporaryDirectory.appendingPathComponent("authd-load-secrets-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: secrets) }
+        let unknown = (0..<3).map { _ in SecretTokenText.random(length: 80) }
+        try unknown.joined(separator: "\n").write(to: secrets, atomically: true, encoding: .utf8)
+        let validate = try load(["validate", "--secrets", secrets.path] + quick)
+        XCTAssertEqual(validate["calls"] as? Int, 0, "\(validate)")
+        XCTAssertGreaterThan(validate["errors"] as? Int ?? 0, 0, "\(validate)")
+        XCTAssertTrue((validate["first_error"] as? String ?? "").hasPrefix("general_unauthorized_scope: "), "an unknown session is a guest: \(validate)")
+    }
+
     func testEveryScenarioRunsWithoutErrors() async throws {
         let client = try await startMapped()
         await client.close()
@@ -146,5 +160,12 @@ final class LoadToolTests: XCTestCase {
             XCTAssertTrue((120...230).contains(calls), "\(driver): \(calls) calls at 200/s for 1 s")
             XCTAssertEqual(run["errors"] as? Int, 0)
         }
+    }
+}
+
+/// Text that looks like a session secret: lowercase hex.
+enum SecretTokenText {
+    static func random(length: Int) -> String {
+        String((0..<length).map { _ in "0123456789abcdef".randomElement()! })
     }
 }
