@@ -37,6 +37,7 @@ struct PipelinedDriver {
     /// (a token, then the session it is redeemed for); latency and counts are per unit.
     func run(requests: [[UInt8]], followUp: FollowUp? = nil, progress: Bool) async throws -> LoadRun.Result {
         precondition(!requests.isEmpty)
+        let encoded = EncodedRequests(requests)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops)
         defer { group.shutdownGracefully { _ in } }
         let clock = ContinuousClock()
@@ -51,7 +52,7 @@ struct PipelinedDriver {
         for index in 0..<connections {
             let promise = group.next().makePromise(of: PipelinedCaller.Outcome.self)
             let caller = PipelinedCaller(
-                requests: requests, followUp: followUp, offset: index * 7919 % requests.count, pipeline: pipeline,
+                requests: encoded, followUp: followUp, offset: index * 7919 % requests.count, pipeline: pipeline,
                 warmEnd: warmEnd, end: end, rate: perConnectionRate, counters: counters, finished: promise)
             let channel = try await ClientBootstrap(group: promise.futureResult.eventLoop)
                 .channelInitializer { channel in
@@ -98,7 +99,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         var firstError: String?
     }
 
-    private let requests: [[UInt8]]
+    private let requests: EncodedRequests
     private let followUp: PipelinedDriver.FollowUp?
     private var next: Int
     private let pipeline: Int
@@ -129,7 +130,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
     private var partialAnswer: ByteBuffer?
 
     init(
-        requests: [[UInt8]], followUp: PipelinedDriver.FollowUp?, offset: Int, pipeline: Int, warmEnd: NIODeadline,
+        requests: EncodedRequests, followUp: PipelinedDriver.FollowUp?, offset: Int, pipeline: Int, warmEnd: NIODeadline,
         end: NIODeadline, rate: Double?, counters: Counters, finished: EventLoopPromise<Outcome>
     ) {
         self.requests = requests
@@ -195,30 +196,28 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
     /// Appends one request frame to `outgoing` under the next id, in one raw write: each of
     /// ByteBuffer's small writes (length, tag, each varint byte, body, length again) checked
     /// exclusive access to its storage, a sixth of this tool's time per call (perf).
-    private func write(_ body: [UInt8], startedAt start: NIODeadline, followUp: Bool) {
+    private func write(_ body: UnsafeRawBufferPointer, startedAt start: NIODeadline, followUp: Bool) {
         let id = nextID
         nextID += 1
         startedAt[Int(id & UInt64(startedAt.count - 1))] = start
         isFollowUp[Int(id & UInt64(startedAt.count - 1))] = followUp
-        _ = body.withUnsafeBytes { body in
-            // The length, the id's tag, at most ten bytes of varint, the body.
-            outgoing.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + 1 + 10 + body.count) { out in
-                var at = 4
-                out[at] = 0x08  // field 1: id
+        // The length, the id's tag, at most ten bytes of varint, the body.
+        _ = outgoing.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + 1 + 10 + body.count) { out in
+            var at = 4
+            out[at] = 0x08  // field 1: id
+            at += 1
+            var value = id
+            while value >= 0x80 {
+                out[at] = UInt8(truncatingIfNeeded: value) | 0x80
+                value >>= 7
                 at += 1
-                var value = id
-                while value >= 0x80 {
-                    out[at] = UInt8(truncatingIfNeeded: value) | 0x80
-                    value >>= 7
-                    at += 1
-                }
-                out[at] = UInt8(value)
-                at += 1
-                UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + body.count)]).copyMemory(from: body)
-                at += body.count
-                out.storeBytes(of: UInt32(at - 4).bigEndian, toByteOffset: 0, as: UInt32.self)
-                return at
             }
+            out[at] = UInt8(value)
+            at += 1
+            UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + body.count)]).copyMemory(from: body)
+            at += body.count
+            out.storeBytes(of: UInt32(at - 4).bigEndian, toByteOffset: 0, as: UInt32.self)
+            return at
         }
         inFlight += 1
     }
@@ -275,7 +274,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         } else if let followUp, !isFollowUp[slot] {
             // The unit's first call: its answer makes the second, which keeps the unit's start.
             do {
-                write(try followUp(try Self.body(of: frame, at: at)), startedAt: start, followUp: true)
+                try followUp(try Self.body(of: frame, at: at)).withUnsafeBytes { write($0, startedAt: start, followUp: true) }
                 return
             } catch {
                 recordError("an answer the follow-up could not use: \(error)")
@@ -343,5 +342,37 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
             if shift > 63 { return nil }
         }
         return nil
+    }
+}
+
+/// The pre-encoded requests in one allocation, read by every connection: taking one is a
+/// pointer and a length, where an array of arrays counted an array up and down per call.
+final class EncodedRequests: @unchecked Sendable {
+    let count: Int
+    private let bytes: UnsafeMutableRawBufferPointer
+    /// Where each request ends in `bytes`; each starts where the one before ends.
+    private let ends: UnsafeMutableBufferPointer<Int>
+
+    /// Immutable once made, so sharing it across event loops is safe.
+    init(_ requests: [[UInt8]]) {
+        count = requests.count
+        bytes = .allocate(byteCount: max(1, requests.reduce(0) { $0 + $1.count }), alignment: 8)
+        ends = .allocate(capacity: max(1, requests.count))
+        var at = 0
+        for (index, request) in requests.enumerated() {
+            request.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: bytes[at..<(at + $0.count)]).copyMemory(from: $0) }
+            at += request.count
+            ends[index] = at
+        }
+    }
+
+    deinit {
+        bytes.deallocate()
+        ends.deallocate()
+    }
+
+    subscript(index: Int) -> UnsafeRawBufferPointer {
+        let start = index == 0 ? 0 : ends[index - 1]
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<ends[index]])
     }
 }
