@@ -14,7 +14,8 @@ import NIOCore
 /// protobuf's parsers do.
 struct RequestEnvelope {
     var id: UInt64 = 0
-    /// Where the full rpc name's bytes (`authd.v1.Account/Get`) are in `frame`'s readable bytes.
+    /// Where the full rpc name's bytes (`authd.v1.Account/Get`) are in the readable bytes of
+    /// the buffer the frame was read from.
     var method: Range<Int> = 0..<0
     /// Where the rpc's serialized input message is.
     var body: Range<Int> = 0..<0
@@ -23,36 +24,39 @@ struct RequestEnvelope {
 
     typealias Malformed = WireFormatError
 
-    /// Reads the envelope of `frame`, which the positions above then refer to. The frame is not
-    /// kept: a copy held here was one more reference counted up and down on every call.
-    init(frame: borrowing ByteBuffer) throws(Malformed) {
+    /// Reads the envelope of the frame at `frame` in `buffer`'s readable bytes (a read of
+    /// pipelined calls holds several); the positions above then refer to the same readable
+    /// bytes. Neither the buffer nor a slice of it is kept: each was one more reference counted
+    /// up and down on every call.
+    init(in buffer: borrowing ByteBuffer, frame: Range<Int>) throws(Malformed) {
         // Read into this envelope's own fields: returning them through a Result cost three
         // copies of the whole struct per call (5 % of a session check).
         var failure: Malformed?
-        frame.withUnsafeReadableBytes { raw in
-            do throws(Malformed) { try read(raw) } catch { failure = error }
+        buffer.withUnsafeReadableBytes { raw in
+            do throws(Malformed) { try read(raw, frame: frame) } catch { failure = error }
         }
         if let failure { throw failure }
     }
 
-    /// The rpc's input message, a slice of `frame` (no copy); `empty` when there is none, so
-    /// that calls without one (`Account/Get`) make no slice to count up and down.
-    func body(in frame: borrowing ByteBuffer, empty: ByteBuffer) -> ByteBuffer {
-        body.isEmpty ? empty : frame.getSlice(at: frame.readerIndex + body.lowerBound, length: body.count)!
+    /// The rpc's input message, a slice of `buffer` (no copy). Calls without one
+    /// (`Account/Get`) are given `empty` itself, so that they make no copy to count up and down.
+    func withBody<R>(in buffer: borrowing ByteBuffer, empty: borrowing ByteBuffer, _ run: (borrowing ByteBuffer) throws -> R) rethrows -> R {
+        if body.isEmpty { return try run(empty) }
+        return try run(buffer.getSlice(at: buffer.readerIndex + body.lowerBound, length: body.count)!)
     }
 
-    func withMethodBytes<R>(in frame: borrowing ByteBuffer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        frame.withUnsafeReadableBytes { raw in body(UnsafeRawBufferPointer(rebasing: raw[method])) }
+    func withMethodBytes<R>(in buffer: borrowing ByteBuffer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        buffer.withUnsafeReadableBytes { raw in body(UnsafeRawBufferPointer(rebasing: raw[method])) }
     }
 
     /// The method's name as text, for messages and logs (the hot path never builds it).
-    func methodName(in frame: borrowing ByteBuffer) -> String {
-        withMethodBytes(in: frame) { String(decoding: $0, as: UTF8.self) }
+    func methodName(in buffer: borrowing ByteBuffer) -> String {
+        withMethodBytes(in: buffer) { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Reads the fields from the frame's bytes, in one pass.
-    private mutating func read(_ raw: UnsafeRawBufferPointer) throws(Malformed) {
-        var reader = WireReader(bytes: raw)
+    /// Reads the frame's fields in one pass.
+    private mutating func read(_ raw: UnsafeRawBufferPointer, frame: Range<Int>) throws(Malformed) {
+        var reader = WireReader(bytes: raw, range: frame)
         while let (field, wireType) = try reader.nextTag() {
             switch (field, wireType) {
             case (1, .varint): id = try reader.varint()

@@ -16,12 +16,12 @@ final class RequestEnvelopeTests: XCTestCase {
 
         subscript<T>(dynamicMember path: KeyPath<RequestEnvelope, T>) -> T { envelope[keyPath: path] }
         var methodName: String { envelope.methodName(in: frame) }
-        var bodyBuffer: ByteBuffer { envelope.body(in: frame, empty: ByteBuffer()) }
+        var bodyBuffer: ByteBuffer { envelope.withBody(in: frame, empty: ByteBuffer()) { copy $0 } }
     }
 
     private func envelope(_ bytes: [UInt8]) throws -> Read {
         let frame = ByteBuffer(bytes: bytes)
-        return Read(envelope: try RequestEnvelope(frame: frame), frame: frame)
+        return Read(envelope: try RequestEnvelope(in: frame, frame: 0..<frame.readableBytes), frame: frame)
     }
 
     private func envelope(_ request: Authd_V1_Request) throws -> Read {
@@ -43,6 +43,34 @@ final class RequestEnvelopeTests: XCTestCase {
         XCTAssertEqual(Array(read.bodyBuffer.readableBytesView), [1, 2, 3])
         XCTAssertEqual(read.credential, .session(secret: "s3cr3t"))
         XCTAssertEqual(read.client, ClientInfo(ip: "203.0.113.7", userAgent: "Mozilla/5.0 (é)", locale: "de-CH"))
+    }
+
+    /// Pipelined calls arrive several to a read, and each is read where it lies: nothing of
+    /// the frames around it, nor of bytes already consumed before the reader index, leaks in.
+    func testAFrameAmongOthersIsReadWithinItsBounds() throws {
+        func request(_ id: UInt64, _ method: String, body: [UInt8]) throws -> [UInt8] {
+            var request = Authd_V1_Request()
+            request.id = id
+            request.method = method
+            request.body = Data(body)
+            return try request.serializedBytes()
+        }
+        let first = try request(1, "authd.v1.Account/Get", body: [])
+        let second = try request(2, "authd.v1.Account/UpdateName", body: [0x0A, 0x01, 0x61])
+        let third = try request(3, "authd.v1.Health/Check", body: [9, 9])
+        var read = ByteBuffer(bytes: [0xEE, 0xEE] + first + second + third)
+        read.moveReaderIndex(forwardBy: 2)
+        let frame = first.count..<(first.count + second.count)
+        let envelope = try RequestEnvelope(in: read, frame: frame)
+        XCTAssertEqual(envelope.id, 2)
+        XCTAssertEqual(envelope.methodName(in: read), "authd.v1.Account/UpdateName")
+        XCTAssertEqual(envelope.withBody(in: read, empty: ByteBuffer()) { Array($0.readableBytesView) }, [0x0A, 0x01, 0x61])
+        let empty = ByteBuffer(bytes: [42])
+        let firstEnvelope = try RequestEnvelope(in: read, frame: 0..<first.count)
+        XCTAssertEqual(firstEnvelope.id, 1)
+        XCTAssertEqual(firstEnvelope.withBody(in: read, empty: empty) { Array($0.readableBytesView) }, [42], "no body: the empty buffer given")
+        // A frame cut short of its last field is malformed, though the bytes after it are whole.
+        XCTAssertThrowsError(try RequestEnvelope(in: read, frame: frame.lowerBound..<(frame.upperBound - 1)))
     }
 
     func testTheOtherCredentialsAndNone() throws {
