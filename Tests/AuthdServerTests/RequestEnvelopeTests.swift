@@ -144,7 +144,12 @@ final class RequestEnvelopeTests: XCTestCase {
 
 final class MethodIndexTests: XCTestCase {
     func testEveryMethodIsFoundByItsBytesAndNothingElse() throws {
-        let names = ["authd.v1.Account/Get", "authd.v1.Account/GetPrefs", "authd.v1.Users/Get", "a", ""]
+        // Names the hash cannot tell apart (the same last sixteen bytes and length) share a
+        // slot's probe sequence and are told apart by their bytes.
+        let names = [
+            "authd.v1.Account/Get", "authd.v1.Account/GetPrefs", "authd.v1.Users/Get", "a", "",
+            "xuthd.v1.Account/Get", "xxthd.v1.Account/Get", "x.authd.v1.Account/Get", "short/Get", "exactly16bytes.x",
+        ]
         var table: [String: MethodTable.Entry] = [:]
         for name in names {
             table[name] = MethodTable.Entry(name: name, scopes: [Scope.public], endpoint: .immediate { _, _ in [] })
@@ -154,7 +159,7 @@ final class MethodIndexTests: XCTestCase {
             let found = Array(name.utf8).withUnsafeBytes { index.entry(named: $0) }
             XCTAssertEqual(found?.name, name)
         }
-        for unknown in ["authd.v1.Account/Ge", "authd.v1.Account/Gets", "b", "authd.v1.account/get"] {
+        for unknown in ["authd.v1.Account/Ge", "authd.v1.Account/Gets", "b", "authd.v1.account/get", "yuthd.v1.Account/Get", "exactly16bytes.y"] {
             XCTAssertNil(Array(unknown.utf8).withUnsafeBytes { index.entry(named: $0) }, unknown)
         }
     }
