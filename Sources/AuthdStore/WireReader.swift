@@ -41,6 +41,11 @@ public struct WireReader {
 
     @inlinable
     public mutating func varint() throws(WireFormatError) -> UInt64 {
+        // Tags and most lengths are one byte: no loop for them.
+        if position < end, bytes[position] < 0x80 {
+            position += 1
+            return UInt64(bytes[position - 1])
+        }
         var value: UInt64 = 0
         var shift: UInt64 = 0
         while position < end, shift <= 63 {
