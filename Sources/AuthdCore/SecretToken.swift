@@ -30,18 +30,27 @@ public enum SecretToken {
     @inline(__always)
     static func locator(of bytes: UnsafeRawBufferPointer) -> UInt64 {
         guard bytes.count == locatedSecretLength else { return 0 }
-        var value: UInt64 = 0
-        for i in 0..<16 {
-            let c = bytes[i]
-            let digit: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c &- UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c &- UInt8(ascii: "a") &+ 10
-            default: return 0
+        // Through a table, with no branch per character: the two range checks per character
+        // were half of this function's time on every session check (perf).
+        return hexDigits.withUnsafeBufferPointer { table in
+            var value: UInt64 = 0
+            var invalid: UInt8 = 0
+            for i in 0..<16 {
+                let digit = table[Int(bytes[i])]
+                invalid |= digit
+                value = value << 4 | UInt64(digit & 0x0F)
             }
-            value = value << 4 | UInt64(digit)
+            return invalid & 0xF0 == 0 ? value : 0
         }
-        return value
+    }
+
+    /// Each byte's value as a lowercase hex digit, or 0xF0 when it is not one.
+    private static let hexDigits: [UInt8] = (0...255).map { byte in
+        switch UInt8(byte) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt8(byte) - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt8(byte) - UInt8(ascii: "a") + 10
+        default: 0xF0
+        }
     }
 
     /// `count` bytes from OpenSSL's CSPRNG (`RAND_bytes`: a DRBG per thread, seeded and reseeded

@@ -69,6 +69,10 @@ final class SecretTokenTests: XCTestCase {
         XCTAssertEqual(SecretToken.digest(String(repeating: "g", count: 80)).locator, 0, "not hex")
         XCTAssertEqual(SecretToken.digest("000644E7D407C8B0" + String(repeating: "a", count: 64)).locator, 0, "upper case")
         XCTAssertEqual(SecretToken.digest("abc").locator, 0)
+        XCTAssertEqual(SecretToken.digest("0123456789abcdef" + String(repeating: "a", count: 64)).locator, 0x0123_4567_89AB_CDEF, "every digit")
+        XCTAssertEqual(SecretToken.digest("0123456789abcde/" + String(repeating: "a", count: 64)).locator, 0, "not hex in the last place")
+        XCTAssertEqual(SecretToken.digest("0123456789abcde:" + String(repeating: "a", count: 64)).locator, 0, "not hex in the last place")
+        XCTAssertEqual(SecretToken.digest("g123456789abcdef" + String(repeating: "a", count: 64)).locator, 0, "not hex in the first place")
     }
 
     /// Digests hash by their own first word (no SipHash); as keys they still find exactly the
