@@ -48,25 +48,38 @@ public final class Authorizer: Sendable {
     /// once for all the calls of one read from a connection (they arrived together), instead of
     /// once per call (the clock was 3 % of a session check).
     public func authorize(_ context: RequestContext, requiring required: ScopeMask, at now: Int64) throws -> Call {
-        let caller: Caller
-        // One time serves the expiry check and the accessedAt check.
+        // A session's user is checked as the `SignedIn` the cache holds, which then moves into
+        // the call: going through `Caller` for the scope mask and again for the status copied
+        // the reference twice more (two retains and releases per session check, perf).
         if case .session(let digest) = context.credential {
-            caller = try sessionCaller(digest, now: now)
-        } else {
-            caller = try store.read { try resolve(context, in: $0) }
+            guard let signedIn = try sessionUser(digest, now: now) else {
+                try require(required, of: .guest)
+                return Call(caller: .guest, context: context)
+            }
+            try require(required, of: signedIn.scopeMask)
+            try checkUser(signedIn, now: now)
+            return Call(caller: .user(signedIn), context: context)
         }
-        guard !caller.scopeMask.isDisjoint(with: required) else {
+        let caller = try store.read { try resolve(context, in: $0) }
+        try require(required, of: caller.scopeMask)
+        if case .user(let signedIn) = caller { try checkUser(signedIn, now: now) }
+        return Call(caller: caller, context: context)
+    }
+
+    private func require(_ required: ScopeMask, of held: ScopeMask) throws {
+        guard !held.isDisjoint(with: required) else {
             throw AuthdError.unauthorizedScope(required.names.joined(separator: " or "))
         }
-        if case .user(let signedIn) = caller {
-            guard signedIn.user.status else { throw AuthdError.userBlocked }
-            if now - signedIn.user.accessedAt >= Self.accessRefreshMilliseconds {
-                // The user's id is read only when a refresh is due: on every other call that
-                // would be a retain of a string the other event loops share.
-                refreshAccessedAt(userID: signedIn.user.id, accessedAt: signedIn.user.accessedAt)
-            }
+    }
+
+    /// A blocked user is refused; a user last seen a day ago or more is seen again now.
+    private func checkUser(_ signedIn: SignedIn, now: Int64) throws {
+        guard signedIn.user.status else { throw AuthdError.userBlocked }
+        if now - signedIn.user.accessedAt >= Self.accessRefreshMilliseconds {
+            // The user's id is read only when a refresh is due: on every other call that
+            // would be a retain of a string the other event loops share.
+            refreshAccessedAt(userID: signedIn.user.id, accessedAt: signedIn.user.accessedAt)
         }
-        return Call(caller: caller, context: context)
     }
 
     /// `accessedAt` moves at most once a day (spec 1.3), in a write the call does not wait for.
@@ -85,6 +98,13 @@ public final class Authorizer: Sendable {
     /// The user a session secret (by its digest) signs in, from the session cache when it holds the session.
     /// An unknown or expired session is a guest, as in Appwrite.
     func sessionCaller(_ digest: SecretDigest, now: Int64) throws -> Caller {
+        guard let signedIn = try sessionUser(digest, now: now) else { return .guest }
+        return .user(signedIn)
+    }
+
+    /// The user and session of a session secret (by its digest); nil for an unknown or expired
+    /// session.
+    func sessionUser(_ digest: SecretDigest, now: Int64) throws -> SignedIn? {
         let entry: SignedIn
         if let hit = sessions.lookup(digest) {
             entry = hit
@@ -98,12 +118,12 @@ public final class Authorizer: Sendable {
                 else { return nil }
                 return SignedIn(user: user, session: session)
             }
-            guard let found else { return .guest }
+            guard let found else { return nil }
             sessions.insert(digest, found, readAt: generation)
             entry = found
         }
-        guard entry.session.expire >= now else { return .guest }
-        return .user(entry)
+        guard entry.session.expire >= now else { return nil }
+        return entry
     }
 
     static let accessRefreshMilliseconds: Int64 = 86_400_000

@@ -95,6 +95,9 @@ public final class SignedIn: Sendable, Equatable {
         self.session = session
     }
 
+    /// What a signed-in user holds, as bits.
+    var scopeMask: ScopeMask { user.impersonator ? .impersonator : .user }
+
     public static func == (a: SignedIn, b: SignedIn) -> Bool {
         a === b || (a.user == b.user && a.session == b.session)
     }
@@ -132,7 +135,7 @@ public enum Caller: Sendable, Equatable {
     public var scopeMask: ScopeMask {
         switch self {
         case .guest: .guest
-        case .user(let signedIn): signedIn.user.impersonator ? .impersonator : .user
+        case .user(let signedIn): signedIn.scopeMask
         // Exactly its scopes (plus `public`): signing end users in needs `sessions.write`.
         case .server(let identity): ScopeMask(identity.scopes).union(.public)
         }
