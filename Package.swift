@@ -103,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "authd-load",
             dependencies: [
-                "AuthdClient", "AuthdProto", "AuthdCore",
+                "AuthdClient", "AuthdProto", "AuthdCore", "AuthdStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),

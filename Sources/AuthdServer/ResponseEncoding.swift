@@ -16,30 +16,18 @@ enum ResponseEncoding {
             if id != 0 {
                 out[at] = 0x08  // field 1, varint
                 at += 1
-                at = storeVarint(id, into: out, at: at)
+                at = WireWriter.storeVarint(id, into: out, at: at)
             }
             if !body.isEmpty {
                 out[at] = 0x1A  // field 3, length-delimited
                 at += 1
-                at = storeVarint(UInt64(body.count), into: out, at: at)
+                at = WireWriter.storeVarint(UInt64(body.count), into: out, at: at)
                 body.withUnsafeBytes { out.baseAddress!.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                 at += body.count
             }
             out.storeBytes(of: UInt32(at - 4).bigEndian, toByteOffset: 0, as: UInt32.self)
             return at
         }
-    }
-
-    private static func storeVarint(_ value: UInt64, into out: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
-        var v = value
-        var at = start
-        while v >= 0x80 {
-            out[at] = UInt8(truncatingIfNeeded: v) | 0x80
-            v >>= 7
-            at += 1
-        }
-        out[at] = UInt8(v)
-        return at + 1
     }
 
     static func writeFailure(id: UInt64, error: AuthdError, into buffer: inout ByteBuffer) {

@@ -133,3 +133,21 @@ public struct WireReader {
         position += count
     }
 }
+
+/// Protobuf's wire format written by hand into raw memory, for frames encoded on every call.
+public enum WireWriter {
+    /// Stores `value` as a varint at `start` in `out`, which has room for ten bytes from there;
+    /// returns where it ends.
+    @inlinable
+    public static func storeVarint(_ value: UInt64, into out: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
+        var rest = value
+        var at = start
+        while rest >= 0x80 {
+            out[at] = UInt8(truncatingIfNeeded: rest) | 0x80
+            rest >>= 7
+            at += 1
+        }
+        out[at] = UInt8(rest)
+        return at + 1
+    }
+}

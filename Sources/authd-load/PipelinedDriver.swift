@@ -1,4 +1,5 @@
 import AuthdProto
+import AuthdStore
 import Foundation
 import Histogram
 import NIOCore
@@ -203,17 +204,8 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         isFollowUp[Int(id & UInt64(startedAt.count - 1))] = followUp
         // The length, the id's tag, at most ten bytes of varint, the body.
         _ = outgoing.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + 1 + 10 + body.count) { out in
-            var at = 4
-            out[at] = 0x08  // field 1: id
-            at += 1
-            var value = id
-            while value >= 0x80 {
-                out[at] = UInt8(truncatingIfNeeded: value) | 0x80
-                value >>= 7
-                at += 1
-            }
-            out[at] = UInt8(value)
-            at += 1
+            out[4] = 0x08  // field 1: id
+            var at = WireWriter.storeVarint(id, into: out, at: 5)
             UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + body.count)]).copyMemory(from: body)
             at += body.count
             out.storeBytes(of: UInt32(at - 4).bigEndian, toByteOffset: 0, as: UInt32.self)

@@ -30,4 +30,18 @@ final class WireReaderTests: XCTestCase {
             XCTAssertThrowsError(try reader.string(), "a truncated two-byte sequence after eight ASCII bytes")
         }
     }
+
+    func testVarintsStoredAreReadBackWithTheirLength() throws {
+        for value: UInt64 in [0, 1, 127, 128, 300, 16_383, 16_384, 1 << 35, UInt64.max] {
+            var bytes = [UInt8](repeating: 0xEE, count: 12)
+            let end = bytes.withUnsafeMutableBytes { WireWriter.storeVarint(value, into: $0, at: 1) }
+            let expectedLength = max(1, (64 - value.leadingZeroBitCount + 6) / 7)
+            XCTAssertEqual(end - 1, expectedLength, "\(value)")
+            XCTAssertEqual(bytes[end], 0xEE, "nothing written past the end: \(value)")
+            try bytes.withUnsafeBytes { raw in
+                var reader = WireReader(bytes: raw, range: 1..<end)
+                XCTAssertEqual(try reader.varint(), value)
+            }
+        }
+    }
 }
