@@ -44,23 +44,3 @@ final class AnswerFlusher: @unchecked Sendable {
         waiting.removeAll(keepingCapacity: true)
     }
 }
-
-/// One `AnswerFlusher` per event loop of a group, for the connections that loop serves.
-struct AnswerFlushers: Sendable {
-    private let byLoop: [ObjectIdentifier: AnswerFlusher]
-
-    init(group: any EventLoopGroup) {
-        var byLoop: [ObjectIdentifier: AnswerFlusher] = [:]
-        for loop in group.makeIterator() {
-            byLoop[ObjectIdentifier(loop)] = AnswerFlusher(eventLoop: loop)
-        }
-        self.byLoop = byLoop
-    }
-
-    /// The flusher of `loop`; call on that loop. A loop outside the group (an embedded one in
-    /// tests) gets a flusher of its own.
-    func flusher(for loop: any EventLoop) -> AnswerFlusher {
-        loop.preconditionInEventLoop()
-        return byLoop[ObjectIdentifier(loop)] ?? AnswerFlusher(eventLoop: loop)
-    }
-}

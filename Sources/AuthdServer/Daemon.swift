@@ -33,7 +33,7 @@ public enum Daemon {
             options: UnixSocketServer.Options(
                 socketPath: configuration.socketPath, socketMode: mode_t(configuration.socketMode),
                 maximumFrameBytes: configuration.maximumFrameBytes),
-            methods: MethodTable(authorizer: authorizer, directory: directory, jwt: jwt), group: group, logger: logger)
+            methods: { MethodTable(authorizer: authorizer, directory: directory, jwt: jwt) }, group: group, logger: logger)
         // Shutdown runs in reverse order: the listener drains first, then the store closes.
         let services = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -23,13 +23,16 @@ public final class UnixSocketServer: Service, Sendable {
     }
 
     private let options: Options
-    private let methods: MethodTable
+    private let makeMethods: @Sendable () -> MethodTable
     private let group: any EventLoopGroup
     private let logger: Logger
 
-    public init(options: Options, methods: MethodTable, group: any EventLoopGroup, logger: Logger) {
+    /// `makeMethods` is called once per event loop: each loop's connections share a table of
+    /// their own, so that the counts of its entries and closures, taken on every call, stay in
+    /// that loop's CPU cache instead of bouncing between the loops' cores.
+    public init(options: Options, methods makeMethods: @escaping @Sendable () -> MethodTable, group: any EventLoopGroup, logger: Logger) {
         self.options = options
-        self.methods = methods
+        self.makeMethods = makeMethods
         self.group = group
         self.logger = logger
     }
@@ -37,10 +40,10 @@ public final class UnixSocketServer: Service, Sendable {
     public func run() async throws {
         try Self.claimSocketPath(options.socketPath)
         let quiescing = ServerQuiescingHelper(group: group)
-        let methods = self.methods
+        let methods = PerLoop(group: group) { _ in makeMethods() }
         let logger = self.logger
         let maximumFrameBytes = options.maximumFrameBytes
-        let flushers = AnswerFlushers(group: group)
+        let flushers = PerLoop(group: group) { AnswerFlusher(eventLoop: $0) }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelInitializer { channel in
@@ -51,7 +54,7 @@ public final class UnixSocketServer: Service, Sendable {
             .childChannelInitializer { channel in
                 Self.peerCredentials(of: channel).flatMapThrowing { peer in
                     try Self.installHandlers(
-                        on: channel, methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes,
+                        on: channel, methods: methods[channel.eventLoop]!, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes,
                         flushers: flushers)
                 }
             }
@@ -87,9 +90,10 @@ public final class UnixSocketServer: Service, Sendable {
 
     static func installHandlers(
         on channel: any Channel, methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int,
-        flushers: AnswerFlushers?
+        flushers: PerLoop<AnswerFlusher>?
     ) throws {
-        let flusher = flushers?.flusher(for: channel.eventLoop) ?? AnswerFlusher(eventLoop: channel.eventLoop)
+        channel.eventLoop.preconditionInEventLoop()
+        let flusher = flushers?[channel.eventLoop] ?? AnswerFlusher(eventLoop: channel.eventLoop)
         try channel.pipeline.syncOperations.addHandler(
             RequestHandler(
                 methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes, flusher: flusher))

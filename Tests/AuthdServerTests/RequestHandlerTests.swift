@@ -108,7 +108,7 @@ final class RequestHandlerTests: XCTestCase {
 
     func testTheConnectionsOfOneLoopAreFlushedTogether() throws {
         let loop = channel.embeddedEventLoop
-        let flushers = AnswerFlushers(group: loop)
+        let flushers = PerLoop(group: loop) { AnswerFlusher(eventLoop: $0) }
         let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
         let methods = MethodTable(authorizer: Authorizer(store: store), directory: directory, jwt: JWTIssuer(directory: directory))
         let channels = [EmbeddedChannel(loop: loop), EmbeddedChannel(loop: loop)]
