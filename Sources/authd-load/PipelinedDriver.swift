@@ -252,21 +252,27 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
 
     private func answered(_ context: ChannelHandlerContext, frame: UnsafeRawBufferPointer, at now: NIODeadline) {
         inFlight -= 1
-        // A response starts with its id (field 1) and then, on failure only, field 2.
-        var at = 1
-        guard frame.first == 0x08, let id = Self.readVarint(frame, at: &at) else {
+        // A response starts with its id (field 1) and then, on failure only, field 2; a success
+        // with an answer carries it as field 3.
+        var reader = WireReader(bytes: frame)
+        guard let tag = try? reader.nextTag(), tag == (1, .varint), let id = try? reader.varint() else {
             recordError("an answer without an id")
             return
         }
+        let next = try? reader.nextTag()
         let slot = Int(id & UInt64(startedAt.count - 1))
         let start = startedAt[slot]
-        if at < frame.count, frame[at] == 0x12 {
+        if next?.0 == 2 {
             let response = try? Authd_V1_Response(serializedBytes: Array(frame))
             recordError(response.map { "\($0.error.type): \($0.error.message)" } ?? "an undecodable error")
         } else if let followUp, !isFollowUp[slot] {
             // The unit's first call: its answer makes the second, which keeps the unit's start.
             do {
-                try followUp(try Self.body(of: frame, at: at)).withUnsafeBytes { write($0, startedAt: start, followUp: true) }
+                var body = UnsafeRawBufferPointer(start: nil, count: 0)
+                if let next, next == (3, .lengthDelimited) {
+                    body = UnsafeRawBufferPointer(rebasing: frame[try reader.lengthDelimited()])
+                }
+                try followUp(body).withUnsafeBytes { write($0, startedAt: start, followUp: true) }
                 return
             } catch {
                 recordError("an answer the follow-up could not use: \(error)")
@@ -280,18 +286,6 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
             if now < end { send(context, startedAt: now) } else { stopped = true }
         }
         if stopped && inFlight == 0 { stop(context) }
-    }
-
-    struct TruncatedAnswer: Error {}
-
-    /// The `body` field (3) of a successful answer, whose id ends at `at`; empty when absent.
-    private static func body(of frame: UnsafeRawBufferPointer, at start: Int) throws -> UnsafeRawBufferPointer {
-        guard start < frame.count, frame[start] == 0x1A else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        var at = start + 1
-        guard let length = readVarint(frame, at: &at), length <= UInt64(frame.count - at) else {
-            throw TruncatedAnswer()
-        }
-        return UnsafeRawBufferPointer(rebasing: frame[at..<(at + Int(length))])
     }
 
     private func recordError(_ text: String) {
@@ -320,20 +314,6 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         timer?.cancel()
         timer = nil
         finished.succeed(Outcome(histogram: histogram, firstError: firstError))
-    }
-
-    private static func readVarint(_ bytes: UnsafeRawBufferPointer, at position: inout Int) -> UInt64? {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while position < bytes.count {
-            let byte = bytes[position]
-            position += 1
-            value |= UInt64(byte & 0x7F) << shift
-            if byte < 0x80 { return value }
-            shift += 7
-            if shift > 63 { return nil }
-        }
-        return nil
     }
 }
 
