@@ -9,6 +9,7 @@ public final class Authorizer: Sendable {
     let peerPolicy: PeerPolicy
     let jwt: JWTIssuer?
     let sessions: SessionCache
+    let apiKeys: ApiKeyCache
     /// Users whose `accessedAt` refresh is queued, so a burst of calls queues one write.
     private let refreshing = Mutex<Set<String>>([])
 
@@ -16,7 +17,7 @@ public final class Authorizer: Sendable {
     /// cache off.
     public init(
         store: any AuthStore, clock: any WallClock = SystemWallClock(), peerPolicy: PeerPolicy = PeerPolicy(),
-        jwt: JWTIssuer? = nil, sessionCacheSize: Int = 100_000
+        jwt: JWTIssuer? = nil, sessionCacheSize: Int = 100_000, apiKeyCacheSize: Int = 1024
     ) {
         self.store = store
         self.clock = clock
@@ -24,11 +25,19 @@ public final class Authorizer: Sendable {
         self.jwt = jwt
         let sessions = SessionCache(capacity: sessionCacheSize)
         self.sessions = sessions
-        store.observeCommits { sessions.invalidate($0) }
+        let apiKeys = ApiKeyCache(capacity: apiKeyCacheSize)
+        self.apiKeys = apiKeys
+        store.observeCommits { changes in
+            sessions.invalidate(changes)
+            apiKeys.invalidate(changes)
+        }
     }
 
     /// Sessions held decoded in the session cache.
     public var cachedSessions: Int { sessions.count }
+
+    /// API keys held in the key cache.
+    public var cachedApiKeys: Int { apiKeys.count }
 
     /// The caller, when it holds at least one of `scopes`; `general_unauthorized_scope`
     /// otherwise, and `user_blocked` for a blocked user.
@@ -51,7 +60,8 @@ public final class Authorizer: Sendable {
         // A session's user is checked as the `SignedIn` the cache holds, which then moves into
         // the call: going through `Caller` for the scope mask and again for the status copied
         // the reference twice more (two retains and releases per session check, perf).
-        if case .session(let digest) = context.credential {
+        switch context.credential {
+        case .session(let digest):
             guard let signedIn = try sessionUser(digest, now: now) else {
                 try require(required, of: .guest)
                 return Call(caller: .guest, context: context)
@@ -59,6 +69,17 @@ public final class Authorizer: Sendable {
             try require(required, of: signedIn.scopeMask)
             try checkUser(signedIn, now: now)
             return Call(caller: .user(signedIn), context: context)
+        // Server callers are resolved without a read transaction: a mapped peer from the
+        // policy alone, an API key from the key cache.
+        case .none:
+            let caller = peerCaller(context.peer)
+            try require(required, of: caller.scopeMask)
+            return Call(caller: caller, context: context)
+        case .apiKey(let secret):
+            let identity = try apiKeyIdentity(SecretToken.digest(secret), now: now)
+            try require(required, of: identity.scopeMask)
+            return Call(caller: .server(identity), context: context)
+        case .jwt: break
         }
         let caller = try store.read { try resolve(context, in: $0) }
         try require(required, of: caller.scopeMask)
@@ -128,6 +149,47 @@ public final class Authorizer: Sendable {
 
     static let accessRefreshMilliseconds: Int64 = 86_400_000
 
+    /// A mapped peer is a server with its grant; anyone else with no credential is a guest.
+    private func peerCaller(_ peer: PeerCredentials?) -> Caller {
+        guard let peer, let grant = peerPolicy.grant(for: peer) else { return .guest }
+        return .server(ServerIdentity(kind: .peer(peer), scopes: grant.scopes, scopeMask: grant.mask))
+    }
+
+    /// The server an API key (by the digest of its secret) makes the caller, from the key cache
+    /// when it holds the key. An expired key is refused on every use, cached or not.
+    func apiKeyIdentity(_ digest: SecretDigest, now: Int64) throws -> ServerIdentity {
+        let entry: ApiKeyCache.Entry
+        if let hit = apiKeys.lookup(digest) {
+            entry = hit
+        } else {
+            let generation = apiKeys.generation
+            let presented = digest.bytes
+            entry = try store.read { try apiKeyEntry(presented, in: $0) }
+            apiKeys.insert(digest, entry, readAt: generation)
+        }
+        return try usable(entry, now: now)
+    }
+
+    /// The key whose secret hashes to `presented`; unknown and revoked keys are refused.
+    private func apiKeyEntry(_ presented: [UInt8], in reader: any StoreReader) throws -> ApiKeyCache.Entry {
+        guard let keyID = try reader.apiKeyID(secretHash: presented), let key = try reader.apiKey(id: keyID),
+            SecretToken.constantTimeEquals(key.secretHash, presented), key.revokedAt == 0
+        else {
+            throw AuthdError(
+                type: "general_unauthorized_scope", code: 401,
+                message: "The API key is unknown or revoked: create one with `authctl keys create`.")
+        }
+        return ApiKeyCache.Entry(identity: ServerIdentity(kind: .apiKey(id: key.id), scopes: Set(key.scopes)), expire: key.expire)
+    }
+
+    private func usable(_ key: ApiKeyCache.Entry, now: Int64) throws -> ServerIdentity {
+        if key.expire != 0 && key.expire < now {
+            throw AuthdError(
+                type: "project_key_expired", code: 401, message: "The API key has expired: create a new one.")
+        }
+        return key.identity
+    }
+
     /// A session secret makes the caller that user (a mapped peer relaying its end user's
     /// session acts for that user); an API key makes it a server with the key's scopes; with no
     /// credential, a mapped peer is a server and anyone else a guest. An unknown or expired
@@ -135,26 +197,11 @@ public final class Authorizer: Sendable {
     public func resolve(_ context: RequestContext, in reader: any StoreReader) throws -> Caller {
         switch context.credential {
         case .none:
-            if let peer = context.peer, let scopes = peerPolicy.scopes(for: peer) {
-                return .server(ServerIdentity(kind: .peer(peer), scopes: scopes))
-            }
-            return .guest
+            return peerCaller(context.peer)
         case .session(let digest):
             return try sessionCaller(digest, now: clock.now())
         case .apiKey(let secret):
-            let presented = SecretToken.hash(secret)
-            guard let keyID = try reader.apiKeyID(secretHash: presented), let key = try reader.apiKey(id: keyID),
-                SecretToken.constantTimeEquals(key.secretHash, presented), key.revokedAt == 0
-            else {
-                throw AuthdError(
-                    type: "general_unauthorized_scope", code: 401,
-                    message: "The API key is unknown or revoked: create one with `authctl keys create`.")
-            }
-            if key.expire != 0 && key.expire < clock.now() {
-                throw AuthdError(
-                    type: "project_key_expired", code: 401, message: "The API key has expired: create a new one.")
-            }
-            return .server(ServerIdentity(kind: .apiKey(id: key.id), scopes: Set(key.scopes)))
+            return .server(try usable(apiKeyEntry(SecretToken.hash(secret), in: reader), now: clock.now()))
         case .jwt(let token):
             guard let jwt else {
                 throw AuthdError(type: "user_jwt_invalid", code: 401, message: "This authd issues no JWTs.")

@@ -63,6 +63,12 @@ public struct ScopeMask: OptionSet, Sendable, Hashable {
     static let user = ScopeMask(Scope.user)
     static let impersonator = ScopeMask(Scope.user.union([Scope.usersRead]))
     static let `public` = ScopeMask([Scope.public])
+    static let operators = server(Scope.operatorScopes)
+
+    /// What a server with `scopes` holds: exactly those, plus `public`.
+    static func server(_ scopes: some Sequence<String>) -> ScopeMask {
+        ScopeMask(scopes).union(.public)
+    }
 }
 
 /// A caller with server rights: an API key, or a process mapped by its Unix credentials.
@@ -72,12 +78,24 @@ public struct ServerIdentity: Sendable, Equatable {
         case peer(PeerCredentials)
     }
 
-    public var kind: Kind
-    public var scopes: Set<String>
+    public let kind: Kind
+    public let scopes: Set<String>
+    /// `scopes` as bits, plus `public`, worked out once: a server's every call checks them, and
+    /// each check went through every name (perf).
+    let scopeMask: ScopeMask
 
     public init(kind: Kind, scopes: Set<String>) {
         self.kind = kind
         self.scopes = scopes
+        // Exactly its scopes (plus `public`): signing end users in needs `sessions.write`.
+        scopeMask = .server(scopes)
+    }
+
+    /// With the mask already worked out (`ScopeMask.server(_:)` of `scopes`).
+    init(kind: Kind, scopes: Set<String>, scopeMask: ScopeMask) {
+        self.kind = kind
+        self.scopes = scopes
+        self.scopeMask = scopeMask
     }
 }
 
@@ -136,8 +154,7 @@ public enum Caller: Sendable, Equatable {
         switch self {
         case .guest: .guest
         case .user(let signedIn): signedIn.scopeMask
-        // Exactly its scopes (plus `public`): signing end users in needs `sessions.write`.
-        case .server(let identity): ScopeMask(identity.scopes).union(.public)
+        case .server(let identity): identity.scopeMask
         }
     }
 
@@ -200,21 +217,36 @@ public struct Call: Sendable, Equatable {
 /// Which Unix users and groups get server scopes without a key.
 public struct PeerPolicy: Sendable, Equatable {
     /// uids with every scope, API key management included.
-    public var operatorUIDs: Set<UInt32>
-    public var uidScopes: [UInt32: Set<String>]
-    public var gidScopes: [UInt32: Set<String>]
+    public let operatorUIDs: Set<UInt32>
+    public let uidScopes: [UInt32: Set<String>]
+    public let gidScopes: [UInt32: Set<String>]
+    /// The same grants as bits, worked out once: a mapped peer's every call is checked against
+    /// them (a backend service connected as a mapped peer makes all its calls this way).
+    private let uidMasks: [UInt32: ScopeMask]
+    private let gidMasks: [UInt32: ScopeMask]
 
     public init(operatorUIDs: Set<UInt32> = [], uidScopes: [UInt32: Set<String>] = [:], gidScopes: [UInt32: Set<String>] = [:]) {
         self.operatorUIDs = operatorUIDs
         self.uidScopes = uidScopes
         self.gidScopes = gidScopes
+        uidMasks = uidScopes.mapValues { ScopeMask.server($0) }
+        gidMasks = gidScopes.mapValues { ScopeMask.server($0) }
     }
 
     /// The scopes of a peer, or nil when it is not mapped (a plain client).
     public func scopes(for peer: PeerCredentials) -> Set<String>? {
-        if operatorUIDs.contains(peer.uid) { return Scope.operatorScopes }
-        let granted = (uidScopes[peer.uid] ?? []).union(gidScopes[peer.gid] ?? [])
-        let mapped = uidScopes[peer.uid] != nil || gidScopes[peer.gid] != nil
-        return mapped ? granted : nil
+        grant(for: peer)?.scopes
+    }
+
+    /// The scopes of a peer and their mask, or nil when it is not mapped (a plain client).
+    func grant(for peer: PeerCredentials) -> (scopes: Set<String>, mask: ScopeMask)? {
+        if operatorUIDs.contains(peer.uid) { return (Scope.operatorScopes, .operators) }
+        switch (uidScopes[peer.uid], gidScopes[peer.gid]) {
+        case (nil, nil): return nil
+        case (let byUID?, nil): return (byUID, uidMasks[peer.uid] ?? .server(byUID))
+        case (nil, let byGID?): return (byGID, gidMasks[peer.gid] ?? .server(byGID))
+        case (let byUID?, let byGID?):
+            return (byUID.union(byGID), (uidMasks[peer.uid] ?? .server(byUID)).union(gidMasks[peer.gid] ?? .server(byGID)))
+        }
     }
 }

@@ -21,6 +21,7 @@ class DomainTestCase: XCTestCase {
     var store: LMDBStore!
     var pool: BlockingPool!
     var clock: ManualClock!
+    var directory: Directory!
     var accounts: Accounts!
     var authorizer: Authorizer!
 
@@ -29,7 +30,7 @@ class DomainTestCase: XCTestCase {
         store = try LMDBStore(directory: folder)
         pool = BlockingPool(threads: 2)
         clock = ManualClock()
-        let directory = try Directory(
+        directory = try Directory(
             store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool, clock: clock,
             sessionPolicy: SessionPolicy(durationSeconds: 3600, limit: 3))
         accounts = Accounts(directory: directory)
