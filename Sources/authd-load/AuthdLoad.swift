@@ -137,8 +137,17 @@ struct Validate: AsyncParsableCommand {
     @Option(help: "pipelined: pre-encoded calls straight over NIO, as redis-benchmark drives Redis; client: one AuthdClient call (a task) per call.")
     var driver = "pipelined"
 
+    @Option(
+        name: .customLong("as"),
+        help: ArgumentHelp(
+            "session: each user checks their own session (Account/Get). api-key: a backend looks the users up (Users/Get) with --api-key, or with a users.read key this tool makes as an operator peer. peer: the same with no credential, as a mapped Unix peer."
+        ))
+    var caller = "session"
+
     func run() async throws {
         guard ["pipelined", "client"].contains(driver) else { throw ValidationError("--driver is pipelined or client") }
+        guard ["session", "api-key", "peer"].contains(caller) else { throw ValidationError("--as is session, api-key or peer") }
+        if caller != "session" { return try await runAsServer() }
         let all: [String]
         if let secrets {
             all = try readSecrets(secrets, sample: sample)
@@ -171,6 +180,47 @@ struct Validate: AsyncParsableCommand {
             for client in clients { await client.close() }
         }
         print(result.report(scenario: "validate", json: options.json, extra: ["driver": driver, "sessions": all.count]))
+    }
+
+    /// Users/Get of the run's users by a server caller: the check a backend makes when it acts
+    /// for its users, with its API key or as a mapped peer.
+    func runAsServer() async throws {
+        let client = try await AuthdClient.connect(socketPath: options.socket)
+        let credentials: Credentials
+        if caller == "peer" {
+            credentials = .none
+        } else if let key = options.apiKey {
+            credentials = .apiKey(key)
+        } else {
+            credentials = .apiKey(try await client.createKey(name: "authd-load", scopes: [Scope.usersRead]).secret)
+        }
+        let users = try await options.createUsers(client, password: nil).map(\.id)
+        await client.close()
+        if !options.json {
+            print("validate: Users/Get of \(users.count) users as \(caller); \(options.connections) connections × \(options.pipeline) in flight; \(driver) driver")
+        }
+        let result: LoadRun.Result
+        if driver == "pipelined" {
+            let requests = try users.map { userID in
+                var input = Authd_V1_UserIdRequest()
+                input.userID = userID
+                var request = Authd_V1_Request()
+                request.method = "authd.v1.Users/Get"
+                request.body = try input.serializedBytes()
+                if case .apiKey(let key) = credentials { request.credentials.apiKey = key }
+                let bytes: [UInt8] = try request.serializedBytes()
+                return bytes
+            }
+            result = try await options.driver.run(requests: requests, progress: !options.json)
+        } else {
+            let clients = try await options.connect()
+            result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
+                _ = try await client.getUser(userID: users[worker % users.count], credentials: credentials)
+                return 0
+            }
+            for client in clients { await client.close() }
+        }
+        print(result.report(scenario: "validate", json: options.json, extra: ["driver": driver, "caller": caller, "users": users.count]))
     }
 
     func readSecrets(_ path: String, sample: Int) throws -> [String] {

@@ -129,6 +129,20 @@ final class LoadToolTests: XCTestCase {
         XCTAssertGreaterThan(samples.first?["open_files"] as? Int ?? 0, 0)
     }
 
+    func testValidateAsAServerLooksTheUsersUp() async throws {
+        // api-key: the tool makes a users.read key as an operator peer; peer: Users/Get with no
+        // credential, as that peer.
+        daemon = try await DaemonProcess.start(extraArguments: ["--set", "operator_uids=\(getuid())"])
+        for caller in ["api-key", "peer"] {
+            for driver in ["pipelined", "client"] {
+                let run = try load(["validate", "--as", caller, "--driver", driver] + quick)
+                XCTAssertEqual(run["caller"] as? String, caller)
+                XCTAssertGreaterThan(run["calls"] as? Int ?? 0, 0, "\(caller) (\(driver))")
+                XCTAssertEqual(run["errors"] as? Int, 0, "\(caller) (\(driver)): \(run)")
+            }
+        }
+    }
+
     func testPopulateLoadsTheStoreAndItsSecretsValidate() async throws {
         let client = try await startMapped()
         let secrets = daemon.directory.appendingPathComponent("secrets.txt").path
