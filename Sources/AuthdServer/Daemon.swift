@@ -12,6 +12,9 @@ public enum Daemon {
         guard configuration.argon2.memoryKiB >= 8 * configuration.argon2.parallelism else {
             throw DaemonError("argon2_memory_kib must be at least 8 × argon2_parallelism")
         }
+        if SwiftRuntime.skipExclusivityChecksInRelease() {
+            logger.debug("runtime exclusivity checks off (release build)")
+        }
         let store = try LMDBStore(
             directory: configuration.dataDirectory,
             options: LMDBStore.Options(
