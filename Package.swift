@@ -8,7 +8,8 @@ import class Foundation.ProcessInfo
 // The daemon's own modules skip the runtime exclusivity checks in release builds: on the
 // session-validation path they cost about a sixth of the daemon's CPU (perf, issue 5). Debug
 // builds, which the tests use, keep them. Also set on authd-load. Not set on the library products (AuthdClient,
-// AuthdProto), which other packages may depend on.
+// AuthdProto), which other packages may depend on; in the daemon's process the runtime's own switch turns their
+// checks off too (AuthdServer's SwiftRuntime, release builds only).
 let daemonSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 let package = Package(
     name: "authd",
