@@ -41,6 +41,8 @@ public final class Directory: Sendable {
     /// as for a known one and does not reveal which emails have accounts.
     let decoyHash: String
     let rateLimiter: RateLimiter
+    /// Users looked up by id (`Users/Get`), shared by every event loop's `Users`.
+    let users: UserCache
 
     public init(
         store: any AuthStore, hasher: PasswordHasher, hashingPool: BlockingPool,
@@ -55,7 +57,17 @@ public final class Directory: Sendable {
         self.logger = logger
         self.decoyHash = try hasher.hash(SecretToken.generate())
         self.rateLimiter = RateLimiter(store: store, clock: clock)
+        let users = UserCache(capacity: Self.cachedUsers)
+        self.users = users
+        store.observeCommits { users.invalidate($0) }
     }
+
+    /// How many users `Users/Get` keeps decoded: a few thousand cover the users a backend is
+    /// working with at a time, at about a kilobyte each.
+    static let cachedUsers = 10_000
+
+    /// Users held in the user cache.
+    public var cachedUsers: Int { users.count }
 
     /// The store's work and size, for `Health/Stats`.
     public func storeStatistics() throws -> StoreStatistics {

@@ -48,9 +48,20 @@ public final class Users: Sendable {
 
     /// `Users/Get`.
     public func get(userID: String, call: Call) throws -> UserRecord {
+        try lookUp(userID: userID, call: call).user
+    }
+
+    /// `Users/Get`, with the user cache's entry, so that a transport can keep its encoding of the
+    /// answer with it.
+    public func lookUp(userID: String, call: Call) throws -> CachedUser {
         try Identifiers.requireKey(userID, name: "userId")
+        let cache = directory.users
+        if let hit = cache.lookup(userID) { return hit }
+        let generation = cache.generation
         guard let user = try store.read({ try $0.user(id: userID) }) else { throw AuthdError.userNotFound }
-        return user
+        let entry = CachedUser(user)
+        cache.insert(entry, readAt: generation)
+        return entry
     }
 
     /// `Users/Delete`: the user with their sessions and tokens.

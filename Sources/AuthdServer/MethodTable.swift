@@ -198,8 +198,11 @@ public struct MethodTable: Sendable {
              .scryptModified($0.password, salt: $0.passwordSalt, saltSeparator: $0.passwordSaltSeparator, signerKey: $0.passwordSignerKey),
              $0.hasName ? $0.name : nil)
         }
-        add("Users", "Get", read, .immediate(Authd_V1_UserIdRequest.self) { r, call in
-            Authd_V1_User(try users.get(userID: r.userID, call: call), for: call)
+        // A backend's most frequent lookup: the encoded answer is kept with the user cache's
+        // entry (built once per version of the user and kind of caller).
+        add("Users", "Get", read, .immediateEncoded(Authd_V1_UserIdRequest.self) { r, call in
+            let cached = try users.lookUp(userID: r.userID, call: call)
+            return try cached.encoded(for: call) { try Authd_V1_User(cached.user, for: call).serializedBytes() }
         })
         add("Users", "Delete", write, .deferred(Authd_V1_UserIdRequest.self) { r, call in
             try await users.delete(userID: r.userID, call: call)
