@@ -83,12 +83,14 @@ final class ServerCallerTests: DomainTestCase {
         XCTAssertNotNil(cache.lookup(digest))
     }
 
-    func testAFullCacheStartsOverAndAZeroSizedOneKeepsNothing() {
+    func testAFullCacheLetsItsOldestKeyGoAndAZeroSizedOneKeepsNothing() {
         let full = ApiKeyCache(capacity: 2)
         let entry = ApiKeyCache.Entry(identity: ServerIdentity(kind: .apiKey(id: "k"), scopes: []), expire: 0)
         let digests = (0..<3).map { SecretToken.digest("secret-\($0)") }
         for digest in digests { full.insert(digest, entry, readAt: full.generation) }
-        XCTAssertEqual(full.count, 1)
+        XCTAssertEqual(full.count, 2)
+        XCTAssertNil(full.lookup(digests[0]))
+        XCTAssertNotNil(full.lookup(digests[1]))
         XCTAssertNotNil(full.lookup(digests[2]))
         let none = ApiKeyCache(capacity: 0)
         none.insert(digests[0], entry, readAt: none.generation)

@@ -1,0 +1,83 @@
+import Synchronization
+
+/// Records read from the store and kept, by key, for as long as no commit changes them; the
+/// common part of the API-key and user caches.
+///
+/// Never staler than the store: the owner drops what a commit changed from the store's commit
+/// observer, before the commit is acknowledged, and a value read from a snapshot that such a
+/// commit overtook is not kept (the generation noted before the read must still be current at
+/// `insert`). Full, it lets its oldest entry go (first in, first out).
+final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private struct State {
+        var entries: [Key: Value] = [:]
+        /// Keys in the order they were added, oldest from `oldest` on; some may have been
+        /// dropped since (dropping does not search this).
+        var order: [Key] = []
+        var oldest = 0
+        /// Moves on every drop; a reader notes it before opening its snapshot.
+        var generation: UInt64 = 0
+    }
+
+    let capacity: Int
+    private let state = Mutex(State())
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func lookup(_ key: Key) -> Value? {
+        state.withLock { $0.entries[key] }
+    }
+
+    /// The generation to pass to `insert`, for a snapshot opened after this call.
+    var generation: UInt64 {
+        state.withLock { $0.generation }
+    }
+
+    /// Keeps `value` unless something was dropped since `generation` was read.
+    func insert(_ value: Value, for key: Key, readAt generation: UInt64) {
+        guard capacity > 0 else { return }
+        let capacity = capacity
+        state.withLock { state in
+            guard state.generation == generation, state.entries[key] == nil else { return }
+            while state.entries.count >= capacity, state.oldest < state.order.count {
+                state.entries[state.order[state.oldest]] = nil
+                state.oldest += 1
+            }
+            state.entries[key] = value
+            state.order.append(key)
+            if state.oldest > capacity || state.order.count > 2 * capacity + 64 {
+                // Mostly keys dropped since: keep those still held, in their order.
+                state.order = state.order[state.oldest...].filter { state.entries[$0] != nil }
+                state.oldest = 0
+            }
+        }
+    }
+
+    /// Drops `keys` (a commit changed them).
+    func drop(_ keys: Set<Key>) {
+        state.withLock { state in
+            state.generation &+= 1
+            guard !state.entries.isEmpty else { return }
+            // A commit names a hundred keys or more when sign-ins run at full rate, and this
+            // runs on the writer's thread before the commit's answers: walk the smaller side.
+            if state.entries.count < keys.count {
+                state.entries = state.entries.filter { !keys.contains($0.key) }
+            } else {
+                for key in keys { state.entries[key] = nil }
+            }
+        }
+    }
+
+    /// Drops everything.
+    func dropAll() {
+        state.withLock { state in
+            state.generation &+= 1
+            state.entries.removeAll()
+            state.order.removeAll()
+            state.oldest = 0
+        }
+    }
+
+    var count: Int { state.withLock { $0.entries.count } }
+}
