@@ -161,25 +161,34 @@ struct Validate: AsyncParsableCommand {
         if !options.json {
             print("validate: \(all.count) sessions; \(options.connections) connections × \(options.pipeline) in flight; \(driver) driver\(options.rate > 0 ? "; open loop at \(options.rate)/s" : "")")
         }
-        let result: LoadRun.Result
-        if driver == "pipelined" {
-            let requests = try all.map { secret in
-                var request = Authd_V1_Request()
-                request.method = "authd.v1.Account/Get"
-                request.credentials.session = secret
-                let bytes: [UInt8] = try request.serializedBytes()
-                return bytes
-            }
-            result = try await options.driver.run(requests: requests, progress: !options.json)
-        } else {
-            let clients = try await options.connect()
-            result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
-                _ = try await client.getAccount(credentials: .session(all[worker % all.count]))
-                return 0
-            }
-            for client in clients { await client.close() }
-        }
+        let result = try await drive(
+            requests: {
+                try all.map { secret in
+                    var request = Authd_V1_Request()
+                    request.method = "authd.v1.Account/Get"
+                    request.credentials.session = secret
+                    return try request.serializedBytes()
+                }
+            },
+            call: { worker, client in _ = try await client.getAccount(credentials: .session(all[worker % all.count])) })
         print(result.report(scenario: "validate", json: options.json, extra: ["driver": driver, "sessions": all.count]))
+    }
+
+    /// Runs the load with the chosen driver: the pipelined one sends `requests` (serialized
+    /// `authd.v1.Request`s without an id), the client one makes `call` per call.
+    private func drive(
+        requests: () throws -> [[UInt8]], call: @escaping @Sendable (_ worker: Int, AuthdClient) async throws -> Void
+    ) async throws -> LoadRun.Result {
+        if driver == "pipelined" {
+            return try await options.driver.run(requests: requests(), progress: !options.json)
+        }
+        let clients = try await options.connect()
+        let result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
+            try await call(worker, client)
+            return 0
+        }
+        for client in clients { await client.close() }
+        return result
     }
 
     /// Users/Get of the run's users by a server caller: the check a backend makes when it acts
@@ -199,27 +208,15 @@ struct Validate: AsyncParsableCommand {
         if !options.json {
             print("validate: Users/Get of \(users.count) users as \(caller); \(options.connections) connections × \(options.pipeline) in flight; \(driver) driver")
         }
-        let result: LoadRun.Result
-        if driver == "pipelined" {
-            let requests = try users.map { userID in
-                var input = Authd_V1_UserIdRequest()
-                input.userID = userID
-                var request = Authd_V1_Request()
-                request.method = "authd.v1.Users/Get"
-                request.body = try input.serializedBytes()
-                if case .apiKey(let key) = credentials { request.credentials.apiKey = key }
-                let bytes: [UInt8] = try request.serializedBytes()
-                return bytes
-            }
-            result = try await options.driver.run(requests: requests, progress: !options.json)
-        } else {
-            let clients = try await options.connect()
-            result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
-                _ = try await client.getUser(userID: users[worker % users.count], credentials: credentials)
-                return 0
-            }
-            for client in clients { await client.close() }
-        }
+        let result = try await drive(
+            requests: {
+                try users.map { userID in
+                    var input = Authd_V1_UserIdRequest()
+                    input.userID = userID
+                    return try encodedRequest("authd.v1.Users/Get", body: input.serializedBytes(), credentials: credentials)
+                }
+            },
+            call: { worker, client in _ = try await client.getUser(userID: users[worker % users.count], credentials: credentials) })
         print(result.report(scenario: "validate", json: options.json, extra: ["driver": driver, "caller": caller, "users": users.count]))
     }
 
@@ -275,11 +272,7 @@ struct Tokens: AsyncParsableCommand {
     static func createTokenRequest(userID: String, server: Credentials) throws -> [UInt8] {
         var input = Authd_V1_CreateUserTokenRequest()
         input.userID = userID
-        var request = Authd_V1_Request()
-        request.method = "authd.v1.Users/CreateToken"
-        request.body = try input.serializedBytes()
-        if case .apiKey(let key) = server { request.credentials.apiKey = key }
-        return try request.serializedBytes()
+        return try encodedRequest("authd.v1.Users/CreateToken", body: input.serializedBytes(), credentials: server)
     }
 
     /// Redeems the token in `answerBody` (an `authd.v1.Token`) for a session.
@@ -650,4 +643,14 @@ final class Collected<Value>: @unchecked Sendable {
     private let lock = NSLock()
     func append(_ value: Value) { lock.withLock { storage.append(value) } }
     var values: [Value] { lock.withLock { storage } }
+}
+
+/// A serialized `authd.v1.Request` without an id (the pipelined driver numbers them), with a
+/// server's API key when it calls with one.
+func encodedRequest(_ method: String, body: Data, credentials: Credentials) throws -> [UInt8] {
+    var request = Authd_V1_Request()
+    request.method = method
+    request.body = body
+    if case .apiKey(let key) = credentials { request.credentials.apiKey = key }
+    return try request.serializedBytes()
 }
