@@ -75,8 +75,8 @@ public final class Authorizer: Sendable {
             let caller = peerCaller(context.peer)
             try require(required, of: caller.scopeMask)
             return Call(caller: caller, context: context)
-        case .apiKey(let secret):
-            let identity = try apiKeyIdentity(SecretToken.digest(secret), now: now)
+        case .apiKey(let digest):
+            let identity = try apiKeyIdentity(digest, now: now)
             try require(required, of: identity.scopeMask)
             return Call(caller: .server(identity), context: context)
         case .jwt: break
@@ -200,8 +200,8 @@ public final class Authorizer: Sendable {
             return peerCaller(context.peer)
         case .session(let digest):
             return try sessionCaller(digest, now: clock.now())
-        case .apiKey(let secret):
-            return .server(try usable(apiKeyEntry(SecretToken.hash(secret), in: reader), now: clock.now()))
+        case .apiKey(let digest):
+            return .server(try usable(apiKeyEntry(digest.bytes, in: reader), now: clock.now()))
         case .jwt(let token):
             guard let jwt else {
                 throw AuthdError(type: "user_jwt_invalid", code: 401, message: "This authd issues no JWTs.")

@@ -6,14 +6,19 @@ public enum Credential: Sendable, Equatable {
     /// A session secret, held only as its SHA-256: the secret itself is not kept past the
     /// reading of the request, and the session check needs nothing else.
     case session(SecretDigest)
-    /// A JSON Web Token (a later issue resolves these).
+    /// A JSON Web Token this daemon issued.
     case jwt(String)
-    /// A server API key (a later issue resolves these).
-    case apiKey(String)
+    /// A server API key, held only as its SHA-256, as a session secret is.
+    case apiKey(SecretDigest)
 
     /// The credential of a session secret.
     public static func session(secret: String) -> Credential {
         .session(SecretToken.digest(secret))
+    }
+
+    /// The credential of an API key.
+    public static func apiKey(secret: String) -> Credential {
+        .apiKey(SecretToken.digest(secret))
     }
 }
 

@@ -76,7 +76,7 @@ struct RequestEnvelope {
             switch (field, wireType) {
             case (1, .lengthDelimited): credential = .session(try reader.secretDigest())
             case (2, .lengthDelimited): credential = .jwt(try reader.string())
-            case (3, .lengthDelimited): credential = .apiKey(try reader.string())
+            case (3, .lengthDelimited): credential = .apiKey(try reader.secretDigest())
             default: try reader.skip(wireType)
             }
         }

@@ -16,7 +16,7 @@ final class ServerCallerTests: DomainTestCase {
     }
 
     private func call(_ secret: String, requiring scope: String = Scope.usersRead) throws -> Call {
-        try authorizer.authorize(RequestContext(credential: .apiKey(secret)), scopes: [scope])
+        try authorizer.authorize(RequestContext(credential: .apiKey(secret: secret)), scopes: [scope])
     }
 
     private func assertRefused(_ type: String, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Call) {

@@ -80,7 +80,7 @@ final class RequestEnvelopeTests: XCTestCase {
         request.credentials.jwt = "a.b.c"
         XCTAssertEqual(try envelope(request).credential, .jwt("a.b.c"))
         request.credentials.apiKey = "key"
-        XCTAssertEqual(try envelope(request).credential, .apiKey("key"))
+        XCTAssertEqual(try envelope(request).credential, .apiKey(secret: "key"))
         request.credentials.session = ""
         XCTAssertEqual(try envelope(request).credential, .session(secret: ""), "an empty secret is still a session credential")
     }
