@@ -91,6 +91,12 @@ public nonisolated struct Authd_V1_StatsResponse: Sendable {
 
   public var anonymousBytes: UInt64 = 0
 
+  /// Users held decoded for `Users/Get`, and API keys held resolved; like `sessions_cached`,
+  /// dropped by the commit that changes them.
+  public var usersCached: UInt64 = 0
+
+  public var apiKeysCached: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -175,7 +181,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -193,6 +199,8 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.residentBytes) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.openFiles) }()
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.anonymousBytes) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.usersCached) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.apiKeysCached) }()
       default: break
       }
     }
@@ -229,6 +237,12 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     if self.anonymousBytes != 0 {
       try visitor.visitSingularUInt64Field(value: self.anonymousBytes, fieldNumber: 10)
     }
+    if self.usersCached != 0 {
+      try visitor.visitSingularUInt64Field(value: self.usersCached, fieldNumber: 11)
+    }
+    if self.apiKeysCached != 0 {
+      try visitor.visitSingularUInt64Field(value: self.apiKeysCached, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -243,6 +257,8 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     if lhs.residentBytes != rhs.residentBytes {return false}
     if lhs.openFiles != rhs.openFiles {return false}
     if lhs.anonymousBytes != rhs.anonymousBytes {return false}
+    if lhs.usersCached != rhs.usersCached {return false}
+    if lhs.apiKeysCached != rhs.apiKeysCached {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -67,6 +67,8 @@ public struct MethodTable: Sendable {
             response.sessions = UInt64(store.sessions)
             response.dataBytes = store.dataBytes
             response.sessionsCached = UInt64(authorizer.cachedSessions)
+            response.usersCached = UInt64(directory.cachedUsers)
+            response.apiKeysCached = UInt64(authorizer.cachedApiKeys)
             let process = ProcessFigures.current()
             response.residentBytes = process.residentBytes
             response.anonymousBytes = process.anonymousBytes

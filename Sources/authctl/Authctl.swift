@@ -62,6 +62,8 @@ struct Stats: AsyncParsableCommand {
             print("users \(stats.users)")
             print("sessions \(stats.sessions)")
             print("sessions_cached \(stats.sessionsCached)")
+            print("users_cached \(stats.usersCached)")
+            print("api_keys_cached \(stats.apiKeysCached)")
             print("data_bytes \(stats.dataBytes)")
             print("resident_bytes \(stats.residentBytes)")
             print("anonymous_bytes \(stats.anonymousBytes)")

@@ -48,10 +48,13 @@ final class LoadToolTests: XCTestCase {
         _ = try await client.createAccount(email: "b@example.com", password: "password-1")
         let signedIn = try await client.createEmailPasswordSession(email: "a@example.com", password: "password-1")
         _ = try await client.getAccount(credentials: .session(signedIn.secret))
+        _ = try await client.getUser(userID: session.id)
         let stats = try await client.stats()
         XCTAssertEqual(stats.users, 2)
         XCTAssertEqual(stats.sessions, 1)
         XCTAssertEqual(stats.sessionsCached, 1, "the validated session is held in memory")
+        XCTAssertEqual(stats.usersCached, 1, "the user looked up is held in memory")
+        XCTAssertEqual(stats.apiKeysCached, 0)
         XCTAssertGreaterThan(stats.writes, 0)
         XCTAssertGreaterThanOrEqual(stats.writes, stats.writeCommits)
         XCTAssertGreaterThan(stats.dataBytes, 0)
@@ -65,6 +68,7 @@ final class LoadToolTests: XCTestCase {
         XCTAssertEqual(status, 0, output)
         XCTAssertTrue(output.contains("users 2\n"), output)
         XCTAssertTrue(output.contains("sessions_cached 1\n"), output)
+        XCTAssertTrue(output.contains("users_cached 1\n"), output)
     }
 
     /// The pipelined driver reads answers from raw bytes: a refused call must count as an
