@@ -63,7 +63,6 @@ public struct ScopeMask: OptionSet, Sendable, Hashable {
     static let user = ScopeMask(Scope.user)
     static let impersonator = ScopeMask(Scope.user.union([Scope.usersRead]))
     static let `public` = ScopeMask([Scope.public])
-    static let operators = server(Scope.operatorScopes)
 
     /// What a server with `scopes` holds: exactly those, plus `public`.
     static func server(_ scopes: some Sequence<String>) -> ScopeMask {
@@ -216,37 +215,50 @@ public struct Call: Sendable, Equatable {
 
 /// Which Unix users and groups get server scopes without a key.
 public struct PeerPolicy: Sendable, Equatable {
+    /// What a mapped peer holds: its scopes and, worked out once, their mask, which a mapped
+    /// peer's every call is checked against (a backend connected as one makes all its calls so).
+    struct Grant: Sendable, Equatable {
+        let scopes: Set<String>
+        let mask: ScopeMask
+
+        init(_ scopes: Set<String>) {
+            self.scopes = scopes
+            mask = .server(scopes)
+        }
+
+        /// Both grants; the mask of the scopes' union is the union of the masks.
+        func union(_ other: Grant) -> Grant {
+            Grant(scopes: scopes.union(other.scopes), mask: mask.union(other.mask))
+        }
+
+        private init(scopes: Set<String>, mask: ScopeMask) {
+            self.scopes = scopes
+            self.mask = mask
+        }
+
+        static let operators = Grant(Scope.operatorScopes)
+    }
+
     /// uids with every scope, API key management included.
     public let operatorUIDs: Set<UInt32>
-    public let uidScopes: [UInt32: Set<String>]
-    public let gidScopes: [UInt32: Set<String>]
-    /// The same grants as bits, worked out once: a mapped peer's every call is checked against
-    /// them (a backend service connected as a mapped peer makes all its calls this way).
-    private let uidMasks: [UInt32: ScopeMask]
-    private let gidMasks: [UInt32: ScopeMask]
+    private let uidGrants: [UInt32: Grant]
+    private let gidGrants: [UInt32: Grant]
 
     public init(operatorUIDs: Set<UInt32> = [], uidScopes: [UInt32: Set<String>] = [:], gidScopes: [UInt32: Set<String>] = [:]) {
         self.operatorUIDs = operatorUIDs
-        self.uidScopes = uidScopes
-        self.gidScopes = gidScopes
-        uidMasks = uidScopes.mapValues { ScopeMask.server($0) }
-        gidMasks = gidScopes.mapValues { ScopeMask.server($0) }
+        uidGrants = uidScopes.mapValues(Grant.init)
+        gidGrants = gidScopes.mapValues(Grant.init)
     }
 
-    /// The scopes of a peer, or nil when it is not mapped (a plain client).
-    public func scopes(for peer: PeerCredentials) -> Set<String>? {
-        grant(for: peer)?.scopes
-    }
-
-    /// The scopes of a peer and their mask, or nil when it is not mapped (a plain client).
-    func grant(for peer: PeerCredentials) -> (scopes: Set<String>, mask: ScopeMask)? {
-        if operatorUIDs.contains(peer.uid) { return (Scope.operatorScopes, .operators) }
-        switch (uidScopes[peer.uid], gidScopes[peer.gid]) {
+    /// What a peer holds, or nil when it is not mapped (a plain client). A uid's and a gid's
+    /// grants add up.
+    func grant(for peer: PeerCredentials) -> Grant? {
+        if operatorUIDs.contains(peer.uid) { return .operators }
+        switch (uidGrants[peer.uid], gidGrants[peer.gid]) {
         case (nil, nil): return nil
-        case (let byUID?, nil): return (byUID, uidMasks[peer.uid] ?? .server(byUID))
-        case (nil, let byGID?): return (byGID, gidMasks[peer.gid] ?? .server(byGID))
-        case (let byUID?, let byGID?):
-            return (byUID.union(byGID), (uidMasks[peer.uid] ?? .server(byUID)).union(gidMasks[peer.gid] ?? .server(byGID)))
+        case (let byUID?, nil): return byUID
+        case (nil, let byGID?): return byGID
+        case (let byUID?, let byGID?): return byUID.union(byGID)
         }
     }
 }
