@@ -240,8 +240,8 @@ public nonisolated struct Authd_Store_V1_SessionRecord: Sendable {
 
   public var mfaUpdatedAt: Int64 = 0
 
-  /// The number the secret begins with (its first 16 hex characters: the time it was made, in
-  /// microseconds). It leads the session's key in `sessions_by_secret`, so new sessions are
+  /// The number the secret begins with (its first 8 bytes, before base64url: the time it was
+  /// made, in microseconds; the first 16 hex characters of a secret made before the base64url ones). It leads the session's key in `sessions_by_secret`, so new sessions are
   /// appended to that index instead of landing on a random page of it. 0 for a secret made
   /// before schema version 2, indexed by its hash alone.
   public var secretLocator: UInt64 = 0

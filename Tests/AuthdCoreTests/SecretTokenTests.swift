@@ -55,13 +55,25 @@ final class SecretTokenTests: XCTestCase {
     func testASessionSecretBeginsWithItsLocator() {
         let (secret, locator) = SecretToken.generateSession(nowMicroseconds: 1_764_612_345_678_000)
         XCTAssertEqual(locator, 1_764_612_345_678_000)
-        XCTAssertEqual(secret.count, 80)
-        XCTAssertTrue(secret.hasPrefix("000644e7d407c8b0"), secret)
-        XCTAssertTrue(secret.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+        XCTAssertEqual(secret.utf8.count, 54, "40 bytes in base64url: one SHA-256 block")
+        // 0x000644e7d407c8b0 in base64url: its 64 bits, then 2 of the random bytes.
+        XCTAssertTrue(secret.hasPrefix("AAZE59QHyL"), secret)
+        XCTAssertTrue(secret.utf8.allSatisfy { $0.isBase64URLDigit }, secret)
         XCTAssertEqual(SecretToken.digest(secret).locator, locator)
         XCTAssertEqual(SecretToken.digest(secret).bytes, SecretToken.hash(secret))
         let (other, _) = SecretToken.generateSession(nowMicroseconds: 1_764_612_345_678_000)
         XCTAssertNotEqual(secret, other, "the 32 random bytes differ")
+        for time in [Int64(1), 1_000_000, 1_764_612_345_678_000, Int64.max] {
+            let (secret, locator) = SecretToken.generateSession(nowMicroseconds: time)
+            XCTAssertEqual(locator, UInt64(time))
+            XCTAssertEqual(SecretToken.digest(secret).locator, locator, secret)
+        }
+    }
+
+    /// Located secrets made before the base64url ones (16 hex digits, then 64) still carry theirs.
+    func testAHexSecretKeepsItsLocator() {
+        XCTAssertEqual(SecretToken.digest("000644e7d407c8b0" + String(repeating: "a", count: 64)).locator, 1_764_612_345_678_000)
+        XCTAssertEqual(SecretToken.digest("0123456789abcdef" + String(repeating: "a", count: 64)).locator, 0x0123_4567_89AB_CDEF, "every digit")
     }
 
     func testASecretWithoutALocatorHasNone() {
@@ -69,10 +81,24 @@ final class SecretTokenTests: XCTestCase {
         XCTAssertEqual(SecretToken.digest(String(repeating: "g", count: 80)).locator, 0, "not hex")
         XCTAssertEqual(SecretToken.digest("000644E7D407C8B0" + String(repeating: "a", count: 64)).locator, 0, "upper case")
         XCTAssertEqual(SecretToken.digest("abc").locator, 0)
-        XCTAssertEqual(SecretToken.digest("0123456789abcdef" + String(repeating: "a", count: 64)).locator, 0x0123_4567_89AB_CDEF, "every digit")
         XCTAssertEqual(SecretToken.digest("0123456789abcde/" + String(repeating: "a", count: 64)).locator, 0, "not hex in the last place")
         XCTAssertEqual(SecretToken.digest("0123456789abcde:" + String(repeating: "a", count: 64)).locator, 0, "not hex in the last place")
         XCTAssertEqual(SecretToken.digest("g123456789abcdef" + String(repeating: "a", count: 64)).locator, 0, "not hex in the first place")
+        let (secret, _) = SecretToken.generateSession(nowMicroseconds: 1_764_612_345_678_000)
+        for (place, bad) in [(0, "+"), (10, "/"), (10, "="), (5, ".")] {
+            var bytes = Array(secret.utf8)
+            bytes[place] = bad.utf8.first!
+            XCTAssertEqual(SecretToken.digest(String(decoding: bytes, as: UTF8.self)).locator, 0, "\(bad) at \(place)")
+        }
+        XCTAssertEqual(SecretToken.digest(String(secret.dropLast())).locator, 0, "53 characters")
+    }
+
+    /// RFC 4648's test vectors, in the URL alphabet and unpadded.
+    func testBase64URL() {
+        let vectors = ["": "", "f": "Zg", "fo": "Zm8", "foo": "Zm9v", "foob": "Zm9vYg", "fooba": "Zm9vYmE", "foobar": "Zm9vYmFy"]
+        for (text, encoded) in vectors { XCTAssertEqual(SecretToken.base64URLEncode(Array(text.utf8)), encoded, text) }
+        XCTAssertEqual(SecretToken.base64URLEncode([0xFB, 0xFF, 0xBF]), "-_-_", "the two characters that differ from base64")
+        XCTAssertEqual(SecretToken.base64URLEncode(Array(repeating: 0, count: 40)).count, 54)
     }
 
     /// Digests hash by their own first word (no SipHash); as keys they still find exactly the
@@ -84,5 +110,12 @@ final class SecretTokenTests: XCTestCase {
         for i in 0..<1000 { XCTAssertEqual(table[SecretToken.digest("secret-\(i)")], i) }
         XCTAssertNil(table[SecretToken.digest("secret-1000")])
         XCTAssertEqual(SecretToken.digest("a").hashValue, SecretToken.digest("a").hashValue)
+    }
+}
+
+private extension UInt8 {
+    var isBase64URLDigit: Bool {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self) || self == UInt8(ascii: "-") || self == UInt8(ascii: "_")
     }
 }

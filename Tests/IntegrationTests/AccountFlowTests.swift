@@ -25,7 +25,7 @@ final class AccountFlowTests: ClientTestCase {
         XCTAssertEqual(session.ip, "203.0.113.7")
         XCTAssertEqual(session.userAgent, "TestAgent/1.0")
         XCTAssertTrue(session.current)
-        XCTAssertEqual(session.secret.count, 80, "a 16-hex-digit locator, then 32 random bytes in hex")
+        XCTAssertEqual(session.secret.count, 54, "an 8-byte locator, then 32 random bytes, in base64url")
         let oneYear: Int64 = 31_536_000_000
         XCTAssertEqual(session.expire - session.createdAt, oneYear)
 
