@@ -56,7 +56,8 @@ public final class Authorizer: Sendable {
     /// `authorize(_:requiring:)` at a time the caller read from `now()`: the transport reads it
     /// once for all the calls of one read from a connection (they arrived together), instead of
     /// once per call (the clock was 3 % of a session check).
-    public func authorize(_ context: RequestContext, requiring required: ScopeMask, at now: Int64) throws -> Call {
+    /// The context is consumed: it moves into the call instead of being copied (perf).
+    public func authorize(_ context: consuming RequestContext, requiring required: ScopeMask, at now: Int64) throws -> Call {
         // A session's user is checked as the `SignedIn` the cache holds, which then moves into
         // the call: going through `Caller` for the scope mask and again for the status copied
         // the reference twice more (two retains and releases per session check, perf).

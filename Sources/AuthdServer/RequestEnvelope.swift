@@ -19,21 +19,21 @@ struct RequestEnvelope {
     var method: Range<Int> = 0..<0
     /// Where the rpc's serialized input message is.
     var body: Range<Int> = 0..<0
-    var credential: Credential = .none
-    var client = ClientInfo()
 
     typealias Malformed = WireFormatError
 
     /// Reads the envelope of the frame at `frame` in `buffer`'s readable bytes (a read of
     /// pipelined calls holds several); the positions above then refer to the same readable
     /// bytes. Neither the buffer nor a slice of it is kept: each was one more reference counted
-    /// up and down on every call.
-    init(in buffer: borrowing ByteBuffer, frame: Range<Int>) throws(Malformed) {
+    /// up and down on every call. The credential and the client's facts are read into
+    /// `context`, which the call then takes as it is: kept here, they were copied into it and
+    /// destroyed twice over on every call (their strings retained and released, perf).
+    init(in buffer: borrowing ByteBuffer, frame: Range<Int>, context: inout RequestContext) throws(Malformed) {
         // Read into this envelope's own fields: returning them through a Result cost three
         // copies of the whole struct per call (5 % of a session check).
         var failure: Malformed?
         buffer.withUnsafeReadableBytes { raw in
-            do throws(Malformed) { try read(raw, frame: frame) } catch { failure = error }
+            do throws(Malformed) { try read(raw, frame: frame, context: &context) } catch { failure = error }
         }
         if let failure { throw failure }
     }
@@ -55,22 +55,22 @@ struct RequestEnvelope {
     }
 
     /// Reads the frame's fields in one pass.
-    private mutating func read(_ raw: UnsafeRawBufferPointer, frame: Range<Int>) throws(Malformed) {
+    private mutating func read(_ raw: UnsafeRawBufferPointer, frame: Range<Int>, context: inout RequestContext) throws(Malformed) {
         var reader = WireReader(bytes: raw, range: frame)
         while let (field, wireType) = try reader.nextTag() {
             switch (field, wireType) {
             case (1, .varint): id = try reader.varint()
             case (2, .lengthDelimited): method = try reader.lengthDelimited()
             case (3, .lengthDelimited): body = try reader.lengthDelimited()
-            case (4, .lengthDelimited): try readCredentials(reader.message())
-            case (5, .lengthDelimited): try readClient(reader.message())
+            case (4, .lengthDelimited): try Self.readCredentials(reader.message(), into: &context.credential)
+            case (5, .lengthDelimited): try Self.readClient(reader.message(), into: &context.client)
             default: try reader.skip(wireType)
             }
         }
     }
 
     /// `authd.v1.Credentials`: a oneof, so the last of its fields present wins.
-    private mutating func readCredentials(_ message: WireReader) throws(Malformed) {
+    private static func readCredentials(_ message: WireReader, into credential: inout Credential) throws(Malformed) {
         var reader = message
         while let (field, wireType) = try reader.nextTag() {
             switch (field, wireType) {
@@ -83,7 +83,7 @@ struct RequestEnvelope {
     }
 
     /// `authd.v1.ClientInfo`.
-    private mutating func readClient(_ message: WireReader) throws(Malformed) {
+    private static func readClient(_ message: WireReader, into client: inout ClientInfo) throws(Malformed) {
         var reader = message
         while let (field, wireType) = try reader.nextTag() {
             switch (field, wireType) {

@@ -87,9 +87,10 @@ final class RequestHandler: ChannelInboundHandler {
 
     /// Serves the frame at `frame` in `read`'s readable bytes.
     private func serve(_ context: ChannelHandlerContext, in read: ByteBuffer, frame: Range<Int>, receivedAt: Int64) {
+        var callContext = RequestContext(peer: peer)
         let request: RequestEnvelope
         do {
-            request = try RequestEnvelope(in: read, frame: frame)
+            request = try RequestEnvelope(in: read, frame: frame, context: &callContext)
         } catch {
             // The frame was whole, so the stream is still in step: answer and keep going.
             answer(
@@ -108,9 +109,7 @@ final class RequestHandler: ChannelInboundHandler {
         // The caller and its scopes are checked before anything else runs.
         let call: Call
         do {
-            call = try methods.authorizer.authorize(
-                RequestContext(credential: request.credential, client: request.client, peer: peer), requiring: entry.scopes,
-                at: receivedAt)
+            call = try methods.authorizer.authorize(consume callContext, requiring: entry.scopes, at: receivedAt)
         } catch {
             answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
             return

@@ -12,16 +12,21 @@ final class RequestEnvelopeTests: XCTestCase {
     @dynamicMemberLookup
     struct Read {
         let envelope: RequestEnvelope
+        let context: RequestContext
         let frame: ByteBuffer
 
         subscript<T>(dynamicMember path: KeyPath<RequestEnvelope, T>) -> T { envelope[keyPath: path] }
+        var credential: Credential { context.credential }
+        var client: ClientInfo { context.client }
         var methodName: String { envelope.methodName(in: frame) }
         var bodyBuffer: ByteBuffer { envelope.withBody(in: frame, empty: ByteBuffer()) { copy $0 } }
     }
 
     private func envelope(_ bytes: [UInt8]) throws -> Read {
         let frame = ByteBuffer(bytes: bytes)
-        return Read(envelope: try RequestEnvelope(in: frame, frame: 0..<frame.readableBytes), frame: frame)
+        var context = RequestContext()
+        let envelope = try RequestEnvelope(in: frame, frame: 0..<frame.readableBytes, context: &context)
+        return Read(envelope: envelope, context: context, frame: frame)
     }
 
     private func envelope(_ request: Authd_V1_Request) throws -> Read {
@@ -61,16 +66,17 @@ final class RequestEnvelopeTests: XCTestCase {
         var read = ByteBuffer(bytes: [0xEE, 0xEE] + first + second + third)
         read.moveReaderIndex(forwardBy: 2)
         let frame = first.count..<(first.count + second.count)
-        let envelope = try RequestEnvelope(in: read, frame: frame)
+        var context = RequestContext()
+        let envelope = try RequestEnvelope(in: read, frame: frame, context: &context)
         XCTAssertEqual(envelope.id, 2)
         XCTAssertEqual(envelope.methodName(in: read), "authd.v1.Account/UpdateName")
         XCTAssertEqual(envelope.withBody(in: read, empty: ByteBuffer()) { Array($0.readableBytesView) }, [0x0A, 0x01, 0x61])
         let empty = ByteBuffer(bytes: [42])
-        let firstEnvelope = try RequestEnvelope(in: read, frame: 0..<first.count)
+        let firstEnvelope = try RequestEnvelope(in: read, frame: 0..<first.count, context: &context)
         XCTAssertEqual(firstEnvelope.id, 1)
         XCTAssertEqual(firstEnvelope.withBody(in: read, empty: empty) { Array($0.readableBytesView) }, [42], "no body: the empty buffer given")
         // A frame cut short of its last field is malformed, though the bytes after it are whole.
-        XCTAssertThrowsError(try RequestEnvelope(in: read, frame: frame.lowerBound..<(frame.upperBound - 1)))
+        XCTAssertThrowsError(try RequestEnvelope(in: read, frame: frame.lowerBound..<(frame.upperBound - 1), context: &context))
     }
 
     func testTheOtherCredentialsAndNone() throws {
