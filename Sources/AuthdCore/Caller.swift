@@ -121,19 +121,44 @@ public final class SignedIn: Sendable, Equatable {
 }
 
 /// A value computed at most once per owner, on first use, by whichever thread gets there first.
-/// Stored inline in its owner (no allocation of its own).
 /// Inlinable, so that callers in other modules get it specialized (no generic metadata lookup
 /// per call on the hot path).
+///
+/// Once made, the value is read with one load and lent to the reader, with no lock and no
+/// retain: a lock taken and the value retained and released on every session check were four
+/// atomic read-modify-writes, on memory the event loops share (perf, issue 5). The value lives
+/// in a box the memo owns from the moment it is published until the memo ends.
 public struct Memo<Value: Sendable>: ~Copyable, Sendable {
-    @usableFromInline let stored = Mutex<Value?>(nil)
+    @usableFromInline final class Box: Sendable {
+        @usableFromInline let value: Value
+        @usableFromInline init(_ value: Value) { self.value = value }
+    }
+
+    /// The published box's address, retained once by the memo; 0 until the value is made.
+    @usableFromInline let published = Atomic<UInt>(0)
 
     @inlinable public init() {}
 
-    @inlinable public func value(orMake make: () throws -> Value) rethrows -> Value {
-        if let value = stored.withLock({ $0 }) { return value }
-        let value = try make()
-        stored.withLock { $0 = value }
-        return value
+    deinit {
+        if let box = Self.box(at: published.load(ordering: .acquiring)) { box.release() }
+    }
+
+    @inlinable static func box(at address: UInt) -> Unmanaged<Box>? {
+        UnsafeRawPointer(bitPattern: address).map { Unmanaged<Box>.fromOpaque($0) }
+    }
+
+    /// Runs `body` with the value, made by `make` the first time. When two threads make it at
+    /// once, the first to publish wins and both use its value.
+    @inlinable
+    public func withValue<R>(orMake make: () throws -> Value, _ body: (Value) throws -> R) rethrows -> R {
+        if let box = Self.box(at: published.load(ordering: .acquiring)) {
+            return try box._withUnsafeGuaranteedRef { try body($0.value) }
+        }
+        let made = Unmanaged.passRetained(Box(try make()))
+        let address = UInt(bitPattern: made.toOpaque())
+        let (won, current) = published.compareExchange(expected: 0, desired: address, ordering: .acquiringAndReleasing)
+        if !won { made.release() }
+        return try Self.box(at: won ? address : current)!._withUnsafeGuaranteedRef { try body($0.value) }
     }
 }
 

@@ -15,9 +15,10 @@ public final class CachedUser: Sendable {
         self.user = user
     }
 
-    /// The answer for `call`'s kind of caller, made by `encode` the first time.
-    public func encoded(for call: Call, _ encode: () throws -> [UInt8]) rethrows -> [UInt8] {
-        call.caller.isServer ? try encodedForServer.value(orMake: encode) : try encodedForUser.value(orMake: encode)
+    /// Runs `body` with the answer for `call`'s kind of caller, made by `encode` the first time.
+    public func withEncoded<R>(for call: Call, orMake encode: () throws -> [UInt8], _ body: ([UInt8]) throws -> R) rethrows -> R {
+        call.caller.isServer
+            ? try encodedForServer.withValue(orMake: encode, body) : try encodedForUser.withValue(orMake: encode, body)
     }
 }
 

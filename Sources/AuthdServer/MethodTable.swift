@@ -86,9 +86,9 @@ public struct MethodTable: Sendable {
         })
         // The hot path: the encoded user is kept with the session cache entry (built once per
         // version of the user) instead of being built and encoded on every call.
-        add("Account", "Get", [Scope.account], .immediateEncoded(Authd_V1_GetAccountRequest.self) { _, call in
+        add("Account", "Get", [Scope.account], .immediateLending(Authd_V1_GetAccountRequest.self) { _, call, answer in
             let signedIn = try accounts.get(call: call)
-            return try signedIn.encodedUser.value { try Authd_V1_User(signedIn.user, for: call).serializedBytes() }
+            try signedIn.encodedUser.withValue(orMake: { try Authd_V1_User(signedIn.user, for: call).serializedBytes() }, answer)
         })
         add("Account", "CreateEmailPasswordSession", [Scope.sessionsWrite],
             .deferred(Authd_V1_CreateEmailPasswordSessionRequest.self) { request, call in
@@ -202,9 +202,9 @@ public struct MethodTable: Sendable {
         }
         // A backend's most frequent lookup: the encoded answer is kept with the user cache's
         // entry (built once per version of the user and kind of caller).
-        add("Users", "Get", read, .immediateEncoded(Authd_V1_UserIdRequest.self) { r, call in
+        add("Users", "Get", read, .immediateLending(Authd_V1_UserIdRequest.self) { r, call, answer in
             let cached = try users.lookUp(userID: r.userID, call: call)
-            return try cached.encoded(for: call) { try Authd_V1_User(cached.user, for: call).serializedBytes() }
+            try cached.withEncoded(for: call, orMake: { try Authd_V1_User(cached.user, for: call).serializedBytes() }, answer)
         })
         add("Users", "Delete", write, .deferred(Authd_V1_UserIdRequest.self) { r, call in
             try await users.delete(userID: r.userID, call: call)

@@ -122,6 +122,21 @@ final class RequestHandler: ChannelInboundHandler {
             } catch {
                 answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
             }
+        case .immediateLending(let run):
+            // Once an answer is written, the call has answered: nothing after it is sent.
+            var answered = false
+            do {
+                try request.withBody(in: read, empty: emptyBody) { body in
+                    try run(body, call) { bytes in
+                        answered = true
+                        withAnswers(context) { ResponseEncoding.writeSuccess(id: request.id, body: bytes, into: &$0) }
+                    }
+                }
+            } catch where !answered {
+                answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
+            } catch {
+                logger.error("call failed after answering", metadata: ["method": "\(entry.name)", "error": "\(error)"])
+            }
         case .deferred(let prepare):
             let work: Endpoint.DeferredWork
             do {

@@ -184,14 +184,14 @@ final class SessionCacheTests: DomainTestCase {
             made.withLock { $0 += 1 }
             return Array(first.user.name.utf8)
         }
-        XCTAssertEqual(first.encodedUser.value(orMake: make), Array("Before".utf8))
+        XCTAssertEqual(first.encodedUser.withValue(orMake: make) { $0 }, Array("Before".utf8))
         guard case .user(let again) = try caller(secret) else { return XCTFail("signed in") }
-        XCTAssertEqual(again.encodedUser.value(orMake: make), Array("Before".utf8))
+        XCTAssertEqual(again.encodedUser.withValue(orMake: make) { $0 }, Array("Before".utf8))
         XCTAssertEqual(made.withLock { $0 }, 1, "the second call found the first one's encoding")
 
         try await changeUser { $0.name = "After" }
         guard case .user(let changed) = try caller(secret) else { return XCTFail("signed in") }
-        XCTAssertEqual(changed.encodedUser.value { Array(changed.user.name.utf8) }, Array("After".utf8))
+        XCTAssertEqual(changed.encodedUser.withValue(orMake: { Array(changed.user.name.utf8) }) { $0 }, Array("After".utf8))
     }
 
     func testDigestBytesAreTheSHA256OfTheSecret() {

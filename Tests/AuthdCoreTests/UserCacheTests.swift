@@ -73,10 +73,10 @@ final class UserCacheTests: DomainTestCase {
         let entry = CachedUser(UserRecord(id: "u", createdAt: 0))
         let impersonator = Call(caller: .user(entry.user, session: SessionRecord(id: "s", userID: "u", createdAt: 0, expire: 0, provider: "", secretHash: [])), context: RequestContext())
         var made = 0
-        XCTAssertEqual(entry.encoded(for: server) { made += 1; return [1] }, [1])
-        XCTAssertEqual(entry.encoded(for: server) { made += 1; return [2] }, [1])
-        XCTAssertEqual(entry.encoded(for: impersonator) { made += 1; return [3] }, [3], "a user's answer is not the server's")
-        XCTAssertEqual(entry.encoded(for: impersonator) { made += 1; return [4] }, [3])
+        XCTAssertEqual(entry.withEncoded(for: server, orMake: { made += 1; return [1] }) { $0 }, [1])
+        XCTAssertEqual(entry.withEncoded(for: server, orMake: { made += 1; return [2] }) { $0 }, [1])
+        XCTAssertEqual(entry.withEncoded(for: impersonator, orMake: { made += 1; return [3] }) { $0 }, [3], "a user's answer is not the server's")
+        XCTAssertEqual(entry.withEncoded(for: impersonator, orMake: { made += 1; return [4] }) { $0 }, [3])
         XCTAssertEqual(made, 2)
     }
 }
