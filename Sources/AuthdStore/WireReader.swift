@@ -97,9 +97,14 @@ public struct WireReader {
             highBits |= bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
             offset += 8
         }
-        while offset < bytes.count {
-            highBits |= UInt64(bytes[offset])
-            offset += 1
+        if offset < bytes.count && bytes.count >= 8 {
+            // The last eight bytes, overlapping those already read: no loop over the rest.
+            highBits |= bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self)
+        } else {
+            while offset < bytes.count {
+                highBits |= UInt64(bytes[offset])
+                offset += 1
+            }
         }
         return highBits & 0x8080_8080_8080_8080 == 0
     }
