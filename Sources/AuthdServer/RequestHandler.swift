@@ -123,11 +123,12 @@ final class RequestHandler: ChannelInboundHandler {
                 answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
             }
         case .immediateLending(let run):
-            // Once an answer is written, the call has answered: nothing after it is sent.
+            // A call answers once: nothing after its first answer is sent.
             var answered = false
             do {
                 try request.withBody(in: read, empty: emptyBody) { body in
                     try run(body, call) { bytes in
+                        guard !answered else { return }
                         answered = true
                         withAnswers(context) { ResponseEncoding.writeSuccess(id: request.id, body: bytes, into: &$0) }
                     }
