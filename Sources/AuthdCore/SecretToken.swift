@@ -43,39 +43,40 @@ public enum SecretToken {
     }
 
     /// The top 64 bits of the first 11 base64url characters (66 bits: the last two belong to
-    /// the random bytes), or 0 when one of them is not base64url. Through a table, with no
-    /// branch per character.
+    /// the random bytes), or 0 when one of them is not base64url.
     @inline(__always)
     private static func base64URLLocator(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        base64URLDigits.withUnsafeBufferPointer { table in
-            var value: UInt64 = 0
-            var invalid: UInt8 = 0
-            for i in 0..<10 {
-                let digit = table[Int(bytes[i])]
-                invalid |= digit
-                value = value << 6 | UInt64(digit & 0x3F)
-            }
-            let last = table[Int(bytes[10])]
-            invalid |= last
-            value = value << 4 | UInt64((last & 0x3F) >> 2)
-            return invalid & 0xC0 == 0 ? value : 0
-        }
+        let (high, invalid) = leadingDigits(of: bytes, count: 10, bits: 6, table: base64URLDigits)
+        let last = base64URLDigits.withUnsafeBufferPointer { $0[Int(bytes[10])] }
+        return (invalid | last) & 0xC0 == 0 ? high << 4 | UInt64(last >> 2) : 0
     }
 
     /// The first 16 hex digits' value, or 0 when one of them is not a lowercase hex digit.
-    /// Through a table, with no branch per character: the two range checks per character were
-    /// half of this function's time on every session check (perf).
     @inline(__always)
     private static func hexLocator(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        hexDigits.withUnsafeBufferPointer { table in
+        let (value, invalid) = leadingDigits(of: bytes, count: 16, bits: 4, table: hexDigits)
+        return invalid & 0xF0 == 0 ? value : 0
+    }
+
+    /// The first `count` characters of `bytes` read as big-endian digits of `bits` bits each,
+    /// through `table` (which gives a character outside the alphabet a bit above the digit's),
+    /// and those characters' table entries or-ed together, to tell whether any was outside.
+    /// Through a table, with no branch per character: the two range checks per hex character
+    /// were half of the locator's time on every session check (perf).
+    @inline(__always)
+    private static func leadingDigits(
+        of bytes: UnsafeRawBufferPointer, count: Int, bits: Int, table: [UInt8]
+    ) -> (value: UInt64, invalid: UInt8) {
+        table.withUnsafeBufferPointer { table in
+            let digitMask = UInt8((1 << bits) - 1)
             var value: UInt64 = 0
             var invalid: UInt8 = 0
-            for i in 0..<16 {
+            for i in 0..<count {
                 let digit = table[Int(bytes[i])]
                 invalid |= digit
-                value = value << 4 | UInt64(digit & 0x0F)
+                value = value << UInt64(bits) | UInt64(digit & digitMask)
             }
-            return invalid & 0xF0 == 0 ? value : 0
+            return (value, invalid)
         }
     }
 
