@@ -10,13 +10,16 @@ import SwiftProtobuf
 /// snapshot and a SHA-256); `deferred` ones hand back work that awaits the hashing pool or the
 /// writer, and are answered when it is done.
 public enum Endpoint: Sendable {
-    case immediate(@Sendable (_ body: ByteBuffer, _ call: Call) throws -> [UInt8])
+    case immediate(Immediate)
     /// An immediate endpoint whose answer is already encoded, kept in a cache entry: it lends
     /// the bytes to `answer`, which writes them into the connection's answers at once, so they
     /// are neither copied nor retained on the way (perf, issue 5).
-    case immediateLending(@Sendable (_ body: ByteBuffer, _ call: Call, _ answer: ([UInt8]) -> Void) throws -> Void)
-    case deferred(@Sendable (_ body: ByteBuffer, _ call: Call) throws -> DeferredWork)
+    case immediateLending(Lending)
+    case deferred(Prepare)
 
+    public typealias Immediate = @Sendable (_ body: ByteBuffer, _ call: Call) throws -> [UInt8]
+    public typealias Lending = @Sendable (_ body: ByteBuffer, _ call: Call, _ answer: ([UInt8]) -> Void) throws -> Void
+    public typealias Prepare = @Sendable (_ body: ByteBuffer, _ call: Call) throws -> DeferredWork
     public typealias DeferredWork = @Sendable () async throws -> [UInt8]
 
     static func immediate<Input: SwiftProtobuf.Message, Output: SwiftProtobuf.Message>(

@@ -11,15 +11,31 @@ public struct MethodTable: Sendable {
     public static let version = "0.2.0"
 
     /// A reference, so that finding a call's method costs one retain, not one per field.
+    ///
+    /// The endpoint's closure is kept in the one field of its kind, the other two nil, and a
+    /// call is served by calling it where it is stored: bound out of the `Endpoint` case, the
+    /// closure was copied, its context retained and released on every call (perf, issue 5).
     final class Entry: Sendable {
         let name: String
         let scopes: ScopeMask
-        let endpoint: Endpoint
+        let immediate: Endpoint.Immediate?
+        let lending: Endpoint.Lending?
+        let deferred: Endpoint.Prepare?
 
         init(name: String, scopes: Set<String>, endpoint: Endpoint) {
             self.name = name
             self.scopes = ScopeMask(scopes)
-            self.endpoint = endpoint
+            var immediate: Endpoint.Immediate?
+            var lending: Endpoint.Lending?
+            var deferred: Endpoint.Prepare?
+            switch endpoint {
+            case .immediate(let run): immediate = run
+            case .immediateLending(let run): lending = run
+            case .deferred(let prepare): deferred = prepare
+            }
+            self.immediate = immediate
+            self.lending = lending
+            self.deferred = deferred
         }
     }
 

@@ -114,20 +114,13 @@ final class RequestHandler: ChannelInboundHandler {
             answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
             return
         }
-        switch entry.endpoint {
-        case .immediate(let run):
-            do {
-                let body = try request.withBody(in: read, empty: emptyBody) { try run($0, call) }
-                withAnswers(context) { ResponseEncoding.writeSuccess(id: request.id, body: body, into: &$0) }
-            } catch {
-                answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
-            }
-        case .immediateLending(let run):
+        // Each closure is called where the entry keeps it (see `MethodTable.Entry`).
+        if entry.lending != nil {
             // A call answers once: nothing after its first answer is sent.
             var answered = false
             do {
                 try request.withBody(in: read, empty: emptyBody) { body in
-                    try run(body, call) { bytes in
+                    try entry.lending!(body, call) { bytes in
                         guard !answered else { return }
                         answered = true
                         withAnswers(context) { ResponseEncoding.writeSuccess(id: request.id, body: bytes, into: &$0) }
@@ -138,10 +131,17 @@ final class RequestHandler: ChannelInboundHandler {
             } catch {
                 logger.error("call failed after answering", metadata: ["method": "\(entry.name)", "error": "\(error)"])
             }
-        case .deferred(let prepare):
+        } else if entry.immediate != nil {
+            do {
+                let body = try request.withBody(in: read, empty: emptyBody) { try entry.immediate!($0, call) }
+                withAnswers(context) { ResponseEncoding.writeSuccess(id: request.id, body: body, into: &$0) }
+            } catch {
+                answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
+            }
+        } else {
             let work: Endpoint.DeferredWork
             do {
-                work = try request.withBody(in: read, empty: emptyBody) { try prepare($0, call) }
+                work = try request.withBody(in: read, empty: emptyBody) { try entry.deferred!($0, call) }
             } catch {
                 answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
                 return
