@@ -64,6 +64,13 @@ public struct MethodTable: Sendable {
         index = MethodIndex(table)
     }
 
+    /// A table of exactly these entries (tests: endpoints that misbehave on purpose).
+    init(authorizer: Authorizer, entries: [String: Entry]) {
+        self.authorizer = authorizer
+        self.entries = entries
+        index = MethodIndex(entries)
+    }
+
     typealias Add = (String, String, Set<String>, Endpoint) -> Void
 
     static func addHealth(_ add: Add, _ directory: Directory, _ authorizer: Authorizer) {

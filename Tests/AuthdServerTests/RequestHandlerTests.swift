@@ -22,10 +22,16 @@ final class RequestHandlerTests: XCTestCase {
         pool = BlockingPool(threads: 1)
         let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
         let methods = MethodTable(authorizer: Authorizer(store: store), directory: directory, jwt: JWTIssuer(directory: directory))
-        channel = EmbeddedChannel()
+        channel = try connectedChannel(methods)
+    }
+
+    /// A connection's pipeline, as the daemon installs it, serving `methods`.
+    private func connectedChannel(_ methods: MethodTable) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
         try UnixSocketServer.installHandlers(
             on: channel, methods: methods, peer: nil, logger: Logger(label: "test"), maximumFrameBytes: 1024)
         try channel.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/unused")).wait()
+        return channel
     }
 
     override func tearDown() async throws {
@@ -43,6 +49,16 @@ final class RequestHandlerTests: XCTestCase {
         return buffer
     }
 
+    /// The frames of `requests`, one after another, as one read.
+    private func frames(_ requests: Authd_V1_Request...) throws -> ByteBuffer {
+        var batch = channel.allocator.buffer(capacity: 256)
+        for request in requests {
+            var next = try frame(request)
+            batch.writeBuffer(&next)
+        }
+        return batch
+    }
+
     private func request(_ id: UInt64, _ method: String, body: Data = Data()) -> Authd_V1_Request {
         var request = Authd_V1_Request()
         request.id = id
@@ -53,7 +69,8 @@ final class RequestHandlerTests: XCTestCase {
 
     /// Reads every response written so far, once the loop's turn has ended (answers are
     /// written then).
-    private func responses() throws -> [Authd_V1_Response] {
+    private func responses(of channel: EmbeddedChannel? = nil) throws -> [Authd_V1_Response] {
+        let channel = channel ?? self.channel!
         channel.embeddedEventLoop.run()
         var result: [Authd_V1_Response] = []
         while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
@@ -66,12 +83,8 @@ final class RequestHandlerTests: XCTestCase {
     }
 
     func testPipelinedCallsInOneReadAreAnsweredInOneFlush() throws {
-        var batch = try frame(request(1, "authd.v1.Health/Check"))
-        var second = try frame(request(2, "authd.v1.Account/Get"))
-        var third = try frame(request(3, "authd.v1.Health/Check"))
-        batch.writeBuffer(&second)
-        batch.writeBuffer(&third)
-        try channel.writeInbound(batch)
+        try channel.writeInbound(
+            frames(request(1, "authd.v1.Health/Check"), request(2, "authd.v1.Account/Get"), request(3, "authd.v1.Health/Check")))
         let answers = try responses()
         XCTAssertEqual(answers.map(\.id), [1, 2, 3])
         XCTAssertEqual(try Authd_V1_HealthCheckResponse(serializedBytes: answers[0].body).status, "pass")
@@ -207,6 +220,35 @@ final class RequestHandlerTests: XCTestCase {
         XCTAssertEqual(answers.first?.error.type, "general_argument_invalid")
         XCTAssertEqual(answers.first?.error.code, 400)
         XCTAssertFalse(channel.isActive)
+    }
+
+    /// A lending endpoint answers once, with what it lent first, whatever it does after: lends
+    /// again, or throws. An endpoint that throws before lending is answered with its error.
+    func testALendingEndpointAnswersOnce() throws {
+        func lending(_ name: String, _ run: @escaping Endpoint.Lending) -> (String, MethodTable.Entry) {
+            ("authd.v1.Test/\(name)", MethodTable.Entry(name: "authd.v1.Test/\(name)", scopes: [Scope.public], endpoint: .immediateLending(run)))
+        }
+        let entries = Dictionary(uniqueKeysWithValues: [
+            lending("Twice") { _, _, answer in
+                answer([0x0A, 0x01, 0x61])
+                answer([0x0A, 0x01, 0x62])
+            },
+            lending("ThenThrows") { _, _, answer in
+                answer([0x0A, 0x01, 0x63])
+                throw AuthdError.argumentInvalid("after the answer")
+            },
+            lending("Throws") { _, _, _ in throw AuthdError.argumentInvalid("before any answer") },
+        ])
+        let channel = try connectedChannel(MethodTable(authorizer: Authorizer(store: store), entries: entries))
+        defer { _ = try? channel.finish() }
+        try channel.writeInbound(
+            frames(request(1, "authd.v1.Test/Twice"), request(2, "authd.v1.Test/ThenThrows"), request(3, "authd.v1.Test/Throws")))
+        let answers = try responses(of: channel)
+        XCTAssertEqual(answers.map(\.id), [1, 2, 3], "one answer per call")
+        XCTAssertEqual(Array(answers[0].body), [0x0A, 0x01, 0x61], "the first lent bytes")
+        XCTAssertEqual(Array(answers[1].body), [0x0A, 0x01, 0x63])
+        XCTAssertFalse(answers[1].hasError)
+        XCTAssertEqual(answers[2].error.type, "general_argument_invalid")
     }
 
     func testResponseFramesDecodeWithSwiftProtobuf() throws {
