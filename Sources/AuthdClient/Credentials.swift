@@ -11,7 +11,9 @@ public enum Credentials: Sendable, Equatable {
     /// A server API key.
     case apiKey(String)
 
-    var wire: Authd_V1_Credentials? {
+    /// The message a request carries; nil for none. Package-wide: the load tool encodes its
+    /// requests ahead of time with it.
+    package var wire: Authd_V1_Credentials? {
         var credentials = Authd_V1_Credentials()
         switch self {
         case .none: return nil

@@ -163,12 +163,7 @@ struct Validate: AsyncParsableCommand {
         }
         let result = try await drive(
             requests: {
-                try all.map { secret in
-                    var request = Authd_V1_Request()
-                    request.method = "authd.v1.Account/Get"
-                    request.credentials.session = secret
-                    return try request.serializedBytes()
-                }
+                try all.map { try encodedRequest("authd.v1.Account/Get", credentials: .session($0)) }
             },
             call: { worker, client in _ = try await client.getAccount(credentials: .session(all[worker % all.count])) })
         print(result.report(scenario: "validate", json: options.json, extra: ["driver": driver, "sessions": all.count]))
@@ -281,10 +276,7 @@ struct Tokens: AsyncParsableCommand {
         var input = Authd_V1_CreateSessionRequest()
         input.userID = token.userID
         input.secret = token.secret
-        var request = Authd_V1_Request()
-        request.method = "authd.v1.Account/CreateSession"
-        request.body = try input.serializedBytes()
-        return try request.serializedBytes()
+        return try encodedRequest("authd.v1.Account/CreateSession", body: input.serializedBytes(), credentials: .none)
     }
 }
 
@@ -326,10 +318,7 @@ struct Login: AsyncParsableCommand {
             let extra = "load-validate-\(UInt32.random(in: 0...UInt32.max))@load.example"
             _ = try await clients[0].createAccount(email: extra, password: password)
             let secret = try await clients[0].createEmailPasswordSession(email: extra, password: password).secret
-            var request = Authd_V1_Request()
-            request.method = "authd.v1.Account/Get"
-            request.credentials.session = secret
-            let bytes: [UInt8] = try request.serializedBytes()
+            let bytes = try encodedRequest("authd.v1.Account/Get", credentials: .session(secret))
             let driver = PipelinedDriver(
                 socketPath: options.socket, connections: 1, pipeline: 16,
                 duration: .milliseconds(Int(options.duration * 1000)), warmUp: .milliseconds(Int(options.warmUp * 1000)),
@@ -645,12 +634,12 @@ final class Collected<Value>: @unchecked Sendable {
     var values: [Value] { lock.withLock { storage } }
 }
 
-/// A serialized `authd.v1.Request` without an id (the pipelined driver numbers them), with a
-/// server's API key when it calls with one.
-func encodedRequest(_ method: String, body: Data, credentials: Credentials) throws -> [UInt8] {
+/// A serialized `authd.v1.Request` without an id (the pipelined driver numbers them), with its
+/// credentials as the client sends them.
+func encodedRequest(_ method: String, body: Data = Data(), credentials: Credentials) throws -> [UInt8] {
     var request = Authd_V1_Request()
     request.method = method
     request.body = body
-    if case .apiKey(let key) = credentials { request.credentials.apiKey = key }
+    if let wire = credentials.wire { request.credentials = wire }
     return try request.serializedBytes()
 }
