@@ -57,14 +57,14 @@ public final class Directory: Sendable {
         self.logger = logger
         self.decoyHash = try hasher.hash(SecretToken.generate())
         self.rateLimiter = RateLimiter(store: store, clock: clock)
-        let users = UserCache(capacity: Self.cachedUsers)
+        let users = UserCache(capacity: Self.userCacheCapacity)
         self.users = users
         store.observeCommits { users.invalidate($0) }
     }
 
     /// How many users `Users/Get` keeps decoded: a few thousand cover the users a backend is
     /// working with at a time, at about a kilobyte each.
-    static let cachedUsers = 10_000
+    static let userCacheCapacity = 10_000
 
     /// Users held in the user cache.
     public var cachedUsers: Int { users.count }
