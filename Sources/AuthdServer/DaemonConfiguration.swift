@@ -27,8 +27,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `writer_nice`: nice value the store's writer thread asks for (-20 to 0), so that the one
     /// thread every acknowledged write waits for does not queue behind the event loops.
     public var writerNice: Int32 = -10
-    /// `event_loop_threads`: NIO event loops serving connections (default: the number of cores).
-    public var eventLoopThreads = ProcessInfo.processInfo.activeProcessorCount
+    /// `event_loop_threads`: NIO event loops serving connections (default: one per core but
+    /// one, `defaultEventLoopThreads(cores:)`).
+    public var eventLoopThreads = Self.defaultEventLoopThreads(cores: ProcessInfo.processInfo.activeProcessorCount)
     /// `session_duration`: seconds a new session lasts.
     public var sessionDurationSeconds: Int64 = 31_536_000
     /// `session_limit`: sessions kept per user, oldest evicted; 0 for no limit.
@@ -51,6 +52,13 @@ public struct DaemonConfiguration: Sendable, Equatable {
     }
 
     public init() {}
+
+    /// Every client of authd runs on its host (it listens on a Unix socket only), so a loop on
+    /// every core makes the loops and the clients they answer take turns on the same cores: on
+    /// 2 cores with a pipelining client, 2 loops served 0.82-1.04 of Redis's rate where 1 loop
+    /// served 0.87-1.22 (BENCHMARKS.md, twelfth and thirteenth passes). One core is left to the
+    /// clients, as Redis advises for its I/O threads.
+    public static func defaultEventLoopThreads(cores: Int) -> Int { max(1, cores - 1) }
 
     /// Every key, in the order the README lists them.
     public static let keys = [

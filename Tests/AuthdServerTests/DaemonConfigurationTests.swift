@@ -32,6 +32,18 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(tuned.sessionCacheSize, 0)
     }
 
+    func testEventLoopsLeaveOneCoreToTheClients() throws {
+        XCTAssertEqual(DaemonConfiguration.defaultEventLoopThreads(cores: 1), 1)
+        XCTAssertEqual(DaemonConfiguration.defaultEventLoopThreads(cores: 2), 1)
+        XCTAssertEqual(DaemonConfiguration.defaultEventLoopThreads(cores: 4), 3)
+        XCTAssertEqual(DaemonConfiguration.defaultEventLoopThreads(cores: 64), 63)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        XCTAssertEqual(DaemonConfiguration().eventLoopThreads, DaemonConfiguration.defaultEventLoopThreads(cores: cores))
+        XCTAssertEqual(DaemonConfiguration().hashThreads, cores, "hashing still uses every core, at a lower priority")
+        let pinned = try DaemonConfiguration.load(file: nil, environment: [:], overrides: ["event_loop_threads": "\(cores)"])
+        XCTAssertEqual(pinned.eventLoopThreads, cores)
+    }
+
     func testBadValuesAndUnknownKeysAreClearErrors() {
         let cases: [([String: String], String)] = [
             (["session_limit": "101"], "session_limit must be a whole number in 0...100"),
