@@ -237,8 +237,12 @@ public final class Accounts: Sendable {
     }
 
     /// `Account/Get`: the caller's own account, as the signed-in caller, so that a transport can
-    /// keep its encoding of the answer with the session cache entry.
-    public func get(call: Call) throws -> SignedIn {
-        try call.signedInCaller()
+    /// keep its encoding of the answer with the session cache entry. Lent to `body`, not
+    /// returned: a returned reference is retained and released once more per call (perf).
+    public func get(call: borrowing Call, _ body: (SignedIn) throws -> Void) throws {
+        switch call.caller {
+        case .user(let signedIn): try body(signedIn)
+        default: throw AuthdError.unauthorizedScope(Scope.account)
+        }
     }
 }

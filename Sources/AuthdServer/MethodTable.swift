@@ -110,8 +110,9 @@ public struct MethodTable: Sendable {
         // The hot path: the encoded user is kept with the session cache entry (built once per
         // version of the user) instead of being built and encoded on every call.
         add("Account", "Get", [Scope.account], .immediateLending(Authd_V1_GetAccountRequest.self) { _, call, answer in
-            let signedIn = try accounts.get(call: call)
-            try signedIn.encodedUser.withValue(orMake: { try Authd_V1_User(signedIn.user, for: call).serializedBytes() }, answer)
+            try accounts.get(call: call) { signedIn in
+                try signedIn.encodedUser.withValue(orMake: { try Authd_V1_User(signedIn.user, for: call).serializedBytes() }, answer)
+            }
         })
         add("Account", "CreateEmailPasswordSession", [Scope.sessionsWrite],
             .deferred(Authd_V1_CreateEmailPasswordSessionRequest.self) { request, call in
@@ -369,7 +370,10 @@ public struct MethodTable: Sendable {
         })
     }
 
-    subscript(method: UnsafeRawBufferPointer) -> Entry? { index.entry(named: method) }
+    /// The entry named `method`, unretained: the table keeps its entries for as long as it
+    /// lives, so a caller that holds the table may use the entry without a retain and release
+    /// per call (`_withUnsafeGuaranteedRef`; perf, issue 5).
+    func unretainedEntry(named method: UnsafeRawBufferPointer) -> Unmanaged<Entry>? { index.entry(named: method) }
 
     /// The names of all methods served, sorted.
     public var methods: [String] { entries.keys.sorted() }
@@ -383,7 +387,9 @@ struct MethodIndex: Sendable {
     private let names: [UInt8]
     /// Per slot: where its name is in `names`.
     private let slots: [Range<Int>]
+    /// Per slot: its entry, which the index keeps alive and hands out unretained.
     private let entries: [MethodTable.Entry?]
+    private let unretained: [Unmanaged<MethodTable.Entry>?]
     private let mask: Int
 
     init(_ table: [String: MethodTable.Entry]) {
@@ -403,10 +409,12 @@ struct MethodIndex: Sendable {
         self.names = names
         self.slots = slots
         self.entries = entries
+        unretained = entries.map { $0.map(Unmanaged.passUnretained) }
         mask = size - 1
     }
 
-    func entry(named name: UnsafeRawBufferPointer) -> MethodTable.Entry? {
+    /// Valid for as long as this index (or a copy of it) lives.
+    func entry(named name: UnsafeRawBufferPointer) -> Unmanaged<MethodTable.Entry>? {
         var slot = Self.hash(name) & mask
         return names.withUnsafeBytes { all in
             while entries[slot] != nil {
@@ -414,7 +422,7 @@ struct MethodIndex: Sendable {
                 if candidate.count == name.count,
                     name.count == 0 || memcmp(all.baseAddress! + candidate.lowerBound, name.baseAddress!, name.count) == 0
                 {
-                    return entries[slot]
+                    return unretained[slot]
                 }
                 slot = (slot + 1) & mask
             }

@@ -98,7 +98,7 @@ final class RequestHandler: ChannelInboundHandler {
                 .argumentInvalid("The frame is not a valid authd.v1.Request message (\(error))."))
             return
         }
-        guard let entry = request.withMethodBytes(in: read, { methods[$0] }) else {
+        guard let found = request.withMethodBytes(in: read, { methods.unretainedEntry(named: $0) }) else {
             answer(
                 context, id: request.id,
                 AuthdError(
@@ -109,11 +109,21 @@ final class RequestHandler: ChannelInboundHandler {
         // The caller and its scopes are checked before anything else runs.
         let call: Call
         do {
-            call = try methods.authorizer.authorize(consume callContext, requiring: entry.scopes, at: receivedAt)
+            let scopes = found._withUnsafeGuaranteedRef { $0.scopes }
+            call = try methods.authorizer.authorize(consume callContext, requiring: scopes, at: receivedAt)
         } catch {
-            answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
+            answer(context, id: request.id, wireError(error, method: found.takeUnretainedValue().name, logger: logger))
             return
         }
+        // `methods`, which this handler holds, keeps the entry alive.
+        found._withUnsafeGuaranteedRef { entry in
+            serve(context, in: read, request: request, entry: entry, call: call)
+        }
+    }
+
+    private func serve(
+        _ context: ChannelHandlerContext, in read: ByteBuffer, request: RequestEnvelope, entry: MethodTable.Entry, call: Call
+    ) {
         // Each closure is called where the entry keeps it (see `MethodTable.Entry`).
         if entry.lending != nil {
             // A call answers once: nothing after its first answer is sent.

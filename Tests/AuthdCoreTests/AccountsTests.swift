@@ -49,7 +49,11 @@ final class AccountsTests: DomainTestCase {
 
     /// `Account/Get` as the server runs it: authorise, then call.
     private func get(_ secret: String) throws -> UserRecord {
-        try accounts.get(call: authorizer.authorize(RequestContext(credential: .session(secret: secret)), scopes: [Scope.account])).user
+        var user: UserRecord?
+        try accounts.get(call: authorizer.authorize(RequestContext(credential: .session(secret: secret)), scopes: [Scope.account])) {
+            user = $0.user
+        }
+        return try XCTUnwrap(user)
     }
 
     private func signIn(_ email: String, _ password: String = "password-1") async throws -> SessionView {

@@ -163,7 +163,7 @@ final class MethodIndexTests: XCTestCase {
         let index = MethodIndex(table)
         for name in names {
             let found = Array(name.utf8).withUnsafeBytes { index.entry(named: $0) }
-            XCTAssertEqual(found?.name, name)
+            XCTAssertEqual(found?.takeUnretainedValue().name, name)
         }
         for unknown in ["authd.v1.Account/Ge", "authd.v1.Account/Gets", "b", "authd.v1.account/get", "yuthd.v1.Account/Get", "exactly16bytes.y"] {
             XCTAssertNil(Array(unknown.utf8).withUnsafeBytes { index.entry(named: $0) }, unknown)
