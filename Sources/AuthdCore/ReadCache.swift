@@ -10,10 +10,7 @@ import Synchronization
 final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private struct State {
         var entries: [Key: Value] = [:]
-        /// Keys in the order they were added, oldest from `oldest` on; some may have been
-        /// dropped since (dropping does not search this).
-        var order: [Key] = []
-        var oldest = 0
+        var order = InsertionOrder<Key>()
         /// Moves on every drop; a reader notes it before opening its snapshot.
         var generation: UInt64 = 0
     }
@@ -40,17 +37,12 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         let capacity = capacity
         state.withLock { state in
             guard state.generation == generation, state.entries[key] == nil else { return }
-            while state.entries.count >= capacity, state.oldest < state.order.count {
-                state.entries[state.order[state.oldest]] = nil
-                state.oldest += 1
+            while state.entries.count >= capacity, let oldest = state.order.popOldest() {
+                state.entries[oldest] = nil
             }
             state.entries[key] = value
-            state.order.append(key)
-            if state.oldest > capacity || state.order.count > 2 * capacity + 64 {
-                // Mostly keys dropped since: keep those still held, in their order.
-                state.order = state.order[state.oldest...].filter { state.entries[$0] != nil }
-                state.oldest = 0
-            }
+            let held = state.entries
+            state.order.append(key, capacity: capacity) { held[$0] != nil }
         }
     }
 
@@ -75,7 +67,6 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
             state.generation &+= 1
             state.entries.removeAll()
             state.order.removeAll()
-            state.oldest = 0
         }
     }
 

@@ -16,36 +16,17 @@ final class SessionCache: @unchecked Sendable {
     private struct State {
         var entries: [SecretDigest: Entry] = [:]
         var byUser: [String: [SecretDigest]] = [:]
-        /// Digests in the order they were added, oldest from `oldest` on; some may have been
-        /// dropped since (an invalidation does not search this).
-        var order: [SecretDigest] = []
-        var oldest = 0
+        var order = InsertionOrder<SecretDigest>()
         /// Moves on every invalidation; a reader notes it before opening its snapshot.
         var generation: UInt64 = 0
 
         /// Drops the oldest entries until there is room for one more.
         mutating func makeRoom(capacity: Int) {
-            while entries.count >= capacity, oldest < order.count {
-                let digest = order[oldest]
-                oldest += 1
+            while entries.count >= capacity, let digest = order.popOldest() {
                 guard let entry = entries.removeValue(forKey: digest) else { continue }
                 let userID = entry.user.id
                 byUser[userID]?.removeAll { $0 == digest }
                 if byUser[userID]?.isEmpty == true { byUser[userID] = nil }
-            }
-        }
-
-        /// Adds `digest` to the order, and keeps the order within a few times the capacity.
-        mutating func remember(_ digest: SecretDigest, capacity: Int) {
-            order.append(digest)
-            if oldest > capacity {
-                order.removeFirst(oldest)
-                oldest = 0
-            }
-            if order.count > 2 * capacity + 64 {
-                // Mostly digests invalidated since: keep those still held, in their order.
-                order = order[oldest...].filter { entries[$0] != nil }
-                oldest = 0
             }
         }
     }
@@ -100,7 +81,8 @@ final class SessionCache: @unchecked Sendable {
             if state.entries[digest] == nil { state.makeRoom(capacity: shardCapacity) }
             if state.entries.updateValue(entry, forKey: digest) == nil {
                 state.byUser[entry.user.id, default: []].append(digest)
-                state.remember(digest, capacity: shardCapacity)
+                let held = state.entries
+                state.order.append(digest, capacity: shardCapacity) { held[$0] != nil }
             }
         }
     }
