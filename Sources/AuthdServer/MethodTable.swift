@@ -387,7 +387,7 @@ struct MethodIndex: Sendable {
     private let names: [UInt8]
     /// Per slot: where its name is in `names`.
     private let slots: [Range<Int>]
-    /// Per slot: its entry, which the index keeps alive and hands out unretained.
+    /// Per slot: its entry, kept alive here and handed out from `unretained`.
     private let entries: [MethodTable.Entry?]
     private let unretained: [Unmanaged<MethodTable.Entry>?]
     private let mask: Int
@@ -417,7 +417,7 @@ struct MethodIndex: Sendable {
     func entry(named name: UnsafeRawBufferPointer) -> Unmanaged<MethodTable.Entry>? {
         var slot = Self.hash(name) & mask
         return names.withUnsafeBytes { all in
-            while entries[slot] != nil {
+            while unretained[slot] != nil {
                 let candidate = slots[slot]
                 if candidate.count == name.count,
                     name.count == 0 || memcmp(all.baseAddress! + candidate.lowerBound, name.baseAddress!, name.count) == 0
