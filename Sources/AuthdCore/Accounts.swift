@@ -238,11 +238,8 @@ public final class Accounts: Sendable {
 
     /// `Account/Get`: the caller's own account, as the signed-in caller, so that a transport can
     /// keep its encoding of the answer with the session cache entry. Lent to `body`, not
-    /// returned: a returned reference is retained and released once more per call (perf).
+    /// returned (`Call.withSignedInCaller`).
     public func get(call: borrowing Call, _ body: (SignedIn) throws -> Void) throws {
-        switch call.caller {
-        case .user(let signedIn): try body(signedIn)
-        default: throw AuthdError.unauthorizedScope(Scope.account)
-        }
+        try call.withSignedInCaller(body)
     }
 }

@@ -227,8 +227,17 @@ public struct Call: Sendable, Equatable {
 
     /// The signed-in caller; a guest or server caller lacks the `account` scope.
     func signedInCaller() throws -> SignedIn {
-        guard case .user(let signedIn) = caller else { throw AuthdError.unauthorizedScope(Scope.account) }
-        return signedIn
+        try withSignedInCaller { $0 }
+    }
+
+    /// Runs `body` with the signed-in caller, lent: switching over the borrowed `caller` binds
+    /// it without a retain, where returning it retains and releases it once more (perf, the
+    /// session check's `Account/Get`).
+    func withSignedInCaller<R>(_ body: (SignedIn) throws -> R) throws -> R {
+        switch caller {
+        case .user(let signedIn): try body(signedIn)
+        default: throw AuthdError.unauthorizedScope(Scope.account)
+        }
     }
 
     /// The signed-in user and session, as `signedInCaller` finds them.
