@@ -18,7 +18,7 @@ struct AuthdLoad: AsyncParsableCommand {
             authd maps it (root is an operator by default). The permission-check scenario (`check`) \
             comes with the permissions API.
             """,
-        subcommands: [Validate.self, Tokens.self, Login.self, Mixed.self, Populate.self, Soak.self])
+        subcommands: [Validate.self, Tokens.self, Login.self, Mixed.self, Populate.self, Soak.self, Stalls.self])
 }
 
 struct CommonOptions: ParsableArguments {

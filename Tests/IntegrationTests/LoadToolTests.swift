@@ -179,6 +179,36 @@ final class LoadToolTests: XCTestCase {
             XCTAssertEqual(run["errors"] as? Int, 0)
         }
     }
+
+    /// `stalls` needs no daemon: it spins a thread per core and reports the gaps each saw and
+    /// the stalls, when every thread was in a gap at once, which add up to no more time, and
+    /// last no longer, than any one thread's gaps.
+    func testStallsReportGapsPerThreadAndOnEveryCoreAtOnce() throws {
+        let binary = DaemonProcess.binary.deletingLastPathComponent().appendingPathComponent("authd-load")
+        let (status, output) = try runProcess(binary, ["stalls", "--threads", "2", "--duration", "0.3", "--threshold-us", "2", "--json"])
+        XCTAssertEqual(status, 0, output)
+        let line = try XCTUnwrap(output.split(separator: "\n").last(where: { $0.hasPrefix("{") }), output)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(report["threads"] as? Int, 2)
+        let perThread = try XCTUnwrap(report["per_thread"] as? [[String: Any]])
+        let everyCore = try XCTUnwrap(report["every_core"] as? [String: Any])
+        XCTAssertEqual(perThread.count, 2)
+        // The kernel's timer tick alone interrupts a spinning thread for more than 2 µs.
+        XCTAssertGreaterThan(perThread.compactMap { $0["gaps"] as? Int }.min() ?? 0, 0, "\(report)")
+        for summary in perThread + [everyCore] {
+            let lost = try XCTUnwrap(summary["lost_fraction"] as? Double)
+            XCTAssertTrue((0...1).contains(lost), "\(summary)")
+        }
+        // A stall lies inside a gap of every thread.
+        let least = perThread.compactMap { $0["lost_fraction"] as? Double }.min() ?? -1
+        let shortestLongest = perThread.compactMap { $0["max_us"] as? Double }.min() ?? -1
+        XCTAssertLessThanOrEqual(try XCTUnwrap(everyCore["lost_fraction"] as? Double), least, "\(report)")
+        XCTAssertLessThanOrEqual(try XCTUnwrap(everyCore["max_us"] as? Double), shortestLongest, "\(report)")
+
+        let (refused, message) = try runProcess(binary, ["stalls", "--threads", "0"])
+        XCTAssertNotEqual(refused, 0)
+        XCTAssertTrue(message.contains("--threads must be 1-256"), message)
+    }
 }
 
 /// Text that looks like a session secret: lowercase hex.
