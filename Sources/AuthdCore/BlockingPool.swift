@@ -12,9 +12,12 @@ public final class BlockingPool: @unchecked Sendable {
     private var running = 0
 
     public let threadCount: Int
-    /// The threads' nice value (0-19): above 0, an event loop that wakes up takes the core from
-    /// a hashing thread at once, so a login storm uses every idle cycle without delaying session
-    /// validation.
+    /// The threads' nice value (0-19): above 0, the event loops outweigh the hashing threads
+    /// (at 10, by about ten to one), so a login storm uses every idle cycle and leaves the loops
+    /// theirs. A loop that wakes may still wait out a hashing thread's slice: an EEVDF kernel
+    /// lets the running thread finish it (up to a few milliseconds, with the tick). `SCHED_IDLE`
+    /// would end that wait, but lets any busy process on the host starve logins, and measured
+    /// no steadier on the machine this was measured on (BENCHMARKS.md).
     public let niceness: Int32
 
     public init(threads: Int, name: String = "authd-hash", niceness: Int32 = 0) {

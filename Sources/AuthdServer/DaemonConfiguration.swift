@@ -21,8 +21,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var argon2 = PasswordHasher.Parameters.owasp
     /// `hash_threads`: threads hashing passwords (default: the number of cores).
     public var hashThreads = ProcessInfo.processInfo.activeProcessorCount
-    /// `hash_nice`: nice value of the hashing threads (0-19), so that logins never delay the
-    /// event loops.
+    /// `hash_nice`: nice value of the hashing threads (0-19), so that logins yield the cores
+    /// to the event loops.
     public var hashNice: Int32 = 10
     /// `writer_nice`: nice value the store's writer thread asks for (-20 to 0), so that the one
     /// thread every acknowledged write waits for does not queue behind the event loops.
