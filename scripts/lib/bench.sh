@@ -1,0 +1,68 @@
+# Shared by the scripts/bench-* scripts (sourced, not run): building the release products,
+# installing Redis, a scratch folder that is removed on exit, and starting and stopping daemons
+# that are stopped on exit too, whatever way the script ends.
+
+# bench_build PRODUCT...: installs the build's Debian packages and builds the products in
+# release; sets `bin` to their folder.
+bench_build() {
+    scripts/bootstrap
+    local product
+    for product in "$@"; do swift build -c release --product "$product" >/dev/null; done
+    bin=$(swift build -c release --show-bin-path)
+}
+
+# bench_need_redis: Debian's redis-server and redis-tools, installed when missing.
+bench_need_redis() {
+    command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null && return
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
+}
+
+# bench_workdir NAME: makes `work`, a scratch folder under /tmp, and on exit stops every
+# process started with bench_start and removes the folder.
+bench_started=()
+bench_workdir() {
+    work=$(mktemp -d "/tmp/$1.XXXXXX")
+    trap bench_cleanup EXIT
+}
+bench_cleanup() {
+    local pid
+    for pid in "${bench_started[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [[ -n ${work:-} ]] && rm -rf "$work"
+}
+
+# bench_start SOCKET LOG COMMAND...: runs COMMAND in the background, its output added to LOG, and
+# waits (at most 10 s) for SOCKET to appear; sets `started_pid`. A daemon that does not come up
+# ends the script.
+bench_start() {
+    local socket=$1 log=$2
+    shift 2
+    "$@" >>"$log" 2>&1 &
+    started_pid=$!
+    bench_started+=("$started_pid")
+    for _ in $(seq 100); do [[ -S $socket ]] && return; sleep 0.1; done
+    echo "$1 did not listen on $socket (log: $log)" >&2
+    tail -n 5 "$log" >&2
+    exit 1
+}
+
+# bench_authd BINARY SOCKET DATA [ARGS...]: bench_start for an authd on a fresh data folder
+# (any earlier one at DATA and SOCKET is removed), logging warnings only to DATA.log.
+bench_authd() {
+    local binary=$1 socket=$2 data=$3
+    shift 3
+    rm -rf "$data" "$socket"
+    bench_start "$socket" "$data.log" "$binary" --socket "$socket" --data "$data" --set log_level=warning "$@"
+}
+
+# bench_stop PID: SIGTERM, and waits for it to end (and forgets it, so that the exit does not
+# signal a process that took the number since).
+bench_stop() {
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    local pid kept=()
+    for pid in "${bench_started[@]}"; do [[ $pid == "$1" ]] || kept+=("$pid"); done
+    bench_started=("${kept[@]}")
+}
