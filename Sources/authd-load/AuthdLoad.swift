@@ -284,11 +284,13 @@ struct Login: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Email/password logins (CreateEmailPasswordSession): Argon2 verification plus a durable session write.",
         discussion: """
-            Before and after the storm, measures the Argon2id ceiling: hashes per second of libargon2 on every \
-            core at the daemon's parameters (give them with --argon2-*, if not the defaults), and reports the \
-            logins as a fraction of the two's mean (a shared machine's speed drifts within a minute). With \
-            --validate-rate, session validations run at that fixed rate on their own connection during the \
-            storm, and their latency is reported apart.
+            Measures the Argon2id ceiling, hashes per second of libargon2 on every core at the daemon's \
+            parameters (give them with --argon2-*, if not the defaults), before and after the storm, and \
+            reports the logins as a fraction of it. A shared machine's speed drifts within a minute: with \
+            --windows N the storm is cut into N windows with a ceiling window before, between and after \
+            them, and the fraction is of the storm's and the ceiling's totals. With --validate-rate, session \
+            validations run at that fixed rate on their own connection during the storm, and their latency \
+            is reported apart. The machine's CPU during the storm windows is reported from /proc/stat.
             """)
 
     @OptionGroup var options: CommonOptions
@@ -299,10 +301,17 @@ struct Login: AsyncParsableCommand {
     var argon2Iterations: UInt32 = PasswordHasher.Parameters.owasp.iterations
     @Option(help: "The daemon's argon2_parallelism.")
     var argon2Parallelism: UInt32 = PasswordHasher.Parameters.owasp.parallelism
-    @Option(help: "Seconds to measure the Argon2id ceiling (0: skip).")
+    @Option(help: "Seconds of each ceiling window before and after the storm (0: no ceiling); with --windows, the same total is spread over the windows' ceilings.")
     var ceilingSeconds = 5.0
     @Option(help: "Session validations per second during the storm (open loop, one connection; 0: none).")
     var validateRate = 0.0
+    @Option(help: "Storm windows, alternating with ceiling windows (--duration is their total).")
+    var windows = 1
+
+    func validate() throws {
+        guard (1...100).contains(windows) else { throw ValidationError("--windows must be 1-100") }
+        guard ceilingSeconds >= 0 else { throw ValidationError("--ceiling-seconds must not be negative") }
+    }
 
     func run() async throws {
         let clients = try await options.connect()
@@ -311,40 +320,70 @@ struct Login: AsyncParsableCommand {
         let emails = users.map(\.email)
         let parameters = PasswordHasher.Parameters(
             memoryKiB: argon2MemoryKib, iterations: argon2Iterations, parallelism: argon2Parallelism)
-        let ceilingBefore = ceilingSeconds > 0 ? Argon2Ceiling.measure(parameters, seconds: ceilingSeconds) : 0
         // The validated session belongs to a user of its own: the storm's logins would evict it.
-        var validation: Task<LoadRun.Result, any Error>?
+        var validationRequest: [UInt8]?
         if validateRate > 0 {
             let extra = "load-validate-\(UInt32.random(in: 0...UInt32.max))@load.example"
             _ = try await clients[0].createAccount(email: extra, password: password)
             let secret = try await clients[0].createEmailPasswordSession(email: extra, password: password).secret
-            let bytes = try encodedRequest("authd.v1.Account/Get", credentials: .session(secret))
-            let driver = PipelinedDriver(
-                socketPath: options.socket, connections: 1, pipeline: 16,
-                duration: .milliseconds(Int(options.duration * 1000)), warmUp: .milliseconds(Int(options.warmUp * 1000)),
-                maximumCalls: options.maxCalls, rate: validateRate, eventLoops: 1)
-            validation = Task { try await driver.run(requests: [bytes], progress: false) }
+            validationRequest = try encodedRequest("authd.v1.Account/Get", credentials: .session(secret))
         }
         if !options.json {
-            print("login: \(emails.count) users; \(options.connections) connections × \(options.pipeline) in flight")
-            if ceilingBefore > 0 {
-                print(String(format: "  Argon2id ceiling before: %.1f hashes/s on %d cores", ceilingBefore, ProcessInfo.processInfo.activeProcessorCount))
+            print("login: \(emails.count) users; \(options.connections) connections × \(options.pipeline) in flight, \(windows) storm window(s)")
+        }
+        // The ceiling's windows share out before-and-after's total: C S C, or C S C S ... S C.
+        let ceilingWindow = ceilingSeconds * 2 / Double(windows + 1)
+        var ceilings: [Double] = []
+        if ceilingSeconds > 0 { ceilings.append(Argon2Ceiling.measure(parameters, seconds: ceilingWindow)) }
+        var storm: LoadRun.Result?
+        var validated: LoadRun.Result?
+        var stormRates: [Double] = []
+        var cpu = CPUTimes.zero
+        for window in 0..<windows {
+            // The first window warms up; the daemon is as warm for the others.
+            let whole = options.run
+            let run = LoadRun(
+                connections: whole.connections, pipeline: whole.pipeline, duration: whole.duration / windows,
+                warmUp: window == 0 ? whole.warmUp : .zero, maximumCalls: whole.maximumCalls, rate: whole.rate)
+            let validation = validationRequest.map { request in
+                Task {
+                    try await PipelinedDriver(
+                        socketPath: options.socket, connections: 1, pipeline: 16, duration: run.duration, warmUp: run.warmUp,
+                        maximumCalls: options.maxCalls, rate: validateRate, eventLoops: 1
+                    ).run(requests: [request], progress: false)
+                }
+            }
+            let cpuBefore = CPUTimes.read()
+            let result = await run.run(clients: clients, progress: !options.json) { worker, client in
+                _ = try await client.createEmailPasswordSession(email: emails[worker % emails.count], password: password)
+                return 0
+            }
+            // Over the whole window, warm-up included: that is storm too.
+            cpu = cpu + (CPUTimes.read() - cpuBefore)
+            stormRates.append(result.throughput)
+            storm = storm.map { $0.adding(result) } ?? result
+            if let validation {
+                let part = try await validation.value
+                validated = validated.map { $0.adding(part) } ?? part
+            }
+            if ceilingSeconds > 0 { ceilings.append(Argon2Ceiling.measure(parameters, seconds: ceilingWindow)) }
+        }
+        guard let storm else { return }
+        var extra: [String: Any] = ["windows": windows, "cpu_during_storm": cpu.shares]
+        if !ceilings.isEmpty {
+            // Every ceiling window lasts as long, so the ceiling over them all is their mean.
+            let ceiling = ceilings.reduce(0, +) / Double(ceilings.count)
+            extra["argon2_ceiling_before"] = ceilings.first
+            extra["argon2_ceiling_after"] = ceilings.last
+            extra["argon2_ceilings"] = ceilings
+            extra["argon2_ceiling_hashes_per_second"] = ceiling
+            extra["fraction_of_ceiling"] = storm.throughput / ceiling
+            // Each storm window against the mean of the ceilings on either side of it.
+            extra["fraction_per_window"] = stormRates.enumerated().map { index, rate in
+                rate / ((ceilings[index] + ceilings[index + 1]) / 2)
             }
         }
-        let result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
-            _ = try await client.createEmailPasswordSession(email: emails[worker % emails.count], password: password)
-            return 0
-        }
-        var extra: [String: Any] = [:]
-        if ceilingBefore > 0 {
-            let ceilingAfter = Argon2Ceiling.measure(parameters, seconds: ceilingSeconds)
-            let ceiling = (ceilingBefore + ceilingAfter) / 2
-            extra["argon2_ceiling_before"] = ceilingBefore
-            extra["argon2_ceiling_after"] = ceilingAfter
-            extra["argon2_ceiling_hashes_per_second"] = ceiling
-            extra["fraction_of_ceiling"] = result.throughput / ceiling
-        }
-        if let validated = try await validation?.value {
+        if let validated {
             extra["validate_during_storm"] = [
                 "calls": validated.calls, "errors": validated.errors, "calls_per_second": validated.throughput,
                 "latency_us": LoadRun.Result.latencies(validated.histogram),
@@ -355,7 +394,13 @@ struct Login: AsyncParsableCommand {
                     + LoadRun.Result.latencyLine(validated.histogram)
             }
         }
-        print(result.report(scenario: "login", json: options.json, extra: extra))
+        if !options.json {
+            extra["cpu_during_storm"] = CPUTimes.kinds.map { String(format: "%@ %.1f %%", $0, cpu.shares[$0] ?? 0) }.joined(separator: ", ")
+            for key in ["argon2_ceilings", "fraction_per_window"] {
+                if let values = extra[key] as? [Double] { extra[key] = values.map { String(format: "%.2f", $0) }.joined(separator: " ") }
+            }
+        }
+        print(storm.report(scenario: "login", json: options.json, extra: extra))
         for client in clients { await client.close() }
     }
 }
@@ -376,6 +421,29 @@ enum Argon2Ceiling {
         }
         let elapsed = started.duration(to: .now)
         return Double(hashes.load(ordering: .relaxed)) / (elapsed / .seconds(1))
+    }
+}
+
+/// The machine's CPU time by kind, in clock ticks, from the first line of /proc/stat.
+struct CPUTimes {
+    static let kinds = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
+    var ticks: [Int]
+
+    static let zero = CPUTimes(ticks: Array(repeating: 0, count: kinds.count))
+
+    static func read() -> CPUTimes {
+        let text = (try? String(contentsOfFile: "/proc/stat", encoding: .utf8)) ?? ""
+        let fields = text.prefix { $0 != "\n" }.split(separator: " ").dropFirst().prefix(kinds.count).map { Int($0) ?? 0 }
+        return fields.count == kinds.count ? CPUTimes(ticks: fields) : .zero
+    }
+
+    static func + (a: CPUTimes, b: CPUTimes) -> CPUTimes { CPUTimes(ticks: zip(a.ticks, b.ticks).map(+)) }
+    static func - (a: CPUTimes, b: CPUTimes) -> CPUTimes { CPUTimes(ticks: zip(a.ticks, b.ticks).map(-)) }
+
+    /// Each kind's share of the total, in per cent; nice is the daemon's niced hashing threads.
+    var shares: [String: Double] {
+        let total = max(1, ticks.reduce(0, +))
+        return Dictionary(uniqueKeysWithValues: zip(Self.kinds, ticks.map { 100 * Double($0) / Double(total) }))
     }
 }
 

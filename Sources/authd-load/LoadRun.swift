@@ -121,6 +121,19 @@ final class Counters: Sendable {
 extension LoadRun.Result {
     var throughput: Double { seconds > 0 ? Double(calls) / seconds : 0 }
 
+    /// This run and another of the same calls as one: counts and times added, latencies merged.
+    func adding(_ other: LoadRun.Result) -> LoadRun.Result {
+        var histogram = self.histogram
+        histogram.add(other.histogram)
+        var byKind = self.byKind
+        for (index, kind) in other.byKind.enumerated() {
+            if index < byKind.count { byKind[index].add(kind) } else { byKind.append(kind) }
+        }
+        return LoadRun.Result(
+            calls: calls + other.calls, errors: errors + other.errors, seconds: seconds + other.seconds,
+            histogram: histogram, firstError: firstError ?? other.firstError, byKind: byKind)
+    }
+
     static func latencies(_ histogram: Histogram<UInt64>) -> [String: Any] {
         let some = histogram.totalCount > 0
         let p = { (q: Double) in some ? histogram.valueAtPercentile(q) : 0 }

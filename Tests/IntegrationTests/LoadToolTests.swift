@@ -117,6 +117,32 @@ final class LoadToolTests: XCTestCase {
         let during = try XCTUnwrap(login["validate_during_storm"] as? [String: Any], "\(login)")
         XCTAssertGreaterThan(during["calls"] as? Int ?? 0, 0)
         XCTAssertEqual(during["errors"] as? Int, 0)
+        let cpu = try XCTUnwrap(login["cpu_during_storm"] as? [String: Double], "\(login)")
+        XCTAssertEqual(Set(cpu.keys), ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"])
+        XCTAssertEqual(cpu.values.reduce(0, +), 100, accuracy: 0.01, "shares of the machine's CPU: \(cpu)")
+
+        // Three storm windows: four ceiling windows around them, and a fraction for each window
+        // against the ceilings on either side.
+        let windowed = try load(
+            ["login", "--argon2-memory-kib", "64", "--argon2-iterations", "1", "--ceiling-seconds", "0.2", "--windows", "3",
+             "--validate-rate", "100"] + quick)
+        XCTAssertEqual(windowed["errors"] as? Int, 0, "\(windowed)")
+        XCTAssertEqual(windowed["windows"] as? Int, 3)
+        let ceilings = try XCTUnwrap(windowed["argon2_ceilings"] as? [Double], "\(windowed)")
+        let fractions = try XCTUnwrap(windowed["fraction_per_window"] as? [Double], "\(windowed)")
+        XCTAssertEqual(ceilings.count, 4)
+        XCTAssertEqual(fractions.count, 3)
+        XCTAssertTrue(ceilings.allSatisfy { $0 > 0 }, "\(ceilings)")
+        XCTAssertEqual(
+            try XCTUnwrap(windowed["argon2_ceiling_hashes_per_second"] as? Double), ceilings.reduce(0, +) / 4, accuracy: 1e-6)
+        XCTAssertTrue(fractions.allSatisfy { $0 > 0 }, "every window logged users in: \(fractions)")
+        let validatedInWindows = try XCTUnwrap(windowed["validate_during_storm"] as? [String: Any])
+        // 100/s over the storm's 0.5 s, in three windows: the calls of each window add up.
+        XCTAssertTrue((30...60).contains(validatedInWindows["calls"] as? Int ?? 0), "\(validatedInWindows)")
+        let (refused, message) = try runProcess(
+            DaemonProcess.binary.deletingLastPathComponent().appendingPathComponent("authd-load"), ["login", "--windows", "0"])
+        XCTAssertNotEqual(refused, 0)
+        XCTAssertTrue(message.contains("--windows must be 1-100"), message)
 
         let mixed = try load(["mixed", "--validate-weight", "2", "--login-weight", "1", "--tokens-weight", "1"] + quick)
         XCTAssertEqual(mixed["errors"] as? Int, 0, "\(mixed)")
