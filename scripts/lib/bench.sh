@@ -19,18 +19,20 @@ bench_need_redis() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
 }
 
-# bench_workdir NAME: makes `work`, a scratch folder under /tmp, and on exit stops every
-# process started with bench_start and removes the folder.
+# On exit, every process started with bench_start and still running is stopped, and the
+# scratch folder of bench_workdir, if any, removed.
 bench_started=()
+trap bench_cleanup EXIT
+
+# bench_workdir NAME: makes `work`, a scratch folder under /tmp.
 bench_workdir() {
     work=$(mktemp -d "/tmp/$1.XXXXXX")
-    trap bench_cleanup EXIT
 }
 bench_cleanup() {
     local pid
     for pid in "${bench_started[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    [[ -n ${work:-} ]] && rm -rf "$work"
+    if [[ -n ${work:-} ]]; then rm -rf "$work"; fi
 }
 
 # bench_start SOCKET LOG COMMAND...: runs COMMAND in the background, its output added to LOG, and
