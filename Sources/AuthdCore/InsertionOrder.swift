@@ -17,8 +17,8 @@ struct InsertionOrder<Key: Hashable> {
         return keys[oldest - 1]
     }
 
-    /// Adds `key` as the newest. `isHeld` tells the keys the cache still holds, for compacting.
-    mutating func append(_ key: Key, capacity: Int, isHeld: (Key) -> Bool) {
+    /// Adds `key` as the newest. `entries` are what the cache still holds, for compacting.
+    mutating func append<Value>(_ key: Key, capacity: Int, heldIn entries: [Key: Value]) {
         keys.append(key)
         if oldest > capacity {
             keys.removeFirst(oldest)
@@ -26,7 +26,7 @@ struct InsertionOrder<Key: Hashable> {
         }
         if keys.count > 2 * capacity + 64 {
             // Mostly keys dropped since: keep those still held, in their order.
-            keys = keys[oldest...].filter(isHeld)
+            keys = keys[oldest...].filter { entries[$0] != nil }
             oldest = 0
         }
     }

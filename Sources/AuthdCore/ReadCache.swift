@@ -41,8 +41,7 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
                 state.entries[oldest] = nil
             }
             state.entries[key] = value
-            let held = state.entries
-            state.order.append(key, capacity: capacity) { held[$0] != nil }
+            state.order.append(key, capacity: capacity, heldIn: state.entries)
         }
     }
 

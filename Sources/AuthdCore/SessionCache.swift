@@ -81,8 +81,7 @@ final class SessionCache: @unchecked Sendable {
             if state.entries[digest] == nil { state.makeRoom(capacity: shardCapacity) }
             if state.entries.updateValue(entry, forKey: digest) == nil {
                 state.byUser[entry.user.id, default: []].append(digest)
-                let held = state.entries
-                state.order.append(digest, capacity: shardCapacity) { held[$0] != nil }
+                state.order.append(digest, capacity: shardCapacity, heldIn: state.entries)
             }
         }
     }

@@ -339,14 +339,13 @@ struct Login: AsyncParsableCommand {
         var validated: LoadRun.Result?
         var stormRates: [Double] = []
         var cpu = CPUTimes.zero
+        var run = options.run
+        run.duration = run.duration / windows
         for window in 0..<windows {
             // The first window warms up; the daemon is as warm for the others.
-            let whole = options.run
-            let run = LoadRun(
-                connections: whole.connections, pipeline: whole.pipeline, duration: whole.duration / windows,
-                warmUp: window == 0 ? whole.warmUp : .zero, maximumCalls: whole.maximumCalls, rate: whole.rate)
+            if window > 0 { run.warmUp = .zero }
             let validation = validationRequest.map { request in
-                Task {
+                Task { [run] in
                     try await PipelinedDriver(
                         socketPath: options.socket, connections: 1, pipeline: 16, duration: run.duration, warmUp: run.warmUp,
                         maximumCalls: options.maxCalls, rate: validateRate, eventLoops: 1
@@ -369,7 +368,8 @@ struct Login: AsyncParsableCommand {
             if ceilingSeconds > 0 { ceilings.append(Argon2Ceiling.measure(parameters, seconds: ceilingWindow)) }
         }
         guard let storm else { return }
-        var extra: [String: Any] = ["windows": windows, "cpu_during_storm": cpu.shares]
+        let cpuShares = cpu.shares
+        var extra: [String: Any] = ["windows": windows, "cpu_during_storm": cpuShares]
         if !ceilings.isEmpty {
             // Every ceiling window lasts as long, so the ceiling over them all is their mean.
             let ceiling = ceilings.reduce(0, +) / Double(ceilings.count)
@@ -395,7 +395,7 @@ struct Login: AsyncParsableCommand {
             }
         }
         if !options.json {
-            extra["cpu_during_storm"] = CPUTimes.kinds.map { String(format: "%@ %.1f %%", $0, cpu.shares[$0] ?? 0) }.joined(separator: ", ")
+            extra["cpu_during_storm"] = CPUTimes.kinds.map { String(format: "%@ %.1f %%", $0, cpuShares[$0] ?? 0) }.joined(separator: ", ")
             for key in ["argon2_ceilings", "fraction_per_window"] {
                 if let values = extra[key] as? [Double] { extra[key] = values.map { String(format: "%.2f", $0) }.joined(separator: " ") }
             }

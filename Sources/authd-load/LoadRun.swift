@@ -8,8 +8,8 @@ import Synchronization
 struct LoadRun {
     let connections: Int
     let pipeline: Int
-    let duration: Duration
-    let warmUp: Duration
+    var duration: Duration
+    var warmUp: Duration
     let maximumCalls: Int
     /// Calls per second over all workers (open loop); nil to call as fast as answers come.
     var rate: Double? = nil

@@ -3,16 +3,19 @@ import XCTest
 @testable import AuthdCore
 
 final class InsertionOrderTests: XCTestCase {
+    /// A cache that still holds every key.
+    private let everyKey = Dictionary(uniqueKeysWithValues: (0..<1000).map { ($0, ()) })
+
     func testKeysComeOutOldestFirstOnce() {
         var order = InsertionOrder<Int>()
-        for key in 1...3 { order.append(key, capacity: 10) { _ in true } }
+        for key in 1...3 { order.append(key, capacity: 10, heldIn: everyKey) }
         XCTAssertEqual(order.popOldest(), 1)
         XCTAssertEqual(order.popOldest(), 2)
-        order.append(4, capacity: 10) { _ in true }
+        order.append(4, capacity: 10, heldIn: everyKey)
         XCTAssertEqual(order.popOldest(), 3)
         XCTAssertEqual(order.popOldest(), 4)
         XCTAssertNil(order.popOldest(), "every key was handed out")
-        order.append(5, capacity: 10) { _ in true }
+        order.append(5, capacity: 10, heldIn: everyKey)
         order.removeAll()
         XCTAssertNil(order.popOldest())
     }
@@ -22,8 +25,11 @@ final class InsertionOrderTests: XCTestCase {
         // order keeps only what is still held, in the order it was added.
         var order = InsertionOrder<Int>()
         let held: Set<Int> = [7, 300]
+        var entries: [Int: Void] = [7: (), 300: ()]
         for key in 0..<1000 {
-            order.append(key, capacity: 4) { held.contains($0) || $0 == key }
+            entries[key] = ()
+            order.append(key, capacity: 4, heldIn: entries)
+            if !held.contains(key) { entries[key] = nil }
             XCTAssertLessThanOrEqual(order.count, 2 * 4 + 64 + 1)
         }
         var remaining: [Int] = []
@@ -36,7 +42,7 @@ final class InsertionOrderTests: XCTestCase {
         // A full cache that pops one key per insert: what was handed out is let go of.
         var order = InsertionOrder<Int>()
         for key in 0..<1000 {
-            order.append(key, capacity: 8) { _ in true }
+            order.append(key, capacity: 8, heldIn: everyKey)
             if key >= 8 { _ = order.popOldest() }
         }
         XCTAssertEqual(order.count, 8)
