@@ -59,6 +59,10 @@ bench_authd() {
     bench_start "$socket" "$data.log" "$binary" --socket "$socket" --data "$data" --set log_level=warning "$@"
 }
 
+# bench_cpu_ticks PATH: user plus system CPU time, in clock ticks, of the process or thread at
+# PATH (/proc/PID or /proc/PID/task/TID).
+bench_cpu_ticks() { awk '{ print $14 + $15 }' "$1/stat"; }
+
 # bench_stop PID: SIGTERM, and waits for it to end (and forgets it, so that the exit does not
 # signal a process that took the number since).
 bench_stop() {
