@@ -1,0 +1,194 @@
+import ArgumentParser
+import AuthdClient
+import AuthdCore
+import Foundation
+import Synchronization
+
+struct Login: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Email/password logins (CreateEmailPasswordSession): Argon2 verification plus a durable session write.",
+        discussion: """
+            Measures the Argon2id ceiling, hashes per second of libargon2 on every core at the daemon's \
+            parameters (give them with --argon2-*, if not the defaults), before and after the storm, and \
+            reports the logins as a fraction of it. A shared machine's speed drifts within a minute: with \
+            --windows N the storm is cut into N windows with a ceiling window before, between and after \
+            them, and the fraction is of the storm's and the ceiling's totals. With --validate-rate, session \
+            validations run at that fixed rate on their own connection during the storm, and their latency \
+            is reported apart. The machine's CPU during the storm windows is reported from /proc/stat.
+            """)
+
+    @OptionGroup var options: CommonOptions
+
+    @Option(help: "The daemon's argon2_memory_kib.")
+    var argon2MemoryKib: UInt32 = PasswordHasher.Parameters.owasp.memoryKiB
+    @Option(help: "The daemon's argon2_iterations.")
+    var argon2Iterations: UInt32 = PasswordHasher.Parameters.owasp.iterations
+    @Option(help: "The daemon's argon2_parallelism.")
+    var argon2Parallelism: UInt32 = PasswordHasher.Parameters.owasp.parallelism
+    @Option(help: "Seconds of each ceiling window before and after the storm (0: no ceiling); with --windows, the same total is spread over the windows' ceilings.")
+    var ceilingSeconds = 5.0
+    @Option(help: "Session validations per second during the storm (open loop, one connection; 0: none).")
+    var validateRate = 0.0
+    @Option(help: "Storm windows, alternating with ceiling windows (--duration is their total).")
+    var windows = 1
+
+    func validate() throws {
+        guard (1...100).contains(windows) else { throw ValidationError("--windows must be 1-100") }
+        guard ceilingSeconds >= 0 else { throw ValidationError("--ceiling-seconds must not be negative") }
+    }
+
+    func run() async throws {
+        let clients = try await options.connect()
+        let password = "load-password-1"
+        let emails = try await options.createUsers(clients[0], password: password).map(\.email)
+        let validationRequest = validateRate > 0 ? try await validationRequest(clients[0], password: password) : nil
+        if !options.json {
+            print("login: \(emails.count) users; \(options.connections) connections × \(options.pipeline) in flight, \(windows) storm window(s)")
+        }
+        let storm = try await storm(clients: clients, emails: emails, password: password, validationRequest: validationRequest)
+        print(storm.logins.report(scenario: "login", json: options.json, extra: figures(of: storm)))
+        for client in clients { await client.close() }
+    }
+
+    /// What the storm measured: its logins, the validations beside them, the ceiling windows
+    /// around its windows, and the machine's CPU during them.
+    struct Storm {
+        var logins: LoadRun.Result
+        /// Logins per second of each storm window.
+        var windowRates: [Double]
+        var validations: LoadRun.Result?
+        /// Hashes per second of each ceiling window, in order: one more than the storm windows.
+        var ceilings: [Double]
+        var cpu: CPUTimes
+    }
+
+    /// An `Account/Get` of a session of its own user: the storm's logins would evict one of theirs.
+    private func validationRequest(_ client: AuthdClient, password: String) async throws -> [UInt8] {
+        let email = "load-validate-\(UInt32.random(in: 0...UInt32.max))@load.example"
+        _ = try await client.createAccount(email: email, password: password)
+        let secret = try await client.createEmailPasswordSession(email: email, password: password).secret
+        return try encodedRequest("authd.v1.Account/Get", credentials: .session(secret))
+    }
+
+    private func storm(clients: [AuthdClient], emails: [String], password: String, validationRequest: [UInt8]?) async throws -> Storm {
+        let parameters = PasswordHasher.Parameters(
+            memoryKiB: argon2MemoryKib, iterations: argon2Iterations, parallelism: argon2Parallelism)
+        // The ceiling's windows share out before-and-after's total: C S C, or C S C S ... S C.
+        let ceilingWindow = ceilingSeconds * 2 / Double(windows + 1)
+        var ceilings: [Double] = []
+        if ceilingSeconds > 0 { ceilings.append(Argon2Ceiling.measure(parameters, seconds: ceilingWindow)) }
+        var logins: LoadRun.Result?
+        var validations: LoadRun.Result?
+        var windowRates: [Double] = []
+        var cpu = CPUTimes.zero
+        var run = options.run
+        run.duration = run.duration / windows
+        for window in 0..<windows {
+            // The first window warms up; the daemon is as warm for the others.
+            if window > 0 { run.warmUp = .zero }
+            let validation = validationRequest.map { request in
+                Task { [run] in
+                    try await PipelinedDriver(
+                        socketPath: options.socket, connections: 1, pipeline: 16, duration: run.duration, warmUp: run.warmUp,
+                        maximumCalls: options.maxCalls, rate: validateRate, eventLoops: 1
+                    ).run(requests: [request], progress: false)
+                }
+            }
+            let cpuBefore = CPUTimes.read()
+            let result = await run.run(clients: clients, progress: !options.json) { worker, client in
+                _ = try await client.createEmailPasswordSession(email: emails[worker % emails.count], password: password)
+                return 0
+            }
+            // Over the whole window, warm-up included: that is storm too.
+            cpu = cpu + (CPUTimes.read() - cpuBefore)
+            windowRates.append(result.throughput)
+            logins = logins.map { $0.adding(result) } ?? result
+            if let validation {
+                let part = try await validation.value
+                validations = validations.map { $0.adding(part) } ?? part
+            }
+            if ceilingSeconds > 0 { ceilings.append(Argon2Ceiling.measure(parameters, seconds: ceilingWindow)) }
+        }
+        // `validate()` allows no fewer than one window.
+        return Storm(logins: logins!, windowRates: windowRates, validations: validations, ceilings: ceilings, cpu: cpu)
+    }
+
+    /// The report's figures besides the logins' own: as numbers for --json, as text otherwise.
+    private func figures(of storm: Storm) -> [String: Any] {
+        let cpuShares = storm.cpu.shares
+        let ceilings = storm.ceilings
+        var extra: [String: Any] = ["windows": windows, "cpu_during_storm": cpuShares]
+        if !ceilings.isEmpty {
+            // Every ceiling window lasts as long, so the ceiling over them all is their mean.
+            let ceiling = ceilings.reduce(0, +) / Double(ceilings.count)
+            extra["argon2_ceiling_before"] = ceilings.first
+            extra["argon2_ceiling_after"] = ceilings.last
+            extra["argon2_ceilings"] = ceilings
+            extra["argon2_ceiling_hashes_per_second"] = ceiling
+            extra["fraction_of_ceiling"] = storm.logins.throughput / ceiling
+            // Each storm window against the mean of the ceilings on either side of it.
+            extra["fraction_per_window"] = storm.windowRates.enumerated().map { index, rate in
+                rate / ((ceilings[index] + ceilings[index + 1]) / 2)
+            }
+        }
+        if let validations = storm.validations {
+            extra["validate_during_storm"] = [
+                "calls": validations.calls, "errors": validations.errors, "calls_per_second": validations.throughput,
+                "latency_us": LoadRun.Result.latencies(validations.histogram),
+            ] as [String: Any]
+        }
+        guard !options.json else { return extra }
+        if let validations = storm.validations {
+            extra["validate_during_storm"] = String(
+                format: "%.0f/s, %d errors, latency µs: ", validations.throughput, validations.errors)
+                + LoadRun.Result.latencyLine(validations.histogram)
+        }
+        extra["cpu_during_storm"] = CPUTimes.kinds.map { String(format: "%@ %.1f %%", $0, cpuShares[$0] ?? 0) }.joined(separator: ", ")
+        for key in ["argon2_ceilings", "fraction_per_window"] {
+            if let values = extra[key] as? [Double] { extra[key] = values.map { String(format: "%.2f", $0) }.joined(separator: " ") }
+        }
+        return extra
+    }
+}
+
+/// Hashes per second of libargon2 with every core hashing, for the login ceiling.
+enum Argon2Ceiling {
+    static func measure(_ parameters: PasswordHasher.Parameters, seconds: Double) -> Double {
+        let hasher = PasswordHasher(parameters: parameters)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let hashes = Atomic<Int>(0)
+        let started = ContinuousClock.now
+        let end = started.advanced(by: .milliseconds(Int(seconds * 1000)))
+        DispatchQueue.concurrentPerform(iterations: cores) { _ in
+            while ContinuousClock.now < end {
+                _ = try? hasher.hash("correct horse battery staple")
+                hashes.add(1, ordering: .relaxed)
+            }
+        }
+        let elapsed = started.duration(to: .now)
+        return Double(hashes.load(ordering: .relaxed)) / (elapsed / .seconds(1))
+    }
+}
+
+/// The machine's CPU time by kind, in clock ticks, from the first line of /proc/stat.
+struct CPUTimes {
+    static let kinds = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
+    var ticks: [Int]
+
+    static let zero = CPUTimes(ticks: Array(repeating: 0, count: kinds.count))
+
+    static func read() -> CPUTimes {
+        let text = (try? String(contentsOfFile: "/proc/stat", encoding: .utf8)) ?? ""
+        let fields = text.prefix { $0 != "\n" }.split(separator: " ").dropFirst().prefix(kinds.count).map { Int($0) ?? 0 }
+        return fields.count == kinds.count ? CPUTimes(ticks: fields) : .zero
+    }
+
+    static func + (a: CPUTimes, b: CPUTimes) -> CPUTimes { CPUTimes(ticks: zip(a.ticks, b.ticks).map(+)) }
+    static func - (a: CPUTimes, b: CPUTimes) -> CPUTimes { CPUTimes(ticks: zip(a.ticks, b.ticks).map(-)) }
+
+    /// Each kind's share of the total, in per cent; nice is the daemon's niced hashing threads.
+    var shares: [String: Double] {
+        let total = max(1, ticks.reduce(0, +))
+        return Dictionary(uniqueKeysWithValues: zip(Self.kinds, ticks.map { 100 * Double($0) / Double(total) }))
+    }
+}
