@@ -97,6 +97,18 @@ public nonisolated struct Authd_V1_StatsResponse: Sendable {
 
   public var apiKeysCached: UInt64 = 0
 
+  /// CPU time the daemon has used since start, in microseconds, as getrusage(2) counts it for
+  /// the whole process (Redis's INFO reports the same as used_cpu_user and used_cpu_sys). Read
+  /// twice, the difference over the time between is how many cores the daemon kept busy.
+  public var cpuUserMicros: UInt64 = 0
+
+  public var cpuSystemMicros: UInt64 = 0
+
+  /// Time the daemon's threads spent ready to run but waiting for a CPU, summed over its
+  /// threads, in microseconds (the run delay of /proc/self/task/*/schedstat; 0 where the
+  /// kernel does not keep it). When it grows, other work on the machine holds the cores.
+  public var cpuWaitMicros: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -181,7 +193,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -201,6 +213,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.anonymousBytes) }()
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.usersCached) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.apiKeysCached) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.cpuUserMicros) }()
+      case 14: try { try decoder.decodeSingularUInt64Field(value: &self.cpuSystemMicros) }()
+      case 15: try { try decoder.decodeSingularUInt64Field(value: &self.cpuWaitMicros) }()
       default: break
       }
     }
@@ -243,6 +258,15 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     if self.apiKeysCached != 0 {
       try visitor.visitSingularUInt64Field(value: self.apiKeysCached, fieldNumber: 12)
     }
+    if self.cpuUserMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.cpuUserMicros, fieldNumber: 13)
+    }
+    if self.cpuSystemMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.cpuSystemMicros, fieldNumber: 14)
+    }
+    if self.cpuWaitMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.cpuWaitMicros, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -259,6 +283,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     if lhs.anonymousBytes != rhs.anonymousBytes {return false}
     if lhs.usersCached != rhs.usersCached {return false}
     if lhs.apiKeysCached != rhs.apiKeysCached {return false}
+    if lhs.cpuUserMicros != rhs.cpuUserMicros {return false}
+    if lhs.cpuSystemMicros != rhs.cpuSystemMicros {return false}
+    if lhs.cpuWaitMicros != rhs.cpuWaitMicros {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -96,6 +96,9 @@ public struct MethodTable: Sendable {
             response.residentBytes = process.residentBytes
             response.anonymousBytes = process.anonymousBytes
             response.openFiles = process.openFiles
+            response.cpuUserMicros = process.cpuUserMicros
+            response.cpuSystemMicros = process.cpuSystemMicros
+            response.cpuWaitMicros = process.cpuWaitMicros
             return response
         })
     }

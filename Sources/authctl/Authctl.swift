@@ -68,6 +68,9 @@ struct Stats: AsyncParsableCommand {
             print("resident_bytes \(stats.residentBytes)")
             print("anonymous_bytes \(stats.anonymousBytes)")
             print("open_files \(stats.openFiles)")
+            print("cpu_user_micros \(stats.cpuUserMicros)")
+            print("cpu_system_micros \(stats.cpuSystemMicros)")
+            print("cpu_wait_micros \(stats.cpuWaitMicros)")
         }
     }
 }

@@ -103,21 +103,45 @@ struct CommonOptions: ParsableArguments {
         return secrets.values
     }
 
+    /// The daemon's statistics and when they were read.
+    struct StatsReading {
+        let stats: Authd_V1_StatsResponse
+        let at: ContinuousClock.Instant
+    }
+
     /// The daemon's statistics, when this process may read them.
-    func stats(_ client: AuthdClient) async -> Authd_V1_StatsResponse? {
-        try? await client.stats(credentials: server)
+    func stats(_ client: AuthdClient) async -> StatsReading? {
+        guard let stats = try? await client.stats(credentials: server) else { return nil }
+        return StatsReading(stats: stats, at: .now)
     }
 
     /// Commits, writes and batch sizes between two statistics readings.
-    func batchFigures(before: Authd_V1_StatsResponse?, after: Authd_V1_StatsResponse?) -> [String: Any] {
+    func batchFigures(before: StatsReading?, after: StatsReading?) -> [String: Any] {
         guard let before, let after else { return [:] }
-        let commits = after.writeCommits - before.writeCommits
-        let writes = after.writes - before.writes
+        let commits = after.stats.writeCommits - before.stats.writeCommits
+        let writes = after.stats.writes - before.stats.writes
         return [
             "commits": commits, "writes": writes,
             "mean_batch": commits > 0 ? Double(writes) / Double(commits) : 0,
-            "largest_batch_since_start": after.largestBatch,
-            "commits_per_second": 0,
+            "largest_batch_since_start": after.stats.largestBatch,
+            "commits_per_second": Double(commits) / max(0.001, (after.at - before.at) / .seconds(1)),
+        ]
+    }
+
+    /// The daemon's CPU between two statistics readings, taken around a run of
+    /// `callsPerSecond` (its warm-up included, at the same rate): the cores it kept busy, its CPU
+    /// per call, and the cores' worth of its threads that were ready but waiting for a CPU. A
+    /// run that falls short with the daemon waiting had its cores taken by other work; one with
+    /// more CPU per call had the daemon slower.
+    func cpuFigures(before: StatsReading?, after: StatsReading?, callsPerSecond: Double) -> [String: Any] {
+        guard let before, let after else { return [:] }
+        let seconds = max(0.001, (after.at - before.at) / .seconds(1))
+        let (a, b) = (before.stats, after.stats)
+        let cores = Double((b.cpuUserMicros + b.cpuSystemMicros) - (a.cpuUserMicros + a.cpuSystemMicros)) / 1e6 / seconds
+        return [
+            "daemon_cpu_cores": cores,
+            "daemon_cpu_us_per_call": callsPerSecond > 0 ? cores * 1e6 / callsPerSecond : 0,
+            "daemon_waiting_cores": Double(b.cpuWaitMicros &- a.cpuWaitMicros) / 1e6 / seconds,
         ]
     }
 }
@@ -161,29 +185,37 @@ struct Validate: AsyncParsableCommand {
         if !options.json {
             print("validate: \(all.count) sessions; \(options.connections) connections × \(options.pipeline) in flight; \(driver) driver\(options.rate > 0 ? "; open loop at \(options.rate)/s" : "")")
         }
-        let result = try await drive(
+        let (result, cpu) = try await drive(
             requests: {
                 try all.map { try encodedRequest("authd.v1.Account/Get", credentials: .session($0)) }
             },
             call: { worker, client in _ = try await client.getAccount(credentials: .session(all[worker % all.count])) })
-        print(result.report(scenario: "validate", json: options.json, extra: ["driver": driver, "sessions": all.count]))
+        let extra = cpu.merging(["driver": driver, "sessions": all.count]) { $1 }
+        print(result.report(scenario: "validate", json: options.json, extra: extra))
     }
 
     /// Runs the load with the chosen driver: the pipelined one sends `requests` (serialized
-    /// `authd.v1.Request`s without an id), the client one makes `call` per call.
+    /// `authd.v1.Request`s without an id), the client one makes `call` per call. Returns the
+    /// result and the daemon's CPU over the run.
     private func drive(
         requests: () throws -> [[UInt8]], call: @escaping @Sendable (_ worker: Int, AuthdClient) async throws -> Void
-    ) async throws -> LoadRun.Result {
+    ) async throws -> (LoadRun.Result, cpu: [String: Any]) {
+        let statsClient = try await AuthdClient.connect(socketPath: options.socket)
+        let before = await options.stats(statsClient)
+        let result: LoadRun.Result
         if driver == "pipelined" {
-            return try await options.driver.run(requests: requests(), progress: !options.json)
+            result = try await options.driver.run(requests: requests(), progress: !options.json)
+        } else {
+            let clients = try await options.connect()
+            result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
+                try await call(worker, client)
+                return 0
+            }
+            for client in clients { await client.close() }
         }
-        let clients = try await options.connect()
-        let result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
-            try await call(worker, client)
-            return 0
-        }
-        for client in clients { await client.close() }
-        return result
+        let after = await options.stats(statsClient)
+        await statsClient.close()
+        return (result, options.cpuFigures(before: before, after: after, callsPerSecond: result.throughput))
     }
 
     /// Users/Get of the run's users by a server caller: the check a backend makes when it acts
@@ -203,7 +235,7 @@ struct Validate: AsyncParsableCommand {
         if !options.json {
             print("validate: Users/Get of \(users.count) users as \(caller); \(options.connections) connections × \(options.pipeline) in flight; \(driver) driver")
         }
-        let result = try await drive(
+        let (result, cpu) = try await drive(
             requests: {
                 try users.map { userID in
                     var input = Authd_V1_UserIdRequest()
@@ -212,7 +244,8 @@ struct Validate: AsyncParsableCommand {
                 }
             },
             call: { worker, client in _ = try await client.getUser(userID: users[worker % users.count], credentials: credentials) })
-        print(result.report(scenario: "validate", json: options.json, extra: ["driver": driver, "caller": caller, "users": users.count]))
+        let extra = cpu.merging(["driver": driver, "caller": caller, "users": users.count]) { $1 }
+        print(result.report(scenario: "validate", json: options.json, extra: extra))
     }
 
     func readSecrets(_ path: String, sample: Int) throws -> [String] {
@@ -258,8 +291,8 @@ struct Tokens: AsyncParsableCommand {
         }
         let after = await options.stats(clients[0])
         var extra = options.batchFigures(before: before, after: after)
+        extra.merge(options.cpuFigures(before: before, after: after, callsPerSecond: result.throughput)) { $1 }
         extra["driver"] = driver
-        if let commits = extra["commits"] as? UInt64 { extra["commits_per_second"] = Double(commits) / max(result.seconds, 0.001) }
         print(result.report(scenario: "tokens", json: options.json, extra: extra))
         for client in clients { await client.close() }
     }
@@ -353,10 +386,13 @@ struct Mixed: AsyncParsableCommand {
         if !options.json {
             print("mixed: validate:login:tokens = \(weights.values.map(String.init).joined(separator: ":")); \(options.connections) connections × \(options.pipeline) in flight")
         }
+        let before = await options.stats(clients[0])
         let result = await options.run.run(clients: clients, progress: !options.json, kinds: 3) { worker, client in
             try await workload.call(worker: worker, client: client)
         }
-        print(result.report(scenario: "mixed", json: options.json, kindNames: MixedWorkload.kinds))
+        let after = await options.stats(clients[0])
+        let extra = options.cpuFigures(before: before, after: after, callsPerSecond: result.throughput)
+        print(result.report(scenario: "mixed", json: options.json, kindNames: MixedWorkload.kinds, extra: extra))
         for client in clients { await client.close() }
     }
 }

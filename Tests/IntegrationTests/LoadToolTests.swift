@@ -63,12 +63,22 @@ final class LoadToolTests: XCTestCase {
         XCTAssertLessThanOrEqual(stats.anonymousBytes, stats.residentBytes)
         XCTAssertGreaterThan(stats.openFiles, 3)
         XCTAssertFalse(session.id.isEmpty)
+        // The daemon's CPU only grows: more calls, more CPU.
+        XCTAssertGreaterThan(stats.cpuUserMicros + stats.cpuSystemMicros, 0)
+        for _ in 0..<300 { _ = try await client.getAccount(credentials: .session(signedIn.secret)) }
+        let later = try await client.stats()
+        XCTAssertGreaterThan(later.cpuUserMicros + later.cpuSystemMicros, stats.cpuUserMicros + stats.cpuSystemMicros)
+        XCTAssertGreaterThanOrEqual(later.cpuUserMicros, stats.cpuUserMicros)
+        XCTAssertGreaterThanOrEqual(later.cpuWaitMicros, stats.cpuWaitMicros, "the daemon's threads live as long as it does")
         await client.close()
         let (status, output) = try daemon.authctl(["stats"])
         XCTAssertEqual(status, 0, output)
         XCTAssertTrue(output.contains("users 2\n"), output)
         XCTAssertTrue(output.contains("sessions_cached 1\n"), output)
         XCTAssertTrue(output.contains("users_cached 1\n"), output)
+        for line in ["cpu_user_micros", "cpu_system_micros", "cpu_wait_micros"] {
+            XCTAssertNotNil(output.range(of: "\n\(line) [0-9]+\n", options: .regularExpression), "\(line): \(output)")
+        }
     }
 
     /// The pipelined driver reads answers from raw bytes: a refused call must count as an
@@ -94,6 +104,10 @@ final class LoadToolTests: XCTestCase {
             XCTAssertEqual(validate["errors"] as? Int, 0, "validate (\(driver)): \(validate)")
             let latency = try XCTUnwrap(validate["latency_us"] as? [String: Any])
             XCTAssertNotNil(latency["p99_9"])
+            // The daemon's CPU over the run, from its statistics before and after.
+            XCTAssertGreaterThan(validate["daemon_cpu_cores"] as? Double ?? 0, 0, "validate (\(driver)): \(validate)")
+            XCTAssertGreaterThan(validate["daemon_cpu_us_per_call"] as? Double ?? 0, 0, "validate (\(driver)): \(validate)")
+            XCTAssertGreaterThanOrEqual(validate["daemon_waiting_cores"] as? Double ?? -1, 0, "validate (\(driver)): \(validate)")
         }
         for driver in ["pipelined", "client"] {
             let tokens = try load(["tokens", "--driver", driver] + quick)
@@ -103,6 +117,8 @@ final class LoadToolTests: XCTestCase {
             XCTAssertGreaterThan(tokens["commits"] as? Int ?? 0, 0, "the write statistics were read")
             // Each pair counted is a token and the session redeemed for it: two writes.
             XCTAssertGreaterThanOrEqual(tokens["writes"] as? Int ?? 0, 2 * (tokens["calls"] as? Int ?? 0), "tokens (\(driver))")
+            XCTAssertGreaterThan(tokens["commits_per_second"] as? Double ?? 0, 0, "tokens (\(driver)): \(tokens)")
+            XCTAssertGreaterThan(tokens["daemon_cpu_cores"] as? Double ?? 0, 0, "tokens (\(driver)): \(tokens)")
         }
 
         let login = try load(
@@ -150,6 +166,7 @@ final class LoadToolTests: XCTestCase {
             let figures = try XCTUnwrap(mixed[kind] as? [String: Any], kind)
             XCTAssertGreaterThan(figures["calls"] as? Int ?? 0, 0, kind)
         }
+        XCTAssertGreaterThan(mixed["daemon_cpu_us_per_call"] as? Double ?? 0, 0, "\(mixed)")
 
         let soak = try load(["soak", "--every", "0.2"] + quick)
         XCTAssertEqual(soak["errors"] as? Int, 0, "\(soak)")
