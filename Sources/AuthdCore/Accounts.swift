@@ -68,6 +68,8 @@ public final class Directory: Sendable {
 
     /// Users held in the user cache.
     public var cachedUsers: Int { users.count }
+    /// CPU time spent hashing passwords since start, in microseconds.
+    public var hashingMicros: UInt64 { hashingPool.workMicros }
 
     /// The store's work and size, for `Health/Stats`.
     public func storeStatistics() throws -> StoreStatistics {

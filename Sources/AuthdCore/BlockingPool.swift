@@ -1,5 +1,6 @@
 import AuthdStore
 import Foundation
+import Synchronization
 
 /// A fixed set of threads for CPU-heavy work (password hashing), so that it never runs on an
 /// event loop or starves the cooperative pool. Work beyond the threads waits in a queue.
@@ -19,6 +20,12 @@ public final class BlockingPool: @unchecked Sendable {
     /// would end that wait, but lets any busy process on the host starve logins, and measured
     /// no steadier on the machine this was measured on (BENCHMARKS.md).
     public let niceness: Int32
+    /// CPU time the threads have spent on work, in nanoseconds (each thread's own clock, read
+    /// around each item: a hash takes milliseconds, the two readings about a microsecond).
+    private let workNanoseconds = Atomic<UInt64>(0)
+
+    /// CPU time the threads have spent on work since the pool started, in microseconds.
+    public var workMicros: UInt64 { workNanoseconds.load(ordering: .relaxed) / 1000 }
 
     public init(threads: Int, name: String = "authd-hash", niceness: Int32 = 0) {
         threadCount = max(1, threads)
@@ -86,7 +93,15 @@ public final class BlockingPool: @unchecked Sendable {
                 queueHead = 0
             }
             condition.unlock()
+            let started = Self.threadCPUNanoseconds()
             item()
+            workNanoseconds.add(Self.threadCPUNanoseconds() &- started, ordering: .relaxed)
         }
+    }
+
+    private static func threadCPUNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }

@@ -109,6 +109,11 @@ public nonisolated struct Authd_V1_StatsResponse: Sendable {
   /// kernel does not keep it). When it grows, other work on the machine holds the cores.
   public var cpuWaitMicros: UInt64 = 0
 
+  /// CPU time the password-hashing threads spent hashing, in microseconds since start: the
+  /// part of the daemon's CPU that went to Argon2 (and to the other slow hashes of imported
+  /// passwords).
+  public var hashingCpuMicros: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -193,7 +198,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -216,6 +221,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       case 13: try { try decoder.decodeSingularUInt64Field(value: &self.cpuUserMicros) }()
       case 14: try { try decoder.decodeSingularUInt64Field(value: &self.cpuSystemMicros) }()
       case 15: try { try decoder.decodeSingularUInt64Field(value: &self.cpuWaitMicros) }()
+      case 16: try { try decoder.decodeSingularUInt64Field(value: &self.hashingCpuMicros) }()
       default: break
       }
     }
@@ -267,6 +273,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     if self.cpuWaitMicros != 0 {
       try visitor.visitSingularUInt64Field(value: self.cpuWaitMicros, fieldNumber: 15)
     }
+    if self.hashingCpuMicros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.hashingCpuMicros, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -286,6 +295,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     if lhs.cpuUserMicros != rhs.cpuUserMicros {return false}
     if lhs.cpuSystemMicros != rhs.cpuSystemMicros {return false}
     if lhs.cpuWaitMicros != rhs.cpuWaitMicros {return false}
+    if lhs.hashingCpuMicros != rhs.hashingCpuMicros {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

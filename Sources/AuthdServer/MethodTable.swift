@@ -99,6 +99,7 @@ public struct MethodTable: Sendable {
             response.cpuUserMicros = process.cpuUserMicros
             response.cpuSystemMicros = process.cpuSystemMicros
             response.cpuWaitMicros = process.cpuWaitMicros
+            response.hashingCpuMicros = directory.hashingMicros
             return response
         })
     }

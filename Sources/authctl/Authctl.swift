@@ -71,6 +71,7 @@ struct Stats: AsyncParsableCommand {
             print("cpu_user_micros \(stats.cpuUserMicros)")
             print("cpu_system_micros \(stats.cpuSystemMicros)")
             print("cpu_wait_micros \(stats.cpuWaitMicros)")
+            print("hashing_cpu_micros \(stats.hashingCpuMicros)")
         }
     }
 }

@@ -14,7 +14,10 @@ struct Login: AsyncParsableCommand {
             --windows N the storm is cut into N windows with a ceiling window before, between and after \
             them, and the fraction is of the storm's and the ceiling's totals. With --validate-rate, session \
             validations run at that fixed rate on their own connection during the storm, and their latency \
-            is reported apart. The machine's CPU during the storm windows is reported from /proc/stat.
+            is reported apart. The machine's CPU during the storm windows is reported from /proc/stat, \
+            and, when this process may read the daemon's statistics, the daemon's and its hashing \
+            threads' shares of the machine from the daemon's own clocks: the fraction cannot be above \
+            the hashing share, unless hashes run faster in the storm than in the ceiling windows.
             """)
 
     @OptionGroup var options: CommonOptions
@@ -60,6 +63,10 @@ struct Login: AsyncParsableCommand {
         /// Hashes per second of each ceiling window, in order: one more than the storm windows.
         var ceilings: [Double]
         var cpu: CPUTimes
+        /// The daemon's hashing threads' CPU and all of its CPU over the storm windows, in
+        /// microseconds, and the windows' wall time; nil when this process may not read the
+        /// daemon's statistics.
+        var daemon: (hashingMicros: UInt64, cpuMicros: UInt64, seconds: Double)?
     }
 
     /// An `Account/Get` of a session of its own user: the storm's logins would evict one of theirs.
@@ -81,6 +88,7 @@ struct Login: AsyncParsableCommand {
         var validations: LoadRun.Result?
         var windowRates: [Double] = []
         var cpu = CPUTimes.zero
+        var daemon: (hashingMicros: UInt64, cpuMicros: UInt64, seconds: Double)? = (0, 0, 0)
         var run = options.run
         run.duration = run.duration / windows
         for window in 0..<windows {
@@ -94,6 +102,7 @@ struct Login: AsyncParsableCommand {
                     ).run(requests: [request], progress: false)
                 }
             }
+            let statsBefore = await options.stats(clients[0])
             let cpuBefore = CPUTimes.read()
             let result = await run.run(clients: clients, progress: !options.json) { worker, client in
                 _ = try await client.createEmailPasswordSession(email: emails[worker % emails.count], password: password)
@@ -101,6 +110,16 @@ struct Login: AsyncParsableCommand {
             }
             // Over the whole window, warm-up included: that is storm too.
             cpu = cpu + (CPUTimes.read() - cpuBefore)
+            let statsAfter = await options.stats(clients[0])
+            if let before = statsBefore, let after = statsAfter, let sum = daemon {
+                let (a, b) = (before.stats, after.stats)
+                daemon = (
+                    sum.hashingMicros + (b.hashingCpuMicros - a.hashingCpuMicros),
+                    sum.cpuMicros + (b.cpuUserMicros + b.cpuSystemMicros) - (a.cpuUserMicros + a.cpuSystemMicros),
+                    sum.seconds + (after.at - before.at) / .seconds(1))
+            } else {
+                daemon = nil
+            }
             windowRates.append(result.throughput)
             logins = logins.map { $0.adding(result) } ?? result
             if let validation {
@@ -110,7 +129,8 @@ struct Login: AsyncParsableCommand {
             if ceilingSeconds > 0 { ceilings.append(Argon2Ceiling.measure(parameters, seconds: ceilingWindow)) }
         }
         // `validate()` allows no fewer than one window.
-        return Storm(logins: logins!, windowRates: windowRates, validations: validations, ceilings: ceilings, cpu: cpu)
+        return Storm(
+            logins: logins!, windowRates: windowRates, validations: validations, ceilings: ceilings, cpu: cpu, daemon: daemon)
     }
 
     /// The report's figures besides the logins' own: as numbers for --json, as text otherwise.
@@ -131,6 +151,14 @@ struct Login: AsyncParsableCommand {
                 rate / ((ceilings[index] + ceilings[index + 1]) / 2)
             }
         }
+        if let daemon = storm.daemon, daemon.seconds > 0 {
+            // Shares of the whole machine over the storm windows, from the daemon's own clocks:
+            // /proc/stat charges each tick to the thread it interrupts, which favours the
+            // hashing threads over the loops' short runs.
+            let machineMicros = daemon.seconds * Double(ProcessInfo.processInfo.activeProcessorCount) * 1e6
+            extra["hashing_share"] = Double(daemon.hashingMicros) / machineMicros
+            extra["daemon_cpu_share"] = Double(daemon.cpuMicros) / machineMicros
+        }
         if let validations = storm.validations {
             extra["validate_during_storm"] = [
                 "calls": validations.calls, "errors": validations.errors, "calls_per_second": validations.throughput,
@@ -142,6 +170,9 @@ struct Login: AsyncParsableCommand {
             extra["validate_during_storm"] = String(
                 format: "%.0f/s, %d errors, latency µs: ", validations.throughput, validations.errors)
                 + LoadRun.Result.latencyLine(validations.histogram)
+        }
+        for key in ["hashing_share", "daemon_cpu_share"] {
+            if let share = extra[key] as? Double { extra[key] = String(format: "%.1f %% of the machine", 100 * share) }
         }
         extra["cpu_during_storm"] = CPUTimes.kinds.map { String(format: "%@ %.1f %%", $0, cpuShares[$0] ?? 0) }.joined(separator: ", ")
         for key in ["argon2_ceilings", "fraction_per_window"] {

@@ -70,13 +70,16 @@ final class LoadToolTests: XCTestCase {
         XCTAssertGreaterThan(later.cpuUserMicros + later.cpuSystemMicros, stats.cpuUserMicros + stats.cpuSystemMicros)
         XCTAssertGreaterThanOrEqual(later.cpuUserMicros, stats.cpuUserMicros)
         XCTAssertGreaterThanOrEqual(later.cpuWaitMicros, stats.cpuWaitMicros, "the daemon's threads live as long as it does")
+        // Three passwords hashed (two accounts, one sign-in): some of the CPU, not more than all of it.
+        XCTAssertGreaterThan(later.hashingCpuMicros, 0)
+        XCTAssertLessThanOrEqual(later.hashingCpuMicros, later.cpuUserMicros + later.cpuSystemMicros)
         await client.close()
         let (status, output) = try daemon.authctl(["stats"])
         XCTAssertEqual(status, 0, output)
         XCTAssertTrue(output.contains("users 2\n"), output)
         XCTAssertTrue(output.contains("sessions_cached 1\n"), output)
         XCTAssertTrue(output.contains("users_cached 1\n"), output)
-        for line in ["cpu_user_micros", "cpu_system_micros", "cpu_wait_micros"] {
+        for line in ["cpu_user_micros", "cpu_system_micros", "cpu_wait_micros", "hashing_cpu_micros"] {
             XCTAssertNotNil(output.range(of: "\n\(line) [0-9]+\n", options: .regularExpression), "\(line): \(output)")
         }
     }
@@ -133,6 +136,13 @@ final class LoadToolTests: XCTestCase {
         let during = try XCTUnwrap(login["validate_during_storm"] as? [String: Any], "\(login)")
         XCTAssertGreaterThan(during["calls"] as? Int ?? 0, 0)
         XCTAssertEqual(during["errors"] as? Int, 0)
+        // The daemon's shares of the machine over the storm, from its own clocks: hashing is part
+        // of its CPU.
+        let hashing = try XCTUnwrap(login["hashing_share"] as? Double, "\(login)")
+        let daemonShare = try XCTUnwrap(login["daemon_cpu_share"] as? Double, "\(login)")
+        XCTAssertGreaterThan(hashing, 0)
+        XCTAssertLessThanOrEqual(hashing, daemonShare)
+        XCTAssertLessThanOrEqual(daemonShare, 1.05, "a share of the whole machine")
         let cpu = try XCTUnwrap(login["cpu_during_storm"] as? [String: Double], "\(login)")
         XCTAssertEqual(Set(cpu.keys), ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"])
         XCTAssertEqual(cpu.values.reduce(0, +), 100, accuracy: 0.01, "shares of the machine's CPU: \(cpu)")
