@@ -135,15 +135,50 @@ struct CommonOptions: ParsableArguments {
     /// more CPU per call had the daemon slower.
     func cpuFigures(before: StatsReading?, after: StatsReading?, callsPerSecond: Double) -> [String: Any] {
         guard let before, let after else { return [:] }
-        let seconds = max(0.001, (after.at - before.at) / .seconds(1))
-        let (a, b) = (before.stats, after.stats)
-        let cores = Double((b.cpuUserMicros + b.cpuSystemMicros) - (a.cpuUserMicros + a.cpuSystemMicros)) / 1e6 / seconds
+        let cpu = DaemonCPU(from: before, to: after)
         return [
-            "daemon_cpu_cores": cores,
-            "daemon_cpu_us_per_call": callsPerSecond > 0 ? cores * 1e6 / callsPerSecond : 0,
-            "daemon_waiting_cores": Double(b.cpuWaitMicros &- a.cpuWaitMicros) / 1e6 / seconds,
+            "daemon_cpu_cores": cpu.cores,
+            "daemon_cpu_us_per_call": callsPerSecond > 0 ? cpu.cores * 1e6 / callsPerSecond : 0,
+            "daemon_waiting_cores": cpu.waitingCores,
         ]
     }
+}
+
+/// The daemon's CPU between two statistics readings, from its own clocks: all of it, its
+/// hashing threads', and its threads' wait for a CPU, in microseconds, over `seconds`.
+/// Readings of several windows add up.
+struct DaemonCPU {
+    var cpuMicros: UInt64 = 0
+    var hashingMicros: UInt64 = 0
+    var waitMicros: UInt64 = 0
+    var seconds = 0.0
+
+    init() {}
+
+    init(from before: CommonOptions.StatsReading, to after: CommonOptions.StatsReading) {
+        // The counters only grow; a daemon restarted in between reads as nothing.
+        func growth(_ earlier: UInt64, _ later: UInt64) -> UInt64 { later > earlier ? later - earlier : 0 }
+        let (a, b) = (before.stats, after.stats)
+        cpuMicros = growth(a.cpuUserMicros + a.cpuSystemMicros, b.cpuUserMicros + b.cpuSystemMicros)
+        hashingMicros = growth(a.hashingCpuMicros, b.hashingCpuMicros)
+        waitMicros = growth(a.cpuWaitMicros, b.cpuWaitMicros)
+        seconds = (after.at - before.at) / .seconds(1)
+    }
+
+    static func + (x: DaemonCPU, y: DaemonCPU) -> DaemonCPU {
+        var sum = x
+        sum.cpuMicros += y.cpuMicros
+        sum.hashingMicros += y.hashingMicros
+        sum.waitMicros += y.waitMicros
+        sum.seconds += y.seconds
+        return sum
+    }
+
+    /// Cores kept busy, on average.
+    var cores: Double { Double(cpuMicros) / 1e6 / max(0.001, seconds) }
+    var hashingCores: Double { Double(hashingMicros) / 1e6 / max(0.001, seconds) }
+    /// Cores' worth of the daemon's threads that were ready to run but waiting for a CPU.
+    var waitingCores: Double { Double(waitMicros) / 1e6 / max(0.001, seconds) }
 }
 
 struct Validate: AsyncParsableCommand {

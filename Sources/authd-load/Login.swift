@@ -63,10 +63,9 @@ struct Login: AsyncParsableCommand {
         /// Hashes per second of each ceiling window, in order: one more than the storm windows.
         var ceilings: [Double]
         var cpu: CPUTimes
-        /// The daemon's hashing threads' CPU and all of its CPU over the storm windows, in
-        /// microseconds, and the windows' wall time; nil when this process may not read the
+        /// The daemon's CPU over the storm windows; nil when this process may not read the
         /// daemon's statistics.
-        var daemon: (hashingMicros: UInt64, cpuMicros: UInt64, seconds: Double)?
+        var daemon: DaemonCPU?
     }
 
     /// An `Account/Get` of a session of its own user: the storm's logins would evict one of theirs.
@@ -88,7 +87,7 @@ struct Login: AsyncParsableCommand {
         var validations: LoadRun.Result?
         var windowRates: [Double] = []
         var cpu = CPUTimes.zero
-        var daemon: (hashingMicros: UInt64, cpuMicros: UInt64, seconds: Double)? = (0, 0, 0)
+        var daemon: DaemonCPU? = DaemonCPU()
         var run = options.run
         run.duration = run.duration / windows
         for window in 0..<windows {
@@ -111,12 +110,8 @@ struct Login: AsyncParsableCommand {
             // Over the whole window, warm-up included: that is storm too.
             cpu = cpu + (CPUTimes.read() - cpuBefore)
             let statsAfter = await options.stats(clients[0])
-            if let before = statsBefore, let after = statsAfter, let sum = daemon {
-                let (a, b) = (before.stats, after.stats)
-                daemon = (
-                    sum.hashingMicros + (b.hashingCpuMicros - a.hashingCpuMicros),
-                    sum.cpuMicros + (b.cpuUserMicros + b.cpuSystemMicros) - (a.cpuUserMicros + a.cpuSystemMicros),
-                    sum.seconds + (after.at - before.at) / .seconds(1))
+            if let before = statsBefore, let after = statsAfter {
+                daemon = daemon.map { $0 + DaemonCPU(from: before, to: after) }
             } else {
                 daemon = nil
             }
@@ -155,9 +150,9 @@ struct Login: AsyncParsableCommand {
             // Shares of the whole machine over the storm windows, from the daemon's own clocks:
             // /proc/stat charges each tick to the thread it interrupts, which favours the
             // hashing threads over the loops' short runs.
-            let machineMicros = daemon.seconds * Double(ProcessInfo.processInfo.activeProcessorCount) * 1e6
-            extra["hashing_share"] = Double(daemon.hashingMicros) / machineMicros
-            extra["daemon_cpu_share"] = Double(daemon.cpuMicros) / machineMicros
+            let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
+            extra["hashing_share"] = daemon.hashingCores / cores
+            extra["daemon_cpu_share"] = daemon.cores / cores
         }
         if let validations = storm.validations {
             extra["validate_during_storm"] = [
