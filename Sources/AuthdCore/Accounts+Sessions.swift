@@ -15,12 +15,14 @@ extension Accounts {
         guard verified, let user = candidate else { throw AuthdError.invalidCredentials }
         guard user.status else { throw AuthdError.userBlocked }
         let rehash = try await directory.rehashIfImported(user, password: password, call: call)
+        let reset = directory.rateLimiter.resetting(.emailPasswordSession, keys: limitKeys, call: call)
         do {
-            let session = try await directory.issueSession(
+            return try await directory.issueSession(
                 userID: user.id, provider: "email", providerUID: email, factors: ["password"], call: call, trim: true,
-                inSameWrite: rehash)
-            try await directory.rateLimiter.reset(.emailPasswordSession, keys: limitKeys, call: call)
-            return session
+                inSameWrite: { w in
+                    try rehash?(w)
+                    try reset?(w)
+                })
         } catch let error as StoreError where error.kind == .notFound {
             // The user was deleted between the password check and the write.
             throw AuthdError.invalidCredentials
@@ -50,17 +52,17 @@ extension Accounts {
             throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
         }
         guard status else { throw AuthdError.userBlocked }
+        let reset = directory.rateLimiter.resetting(.tokenSession, keys: limitKeys, call: call)
         do {
-            let session = try await directory.issueSession(
+            return try await directory.issueSession(
                 userID: userID, provider: "token", factors: ["token"], call: call, trim: true,
                 inSameWrite: { w in
                     // A token redeemed twice at once: the second write finds it gone.
                     guard try w.deleteToken(token) else {
                         throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
                     }
+                    try reset?(w)
                 })
-            try await directory.rateLimiter.reset(.tokenSession, keys: limitKeys, call: call)
-            return session
         } catch let error as StoreError where error.kind == .notFound {
             throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
         }

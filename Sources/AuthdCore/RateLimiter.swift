@@ -76,12 +76,17 @@ public final class RateLimiter: Sendable {
         }
     }
 
-    /// Clears the counters of `rule` for `keys`, after a success where the rule says so.
-    func reset(_ rule: RateRule, keys: [String], call: Call) async throws {
-        guard !call.caller.isServer else { return }
+    /// Clears the counters of `rule` for `keys` after a success where the rule says so: the
+    /// returned write goes into the success's own transaction, so that the session and the
+    /// reset commit together (one fsync, not two). Nil for server callers, which are never
+    /// counted. The in-memory counters are cleared now: until the commit, a concurrent call
+    /// counts from the stored value, which is never lower, and if the transaction fails the
+    /// stored count stands.
+    func resetting(_ rule: RateRule, keys: [String], call: Call) -> (@Sendable (any StoreWriter) throws -> Void)? {
+        guard !call.caller.isServer else { return nil }
         let names = keys.map { "\(rule.name)|\($0)" }
         counters.withLock { counters in for name in names { counters[name] = nil } }
-        try await store.write { w in
+        return { w in
             for name in names where try w.rateCounter(name) != nil { try w.putRateCounter(name, windowStart: 0, count: 0) }
         }
     }

@@ -67,6 +67,20 @@ final class RateLimiterTests: XCTestCase {
         await expect("password-1", "ok")
     }
 
+    /// A guest's successful sign-in is two writes: its slot, then the session with the
+    /// counter's reset in the same commit. The reset is stored: after a restart the guest has
+    /// all ten attempts again.
+    func testASuccessResetsTheCounterInTheSessionsOwnCommit() async throws {
+        _ = try await accounts.create(userID: "r", email: "r@example.com", password: "password-1", name: nil, call: guest)
+        for _ in 0..<9 { await expect("wrong-password", "user_invalid_credentials") }
+        let before = try store.statistics().writes
+        await expect("password-1", "ok")
+        XCTAssertEqual(try store.statistics().writes - before, 2, "the slot, then the session and the reset together")
+        try await reopen()
+        for _ in 0..<10 { await expect("wrong-password", "user_invalid_credentials", "the reset was stored") }
+        await expect("wrong-password", "general_rate_limit_exceeded")
+    }
+
     func testParallelWrongPasswordsCannotSlipPastTheLimit() async throws {
         _ = try await accounts.create(userID: "r", email: "r@example.com", password: "password-1", name: nil, call: guest)
         let results = await withTaskGroup(of: String.self) { group in
