@@ -105,8 +105,9 @@ public nonisolated struct Authd_V1_StatsResponse: Sendable {
   public var cpuSystemMicros: UInt64 = 0
 
   /// Time the daemon's threads spent ready to run but waiting for a CPU, summed over its
-  /// threads, in microseconds (the run delay of /proc/self/task/*/schedstat; 0 where the
-  /// kernel does not keep it). When it grows, other work on the machine holds the cores.
+  /// threads since start, in microseconds (the run delay of /proc/self/task/*/schedstat; 0
+  /// where the kernel does not keep it). A thread that ended keeps its wait up to the previous
+  /// reading, so the figure never goes down. When it grows, other work holds the cores.
   public var cpuWaitMicros: UInt64 = 0
 
   /// CPU time the password-hashing threads spent hashing, in microseconds since start: the

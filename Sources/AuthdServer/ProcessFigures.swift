@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The daemon's resident memory, open file descriptors and CPU time, read from /proc and
 /// getrusage(2).
@@ -11,10 +12,12 @@ struct ProcessFigures {
     /// CPU time of the whole process since start, in microseconds.
     var cpuUserMicros: UInt64 = 0
     var cpuSystemMicros: UInt64 = 0
-    /// Time the threads now running spent waiting for a CPU, in microseconds (0 without
-    /// schedstat). Threads that ended took theirs with them; the daemon's threads are fixed
-    /// pools, started once.
+    /// Time the daemon's threads spent waiting for a CPU since start, in microseconds (0
+    /// without schedstat); see `ThreadWaits`.
     var cpuWaitMicros: UInt64 = 0
+
+    /// One for the process: it remembers the threads seen at earlier readings.
+    private static let threadWaits = ThreadWaits()
 
     static func current() -> ProcessFigures {
         var figures = ProcessFigures()
@@ -37,7 +40,7 @@ struct ProcessFigures {
             figures.cpuUserMicros = micros(usage.ru_utime)
             figures.cpuSystemMicros = micros(usage.ru_stime)
         }
-        figures.cpuWaitMicros = waitingMicros()
+        figures.cpuWaitMicros = threadWaits.totalMicros(now: currentWaits())
         return figures
     }
 
@@ -45,15 +48,45 @@ struct ProcessFigures {
         UInt64(max(0, time.tv_sec)) * 1_000_000 + UInt64(max(0, time.tv_usec))
     }
 
-    /// The second field of each thread's schedstat: nanoseconds spent runnable, not running.
-    private static func waitingMicros() -> UInt64 {
-        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return 0 }
-        var nanoseconds: UInt64 = 0
+    /// The second field of each thread's schedstat, by thread id: nanoseconds spent runnable,
+    /// not running.
+    private static func currentWaits() -> [Int: UInt64] {
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return [:] }
+        var waits: [Int: UInt64] = [:]
         for thread in threads {
-            guard let line = try? String(contentsOfFile: "/proc/self/task/\(thread)/schedstat", encoding: .utf8) else { continue }
+            guard let id = Int(thread),
+                let line = try? String(contentsOfFile: "/proc/self/task/\(thread)/schedstat", encoding: .utf8)
+            else { continue }
             let fields = line.split(separator: " ")
-            if fields.count >= 2, let waited = UInt64(fields[1]) { nanoseconds &+= waited }
+            if fields.count >= 2, let waited = UInt64(fields[1]) { waits[id] = waited }
         }
-        return nanoseconds / 1000
+        return waits
+    }
+}
+
+/// The daemon's threads' wait for a CPU, summed since start. Threads come and go (Dispatch's
+/// and the concurrency runtime's workers end after idling a while), and an ended thread's
+/// schedstat goes with it: each thread's last reading is kept and stays in the total once
+/// the thread is gone, so the figure never goes down. Only what a thread waited between its
+/// last reading and its end is missed.
+final class ThreadWaits: Sendable {
+    private struct State {
+        /// The last readings of threads that have ended since.
+        var ended: UInt64 = 0
+        var lastSeen: [Int: UInt64] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// The total, in microseconds, given each live thread's wait in nanoseconds.
+    func totalMicros(now waits: [Int: UInt64]) -> UInt64 {
+        state.withLock { state in
+            for (thread, seen) in state.lastSeen {
+                // Gone, or its id taken by a new thread whose count started again.
+                if let current = waits[thread], current >= seen { continue }
+                state.ended &+= seen
+            }
+            state.lastSeen = waits
+            return (state.ended &+ waits.values.reduce(0, &+)) / 1000
+        }
     }
 }
