@@ -134,8 +134,7 @@ struct CommonOptions: ParsableArguments {
     /// run that falls short with the daemon waiting had its cores taken by other work; one with
     /// more CPU per call had the daemon slower.
     func cpuFigures(before: StatsReading?, after: StatsReading?, callsPerSecond: Double) -> [String: Any] {
-        guard let before, let after else { return [:] }
-        let cpu = DaemonCPU(from: before, to: after)
+        guard let before, let after, let cpu = DaemonCPU(from: before, to: after) else { return [:] }
         return [
             "daemon_cpu_cores": cpu.cores,
             "daemon_cpu_us_per_call": callsPerSecond > 0 ? cpu.cores * 1e6 / callsPerSecond : 0,
@@ -146,7 +145,8 @@ struct CommonOptions: ParsableArguments {
 
 /// The daemon's CPU between two statistics readings, from its own clocks: all of it, its
 /// hashing threads', and its threads' wait for a CPU, in microseconds, over `seconds`.
-/// Readings of several windows add up.
+/// Readings of several windows add up. None from a daemon that does not report its CPU (one
+/// built before `Health/Stats` had it, as in an A/B run against an older build).
 struct DaemonCPU {
     var cpuMicros: UInt64 = 0
     var hashingMicros: UInt64 = 0
@@ -155,7 +155,9 @@ struct DaemonCPU {
 
     init() {}
 
-    init(from before: CommonOptions.StatsReading, to after: CommonOptions.StatsReading) {
+    init?(from before: CommonOptions.StatsReading, to after: CommonOptions.StatsReading) {
+        // A running daemon has used some CPU: zero is a field the daemon does not know.
+        guard after.stats.cpuUserMicros + after.stats.cpuSystemMicros > 0 else { return nil }
         // The counters only grow; a daemon restarted in between reads as nothing.
         func growth(_ earlier: UInt64, _ later: UInt64) -> UInt64 { later > earlier ? later - earlier : 0 }
         let (a, b) = (before.stats, after.stats)

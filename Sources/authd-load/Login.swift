@@ -64,7 +64,7 @@ struct Login: AsyncParsableCommand {
         var ceilings: [Double]
         var cpu: CPUTimes
         /// The daemon's CPU over the storm windows; nil when this process may not read the
-        /// daemon's statistics.
+        /// daemon's statistics, or the daemon does not report its CPU.
         var daemon: DaemonCPU?
     }
 
@@ -110,8 +110,8 @@ struct Login: AsyncParsableCommand {
             // Over the whole window, warm-up included: that is storm too.
             cpu = cpu + (CPUTimes.read() - cpuBefore)
             let statsAfter = await options.stats(clients[0])
-            if let before = statsBefore, let after = statsAfter {
-                daemon = daemon.map { $0 + DaemonCPU(from: before, to: after) }
+            if let before = statsBefore, let after = statsAfter, let part = DaemonCPU(from: before, to: after) {
+                daemon = daemon.map { $0 + part }
             } else {
                 daemon = nil
             }
