@@ -21,7 +21,7 @@ public final class BlockingPool: @unchecked Sendable {
     /// no steadier on the machine this was measured on (BENCHMARKS.md).
     public let niceness: Int32
     /// CPU time the threads have spent on work, in nanoseconds (each thread's own clock, read
-    /// around each item: a hash takes milliseconds, the two readings about a microsecond).
+    /// around each body: a hash takes milliseconds, the two readings about a microsecond).
     private let workNanoseconds = Atomic<UInt64>(0)
 
     /// CPU time the threads have spent on work since the pool started, in microseconds.
@@ -50,7 +50,11 @@ public final class BlockingPool: @unchecked Sendable {
     public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             enqueue {
-                continuation.resume(with: Result { try body() })
+                // Counted before the caller resumes, so that what it reads next includes it.
+                let started = Self.threadCPUNanoseconds()
+                let result = Result { try body() }
+                self.workNanoseconds.add(Self.threadCPUNanoseconds() &- started, ordering: .relaxed)
+                continuation.resume(with: result)
             }
         }
     }
@@ -93,9 +97,7 @@ public final class BlockingPool: @unchecked Sendable {
                 queueHead = 0
             }
             condition.unlock()
-            let started = Self.threadCPUNanoseconds()
             item()
-            workNanoseconds.add(Self.threadCPUNanoseconds() &- started, ordering: .relaxed)
         }
     }
 
