@@ -9,23 +9,24 @@ extension Accounts {
         try FieldValidation.loginPassword(password)
         // The slot is taken before the password is checked: parallel guesses all count.
         let limitKeys = ["email:\(email)"]
-        try await directory.rateLimiter.hit(.emailPasswordSession, keys: limitKeys, call: call)
-        let candidate = try directory.store.read { r in try r.userID(email: email).flatMap { try r.user(id: $0) } }
-        let verified = try await directory.verifyPassword(password, of: candidate)
-        guard verified, let user = candidate else { throw AuthdError.invalidCredentials }
-        guard user.status else { throw AuthdError.userBlocked }
-        let rehash = try await directory.rehashIfImported(user, password: password, call: call)
-        let reset = directory.rateLimiter.resetting(.emailPasswordSession, keys: limitKeys, call: call)
-        do {
-            return try await directory.issueSession(
-                userID: user.id, provider: "email", providerUID: email, factors: ["password"], call: call, trim: true,
-                inSameWrite: { w in
-                    try rehash?(w)
-                    try reset?(w)
-                })
-        } catch let error as StoreError where error.kind == .notFound {
-            // The user was deleted between the password check and the write.
-            throw AuthdError.invalidCredentials
+        return try await directory.rateLimiter.signIn(.emailPasswordSession, keys: limitKeys, call: call) {
+            let candidate = try directory.store.read { r in try r.userID(email: email).flatMap { try r.user(id: $0) } }
+            let verified = try await directory.verifyPassword(password, of: candidate)
+            guard verified, let user = candidate else { throw AuthdError.invalidCredentials }
+            guard user.status else { throw AuthdError.userBlocked }
+            let rehash = try await directory.rehashIfImported(user, password: password, call: call)
+            let reset = directory.rateLimiter.resetting(.emailPasswordSession, keys: limitKeys, call: call)
+            do {
+                return try await directory.issueSession(
+                    userID: user.id, provider: "email", providerUID: email, factors: ["password"], call: call, trim: true,
+                    inSameWrite: { w in
+                        try rehash?(w)
+                        try reset?(w)
+                    })
+            } catch let error as StoreError where error.kind == .notFound {
+                // The user was deleted between the password check and the write.
+                throw AuthdError.invalidCredentials
+            }
         }
     }
 
@@ -40,31 +41,32 @@ extension Accounts {
             throw AuthdError.argumentInvalid("Invalid `secret` param: Value must be a valid string and at least 1 chars and no longer than 256 chars")
         }
         let limitKeys = ["\(Directory.ipKey(call))|user:\(userID)"]
-        try await directory.rateLimiter.hit(.tokenSession, keys: limitKeys, call: call)
-        let now = directory.clock.now()
-        let presented = SecretToken.hash(secret)
-        // The user's status alone: the record itself is not needed here.
-        let (status, token) = try directory.store.read { r -> (Bool?, TokenRecord?) in
-            guard let status = try r.userStatus(id: userID) else { return (nil, nil) }
-            return (status, try r.token(userID: userID, secretHash: presented, validAt: now))
-        }
-        guard let status, let token else {
-            throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
-        }
-        guard status else { throw AuthdError.userBlocked }
-        let reset = directory.rateLimiter.resetting(.tokenSession, keys: limitKeys, call: call)
-        do {
-            return try await directory.issueSession(
-                userID: userID, provider: "token", factors: ["token"], call: call, trim: true,
-                inSameWrite: { w in
-                    // A token redeemed twice at once: the second write finds it gone.
-                    guard try w.deleteToken(token) else {
-                        throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
-                    }
-                    try reset?(w)
-                })
-        } catch let error as StoreError where error.kind == .notFound {
-            throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
+        return try await directory.rateLimiter.signIn(.tokenSession, keys: limitKeys, call: call) {
+            let now = directory.clock.now()
+            let presented = SecretToken.hash(secret)
+            // The user's status alone: the record itself is not needed here.
+            let (status, token) = try directory.store.read { r -> (Bool?, TokenRecord?) in
+                guard let status = try r.userStatus(id: userID) else { return (nil, nil) }
+                return (status, try r.token(userID: userID, secretHash: presented, validAt: now))
+            }
+            guard let status, let token else {
+                throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
+            }
+            guard status else { throw AuthdError.userBlocked }
+            let reset = directory.rateLimiter.resetting(.tokenSession, keys: limitKeys, call: call)
+            do {
+                return try await directory.issueSession(
+                    userID: userID, provider: "token", factors: ["token"], call: call, trim: true,
+                    inSameWrite: { w in
+                        // A token redeemed twice at once: the second write finds it gone.
+                        guard try w.deleteToken(token) else {
+                            throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
+                        }
+                        try reset?(w)
+                    })
+            } catch let error as StoreError where error.kind == .notFound {
+                throw AuthdError(type: "user_invalid_token", code: 401, message: "Invalid token passed in the request.")
+            }
         }
     }
 

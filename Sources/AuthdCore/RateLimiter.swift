@@ -27,13 +27,17 @@ public struct RateRule: Sendable {
 /// Fixed-window counters, exact under concurrency and kept across restarts.
 ///
 /// A call takes its slot under a lock before any work (so parallel wrong-password attempts
-/// cannot slip past the limit: each one counts before its hash is checked), and the new count
-/// is committed to the store before the call goes on, so a restart is no way around a limit.
+/// cannot slip past the limit: each one counts before its hash is checked). The count is
+/// stored before the call is answered, so a restart is no way around a limit: for most rules
+/// before the call goes on; for sign-ins, whose success resets the counter, only when the
+/// attempt fails (a success stores the reset in its session's own commit instead, so it makes
+/// one durable write, not two).
 /// Server callers (API keys, mapped peers) are exempt, as in Appwrite.
 public final class RateLimiter: Sendable {
     let store: any AuthStore
     let clock: any WallClock
-    /// The counters of the current windows, by rule and key.
+    /// The counters of the current windows, by rule and key: the exact counts; the store
+    /// holds what a restart needs.
     private let counters = Mutex<[String: (windowStart: Int64, count: Int)]>([:])
 
     public init(store: any AuthStore, clock: any WallClock) {
@@ -41,16 +45,40 @@ public final class RateLimiter: Sendable {
         self.clock = clock
     }
 
-    /// Counts one call against every key of `rule`, or throws `general_rate_limit_exceeded`
-    /// (429) naming the limit, the calls remaining and when the window resets.
+    /// Counts one call against every key of `rule` and stores the counts before returning, or
+    /// throws `general_rate_limit_exceeded` (429) naming the limit, the calls remaining and
+    /// when the window resets.
     func hit(_ rule: RateRule, keys: [String], call: Call) async throws {
-        guard !call.caller.isServer else { return }
+        guard let names = try take(rule, keys: keys, call: call) else { return }
+        try await store.write { [self] w in try storeCounts(names, in: w) }
+    }
+
+    /// A sign-in attempt: counts it against every key of `rule` (or throws as `hit` does),
+    /// then runs it. A success is expected to reset the counter in its own transaction
+    /// (`resetting`); a failure's count is stored before its error is thrown, so that every
+    /// answer to a failed attempt, wrong password or not, comes after its count is durable.
+    func signIn<Result>(
+        _ rule: RateRule, keys: [String], call: Call, _ attempt: () async throws -> Result
+    ) async throws -> Result {
+        guard let names = try take(rule, keys: keys, call: call) else { return try await attempt() }
+        do {
+            return try await attempt()
+        } catch {
+            try await store.write { [self] w in try storeCounts(names, in: w) }
+            throw error
+        }
+    }
+
+    /// Takes a slot of `rule` for every key in memory, under the lock; returns the counters'
+    /// names, or nil for a server caller, which is not counted.
+    private func take(_ rule: RateRule, keys: [String], call: Call) throws -> [String]? {
+        guard !call.caller.isServer else { return nil }
         let now = clock.now() / 1000
         let windowStart = now - now % rule.windowSeconds
         let names = keys.map { "\(rule.name)|\($0)" }
-        let taken = try counters.withLock { counters -> [(String, Int)] in
+        try counters.withLock { counters in
             if counters.count > 100_000 { counters = counters.filter { $0.value.windowStart >= windowStart } }
-            var current: [(String, Int)] = []
+            var current: [Int] = []
             for name in names {
                 var entry = counters[name]
                 if entry == nil, let stored = try store.read({ try $0.rateCounter(name) }) { entry = stored }
@@ -61,27 +89,30 @@ public final class RateLimiter: Sendable {
                         message: "Rate limit for the current endpoint has been exceeded. Please try again after some time. "
                             + "(limit \(rule.limit), remaining 0, reset at \(windowStart + rule.windowSeconds))")
                 }
-                current.append((name, count))
+                current.append(count)
             }
-            for (name, count) in current { counters[name] = (windowStart, count + 1) }
-            return current
+            for (name, count) in zip(names, current) { counters[name] = (windowStart, count + 1) }
         }
-        try await store.write { w in
-            for (name, count) in taken {
-                // Never lower a stored count that a concurrent call raised further.
-                let stored = try w.rateCounter(name)
-                let base = stored.map { $0.windowStart == windowStart ? $0.count : 0 } ?? 0
-                try w.putRateCounter(name, windowStart: windowStart, count: max(base, count + 1))
-            }
+        return names
+    }
+
+    /// Stores the counters as they are in memory when the writer runs this. The writer runs
+    /// writes one at a time, so the last stored count is always the newest: a slower write
+    /// cannot put back an older count, and a counter reset since (a success cleared it) is
+    /// left reset.
+    private func storeCounts(_ names: [String], in w: any StoreWriter) throws {
+        let current = counters.withLock { counters in names.map { counters[$0] } }
+        for (name, entry) in zip(names, current) {
+            guard let entry else { continue }
+            try w.putRateCounter(name, windowStart: entry.windowStart, count: entry.count)
         }
     }
 
     /// Clears the counters of `rule` for `keys` after a success where the rule says so: the
     /// returned write goes into the success's own transaction, so that the session and the
-    /// reset commit together (one fsync, not two). Nil for server callers, which are never
-    /// counted. The in-memory counters are cleared now: until the commit, a concurrent call
-    /// counts from the stored value, which is never lower, and if the transaction fails the
-    /// stored count stands.
+    /// reset commit together. Nil for server callers, which are never counted. The in-memory
+    /// counters are cleared now: until the commit, a concurrent call counts from the stored
+    /// value, which is never lower, and if the transaction fails the stored count stands.
     func resetting(_ rule: RateRule, keys: [String], call: Call) -> (@Sendable (any StoreWriter) throws -> Void)? {
         guard !call.caller.isServer else { return nil }
         let names = keys.map { "\(rule.name)|\($0)" }

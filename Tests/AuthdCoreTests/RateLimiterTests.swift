@@ -10,6 +10,7 @@ final class RateLimiterTests: XCTestCase {
     var pool: BlockingPool!
     var clock: ManualClock!
     var accounts: Accounts!
+    var users: Users!
 
     override func setUp() async throws {
         directory = "/tmp/authd-rate-test-\(UUID().uuidString.prefix(8))"
@@ -22,6 +23,7 @@ final class RateLimiterTests: XCTestCase {
     func reopen() async throws {
         let d = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool, clock: clock)
         accounts = Accounts(directory: d)
+        users = Users(directory: d)
     }
 
     override func tearDown() async throws {
@@ -67,18 +69,35 @@ final class RateLimiterTests: XCTestCase {
         await expect("password-1", "ok")
     }
 
-    /// A guest's successful sign-in is two writes: its slot, then the session with the
-    /// counter's reset in the same commit. The reset is stored: after a restart the guest has
-    /// all ten attempts again.
+    /// A guest's successful sign-in is one write: the session, with the counter's reset in the
+    /// same commit (its slot, taken in memory, is not stored: the reset would clear it). The
+    /// reset is stored: after a restart the guest has all ten attempts again.
     func testASuccessResetsTheCounterInTheSessionsOwnCommit() async throws {
         _ = try await accounts.create(userID: "r", email: "r@example.com", password: "password-1", name: nil, call: guest)
         for _ in 0..<9 { await expect("wrong-password", "user_invalid_credentials") }
         let before = try store.statistics().writes
         await expect("password-1", "ok")
-        XCTAssertEqual(try store.statistics().writes - before, 2, "the slot, then the session and the reset together")
+        XCTAssertEqual(try store.statistics().writes - before, 1, "the session and the reset together")
         try await reopen()
         for _ in 0..<10 { await expect("wrong-password", "user_invalid_credentials", "the reset was stored") }
         await expect("wrong-password", "general_rate_limit_exceeded")
+    }
+
+    /// A failed attempt's count is stored before it is answered, whatever failed: a restart
+    /// right after the answer keeps it.
+    func testAFailedSignInIsStoredBeforeItsAnswer() async throws {
+        _ = try await accounts.create(userID: "r", email: "r@example.com", password: "password-1", name: nil, call: guest)
+        _ = try await users.updateStatus(
+            userID: "r", status: false,
+            call: Call(caller: .server(ServerIdentity(kind: .apiKey(id: "k"), scopes: [Scope.usersWrite])), context: RequestContext()))
+        for attempt in 0..<5 {
+            let before = try store.statistics().writes
+            await expect(attempt % 2 == 0 ? "wrong-password" : "password-1", attempt % 2 == 0 ? "user_invalid_credentials" : "user_blocked")
+            XCTAssertEqual(try store.statistics().writes - before, 1, "the count, stored before the answer")
+            try await reopen()
+        }
+        for _ in 0..<5 { await expect("wrong-password", "user_invalid_credentials") }
+        await expect("wrong-password", "general_rate_limit_exceeded", "five attempts across five restarts, five since")
     }
 
     func testParallelWrongPasswordsCannotSlipPastTheLimit() async throws {
