@@ -71,7 +71,7 @@ struct Login: AsyncParsableCommand {
     /// An `Account/Get` of a session of its own user: the storm's logins would evict one of theirs.
     private func validationRequest(_ client: AuthdClient, password: String) async throws -> [UInt8] {
         let email = "load-validate-\(UInt32.random(in: 0...UInt32.max))@load.example"
-        _ = try await client.createAccount(email: email, password: password)
+        _ = try await client.createUser(email: email, password: password, credentials: options.server)
         let secret = try await client.createEmailPasswordSession(email: email, password: password).secret
         return try encodedRequest("authd.v1.Account/Get", credentials: .session(secret))
     }
