@@ -156,11 +156,22 @@ extension Accounts {
         if case .user = call.caller { throw AuthdError.sessionAlreadyExists }
         let settings = try directory.settings()
         try directory.requireMethod("anonymous", call: call, settings: settings)
-        try await directory.rateLimiter.hit(.anonymousSession, keys: [Directory.ipKey(call)], call: call)
-        let now = directory.clock.now()
-        let user = UserRecord(id: Identifiers.unique(nowMicroseconds: now * 1000), createdAt: now)
-        try await directory.insert(user, call: call, userLimit: settings.userLimit)
-        return try await directory.issueSession(userID: user.id, provider: "anonymous", factors: ["anonymous"], call: call, trim: true)
+        // The count, the user and the session: one transaction, one durable write.
+        return try await directory.rateLimiter.counted(.anonymousSession, keys: [Directory.ipKey(call)], call: call) { storeCount in
+            let now = directory.clock.now()
+            let user = UserRecord(id: Identifiers.unique(nowMicroseconds: now * 1000), createdAt: now)
+            let insertion = directory.insertion(of: user, call: call, userLimit: settings.userLimit)
+            let session = try await Directory.duplicateIsTaken {
+                try await directory.issueSession(
+                    userID: user.id, provider: "anonymous", factors: ["anonymous"], call: call, trim: true,
+                    inSameWrite: { w in
+                        try storeCount?(w)
+                        try insertion(w)
+                    })
+            }
+            directory.logger.info("user created", metadata: ["user": "\(user.id)"])
+            return session
+        }
     }
 
     /// `Account/ListLogs`: the caller's audit records, newest first.

@@ -7,9 +7,10 @@ extension Accounts {
         try directory.requireMethod("email-password", call: call, settings: try directory.settings())
         let email = try FieldValidation.email(rawEmail)
         try FieldValidation.loginPassword(password)
-        // The slot is taken before the password is checked: parallel guesses all count.
+        // The slot is taken before the password is checked: parallel guesses all count. A
+        // success's reset clears it, so it is stored only if the attempt fails.
         let limitKeys = ["email:\(email)"]
-        return try await directory.rateLimiter.signIn(.emailPasswordSession, keys: limitKeys, call: call) {
+        return try await directory.rateLimiter.counted(.emailPasswordSession, keys: limitKeys, call: call) { _ in
             let candidate = try directory.store.read { r in try r.userID(email: email).flatMap { try r.user(id: $0) } }
             let verified = try await directory.verifyPassword(password, of: candidate)
             guard verified, let user = candidate else { throw AuthdError.invalidCredentials }
@@ -41,7 +42,7 @@ extension Accounts {
             throw AuthdError.argumentInvalid("Invalid `secret` param: Value must be a valid string and at least 1 chars and no longer than 256 chars")
         }
         let limitKeys = ["\(Directory.ipKey(call))|user:\(userID)"]
-        return try await directory.rateLimiter.signIn(.tokenSession, keys: limitKeys, call: call) {
+        return try await directory.rateLimiter.counted(.tokenSession, keys: limitKeys, call: call) { _ in
             let now = directory.clock.now()
             let presented = SecretToken.hash(secret)
             // The user's status alone: the record itself is not needed here.

@@ -95,22 +95,40 @@ public final class Directory: Sendable {
     }
 
     /// Stores a new user with its change entry; `user_already_exists` when the id, email or
-    /// phone is taken.
-    func insert(_ user: UserRecord, call: Call, userLimit: Int = 0) async throws {
+    /// phone is taken. `extra` runs in the same transaction.
+    func insert(
+        _ user: UserRecord, call: Call, userLimit: Int = 0, inSameWrite extra: (@Sendable (any StoreWriter) throws -> Void)? = nil
+    ) async throws {
+        let insertion = insertion(of: user, call: call, userLimit: userLimit)
+        try await Self.duplicateIsTaken {
+            try await store.write { w in
+                try extra?(w)
+                try insertion(w)
+            }
+        }
+        logger.info("user created", metadata: ["user": "\(user.id)"])
+    }
+
+    /// The write that stores a new user with its change entry, for a transaction that does more.
+    func insertion(of user: UserRecord, call: Call, userLimit: Int) -> @Sendable (any StoreWriter) throws -> Void {
         let change = changeRecord(
             "users.\(user.id).create", audit: "user.create", resource: "user/\(user.id)", userID: user.id,
             call: call, time: user.createdAt)
+        return { w in
+            // Checked again in the write, so that concurrent sign-ups cannot pass the limit.
+            if userLimit > 0, try w.userCount() >= userLimit { throw AuthdError.userCountExceeded }
+            try w.insertUser(user)
+            try w.appendChange(change)
+        }
+    }
+
+    /// Runs a write that inserts a user, with the store's duplicate refusal as `user_already_exists`.
+    static func duplicateIsTaken<Result>(_ write: () async throws -> Result) async throws -> Result {
         do {
-            try await store.write { w in
-                // Checked again in the write, so that concurrent sign-ups cannot pass the limit.
-                if userLimit > 0, try w.userCount() >= userLimit { throw AuthdError.userCountExceeded }
-                try w.insertUser(user)
-                try w.appendChange(change)
-            }
+            return try await write()
         } catch let error as StoreError where error.kind == .duplicate {
             throw AuthdError.userAlreadyExists
         }
-        logger.info("user created", metadata: ["user": "\(user.id)"])
     }
 
     /// A new session of `userID` with a fresh secret. With `trim`, the user's oldest sessions
@@ -214,28 +232,30 @@ public final class Accounts: Sendable {
         let userID = try Identifiers.customID(userIDParameter, name: "userId", nowMicroseconds: now * 1000)
         let email = try FieldValidation.email(rawEmail)
         if let name { try FieldValidation.name(name) }
-        try await directory.rateLimiter.hit(.createAccount, keys: [Directory.ipKey(call)], call: call)
-        // As in Appwrite, the personal-data check sees the raw id parameter.
-        try PasswordPolicy.check(
-            password, settings: settings,
-            personal: .init(userID: userIDParameter, email: email, name: name ?? "", phone: ""))
-        // Cheap look-ups before the expensive hash; the write transaction checks again.
-        let (taken, users) = try directory.store.read { r in
-            (try r.user(id: userID) != nil || r.userID(email: email) != nil, try r.userCount())
-        }
-        if taken { throw AuthdError.userAlreadyExists }
-        // Before the expensive hash; `insert` checks again inside the write.
-        if settings.userLimit > 0 && users >= settings.userLimit { throw AuthdError.userCountExceeded }
+        // The sign-up's count is stored with the new account, or on its own if the sign-up fails.
+        return try await directory.rateLimiter.counted(.createAccount, keys: [Directory.ipKey(call)], call: call) { storeCount in
+            // As in Appwrite, the personal-data check sees the raw id parameter.
+            try PasswordPolicy.check(
+                password, settings: settings,
+                personal: .init(userID: userIDParameter, email: email, name: name ?? "", phone: ""))
+            // Cheap look-ups before the expensive hash; the write transaction checks again.
+            let (taken, users) = try directory.store.read { r in
+                (try r.user(id: userID) != nil || r.userID(email: email) != nil, try r.userCount())
+            }
+            if taken { throw AuthdError.userAlreadyExists }
+            // Before the expensive hash; `insert` checks again inside the write.
+            if settings.userLimit > 0 && users >= settings.userLimit { throw AuthdError.userCountExceeded }
 
-        var user = UserRecord(id: userID, createdAt: now)
-        user.email = email
-        user.name = name ?? ""
-        user.passwordHash = try await directory.hash(password)
-        user.hashAlgorithm = PasswordHasher.algorithm
-        user.passwordUpdate = now
-        user.passwordHistory = Directory.history([], adding: user.passwordHash, settings: settings)
-        try await directory.insert(user, call: call, userLimit: settings.userLimit)
-        return user
+            var user = UserRecord(id: userID, createdAt: now)
+            user.email = email
+            user.name = name ?? ""
+            user.passwordHash = try await directory.hash(password)
+            user.hashAlgorithm = PasswordHasher.algorithm
+            user.passwordUpdate = now
+            user.passwordHistory = Directory.history([], adding: user.passwordHash, settings: settings)
+            try await directory.insert(user, call: call, userLimit: settings.userLimit, inSameWrite: storeCount)
+            return user
+        }
     }
 
     /// `Account/Get`: the caller's own account, as the signed-in caller, so that a transport can

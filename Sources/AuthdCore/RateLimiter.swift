@@ -28,10 +28,10 @@ public struct RateRule: Sendable {
 ///
 /// A call takes its slot under a lock before any work (so parallel wrong-password attempts
 /// cannot slip past the limit: each one counts before its hash is checked). The count is
-/// stored before the call is answered, so a restart is no way around a limit: for most rules
-/// before the call goes on; for sign-ins, whose success resets the counter, only when the
-/// attempt fails (a success stores the reset in its session's own commit instead, so it makes
-/// one durable write, not two).
+/// stored before the call is answered, so a restart is no way around a limit: in the call's own
+/// transaction where it has one (`counted`: sign-ups, anonymous sessions), else in a write of its
+/// own before the call goes on; a sign-in's success stores its reset instead. A failed call's
+/// count is stored on its own before its answer.
 /// Server callers (API keys, mapped peers) are exempt, as in Appwrite.
 public final class RateLimiter: Sendable {
     let store: any AuthStore
@@ -53,16 +53,19 @@ public final class RateLimiter: Sendable {
         try await store.write { [self] w in try storeCounts(names, in: w) }
     }
 
-    /// A sign-in attempt: counts it against every key of `rule` (or throws as `hit` does),
-    /// then runs it. A success is expected to reset the counter in its own transaction
-    /// (`resetting`); a failure's count is stored before its error is thrown, so that every
-    /// answer to a failed attempt, wrong password or not, comes after its count is durable.
-    func signIn<Result>(
-        _ rule: RateRule, keys: [String], call: Call, _ attempt: () async throws -> Result
+    /// A call counted against every key of `rule` (or refused as `hit` refuses) whose count is
+    /// stored with its own writes: `attempt` gets the write that stores the count, to run in
+    /// its transaction (nil for a server caller, which is not counted). If the attempt fails,
+    /// the count is stored on its own before the error is thrown, so that every answer comes
+    /// after its count is durable. A sign-in need not store it when it succeeds: its reset
+    /// (`resetting`) clears the counter in the same transaction.
+    func counted<Result>(
+        _ rule: RateRule, keys: [String], call: Call,
+        _ attempt: (_ storeCount: (@Sendable (any StoreWriter) throws -> Void)?) async throws -> Result
     ) async throws -> Result {
-        guard let names = try take(rule, keys: keys, call: call) else { return try await attempt() }
+        guard let names = try take(rule, keys: keys, call: call) else { return try await attempt(nil) }
         do {
-            return try await attempt()
+            return try await attempt { [self] w in try storeCounts(names, in: w) }
         } catch {
             try await store.write { [self] w in try storeCounts(names, in: w) }
             throw error

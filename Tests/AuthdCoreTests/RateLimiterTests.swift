@@ -124,6 +124,49 @@ final class RateLimiterTests: XCTestCase {
         }
     }
 
+    /// A guest's sign-up stores its count with the new account (one write), and a failed one
+    /// on its own before its answer; the counts survive a restart either way.
+    func testASignUpStoresItsCountWithTheAccount() async throws {
+        for i in 0..<8 {
+            let before = try store.statistics().writes
+            _ = try await accounts.create(userID: "s\(i)", email: "s\(i)@example.com", password: "password-1", name: nil, call: guest)
+            XCTAssertEqual(try store.statistics().writes - before, 1, "the count and the account together")
+        }
+        let before = try store.statistics().writes
+        do {
+            _ = try await accounts.create(userID: "s8", email: "s0@example.com", password: "password-1", name: nil, call: guest)
+            XCTFail("a taken email signed up")
+        } catch let error as AuthdError {
+            XCTAssertEqual(error.type, "user_already_exists")
+        }
+        XCTAssertEqual(try store.statistics().writes - before, 1, "the failed sign-up's count, on its own")
+        try await reopen()
+        _ = try await accounts.create(userID: "s9", email: "s9@example.com", password: "password-1", name: nil, call: guest)
+        do {
+            _ = try await accounts.create(userID: "s10", email: "s10@example.com", password: "password-1", name: nil, call: guest)
+            XCTFail("an 11th sign-up from one address passed after a restart")
+        } catch let error as AuthdError {
+            XCTAssertEqual(error.type, "general_rate_limit_exceeded")
+        }
+    }
+
+    /// A guest's anonymous sign-in is one write: its count, the new user and the session.
+    func testAnAnonymousSignInIsOneWrite() async throws {
+        for _ in 0..<49 { _ = try await accounts.createAnonymousSession(call: guest) }
+        let before = try store.statistics().writes
+        let session = try await accounts.createAnonymousSession(call: guest)
+        XCTAssertEqual(try store.statistics().writes - before, 1, "the count, the user and the session together")
+        XCTAssertNotNil(try store.read { try $0.user(id: session.record.userID) }, "the user was stored")
+        XCTAssertNotNil(try store.read { try $0.session(id: session.record.id) }, "the session was stored")
+        try await reopen()
+        do {
+            _ = try await accounts.createAnonymousSession(call: guest)
+            XCTFail("a 51st anonymous sign-in from one address passed after a restart")
+        } catch let error as AuthdError {
+            XCTAssertEqual(error.type, "general_rate_limit_exceeded")
+        }
+    }
+
     func testSignUpsAreLimitedPerAddress() async throws {
         for i in 0..<10 {
             _ = try await accounts.create(userID: "s\(i)", email: "s\(i)@example.com", password: "password-1", name: nil, call: guest)
