@@ -54,6 +54,20 @@ final class RateLimiterTests: XCTestCase {
         }
     }
 
+    /// Runs `body` and checks that it throws an `AuthdError` of `type`.
+    private func expectRefusal(
+        _ type: String, _ message: String, line: UInt = #line, _ body: () async throws -> Void
+    ) async {
+        do {
+            try await body()
+            XCTFail(message, line: line)
+        } catch let error as AuthdError {
+            XCTAssertEqual(error.type, type, line: line)
+        } catch {
+            XCTFail("\(error)", line: line)
+        }
+    }
+
     func testFailuresAreLimitedSuccessResetsAndTheWindowRolls() async throws {
         _ = try await accounts.create(userID: "r", email: "r@example.com", password: "password-1", name: nil, call: guest)
         for _ in 0..<20 { await expect("password-1", "ok", "successes reset the counter") }
@@ -133,20 +147,14 @@ final class RateLimiterTests: XCTestCase {
             XCTAssertEqual(try store.statistics().writes - before, 1, "the count and the account together")
         }
         let before = try store.statistics().writes
-        do {
+        await expectRefusal("user_already_exists", "a taken email signed up") {
             _ = try await accounts.create(userID: "s8", email: "s0@example.com", password: "password-1", name: nil, call: guest)
-            XCTFail("a taken email signed up")
-        } catch let error as AuthdError {
-            XCTAssertEqual(error.type, "user_already_exists")
         }
         XCTAssertEqual(try store.statistics().writes - before, 1, "the failed sign-up's count, on its own")
         try await reopen()
         _ = try await accounts.create(userID: "s9", email: "s9@example.com", password: "password-1", name: nil, call: guest)
-        do {
+        await expectRefusal("general_rate_limit_exceeded", "an 11th sign-up from one address passed after a restart") {
             _ = try await accounts.create(userID: "s10", email: "s10@example.com", password: "password-1", name: nil, call: guest)
-            XCTFail("an 11th sign-up from one address passed after a restart")
-        } catch let error as AuthdError {
-            XCTAssertEqual(error.type, "general_rate_limit_exceeded")
         }
     }
 
@@ -159,11 +167,8 @@ final class RateLimiterTests: XCTestCase {
         XCTAssertNotNil(try store.read { try $0.user(id: session.record.userID) }, "the user was stored")
         XCTAssertNotNil(try store.read { try $0.session(id: session.record.id) }, "the session was stored")
         try await reopen()
-        do {
+        await expectRefusal("general_rate_limit_exceeded", "a 51st anonymous sign-in from one address passed after a restart") {
             _ = try await accounts.createAnonymousSession(call: guest)
-            XCTFail("a 51st anonymous sign-in from one address passed after a restart")
-        } catch let error as AuthdError {
-            XCTAssertEqual(error.type, "general_rate_limit_exceeded")
         }
     }
 
