@@ -38,21 +38,24 @@ extension Accounts {
         let settings = try directory.settings()
         try PasswordPolicy.check(
             password, settings: settings, personal: .init(userID: user.id, email: user.email, name: user.name, phone: user.phone))
-        try await directory.rateLimiter.hit(.updatePassword, keys: [Directory.ipKey(call)], call: call)
-        try await requireCurrentPassword(oldPassword, of: user)
-        try await directory.checkHistory(password, of: user, settings: settings)
-        let hash = try await directory.hash(password)
-        let endOthers = invalidateSessions || settings.invalidateSessions
-        let time = directory.clock.now()
-        return try await directory.updateUser(user.id, field: "password", call: call, duplicate: Self.vagueDuplicate) { [directory] u, w in
-            u.passwordHistory = Directory.history(u.passwordHistory, adding: hash, settings: settings)
-            u.passwordHash = hash
-            u.hashAlgorithm = PasswordHasher.algorithm
-            u.hashOptions = ""
-            u.passwordUpdate = time
-            guard endOthers else { return }
-            for session in try w.sessions(userID: u.id) where session.id != current.id {
-                try directory.deleteSession(session.keys, in: w, call: call, time: time)
+        // Counted before the old password is checked: parallel guesses all count.
+        return try await directory.rateLimiter.counted(.updatePassword, keys: [Directory.ipKey(call)], call: call) { storeCount in
+            try await requireCurrentPassword(oldPassword, of: user)
+            try await directory.checkHistory(password, of: user, settings: settings)
+            let hash = try await directory.hash(password)
+            let endOthers = invalidateSessions || settings.invalidateSessions
+            let time = directory.clock.now()
+            return try await directory.updateUser(user.id, field: "password", call: call, duplicate: Self.vagueDuplicate) { [directory] u, w in
+                try storeCount?(w)
+                u.passwordHistory = Directory.history(u.passwordHistory, adding: hash, settings: settings)
+                u.passwordHash = hash
+                u.hashAlgorithm = PasswordHasher.algorithm
+                u.hashOptions = ""
+                u.passwordUpdate = time
+                guard endOthers else { return }
+                for session in try w.sessions(userID: u.id) where session.id != current.id {
+                    try directory.deleteSession(session.keys, in: w, call: call, time: time)
+                }
             }
         }
     }
@@ -134,19 +137,21 @@ extension Accounts {
         let (user, current) = try call.signedIn()
         let sessionID = id == "current" || id.isEmpty ? current.id : id
         try Identifiers.requireKey(sessionID, name: "sessionId")
-        try await directory.rateLimiter.hit(.updateSession, keys: [Directory.ipKey(call)], call: call)
         let settings = try directory.settings()
         let time = directory.clock.now()
         let record = directory.changeRecord(
             "users.\(user.id).sessions.\(sessionID).update", audit: "session.update", resource: "user/\(user.id)",
             userID: user.id, call: call, time: time)
-        let updated = try await directory.store.write { w -> SessionRecord in
-            guard var session = try w.session(id: sessionID), session.userID == user.id else { throw AuthdError.sessionNotFound }
-            session.expire = time + settings.duration * 1000
-            session.updatedAt = time
-            try w.updateSession(session)
-            try w.appendChange(record)
-            return session
+        let updated = try await directory.rateLimiter.counted(.updateSession, keys: [Directory.ipKey(call)], call: call) { storeCount in
+            try await directory.store.write { w -> SessionRecord in
+                try storeCount?(w)
+                guard var session = try w.session(id: sessionID), session.userID == user.id else { throw AuthdError.sessionNotFound }
+                session.expire = time + settings.duration * 1000
+                session.updatedAt = time
+                try w.updateSession(session)
+                try w.appendChange(record)
+                return session
+            }
         }
         return SessionView(record: updated, isCurrent: updated.id == current.id)
     }

@@ -93,24 +93,28 @@ extension Accounts {
     public func deleteSession(id: String, call: Call) async throws {
         let (user, current) = try call.signedIn()
         let sessionID = try resolveSessionID(id, current: current)
-        try await directory.rateLimiter.hit(.deleteSessions, keys: [Directory.ipKey(call)], call: call)
         let now = directory.clock.now()
-        try await directory.store.write { [directory] w in
-            guard let session = try w.session(id: sessionID), session.userID == user.id else {
-                throw AuthdError.sessionNotFound
+        try await directory.rateLimiter.counted(.deleteSessions, keys: [Directory.ipKey(call)], call: call) { storeCount in
+            try await directory.store.write { [directory] w in
+                try storeCount?(w)
+                guard let session = try w.session(id: sessionID), session.userID == user.id else {
+                    throw AuthdError.sessionNotFound
+                }
+                try directory.deleteSession(session.keys, in: w, call: call, time: now)
             }
-            try directory.deleteSession(session.keys, in: w, call: call, time: now)
         }
     }
 
     /// `Account/DeleteSessions`: signs the caller out everywhere.
     public func deleteSessions(call: Call) async throws {
         let (user, _) = try call.signedIn()
-        try await directory.rateLimiter.hit(.deleteSessions, keys: [Directory.ipKey(call)], call: call)
         let now = directory.clock.now()
-        try await directory.store.write { [directory] w in
-            for session in try w.sessions(userID: user.id) {
-                try directory.deleteSession(session.keys, in: w, call: call, time: now)
+        try await directory.rateLimiter.counted(.deleteSessions, keys: [Directory.ipKey(call)], call: call) { storeCount in
+            try await directory.store.write { [directory] w in
+                try storeCount?(w)
+                for session in try w.sessions(userID: user.id) {
+                    try directory.deleteSession(session.keys, in: w, call: call, time: now)
+                }
             }
         }
     }

@@ -29,9 +29,10 @@ public struct RateRule: Sendable {
 /// A call takes its slot under a lock before any work (so parallel wrong-password attempts
 /// cannot slip past the limit: each one counts before its hash is checked). The count is
 /// stored before the call is answered, so a restart is no way around a limit: in the call's own
-/// transaction where it has one (`counted`: sign-ups, anonymous sessions), else in a write of its
-/// own before the call goes on; a sign-in's success stores its reset instead. A failed call's
-/// count is stored on its own before its answer.
+/// transaction where it has one (`counted`: sign-ups, anonymous sessions, session and password
+/// updates, sign-outs), else in a write of its own before the call goes on (`hit`: JWTs); a
+/// sign-in's success stores its reset instead. A failed call's count is stored on its own
+/// before its answer.
 /// Server callers (API keys, mapped peers) are exempt, as in Appwrite.
 public final class RateLimiter: Sendable {
     let store: any AuthStore

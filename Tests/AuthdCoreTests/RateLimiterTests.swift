@@ -172,6 +172,35 @@ final class RateLimiterTests: XCTestCase {
         }
     }
 
+    /// A signed-in user's session update, password change and sign-out each store their count in
+    /// their own write: one durable write each, and the stored count is the number of calls.
+    func testASignedInUsersLimitedCallsAreOneWriteEach() async throws {
+        let created = try await accounts.create(userID: "r", email: "r@example.com", password: "password-1", name: nil, call: guest)
+        _ = try await accounts.createEmailPasswordSession(email: "r@example.com", password: "password-1", call: guest)
+        let signedIn = try await accounts.createEmailPasswordSession(email: "r@example.com", password: "password-1", call: guest)
+        let user = Call(caller: .user(created, session: signedIn.record), context: guest.context)
+        let stored = { (rule: String) in try self.store.read { try $0.rateCounter("\(rule)|ip:203.0.113.1") }?.count }
+
+        var before = try store.statistics().writes
+        _ = try await accounts.updateSession(id: "current", call: user)
+        XCTAssertEqual(try store.statistics().writes - before, 1, "the count and the session's new expiry together")
+        XCTAssertEqual(try stored("account.sessions.update"), 1)
+
+        before = try store.statistics().writes
+        _ = try await accounts.updatePassword("password-2", oldPassword: "password-1", invalidateSessions: false, call: user)
+        XCTAssertEqual(try store.statistics().writes - before, 1, "the count and the new password together")
+        await expectRefusal("user_invalid_credentials", "a wrong old password was taken") {
+            _ = try await accounts.updatePassword("password-3", oldPassword: "wrong-password", invalidateSessions: false, call: user)
+        }
+        XCTAssertEqual(try stored("account.password"), 2, "the failed change counts too")
+
+        before = try store.statistics().writes
+        try await accounts.deleteSessions(call: user)
+        XCTAssertEqual(try store.statistics().writes - before, 1, "the count and the sign-out together")
+        XCTAssertEqual(try stored("account.sessions.delete"), 1)
+        XCTAssertEqual(try store.read { try $0.sessions(userID: "r") }.count, 0)
+    }
+
     func testSignUpsAreLimitedPerAddress() async throws {
         for i in 0..<10 {
             _ = try await accounts.create(userID: "s\(i)", email: "s\(i)@example.com", password: "password-1", name: nil, call: guest)
