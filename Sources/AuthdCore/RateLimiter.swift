@@ -50,8 +50,8 @@ public final class RateLimiter: Sendable {
     /// throws `general_rate_limit_exceeded` (429) naming the limit, the calls remaining and
     /// when the window resets.
     func hit(_ rule: RateRule, keys: [String], call: Call) async throws {
-        guard let names = try take(rule, keys: keys, call: call) else { return }
-        try await store.write { [self] w in try storeCounts(names, in: w) }
+        guard let storeCount = try take(rule, keys: keys, call: call) else { return }
+        try await store.write(storeCount)
     }
 
     /// A call counted against every key of `rule` (or refused as `hit` refuses) whose count is
@@ -64,22 +64,22 @@ public final class RateLimiter: Sendable {
         _ rule: RateRule, keys: [String], call: Call,
         _ attempt: (_ storeCount: (@Sendable (any StoreWriter) throws -> Void)?) async throws -> Result
     ) async throws -> Result {
-        guard let names = try take(rule, keys: keys, call: call) else { return try await attempt(nil) }
+        guard let storeCount = try take(rule, keys: keys, call: call) else { return try await attempt(nil) }
         do {
-            return try await attempt { [self] w in try storeCounts(names, in: w) }
+            return try await attempt(storeCount)
         } catch {
-            try await store.write { [self] w in try storeCounts(names, in: w) }
+            try await store.write(storeCount)
             throw error
         }
     }
 
-    /// Takes a slot of `rule` for every key in memory, under the lock; returns the counters'
-    /// names, or nil for a server caller, which is not counted.
-    private func take(_ rule: RateRule, keys: [String], call: Call) throws -> [String]? {
+    /// Takes a slot of `rule` for every key in memory, under the lock; returns the write that
+    /// stores the counts, or nil for a server caller, which is not counted.
+    private func take(_ rule: RateRule, keys: [String], call: Call) throws -> (@Sendable (any StoreWriter) throws -> Void)? {
         guard !call.caller.isServer else { return nil }
         let now = clock.now() / 1000
         let windowStart = now - now % rule.windowSeconds
-        let names = keys.map { "\(rule.name)|\($0)" }
+        let names = Self.counterNames(rule, keys)
         try counters.withLock { counters in
             if counters.count > 100_000 { counters = counters.filter { $0.value.windowStart >= windowStart } }
             var current: [Int] = []
@@ -97,7 +97,12 @@ public final class RateLimiter: Sendable {
             }
             for (name, count) in zip(names, current) { counters[name] = (windowStart, count + 1) }
         }
-        return names
+        return { [self] w in try storeCounts(names, in: w) }
+    }
+
+    /// The stored counters' names: the rule's, then the key.
+    private static func counterNames(_ rule: RateRule, _ keys: [String]) -> [String] {
+        keys.map { "\(rule.name)|\($0)" }
     }
 
     /// Stores the counters as they are in memory when the writer runs this. The writer runs
@@ -116,10 +121,11 @@ public final class RateLimiter: Sendable {
     /// returned write goes into the success's own transaction, so that the session and the
     /// reset commit together. Nil for server callers, which are never counted. The in-memory
     /// counters are cleared now: until the commit, a concurrent call counts from the stored
-    /// value, which is never lower, and if the transaction fails the stored count stands.
+    /// value (every answered attempt's count), and if the transaction fails the stored count
+    /// stands.
     func resetting(_ rule: RateRule, keys: [String], call: Call) -> (@Sendable (any StoreWriter) throws -> Void)? {
         guard !call.caller.isServer else { return nil }
-        let names = keys.map { "\(rule.name)|\($0)" }
+        let names = Self.counterNames(rule, keys)
         counters.withLock { counters in for name in names { counters[name] = nil } }
         return { w in
             for name in names where try w.rateCounter(name) != nil { try w.putRateCounter(name, windowStart: 0, count: 0) }

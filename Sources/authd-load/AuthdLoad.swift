@@ -174,10 +174,12 @@ struct DaemonCPU {
     }
 
     /// Cores kept busy, on average.
-    var cores: Double { Double(cpuMicros) / 1e6 / max(0.001, seconds) }
-    var hashingCores: Double { Double(hashingMicros) / 1e6 / max(0.001, seconds) }
+    var cores: Double { averageCores(cpuMicros) }
+    var hashingCores: Double { averageCores(hashingMicros) }
     /// Cores' worth of the daemon's threads that were ready to run but waiting for a CPU.
-    var waitingCores: Double { Double(waitMicros) / 1e6 / max(0.001, seconds) }
+    var waitingCores: Double { averageCores(waitMicros) }
+
+    private func averageCores(_ micros: UInt64) -> Double { Double(micros) / 1e6 / max(0.001, seconds) }
 }
 
 struct Validate: AsyncParsableCommand {
