@@ -209,7 +209,7 @@ public final class Directory: Sendable {
             resource: "user/\(userID)", userID: userID, call: call, time: time)
     }
 
-    private static func deletionEvent(userID: String, sessionID: String) -> String {
+    static func deletionEvent(userID: String, sessionID: String) -> String {
         "users.\(userID).sessions.\(sessionID).delete"
     }
 }

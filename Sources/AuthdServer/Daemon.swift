@@ -37,18 +37,25 @@ public enum Daemon {
                 socketPath: configuration.socketPath, socketMode: mode_t(configuration.socketMode),
                 maximumFrameBytes: configuration.maximumFrameBytes),
             methods: { MethodTable(authorizer: authorizer, directory: directory, jwt: jwt) }, group: group, logger: logger)
-        // Shutdown runs in reverse order: the listener drains first, then the store closes.
-        let services = ServiceGroup(
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: store)]
+        if configuration.expirySweepIntervalSeconds > 0 {
+            services.append(
+                .init(
+                    service: ExpirySweeper(
+                        sweep: ExpirySweep(directory: directory),
+                        interval: .seconds(configuration.expirySweepIntervalSeconds), logger: logger)))
+        }
+        services.append(.init(service: server))
+        // Shutdown runs in reverse order: the listener drains first, then the sweep stops, then
+        // the store closes.
+        let serviceGroup = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [
-                    .init(service: store),
-                    .init(service: server),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         var failure: (any Error)?
         do {
-            try await services.run()
+            try await serviceGroup.run()
         } catch {
             failure = error
         }

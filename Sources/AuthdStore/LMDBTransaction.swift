@@ -327,6 +327,50 @@ class LMDBReader: StoreReader {
         return nil
     }
 
+    func expiredSessions(after afterID: String?, before now: Int64, limit: Int) throws -> (expired: [SessionKeys], next: String?) {
+        var expired: [SessionKeys] = []
+        // A deleted session's record waits for the retired sweep: not live, so not expired.
+        let next = try walk(environment.sessions, after: afterID, limit: limit) { raw in
+            guard try RecordCodec.sessionExpiry(raw) < now else { return }
+            let session = try RecordCodec.decodeSession(raw)
+            if try isLive(session) { expired.append(session.keys) }
+        }
+        return (expired, next)
+    }
+
+    func expiredTokens(after afterID: String?, before now: Int64, limit: Int) throws -> (expired: [TokenRecord], next: String?) {
+        var expired: [TokenRecord] = []
+        let next = try walk(environment.tokens, after: afterID, limit: limit) { raw in
+            guard try RecordCodec.tokenSecretAndExpiry(raw).expire < now else { return }
+            expired.append(try RecordCodec.decodeToken(raw))
+        }
+        return (expired, next)
+    }
+
+    /// Calls `visit` with the values of at most `limit` records of a table keyed by id, in key
+    /// order after `afterID` (from the first when nil); returns the last id visited when the
+    /// table goes on, nil when the walk reached its end.
+    private func walk(
+        _ dbi: MDB_dbi, after afterID: String?, limit: Int, _ visit: (UnsafeRawBufferPointer) throws -> Void
+    ) throws -> String? {
+        // Ids never contain 0x00, so id + [0] is the first key after id.
+        let start = afterID.map { Keys.utf8($0) + [0] } ?? [0]
+        var visited = 0
+        var last: String?
+        var more = false
+        try scan(dbi, from: start) { key, value in
+            guard visited < max(1, limit) else {
+                more = true
+                return false
+            }
+            visited += 1
+            try visit(value)
+            last = String(decoding: key, as: UTF8.self)
+            return true
+        }
+        return more ? last : nil
+    }
+
     func apiKey(id: String) throws -> ApiKeyRecord? {
         try get(environment.apiKeys, Keys.utf8(id)) { try RecordCodec.decodeApiKey($0) }
     }

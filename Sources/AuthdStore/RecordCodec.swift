@@ -199,6 +199,19 @@ enum RecordCodec {
         return (secretHash, expire)
     }
 
+    /// A session record's expiry, read off its bytes without decoding the record: the expiry
+    /// sweep looks at every session.
+    static func sessionExpiry(_ raw: UnsafeRawBufferPointer) throws -> Int64 {
+        var expire: Int64 = 0
+        try readFields(raw, of: "SessionRecord") { field, wireType, reader throws(WireFormatError) in
+            switch (field, wireType) {
+            case (5, .varint): expire = Int64(bitPattern: try reader.varint())
+            default: try reader.skip(wireType)
+            }
+        }
+        return expire
+    }
+
     /// A session record's secret hash (where it lies in `raw`) and locator, read off its bytes
     /// without decoding the record; the last of a field wins, as in any decoder.
     static func sessionSecret(_ raw: UnsafeRawBufferPointer) throws -> (secretHash: Range<Int>, locator: UInt64) {

@@ -78,6 +78,12 @@ public protocol StoreReader {
     /// The first of the user's tokens whose secret has this hash (compared in constant time)
     /// and that has not expired at `now`; only that one is decoded.
     func token(userID: String, secretHash: [UInt8], validAt now: Int64) throws -> TokenRecord?
+    /// The expiry sweep's walk over the sessions, a part at a time: of at most `limit` stored
+    /// sessions in id order after `afterID` (from the first when nil), the keys of the live ones
+    /// whose expiry is before `now`; and the id to go on after, nil once the walk is at the end.
+    func expiredSessions(after afterID: String?, before now: Int64, limit: Int) throws -> (expired: [SessionKeys], next: String?)
+    /// The same walk over the tokens.
+    func expiredTokens(after afterID: String?, before now: Int64, limit: Int) throws -> (expired: [TokenRecord], next: String?)
     func apiKey(id: String) throws -> ApiKeyRecord?
     func apiKeyID(secretHash: [UInt8]) throws -> String?
     func apiKeys() throws -> [ApiKeyRecord]

@@ -25,8 +25,11 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.hashNice, 10)
         XCTAssertEqual(configuration.writerNice, -10)
         XCTAssertEqual(configuration.sessionCacheSize, 100_000)
+        XCTAssertEqual(configuration.expirySweepIntervalSeconds, 3600)
         let tuned = try DaemonConfiguration.load(
-            file: nil, environment: ["AUTHD_HASH_NICE": "19", "AUTHD_WRITER_NICE": "0"], overrides: ["session_cache_size": "0"])
+            file: nil, environment: ["AUTHD_HASH_NICE": "19", "AUTHD_WRITER_NICE": "0", "AUTHD_EXPIRY_SWEEP_INTERVAL": "0"],
+            overrides: ["session_cache_size": "0"])
+        XCTAssertEqual(tuned.expirySweepIntervalSeconds, 0)
         XCTAssertEqual(tuned.hashNice, 19)
         XCTAssertEqual(tuned.writerNice, 0)
         XCTAssertEqual(tuned.sessionCacheSize, 0)
@@ -54,6 +57,7 @@ final class DaemonConfigurationTests: XCTestCase {
             (["hash_nice": "20"], "hash_nice must be a whole number in 0...19"),
             (["writer_nice": "5"], "writer_nice must be a whole number in -20...0"),
             (["session_cache_size": "-1"], "session_cache_size must be a whole number"),
+            (["expiry_sweep_interval": "604801"], "expiry_sweep_interval must be a whole number in 0...604800"),
         ]
         for (overrides, message) in cases {
             XCTAssertThrowsError(try DaemonConfiguration.load(file: nil, environment: [:], overrides: overrides)) { error in

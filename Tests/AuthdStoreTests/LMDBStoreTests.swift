@@ -162,6 +162,50 @@ final class LMDBStoreTests: StoreTestCase {
     }
 
 
+    func testTheExpiryWalkFindsTheLiveExpiredSessionsAPartAtATime() async throws {
+        // sampleSession lasts 60 s from its creation time.
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            try w.insertSession(sampleSession("s1", user: "u1", at: 1_000, secretByte: 1))
+            try w.insertSession(sampleSession("s2", user: "u1", at: 2_000, secretByte: 2))
+            try w.insertSession(sampleSession("s3", user: "u1", at: 100_000, secretByte: 3))
+            try w.insertSession(sampleSession("s4", user: "u1", at: 3_000, secretByte: 4))
+        }
+        // Deleted: its record waits for the retired sweep, but it is no longer the expiry's.
+        try await store.write { w in _ = try w.deleteSession(id: "s2") }
+        let now: Int64 = 70_000
+        try store.read { r in
+            let first = try r.expiredSessions(after: nil, before: now, limit: 2)
+            XCTAssertEqual(first.expired.map(\.id), ["s1"])
+            XCTAssertEqual(first.next, "s2")
+            let second = try r.expiredSessions(after: first.next, before: now, limit: 2)
+            XCTAssertEqual(second.expired.map(\.id), ["s4"], "s3 has not expired")
+            XCTAssertNil(second.next, "the walk is at the end")
+            XCTAssertEqual(try r.expiredSessions(after: nil, before: now, limit: 10).expired.map(\.id), ["s1", "s4"])
+            XCTAssertEqual(
+                try r.expiredSessions(after: nil, before: 63_000, limit: 10).expired.map(\.id), ["s1"],
+                "a session expiring exactly now is still valid")
+            XCTAssertEqual(try r.expiredSessions(after: "s4", before: now, limit: 10).expired.map(\.id), [])
+        }
+    }
+
+    func testTheExpiryWalkFindsTheExpiredTokens() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            for (id, expire) in [("t1", Int64(50)), ("t2", 500), ("t3", 10)] {
+                try w.insertToken(TokenRecord(id: id, userID: "u1", type: 8, secretHash: [1], createdAt: 1, expire: expire))
+            }
+        }
+        try store.read { r in
+            let first = try r.expiredTokens(after: nil, before: 100, limit: 1)
+            XCTAssertEqual(first.expired.map(\.id), ["t1"])
+            XCTAssertEqual(first.next, "t1")
+            let rest = try r.expiredTokens(after: first.next, before: 100, limit: 5)
+            XCTAssertEqual(rest.expired.map(\.id), ["t3"])
+            XCTAssertNil(rest.next)
+        }
+    }
+
     func testAUsersStatusIsReadAsTheWholeRecordWouldGiveIt() async throws {
         // Fields of every wire type around the status, so that skipping them is exercised.
         var rich = sampleUser("rich", email: "rich@example.com", at: 1_700_000_000_000)

@@ -1,0 +1,93 @@
+import AuthdStore
+import Logging
+
+/// Deletes the sessions and tokens whose expiry has passed. A check refuses them from that
+/// moment, but their records stay until deleted, as in Appwrite until its daily maintenance
+/// (spec 6.3 and 7): without a sweep, a store whose users sign in now and then keeps every
+/// session and token ever made. Appwrite purges a session by its creation time, which deletes
+/// an extended session before its extension ends (spec quirk 14); here a session goes when its
+/// own expiry passes.
+public final class ExpirySweep: Sendable {
+    let store: any AuthStore
+    let clock: any WallClock
+    /// Records each read transaction looks at; what expired among them is deleted in one write.
+    /// Kept to hundreds: the writer holds every other write of its batch while it deletes them.
+    let recordsPerRead: Int
+
+    public init(directory: Directory, recordsPerRead: Int = 512) {
+        self.store = directory.store
+        self.clock = directory.clock
+        self.recordsPerRead = max(1, recordsPerRead)
+    }
+
+    public struct Outcome: Sendable, Equatable {
+        public var sessions = 0
+        public var tokens = 0
+
+        public init(sessions: Int = 0, tokens: Int = 0) {
+            self.sessions = sessions
+            self.tokens = tokens
+        }
+    }
+
+    /// One walk over every session and token, deleting those that expired before it started.
+    /// Each is checked again in the write that deletes it: a session extended, or deleted, since
+    /// it was read is left as it is. Stops at a cancellation between two parts of the walk;
+    /// what it deleted until then stays deleted.
+    public func run() async throws -> Outcome {
+        let now = clock.now()
+        var outcome = Outcome()
+        var after: String?
+        repeat {
+            try Task.checkCancellation()
+            let part = try store.read { try $0.expiredSessions(after: after, before: now, limit: recordsPerRead) }
+            if !part.expired.isEmpty { outcome.sessions += try await delete(part.expired, now: now) }
+            after = part.next
+            await Task.yield()
+        } while after != nil
+        repeat {
+            try Task.checkCancellation()
+            let part = try store.read { try $0.expiredTokens(after: after, before: now, limit: recordsPerRead) }
+            if !part.expired.isEmpty { outcome.tokens += try await delete(part.expired, now: now) }
+            after = part.next
+            await Task.yield()
+        } while after != nil
+        return outcome
+    }
+
+    private func delete(_ sessions: [SessionKeys], now: Int64) async throws -> Int {
+        // Encoded here rather than in the write, which every other write waits for.
+        let changes = try sessions.map { session in
+            var change = ChangeRecord(
+                time: now, event: Directory.deletionEvent(userID: session.userID, sessionID: session.id),
+                auditEvent: "session.delete", resource: "user/\(session.userID)", userID: session.userID)
+            change.actorType = Self.actorType
+            return try PreparedChange(change)
+        }
+        return try await store.write { w in
+            var deleted = 0
+            for (session, change) in zip(sessions, changes) {
+                guard let current = try w.session(id: session.id), current.expire < now else { continue }
+                try w.deleteSession(session)
+                try w.appendChange(change)
+                deleted += 1
+            }
+            return deleted
+        }
+    }
+
+    private func delete(_ tokens: [TokenRecord], now: Int64) async throws -> Int {
+        // A token's expiry never changes, and a redeemed one is already gone: no change entry,
+        // as a redemption makes none for the token it uses up.
+        try await store.write { w in
+            var deleted = 0
+            for token in tokens {
+                if try w.deleteToken(token) { deleted += 1 }
+            }
+            return deleted
+        }
+    }
+
+    /// The actor of the sweep's change-log entries: no caller asked for them.
+    static let actorType = "system"
+}

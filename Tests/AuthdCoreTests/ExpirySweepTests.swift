@@ -1,0 +1,83 @@
+import AuthdStore
+import XCTest
+
+@testable import AuthdCore
+
+/// The expiry sweep against the real store, with a clock the test moves (sessions last an hour).
+final class ExpirySweepTests: DomainTestCase {
+    private let server = Call(
+        caller: .server(ServerIdentity(kind: .peer(PeerCredentials(uid: 0, gid: 0, pid: 1)), scopes: Scope.operatorScopes)),
+        context: RequestContext())
+
+    private func makeUser(_ id: String) async throws {
+        _ = try await Users(directory: directory).create(
+            userID: id, email: "\(id)@example.com", phone: nil, password: nil, name: nil, call: server)
+    }
+
+    private func newSession(_ userID: String) async throws -> String {
+        try await Users(directory: directory).createSession(userID: userID, call: server).record.id
+    }
+
+    private func newToken(_ userID: String, seconds: Int) async throws -> String {
+        try await Users(directory: directory).createToken(userID: userID, length: nil, expire: seconds, call: server).0.id
+    }
+
+    func testExpiredSessionsAndTokensGoAndTheRestStay() async throws {
+        try await makeUser("ann")
+        try await makeUser("bob")
+        let extended = try await newSession("ann")
+        let expired = try await newSession("ann")
+        let shortToken = try await newToken("ann", seconds: 60)
+        clock.advance(seconds: 1800)
+        let younger = try await newSession("ann")
+        let bobs = try await newSession("bob")
+        let longToken = try await newToken("bob", seconds: 7200)
+        // As Account/UpdateSession extends a session: to now + the duration.
+        let extendedUntil = clock.now() + 3_600_000
+        try await store.write { w in
+            var session = try XCTUnwrap(try w.session(id: extended))
+            session.expire = extendedUntil
+            try w.updateSession(session)
+        }
+        clock.advance(seconds: 1801)
+
+        // One record per read: the walk goes on across parts of both tables.
+        let outcome = try await ExpirySweep(directory: directory, recordsPerRead: 1).run()
+
+        XCTAssertEqual(outcome, ExpirySweep.Outcome(sessions: 1, tokens: 1))
+        XCTAssertEqual(try store.read { try $0.sessionIDs(userID: "ann") }, [extended, younger])
+        XCTAssertEqual(try store.read { try $0.sessionIDs(userID: "bob") }, [bobs])
+        XCTAssertNil(try store.read { try $0.session(id: expired) })
+        XCTAssertNil(try store.read { try $0.token(id: shortToken) })
+        XCTAssertNotNil(try store.read { try $0.token(id: longToken) })
+        let logged = try store.read { try $0.changes(userID: "ann", before: nil, offset: 0, limit: 1) }.entries
+        XCTAssertEqual(logged.first?.event, "users.ann.sessions.\(expired).delete")
+        XCTAssertEqual(logged.first?.auditEvent, "session.delete")
+        XCTAssertEqual(logged.first?.actorType, "system")
+
+        let again = try await ExpirySweep(directory: directory).run()
+        XCTAssertEqual(again, ExpirySweep.Outcome(), "nothing left to delete")
+    }
+
+    func testASessionGoesByItsOwnExpiryNotItsCreationTime() async throws {
+        // Appwrite's maintenance purges by creation time, so an extended session dies early
+        // (spec quirk 14).
+        try await makeUser("cy")
+        let session = try await newSession("cy")
+        clock.advance(seconds: 3000)
+        let extendedUntil = clock.now() + 3_600_000
+        try await store.write { w in
+            var record = try XCTUnwrap(try w.session(id: session))
+            record.expire = extendedUntil
+            try w.updateSession(record)
+        }
+        clock.advance(seconds: 3000)
+        let early = try await ExpirySweep(directory: directory).run()
+        XCTAssertEqual(early, ExpirySweep.Outcome())
+        XCTAssertEqual(try store.read { try $0.sessionIDs(userID: "cy") }, [session])
+        clock.advance(seconds: 601)
+        let late = try await ExpirySweep(directory: directory).run()
+        XCTAssertEqual(late, ExpirySweep.Outcome(sessions: 1))
+        XCTAssertEqual(try store.read { try $0.sessionIDs(userID: "cy") }, [])
+    }
+}
