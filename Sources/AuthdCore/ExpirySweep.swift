@@ -13,11 +13,16 @@ public final class ExpirySweep: Sendable {
     /// Records each read transaction looks at; what expired among them is deleted in one write.
     /// Kept to hundreds: the writer holds every other write of its batch while it deletes them.
     let recordsPerRead: Int
+    /// After each part of the walk the sweep rests this many times as long as the part took, so
+    /// that it takes at most a share of a core: walking 5M sessions at once took a core for
+    /// about a second and cut the session checks served meanwhile (BENCHMARKS.md).
+    let restPerWork: Double
 
-    public init(directory: Directory, recordsPerRead: Int = 512) {
+    public init(directory: Directory, recordsPerRead: Int = 512, restPerWork: Double = 3) {
         self.store = directory.store
         self.clock = directory.clock
         self.recordsPerRead = max(1, recordsPerRead)
+        self.restPerWork = max(0, restPerWork)
     }
 
     public struct Outcome: Sendable, Equatable {
@@ -37,22 +42,31 @@ public final class ExpirySweep: Sendable {
     public func run() async throws -> Outcome {
         let now = clock.now()
         var outcome = Outcome()
+        outcome.sessions = try await walk { after in
+            let part = try store.read { try $0.expiredSessions(after: after, before: now, limit: recordsPerRead) }
+            return (part.expired.isEmpty ? 0 : try await delete(part.expired, now: now), part.next)
+        }
+        outcome.tokens = try await walk { after in
+            let part = try store.read { try $0.expiredTokens(after: after, before: now, limit: recordsPerRead) }
+            return (part.expired.isEmpty ? 0 : try await delete(part.expired, now: now), part.next)
+        }
+        return outcome
+    }
+
+    /// Runs `part` from the start of a table until it reports the end, resting after each;
+    /// returns how many records the parts deleted.
+    private func walk(_ part: (String?) async throws -> (deleted: Int, next: String?)) async throws -> Int {
+        var deleted = 0
         var after: String?
         repeat {
             try Task.checkCancellation()
-            let part = try store.read { try $0.expiredSessions(after: after, before: now, limit: recordsPerRead) }
-            if !part.expired.isEmpty { outcome.sessions += try await delete(part.expired, now: now) }
-            after = part.next
-            await Task.yield()
+            let started = ContinuousClock.now
+            let done = try await part(after)
+            deleted += done.deleted
+            after = done.next
+            try await Task.sleep(for: (ContinuousClock.now - started) * restPerWork)
         } while after != nil
-        repeat {
-            try Task.checkCancellation()
-            let part = try store.read { try $0.expiredTokens(after: after, before: now, limit: recordsPerRead) }
-            if !part.expired.isEmpty { outcome.tokens += try await delete(part.expired, now: now) }
-            after = part.next
-            await Task.yield()
-        } while after != nil
-        return outcome
+        return deleted
     }
 
     private func delete(_ sessions: [SessionKeys], now: Int64) async throws -> Int {
