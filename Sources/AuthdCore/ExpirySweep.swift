@@ -1,7 +1,8 @@
 import AuthdStore
 import Logging
 
-/// Deletes the sessions and tokens whose expiry has passed. A check refuses them from that
+/// Deletes the sessions and tokens whose expiry has passed, and the change log's entries older
+/// than its retention. A check refuses them from that
 /// moment, but their records stay until deleted, as in Appwrite until its daily maintenance
 /// (spec 6.3 and 7): without a sweep, a store whose users sign in now and then keeps every
 /// session and token ever made. Appwrite purges a session by its creation time, which deletes
@@ -17,10 +18,15 @@ public final class ExpirySweep: Sendable {
     /// that it takes at most a share of a core: walking 5M sessions at once took a core for
     /// about a second and cut the session checks served meanwhile (BENCHMARKS.md).
     let restPerWork: Double
+    /// How long the change log keeps an entry, in seconds; 0 keeps every entry.
+    let changeLogRetentionSeconds: Int64
 
-    public init(directory: Directory, recordsPerRead: Int = 512, restPerWork: Double = 3) {
+    public init(
+        directory: Directory, changeLogRetentionSeconds: Int64 = 0, recordsPerRead: Int = 512, restPerWork: Double = 3
+    ) {
         self.store = directory.store
         self.clock = directory.clock
+        self.changeLogRetentionSeconds = max(0, changeLogRetentionSeconds)
         self.recordsPerRead = max(1, recordsPerRead)
         self.restPerWork = max(0, restPerWork)
     }
@@ -28,17 +34,21 @@ public final class ExpirySweep: Sendable {
     public struct Outcome: Sendable, Equatable {
         public var sessions = 0
         public var tokens = 0
+        /// Change-log entries older than the retention.
+        public var changes = 0
 
-        public init(sessions: Int = 0, tokens: Int = 0) {
+        public init(sessions: Int = 0, tokens: Int = 0, changes: Int = 0) {
             self.sessions = sessions
             self.tokens = tokens
+            self.changes = changes
         }
     }
 
-    /// One walk over every session and token, deleting those that expired before it started.
-    /// Each is checked again in the write that deletes it: a session extended, or deleted, since
-    /// it was read is left as it is. Stops at a cancellation between two parts of the walk;
-    /// what it deleted until then stays deleted.
+    /// One walk over every session and token, deleting those that expired before it started;
+    /// then, with a retention, the change log's entries older than it (Appwrite's maintenance
+    /// keeps audit records 14 days). Each session is checked again in the write that deletes
+    /// it: one extended, or deleted, since it was read is left as it is. Stops at a
+    /// cancellation between two parts of the walk; what it deleted until then stays deleted.
     public func run() async throws -> Outcome {
         let now = clock.now()
         var outcome = Outcome()
@@ -49,6 +59,19 @@ public final class ExpirySweep: Sendable {
         outcome.tokens = try await walk { after in
             let part = try store.read { try $0.expiredTokens(after: after, before: now, limit: recordsPerRead) }
             return (part.expired.isEmpty ? 0 : try await delete(part.expired, now: now), part.next)
+        }
+        if changeLogRetentionSeconds > 0 {
+            let cutoff = now - changeLogRetentionSeconds * 1000
+            var more = true
+            while more {
+                try Task.checkCancellation()
+                let started = ContinuousClock.now
+                let limit = recordsPerRead
+                let part = try await store.write { w in try w.pruneChanges(before: cutoff, limit: limit) }
+                outcome.changes += part.pruned
+                more = part.more
+                try await rest(since: started)
+            }
         }
         return outcome
     }
@@ -64,9 +87,13 @@ public final class ExpirySweep: Sendable {
             let done = try await part(after)
             deleted += done.deleted
             after = done.next
-            try await Task.sleep(for: (ContinuousClock.now - started) * restPerWork)
+            try await rest(since: started)
         } while after != nil
         return deleted
+    }
+
+    private func rest(since started: ContinuousClock.Instant) async throws {
+        try await Task.sleep(for: (ContinuousClock.now - started) * restPerWork)
     }
 
     private func delete(_ sessions: [SessionKeys], now: Int64) async throws -> Int {

@@ -42,7 +42,8 @@ public enum Daemon {
             services.append(
                 .init(
                     service: ExpirySweeper(
-                        sweep: ExpirySweep(directory: directory),
+                        sweep: ExpirySweep(
+                            directory: directory, changeLogRetentionSeconds: configuration.changeLogRetentionSeconds),
                         interval: .seconds(configuration.expirySweepIntervalSeconds), logger: logger)))
         }
         services.append(.init(service: server))

@@ -31,12 +31,13 @@ struct ExpirySweeper: Service {
             let deleted = try await sweep.run()
             let took = ContinuousClock.now - started
             let metadata: Logger.Metadata = [
-                "sessions": "\(deleted.sessions)", "tokens": "\(deleted.tokens)", "duration": "\(took)",
+                "sessions": "\(deleted.sessions)", "tokens": "\(deleted.tokens)", "changes": "\(deleted.changes)",
+                "duration": "\(took)",
             ]
             if deleted == ExpirySweep.Outcome() {
-                logger.debug("expiry sweep found nothing expired", metadata: metadata)
+                logger.debug("expiry sweep found nothing to delete", metadata: metadata)
             } else {
-                logger.notice("expiry sweep deleted expired sessions and tokens", metadata: metadata)
+                logger.notice("expiry sweep deleted expired sessions and tokens, and old change-log entries", metadata: metadata)
             }
         } catch is CancellationError {
             return

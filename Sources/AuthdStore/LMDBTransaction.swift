@@ -20,7 +20,9 @@ import Glibc
 ///   0x04 alone: the head of the user's change-log chain (→ the newest entry's sequence and the
 ///   number of entries, 8 bytes big-endian each). Each entry names the user's previous one
 ///   (`user_previous_sequence`). Schema version 2 had a key per entry instead (0x01 and the
-///   sequence).
+///   sequence). 0x05 alone: left when the user is deleted, the newest sequence of the chain
+///   that ended (8 bytes big-endian), so that pruning the log tells that chain's entries from
+///   those of a user re-created under the same id.
 /// - `sessions_retired`: a running number (8 bytes big-endian) → a deleted session whose records
 ///   in `sessions` and `sessions_by_secret` are still there, left for the sweep: the length of
 ///   its key in `sessions_by_secret` (1 byte), that key, then the session id
@@ -97,6 +99,10 @@ enum Keys {
         case session = 2
         case token = 3
         case changeHead = 4
+        /// Left by a user's deletion: the newest entry of the chain it ended (8 bytes
+        /// big-endian). The user's entries up to it belong to no head, so pruning them leaves
+        /// the head of a user re-created under the same id as it is.
+        case endedChain = 5
     }
 
     static func userEntries(_ userID: String, _ kind: UserEntry) -> [UInt8] { joined(userID, [0, kind.rawValue]) }
@@ -631,6 +637,9 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         try delete(environment.users, Keys.utf8(id))
         // The history's entries stay in the log; its chain ends with the user. (Append the
         // deletion's own entry before this, or it starts a chain of its own.)
+        if let head = try changeHead(userID: id) {
+            try put(environment.userEntries, Keys.userEntries(id, .endedChain), Keys.bigEndian64(head.newest))
+        }
         try delete(environment.userEntries, Keys.userChangeHead(id))
         return true
     }
@@ -829,6 +838,82 @@ final class LMDBWriter: LMDBReader, StoreWriter {
 }
 
 extension LMDBWriter {
+    func pruneChanges(before cutoff: Int64, limit: Int) throws -> (pruned: Int, more: Bool) {
+        // The newest entry stays whatever its age: the next sequence is the last one + 1.
+        guard let lastKey = try lastKey(environment.changes), let last = lastKey.withUnsafeBytes({ Keys.readBigEndian64($0) })
+        else { return (0, false) }
+        var cursor: OpaquePointer?
+        try lmdbCheck(mdb_cursor_open(txn, environment.changes, &cursor), "mdb_cursor_open")
+        defer { mdb_cursor_close(cursor) }
+        var key = MDB_val()
+        var value = MDB_val()
+        var chains: [String: PrunedChain] = [:]
+        var pruned = 0
+        var more = false
+        while true {
+            let rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
+            if rc == MDB_NOTFOUND { break }
+            try lmdbCheck(rc, "mdb_cursor_get")
+            guard let sequence = Keys.readBigEndian64(bytes(of: key)) else {
+                throw StoreError(.corrupt, "a change-log key of \(key.mv_size) bytes")
+            }
+            let entry = try RecordCodec.decodeChange(bytes(of: value))
+            guard sequence != last, entry.time < cutoff else { break }
+            guard pruned < limit else {
+                more = true
+                break
+            }
+            if !entry.userID.isEmpty {
+                var chain = try chains[entry.userID] ?? PrunedChain(endedAt: endedChain(userID: entry.userID))
+                chain.count(sequence)
+                chains[entry.userID] = chain
+            }
+            try lmdbCheck(mdb_cursor_del(cursor, 0), "mdb_cursor_del")
+            pruned += 1
+        }
+        for (userID, chain) in chains { try settle(chain, of: userID) }
+        return (pruned, more)
+    }
+
+    /// What one prune took of a user's entries.
+    private struct PrunedChain {
+        /// The user's ended chain (see `Keys.UserEntry.endedChain`): entries up to it are no
+        /// head's.
+        let endedAt: UInt64?
+        var endedChainIsGone = false
+        /// Entries of the user's live chain, and the newest of them.
+        var live: UInt64 = 0
+        var newestLive: UInt64 = 0
+
+        mutating func count(_ sequence: UInt64) {
+            if let endedAt, sequence <= endedAt {
+                if sequence == endedAt { endedChainIsGone = true }
+            } else {
+                live += 1
+                newestLive = sequence
+                // The log is pruned oldest first: an ended chain's entries are older than these.
+                if endedAt != nil { endedChainIsGone = true }
+            }
+        }
+    }
+
+    /// Keeps the user's head in step with what the prune took of their chain: its count lower,
+    /// or the head gone with the chain's newest entry. A user re-created before their ended
+    /// chain was marked (before this version) keeps a count of at least one.
+    private func settle(_ chain: PrunedChain, of userID: String) throws {
+        if chain.endedChainIsGone { try delete(environment.userEntries, Keys.userEntries(userID, .endedChain)) }
+        guard chain.live > 0, let head = try changeHead(userID: userID) else { return }
+        if chain.newestLive >= head.newest {
+            try delete(environment.userEntries, Keys.userChangeHead(userID))
+        } else {
+            try putChangeHead(userID: userID, newest: head.newest, count: max(1, head.count - min(head.count, chain.live)))
+        }
+    }
+
+    private func endedChain(userID: String) throws -> UInt64? {
+        try get(environment.userEntries, Keys.userEntries(userID, .endedChain)) { Keys.readBigEndian64($0) } ?? nil
+    }
+
     /// Rewritten in place on every append: the value keeps its size, so the page never splits.
     func putChangeHead(userID: String, newest: UInt64, count: UInt64) throws {
         try putChangeHead(key: Keys.userChangeHead(userID), newest: newest, count: count)

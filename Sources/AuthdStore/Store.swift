@@ -142,6 +142,10 @@ public protocol StoreWriter: StoreReader {
     /// The same, for an entry encoded before the write (see `PreparedChange`).
     @discardableResult
     func appendChange(_ change: PreparedChange) throws -> UInt64
+    /// Deletes the change log's oldest entries made before `cutoff` (Unix ms), at most `limit`,
+    /// and keeps each user's count of entries in step; the newest entry of the log stays. Returns
+    /// how many went and whether older ones may be left.
+    func pruneChanges(before cutoff: Int64, limit: Int) throws -> (pruned: Int, more: Bool)
 }
 
 /// A storage failure. `duplicate` and `notFound` are invariant violations the domain turns into

@@ -80,4 +80,23 @@ final class ExpirySweepTests: DomainTestCase {
         XCTAssertEqual(late, ExpirySweep.Outcome(sessions: 1))
         XCTAssertEqual(try store.read { try $0.sessionIDs(userID: "cy") }, [])
     }
+
+    func testTheChangeLogKeepsEntriesForItsRetention() async throws {
+        try await makeUser("eve")
+        _ = try await newSession("eve")
+        clock.advance(seconds: 14 * 86_400 + 1)
+        _ = try await newSession("eve")
+        let before = try store.read { try $0.changes(userID: "eve", before: nil, offset: 0, limit: 10) }
+        XCTAssertEqual(before.total, 3)
+
+        // The first session expired (it lasted an hour): its deletion adds an entry.
+        let kept = try await ExpirySweep(directory: directory).run()
+        XCTAssertEqual(kept, ExpirySweep.Outcome(sessions: 1), "no retention: every entry stays")
+        XCTAssertEqual(try store.read { try $0.changes(userID: "eve", before: nil, offset: 0, limit: 10) }.total, 4)
+        let outcome = try await ExpirySweep(directory: directory, changeLogRetentionSeconds: 14 * 86_400, recordsPerRead: 1).run()
+        XCTAssertEqual(outcome, ExpirySweep.Outcome(changes: 2), "the user's creation and first sign-in")
+        let after = try store.read { try $0.changes(userID: "eve", before: nil, offset: 0, limit: 10) }
+        XCTAssertEqual(after.entries.map(\.auditEvent), ["session.delete", "session.create"])
+        XCTAssertEqual(after.total, 2)
+    }
 }

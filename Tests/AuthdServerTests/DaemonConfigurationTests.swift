@@ -26,10 +26,12 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.writerNice, -10)
         XCTAssertEqual(configuration.sessionCacheSize, 100_000)
         XCTAssertEqual(configuration.expirySweepIntervalSeconds, 3600)
+        XCTAssertEqual(configuration.changeLogRetentionSeconds, 1_209_600, "Appwrite's 14 days")
         let tuned = try DaemonConfiguration.load(
             file: nil, environment: ["AUTHD_HASH_NICE": "19", "AUTHD_WRITER_NICE": "0", "AUTHD_EXPIRY_SWEEP_INTERVAL": "0"],
-            overrides: ["session_cache_size": "0"])
+            overrides: ["session_cache_size": "0", "change_log_retention": "0"])
         XCTAssertEqual(tuned.expirySweepIntervalSeconds, 0)
+        XCTAssertEqual(tuned.changeLogRetentionSeconds, 0)
         XCTAssertEqual(tuned.hashNice, 19)
         XCTAssertEqual(tuned.writerNice, 0)
         XCTAssertEqual(tuned.sessionCacheSize, 0)
@@ -58,6 +60,7 @@ final class DaemonConfigurationTests: XCTestCase {
             (["writer_nice": "5"], "writer_nice must be a whole number in -20...0"),
             (["session_cache_size": "-1"], "session_cache_size must be a whole number"),
             (["expiry_sweep_interval": "604801"], "expiry_sweep_interval must be a whole number in 0...604800"),
+            (["change_log_retention": "-1"], "change_log_retention must be a whole number"),
         ]
         for (overrides, message) in cases {
             XCTAssertThrowsError(try DaemonConfiguration.load(file: nil, environment: [:], overrides: overrides)) { error in

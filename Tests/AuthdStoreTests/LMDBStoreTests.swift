@@ -206,6 +206,67 @@ final class LMDBStoreTests: StoreTestCase {
         }
     }
 
+    private static func logged(_ userID: String, at time: Int64, _ w: any StoreWriter) throws {
+        try w.appendChange(ChangeRecord(time: time, event: "e\(time)", auditEvent: "user.update", resource: "user/\(userID)", userID: userID))
+    }
+
+    private func history(_ userID: String) throws -> (times: [Int64], total: Int) {
+        let page = try store.read { try $0.changes(userID: userID, before: nil, offset: 0, limit: 100) }
+        return (page.entries.map(\.time), page.total)
+    }
+
+    func testPruningTheChangeLogKeepsEachUsersCountInStep() async throws {
+        try await store.write { w in
+            for (user, time) in [("u1", Int64(1)), ("u2", 2), ("u1", 3), ("", 4), ("gone", 5), ("u1", 10), ("u2", 11)] {
+                try Self.logged(user, at: time, w)
+            }
+        }
+        let first = try await store.write { w in try w.pruneChanges(before: 6, limit: 2) }
+        XCTAssertEqual(first.pruned, 2)
+        XCTAssertTrue(first.more)
+        let rest = try await store.write { w in try w.pruneChanges(before: 6, limit: 10) }
+        XCTAssertEqual(rest.pruned, 3)
+        XCTAssertFalse(rest.more)
+        XCTAssertEqual(try history("u1").times, [10])
+        XCTAssertEqual(try history("u1").total, 1)
+        XCTAssertEqual(try history("u2").times, [11])
+        XCTAssertEqual(try history("u2").total, 1)
+        XCTAssertEqual(try history("gone").total, 0, "a chain pruned whole loses its head")
+        XCTAssertEqual(try store.read { try $0.changes(after: 0, limit: 10) }.map(\.time), [10, 11])
+        try await store.write { w in try Self.logged("gone", at: 12, w) }
+        XCTAssertEqual(try history("gone").times, [12], "a new chain starts")
+        XCTAssertEqual(try history("gone").total, 1)
+    }
+
+    func testPruningLeavesTheNewestEntryWhateverItsAge() async throws {
+        try await store.write { w in
+            try Self.logged("u1", at: 1, w)
+            try Self.logged("u1", at: 2, w)
+        }
+        let pruned = try await store.write { w in try w.pruneChanges(before: 100, limit: 10) }
+        XCTAssertEqual(pruned.pruned, 1)
+        let next = try await store.write { w in try w.appendChange(ChangeRecord(time: 3, event: "e", auditEvent: "", resource: "", userID: "")) }
+        XCTAssertEqual(next, 3, "sequences go on from the last")
+        XCTAssertEqual(try history("u1").times, [2])
+    }
+
+    func testPruningADeletedUsersEntriesLeavesTheRecreatedUsersCount() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            for time in Int64(1)...3 { try Self.logged("u1", at: time, w) }
+        }
+        try await store.write { w in _ = try w.deleteUser(id: "u1") }
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            for time in [Int64(4), 20, 21] { try Self.logged("u1", at: time, w) }
+        }
+        XCTAssertEqual(try history("u1").total, 3, "the re-created user's chain alone")
+        let pruned = try await store.write { w in try w.pruneChanges(before: 10, limit: 10) }
+        XCTAssertEqual(pruned.pruned, 4)
+        XCTAssertEqual(try history("u1").times, [21, 20])
+        XCTAssertEqual(try history("u1").total, 2)
+    }
+
     func testAUsersStatusIsReadAsTheWholeRecordWouldGiveIt() async throws {
         // Fields of every wire type around the status, so that skipping them is exercised.
         var rich = sampleUser("rich", email: "rich@example.com", at: 1_700_000_000_000)

@@ -66,4 +66,31 @@ final class ExpirySweepTests: XCTestCase {
             XCTAssertNotNil(try r.token(id: freshToken.id))
         }
     }
+
+    func testTheDaemonPrunesTheChangeLogPastItsRetention() async throws {
+        let daemon = try await DaemonProcess.start(extraArguments: [
+            "--set", "operator_uids=\(getuid())", "--set", "expiry_sweep_interval=1", "--set", "change_log_retention=1",
+        ])
+        self.daemon = daemon
+        let client = try await daemon.connect()
+        _ = try await client.createUser(userID: "early", email: "early@example.com")
+        let session = try await client.createUserSession(userID: "early")
+        let me = Credentials.session(session.secret)
+        let before = try await client.listLogs(credentials: me)
+        XCTAssertEqual(before.logs.map(\.event), ["session.create", "user.create"])
+        // The log's newest entry stays whatever its age: this one is someone else's.
+        _ = try await client.createUser(userID: "later", email: "later@example.com")
+        let deadline = Date().addingTimeInterval(15)
+        var after = before
+        while !after.logs.isEmpty, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            after = try await client.listLogs(credentials: me)
+        }
+        XCTAssertEqual(after.logs.map(\.event), [], "entries older than a second went")
+        XCTAssertEqual(after.total, 0)
+        _ = try await client.updateName("Early", credentials: me)
+        let renamed = try await client.listLogs(credentials: me)
+        XCTAssertEqual(renamed.logs.map(\.event), ["user.update"], "a new chain starts")
+        await client.close()
+    }
 }
