@@ -14,6 +14,10 @@ public final class ExpirySweep: Sendable {
     /// Records each read transaction looks at; what expired among them is deleted in one write.
     /// Kept to hundreds: the writer holds every other write of its batch while it deletes them.
     let recordsPerRead: Int
+    /// Change-log entries pruned per write. They lie together at the start of the log, so a
+    /// write deletes them from a few pages; parts of 512 kept pace with a third of the entries
+    /// a token sign-in storm appends (about 36,000 a second; BENCHMARKS.md).
+    let changesPerWrite: Int
     /// After each part of the walk the sweep rests this many times as long as the part took, so
     /// that it takes at most a share of a core: walking 5M sessions at once took a core for
     /// about a second and cut the session checks served meanwhile (BENCHMARKS.md).
@@ -22,12 +26,14 @@ public final class ExpirySweep: Sendable {
     let changeLogRetentionSeconds: Int64
 
     public init(
-        directory: Directory, changeLogRetentionSeconds: Int64 = 0, recordsPerRead: Int = 512, restPerWork: Double = 3
+        directory: Directory, changeLogRetentionSeconds: Int64 = 0, recordsPerRead: Int = 512,
+        changesPerWrite: Int = 4096, restPerWork: Double = 3
     ) {
         self.store = directory.store
         self.clock = directory.clock
         self.changeLogRetentionSeconds = max(0, changeLogRetentionSeconds)
         self.recordsPerRead = max(1, recordsPerRead)
+        self.changesPerWrite = max(1, changesPerWrite)
         self.restPerWork = max(0, restPerWork)
     }
 
@@ -66,7 +72,7 @@ public final class ExpirySweep: Sendable {
             while more {
                 try Task.checkCancellation()
                 let started = ContinuousClock.now
-                let limit = recordsPerRead
+                let limit = changesPerWrite
                 let part = try await store.write { w in try w.pruneChanges(before: cutoff, limit: limit) }
                 outcome.changes += part.pruned
                 more = part.more

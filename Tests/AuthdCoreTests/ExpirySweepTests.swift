@@ -93,7 +93,7 @@ final class ExpirySweepTests: DomainTestCase {
         let kept = try await ExpirySweep(directory: directory).run()
         XCTAssertEqual(kept, ExpirySweep.Outcome(sessions: 1), "no retention: every entry stays")
         XCTAssertEqual(try store.read { try $0.changes(userID: "eve", before: nil, offset: 0, limit: 10) }.total, 4)
-        let outcome = try await ExpirySweep(directory: directory, changeLogRetentionSeconds: 14 * 86_400, recordsPerRead: 1).run()
+        let outcome = try await ExpirySweep(directory: directory, changeLogRetentionSeconds: 14 * 86_400, recordsPerRead: 1, changesPerWrite: 1).run()
         XCTAssertEqual(outcome, ExpirySweep.Outcome(changes: 2), "the user's creation and first sign-in")
         let after = try store.read { try $0.changes(userID: "eve", before: nil, offset: 0, limit: 10) }
         XCTAssertEqual(after.entries.map(\.auditEvent), ["session.delete", "session.create"])
