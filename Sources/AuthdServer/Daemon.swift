@@ -38,12 +38,15 @@ public enum Daemon {
                 maximumFrameBytes: configuration.maximumFrameBytes),
             methods: { MethodTable(authorizer: authorizer, directory: directory, jwt: jwt) }, group: group, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: store)]
-        if configuration.expirySweepIntervalSeconds > 0 {
+        // The sweep's reads yield to everything else (nice 19).
+        let sweepPool = configuration.expirySweepIntervalSeconds > 0 ? BlockingPool(threads: 1, name: "authd-sweep", niceness: 19) : nil
+        if let sweepPool {
             services.append(
                 .init(
                     service: ExpirySweeper(
                         sweep: ExpirySweep(
-                            directory: directory, changeLogRetentionSeconds: configuration.changeLogRetentionSeconds),
+                            directory: directory, readPool: sweepPool,
+                            changeLogRetentionSeconds: configuration.changeLogRetentionSeconds),
                         interval: .seconds(configuration.expirySweepIntervalSeconds), logger: logger)))
         }
         services.append(.init(service: server))
@@ -62,6 +65,7 @@ public enum Daemon {
         }
         store.close()
         hashingPool.shutdown()
+        sweepPool?.shutdown()
         try? await group.shutdownGracefully()
         logger.notice("stopped")
         if let failure { throw failure }

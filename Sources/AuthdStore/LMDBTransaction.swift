@@ -857,16 +857,18 @@ extension LMDBWriter {
             guard let sequence = Keys.readBigEndian64(bytes(of: key)) else {
                 throw StoreError(.corrupt, "a change-log key of \(key.mv_size) bytes")
             }
-            let entry = try RecordCodec.decodeChange(bytes(of: value))
+            let raw = bytes(of: value)
+            let entry = try RecordCodec.changeTimeAndUser(raw)
             guard sequence != last, entry.time < cutoff else { break }
             guard pruned < limit else {
                 more = true
                 break
             }
             if !entry.userID.isEmpty {
-                var chain = try chains[entry.userID] ?? PrunedChain(endedAt: endedChain(userID: entry.userID))
+                let userID = String(decoding: raw[entry.userID], as: UTF8.self)
+                var chain = try chains[userID] ?? PrunedChain(endedAt: endedChain(userID: userID))
                 chain.count(sequence)
-                chains[entry.userID] = chain
+                chains[userID] = chain
             }
             try lmdbCheck(mdb_cursor_del(cursor, 0), "mdb_cursor_del")
             pruned += 1

@@ -42,7 +42,7 @@ final class ExpirySweepTests: DomainTestCase {
         clock.advance(seconds: 1801)
 
         // One record per read: the walk goes on across parts of both tables.
-        let outcome = try await ExpirySweep(directory: directory, recordsPerRead: 1).run()
+        let outcome = try await ExpirySweep(directory: directory, readPool: pool, recordsPerRead: 1).run()
 
         XCTAssertEqual(outcome, ExpirySweep.Outcome(sessions: 1, tokens: 1))
         XCTAssertEqual(try store.read { try $0.sessionIDs(userID: "ann") }, [extended, younger])
@@ -55,7 +55,7 @@ final class ExpirySweepTests: DomainTestCase {
         XCTAssertEqual(logged.first?.auditEvent, "session.delete")
         XCTAssertEqual(logged.first?.actorType, "system")
 
-        let again = try await ExpirySweep(directory: directory).run()
+        let again = try await ExpirySweep(directory: directory, readPool: pool).run()
         XCTAssertEqual(again, ExpirySweep.Outcome(), "nothing left to delete")
     }
 
@@ -72,11 +72,11 @@ final class ExpirySweepTests: DomainTestCase {
             try w.updateSession(record)
         }
         clock.advance(seconds: 3000)
-        let early = try await ExpirySweep(directory: directory).run()
+        let early = try await ExpirySweep(directory: directory, readPool: pool).run()
         XCTAssertEqual(early, ExpirySweep.Outcome())
         XCTAssertEqual(try store.read { try $0.sessionIDs(userID: "cy") }, [session])
         clock.advance(seconds: 601)
-        let late = try await ExpirySweep(directory: directory).run()
+        let late = try await ExpirySweep(directory: directory, readPool: pool).run()
         XCTAssertEqual(late, ExpirySweep.Outcome(sessions: 1))
         XCTAssertEqual(try store.read { try $0.sessionIDs(userID: "cy") }, [])
     }
@@ -90,10 +90,10 @@ final class ExpirySweepTests: DomainTestCase {
         XCTAssertEqual(before.total, 3)
 
         // The first session expired (it lasted an hour): its deletion adds an entry.
-        let kept = try await ExpirySweep(directory: directory).run()
+        let kept = try await ExpirySweep(directory: directory, readPool: pool).run()
         XCTAssertEqual(kept, ExpirySweep.Outcome(sessions: 1), "no retention: every entry stays")
         XCTAssertEqual(try store.read { try $0.changes(userID: "eve", before: nil, offset: 0, limit: 10) }.total, 4)
-        let outcome = try await ExpirySweep(directory: directory, changeLogRetentionSeconds: 14 * 86_400, recordsPerRead: 1, changesPerWrite: 1).run()
+        let outcome = try await ExpirySweep(directory: directory, readPool: pool, changeLogRetentionSeconds: 14 * 86_400, recordsPerRead: 1, changesPerWrite: 1).run()
         XCTAssertEqual(outcome, ExpirySweep.Outcome(changes: 2), "the user's creation and first sign-in")
         let after = try store.read { try $0.changes(userID: "eve", before: nil, offset: 0, limit: 10) }
         XCTAssertEqual(after.entries.map(\.auditEvent), ["session.delete", "session.create"])

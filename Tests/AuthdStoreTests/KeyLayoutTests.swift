@@ -141,6 +141,37 @@ final class KeyLayoutTests: StoreTestCase {
         }
     }
 
+    func testASessionsExpiryReadOffItsBytesMatchesTheDecoderAndRefusesDamage() throws {
+        var session = sampleSession("s1", user: "u1", at: 5, secretByte: 7)
+        session.expire = -7
+        session.factors = ["password"]
+        let bytes = try RecordCodec.encode(session)
+        func read(_ bytes: [UInt8]) throws -> Int64 { try bytes.withUnsafeBytes { try RecordCodec.sessionExpiry($0) } }
+        XCTAssertEqual(try read(bytes), -7)
+        XCTAssertEqual(try read(bytes + [(5 << 3), 42]), 42, "the last value of a field wins")
+        assertReadOffBytes(read, refuses: [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(5 << 3), 0x80]]) {
+            try RecordCodec.decodeSession($0).expire
+        }
+    }
+
+    func testAChangesTimeAndUserReadOffItsBytesMatchTheDecoderAndRefuseDamage() throws {
+        var change = sampleChange("users.u1.update.name", user: "u1")
+        change.time = 1_234_567
+        change.actorType = "user"
+        let bytes = try RecordCodec.encode(change)
+        func read(_ bytes: [UInt8]) throws -> SecretFields {
+            try bytes.withUnsafeBytes { raw in
+                let (time, user) = try RecordCodec.changeTimeAndUser(raw)
+                return SecretFields(hash: Array(raw[user]), number: time)
+            }
+        }
+        XCTAssertEqual(try read(bytes), SecretFields(hash: Array("u1".utf8), number: 1_234_567))
+        assertReadOffBytes(read, refuses: [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(6 << 3) | 2, 5, 1]]) {
+            let change = try RecordCodec.decodeChange($0)
+            return SecretFields(hash: Array(change.userID.utf8), number: change.time)
+        }
+    }
+
     func testADamagedChainEndsTheList() async throws {
         try await store.write { w in
             try w.insertUser(sampleUser("u1"))
