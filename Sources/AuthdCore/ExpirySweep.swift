@@ -2,18 +2,18 @@ import AuthdStore
 import Logging
 
 /// Deletes the sessions and tokens whose expiry has passed, and the change log's entries older
-/// than its retention. A check refuses them from that
-/// moment, but their records stay until deleted, as in Appwrite until its daily maintenance
-/// (spec 6.3 and 7): without a sweep, a store whose users sign in now and then keeps every
-/// session and token ever made. Appwrite purges a session by its creation time, which deletes
+/// than its retention. A check refuses an expired session or token at once, but its record
+/// stays until deleted, as in Appwrite until its daily maintenance (spec 6.3 and 7): without a
+/// sweep, a store whose users sign in now and then keeps every session and token ever made. Appwrite purges a session by its creation time, which deletes
 /// an extended session before its extension ends (spec quirk 14); here a session goes when its
 /// own expiry passes.
 public final class ExpirySweep: Sendable {
     let store: any AuthStore
     let clock: any WallClock
     /// Where the walk's reads run: a thread of its own at a high nice value, so that a part of
-    /// the walk never holds a core an event loop wakes up for (walked on the cooperative pool,
-    /// it raised the p99 of session checks during the walk from 0.5 to 2.9 ms; BENCHMARKS.md).
+    /// the walk yields the core to an event loop that wakes up. (On the cooperative pool, the
+    /// p99 of session checks during walks read 2.9-5.7 ms in three rounds, against 0.5-3.2 ms
+    /// without; BENCHMARKS.md, seventeenth pass.)
     let readPool: BlockingPool
     /// Records each read transaction looks at; what expired among them is deleted in one write.
     /// Kept to hundreds: the writer holds every other write of its batch while it deletes them.
@@ -23,8 +23,8 @@ public final class ExpirySweep: Sendable {
     /// a token sign-in storm appends (about 36,000 a second; BENCHMARKS.md).
     let changesPerWrite: Int
     /// After each part of the walk the sweep rests this many times as long as the part took, so
-    /// that it takes at most a share of a core: walking 5M sessions at once took a core for
-    /// about a second and cut the session checks served meanwhile (BENCHMARKS.md).
+    /// that it takes at most a share of a core: walking 5M sessions without a rest took a core
+    /// for about a second at once (BENCHMARKS.md).
     let restPerWork: Double
     /// How long the change log keeps an entry, in seconds; 0 keeps every entry.
     let changeLogRetentionSeconds: Int64

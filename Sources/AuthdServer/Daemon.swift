@@ -39,7 +39,9 @@ public enum Daemon {
             methods: { MethodTable(authorizer: authorizer, directory: directory, jwt: jwt) }, group: group, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: store)]
         // The sweep's reads yield to everything else (nice 19).
-        let sweepPool = configuration.expirySweepIntervalSeconds > 0 ? BlockingPool(threads: 1, name: "authd-sweep", niceness: 19) : nil
+        let sweepPool =
+            configuration.expirySweepIntervalSeconds > 0
+            ? BlockingPool(threads: 1, name: "authd-sweep", niceness: 19) : nil
         if let sweepPool {
             services.append(
                 .init(

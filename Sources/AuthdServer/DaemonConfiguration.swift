@@ -38,8 +38,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// cache off.
     public var sessionCacheSize = 100_000
     /// `expiry_sweep_interval`: seconds between two sweeps that delete expired sessions and
-    /// tokens (the first runs a minute after start, or sooner at a shorter interval); 0 turns
-    /// the sweep off.
+    /// tokens and prune the change log (the first runs a minute after start, or sooner at a
+    /// shorter interval); 0 turns the sweep off.
     public var expirySweepIntervalSeconds = 3600
     /// `change_log_retention`: seconds the change log (the audit log) keeps an entry, pruned by
     /// the expiry sweep; 0 keeps every entry. Appwrite keeps audit records 14 days.

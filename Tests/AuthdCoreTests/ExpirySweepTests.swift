@@ -22,6 +22,16 @@ final class ExpirySweepTests: DomainTestCase {
         try await Users(directory: directory).createToken(userID: userID, length: nil, expire: seconds, call: server).0.id
     }
 
+    /// As `Account/UpdateSession` extends a session: to now + the duration (an hour).
+    private func extend(_ sessionID: String) async throws {
+        let until = clock.now() + 3_600_000
+        try await store.write { w in
+            var session = try XCTUnwrap(try w.session(id: sessionID))
+            session.expire = until
+            try w.updateSession(session)
+        }
+    }
+
     func testExpiredSessionsAndTokensGoAndTheRestStay() async throws {
         try await makeUser("ann")
         try await makeUser("bob")
@@ -32,13 +42,7 @@ final class ExpirySweepTests: DomainTestCase {
         let younger = try await newSession("ann")
         let bobs = try await newSession("bob")
         let longToken = try await newToken("bob", seconds: 7200)
-        // As Account/UpdateSession extends a session: to now + the duration.
-        let extendedUntil = clock.now() + 3_600_000
-        try await store.write { w in
-            var session = try XCTUnwrap(try w.session(id: extended))
-            session.expire = extendedUntil
-            try w.updateSession(session)
-        }
+        try await extend(extended)
         clock.advance(seconds: 1801)
 
         // One record per read: the walk goes on across parts of both tables.
@@ -65,12 +69,7 @@ final class ExpirySweepTests: DomainTestCase {
         try await makeUser("cy")
         let session = try await newSession("cy")
         clock.advance(seconds: 3000)
-        let extendedUntil = clock.now() + 3_600_000
-        try await store.write { w in
-            var record = try XCTUnwrap(try w.session(id: session))
-            record.expire = extendedUntil
-            try w.updateSession(record)
-        }
+        try await extend(session)
         clock.advance(seconds: 3000)
         let early = try await ExpirySweep(directory: directory, readPool: pool).run()
         XCTAssertEqual(early, ExpirySweep.Outcome())
