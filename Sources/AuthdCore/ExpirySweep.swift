@@ -1,5 +1,6 @@
 import AuthdStore
 import Logging
+import Synchronization
 
 /// Deletes the sessions and tokens whose expiry has passed, and the change log's entries older
 /// than its retention. A check refuses an expired session or token at once, but its record
@@ -28,6 +29,11 @@ public final class ExpirySweep: Sendable {
     let restPerWork: Double
     /// How long the change log keeps an entry, in seconds; 0 keeps every entry.
     let changeLogRetentionSeconds: Int64
+    /// What the sweeps deleted since start, counted as each part commits (`Health/Stats`).
+    private let sessionsDeleted = Atomic<Int>(0)
+    private let tokensDeleted = Atomic<Int>(0)
+    private let changesPruned = Atomic<Int>(0)
+    private let sweepsFinished = Atomic<Int>(0)
 
     public init(
         directory: Directory, readPool: BlockingPool, changeLogRetentionSeconds: Int64 = 0, recordsPerRead: Int = 512,
@@ -55,6 +61,16 @@ public final class ExpirySweep: Sendable {
         }
     }
 
+    /// What every sweep since start deleted, and how many sweeps finished.
+    public var totals: (sweeps: Int, deleted: Outcome) {
+        (
+            sweepsFinished.load(ordering: .relaxed),
+            Outcome(
+                sessions: sessionsDeleted.load(ordering: .relaxed), tokens: tokensDeleted.load(ordering: .relaxed),
+                changes: changesPruned.load(ordering: .relaxed))
+        )
+    }
+
     /// One walk over every session and token, deleting those that expired before it started;
     /// then, with a retention, the change log's entries older than it (Appwrite's maintenance
     /// keeps audit records 14 days). Each session is checked again in the write that deletes
@@ -64,11 +80,11 @@ public final class ExpirySweep: Sendable {
         let now = clock.now()
         var outcome = Outcome()
         let (store, limit) = (store, recordsPerRead)
-        outcome.sessions = try await walk { after in
+        outcome.sessions = try await walk(counting: sessionsDeleted) { after in
             let part = try await readPool.run { try store.read { try $0.expiredSessions(after: after, before: now, limit: limit) } }
             return (part.expired.isEmpty ? 0 : try await delete(part.expired, now: now), part.next)
         }
-        outcome.tokens = try await walk { after in
+        outcome.tokens = try await walk(counting: tokensDeleted) { after in
             let part = try await readPool.run { try store.read { try $0.expiredTokens(after: after, before: now, limit: limit) } }
             return (part.expired.isEmpty ? 0 : try await delete(part.expired, now: now), part.next)
         }
@@ -81,16 +97,20 @@ public final class ExpirySweep: Sendable {
                 let limit = changesPerWrite
                 let part = try await store.write { w in try w.pruneChanges(before: cutoff, limit: limit) }
                 outcome.changes += part.pruned
+                changesPruned.add(part.pruned, ordering: .relaxed)
                 more = part.more
                 try await rest(since: started)
             }
         }
+        sweepsFinished.add(1, ordering: .relaxed)
         return outcome
     }
 
     /// Runs `part` from the start of a table until it reports the end, resting after each;
-    /// returns how many records the parts deleted.
-    private func walk(_ part: (String?) async throws -> (deleted: Int, next: String?)) async throws -> Int {
+    /// returns how many records the parts deleted, and adds each part's to `total`.
+    private func walk(
+        counting total: borrowing Atomic<Int>, _ part: (String?) async throws -> (deleted: Int, next: String?)
+    ) async throws -> Int {
         var deleted = 0
         var after: String?
         repeat {
@@ -98,6 +118,7 @@ public final class ExpirySweep: Sendable {
             let started = ContinuousClock.now
             let done = try await part(after)
             deleted += done.deleted
+            total.add(done.deleted, ordering: .relaxed)
             after = done.next
             try await rest(since: started)
         } while after != nil

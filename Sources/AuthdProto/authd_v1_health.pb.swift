@@ -58,66 +58,139 @@ public nonisolated struct Authd_V1_StatsRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct Authd_V1_StatsResponse: Sendable {
+public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Commits of the group-commit writer since start, each one fsync.
-  public var writeCommits: UInt64 = 0
+  public var writeCommits: UInt64 {
+    get {_storage._writeCommits}
+    set {_uniqueStorage()._writeCommits = newValue}
+  }
 
   /// Writes those commits held; writes / commits is the mean batch.
-  public var writes: UInt64 = 0
+  public var writes: UInt64 {
+    get {_storage._writes}
+    set {_uniqueStorage()._writes = newValue}
+  }
 
   /// The most writes one commit held.
-  public var largestBatch: UInt32 = 0
+  public var largestBatch: UInt32 {
+    get {_storage._largestBatch}
+    set {_uniqueStorage()._largestBatch = newValue}
+  }
 
   /// Records in the store.
-  public var users: UInt64 = 0
+  public var users: UInt64 {
+    get {_storage._users}
+    set {_uniqueStorage()._users = newValue}
+  }
 
-  public var sessions: UInt64 = 0
+  public var sessions: UInt64 {
+    get {_storage._sessions}
+    set {_uniqueStorage()._sessions = newValue}
+  }
 
   /// Bytes of the data file in use (LMDB pages up to the last one written).
-  public var dataBytes: UInt64 = 0
+  public var dataBytes: UInt64 {
+    get {_storage._dataBytes}
+    set {_uniqueStorage()._dataBytes = newValue}
+  }
 
   /// Sessions held decoded in memory (`session_cache_size`).
-  public var sessionsCached: UInt64 = 0
+  public var sessionsCached: UInt64 {
+    get {_storage._sessionsCached}
+    set {_uniqueStorage()._sessionsCached = newValue}
+  }
 
   /// The daemon's resident memory and open file descriptors. Resident memory counts the pages
   /// of the memory-mapped data file that are in memory; `anonymous_bytes` is the daemon's own.
-  public var residentBytes: UInt64 = 0
+  public var residentBytes: UInt64 {
+    get {_storage._residentBytes}
+    set {_uniqueStorage()._residentBytes = newValue}
+  }
 
-  public var openFiles: UInt32 = 0
+  public var openFiles: UInt32 {
+    get {_storage._openFiles}
+    set {_uniqueStorage()._openFiles = newValue}
+  }
 
-  public var anonymousBytes: UInt64 = 0
+  public var anonymousBytes: UInt64 {
+    get {_storage._anonymousBytes}
+    set {_uniqueStorage()._anonymousBytes = newValue}
+  }
 
   /// Users held decoded for `Users/Get`, and API keys held resolved; like `sessions_cached`,
   /// dropped by the commit that changes them.
-  public var usersCached: UInt64 = 0
+  public var usersCached: UInt64 {
+    get {_storage._usersCached}
+    set {_uniqueStorage()._usersCached = newValue}
+  }
 
-  public var apiKeysCached: UInt64 = 0
+  public var apiKeysCached: UInt64 {
+    get {_storage._apiKeysCached}
+    set {_uniqueStorage()._apiKeysCached = newValue}
+  }
 
   /// CPU time the daemon has used since start, in microseconds, as getrusage(2) counts it for
   /// the whole process (Redis's INFO reports the same as used_cpu_user and used_cpu_sys). Read
   /// twice, the difference over the time between is how many cores the daemon kept busy.
-  public var cpuUserMicros: UInt64 = 0
+  public var cpuUserMicros: UInt64 {
+    get {_storage._cpuUserMicros}
+    set {_uniqueStorage()._cpuUserMicros = newValue}
+  }
 
-  public var cpuSystemMicros: UInt64 = 0
+  public var cpuSystemMicros: UInt64 {
+    get {_storage._cpuSystemMicros}
+    set {_uniqueStorage()._cpuSystemMicros = newValue}
+  }
 
   /// Time the daemon's threads spent ready to run but waiting for a CPU, summed over its
   /// threads since start, in microseconds (the run delay of /proc/self/task/*/schedstat; 0
   /// where the kernel does not keep it). A thread that ended keeps its wait up to the previous
   /// reading, so the figure never goes down. When it grows, other work holds the cores.
-  public var cpuWaitMicros: UInt64 = 0
+  public var cpuWaitMicros: UInt64 {
+    get {_storage._cpuWaitMicros}
+    set {_uniqueStorage()._cpuWaitMicros = newValue}
+  }
 
   /// CPU time the password-hashing threads spent hashing, in microseconds since start: the
   /// part of the daemon's CPU that went to Argon2 (and to the other slow hashes of imported
   /// passwords).
-  public var hashingCpuMicros: UInt64 = 0
+  public var hashingCpuMicros: UInt64 {
+    get {_storage._hashingCpuMicros}
+    set {_uniqueStorage()._hashingCpuMicros = newValue}
+  }
+
+  /// The expiry sweep's work since start (`expiry_sweep_interval`): sweeps finished, the expired
+  /// sessions and tokens it deleted, and the change-log entries it pruned past
+  /// `change_log_retention`. All 0 when the sweep is off.
+  public var sweeps: UInt64 {
+    get {_storage._sweeps}
+    set {_uniqueStorage()._sweeps = newValue}
+  }
+
+  public var expiredSessionsDeleted: UInt64 {
+    get {_storage._expiredSessionsDeleted}
+    set {_uniqueStorage()._expiredSessionsDeleted = newValue}
+  }
+
+  public var expiredTokensDeleted: UInt64 {
+    get {_storage._expiredTokensDeleted}
+    set {_uniqueStorage()._expiredTokensDeleted = newValue}
+  }
+
+  public var changesPruned: UInt64 {
+    get {_storage._changesPruned}
+    set {_uniqueStorage()._changesPruned = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -199,104 +272,198 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0")
+
+  fileprivate class _StorageClass {
+    var _writeCommits: UInt64 = 0
+    var _writes: UInt64 = 0
+    var _largestBatch: UInt32 = 0
+    var _users: UInt64 = 0
+    var _sessions: UInt64 = 0
+    var _dataBytes: UInt64 = 0
+    var _sessionsCached: UInt64 = 0
+    var _residentBytes: UInt64 = 0
+    var _openFiles: UInt32 = 0
+    var _anonymousBytes: UInt64 = 0
+    var _usersCached: UInt64 = 0
+    var _apiKeysCached: UInt64 = 0
+    var _cpuUserMicros: UInt64 = 0
+    var _cpuSystemMicros: UInt64 = 0
+    var _cpuWaitMicros: UInt64 = 0
+    var _hashingCpuMicros: UInt64 = 0
+    var _sweeps: UInt64 = 0
+    var _expiredSessionsDeleted: UInt64 = 0
+    var _expiredTokensDeleted: UInt64 = 0
+    var _changesPruned: UInt64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _writeCommits = source._writeCommits
+      _writes = source._writes
+      _largestBatch = source._largestBatch
+      _users = source._users
+      _sessions = source._sessions
+      _dataBytes = source._dataBytes
+      _sessionsCached = source._sessionsCached
+      _residentBytes = source._residentBytes
+      _openFiles = source._openFiles
+      _anonymousBytes = source._anonymousBytes
+      _usersCached = source._usersCached
+      _apiKeysCached = source._apiKeysCached
+      _cpuUserMicros = source._cpuUserMicros
+      _cpuSystemMicros = source._cpuSystemMicros
+      _cpuWaitMicros = source._cpuWaitMicros
+      _hashingCpuMicros = source._hashingCpuMicros
+      _sweeps = source._sweeps
+      _expiredSessionsDeleted = source._expiredSessionsDeleted
+      _expiredTokensDeleted = source._expiredTokensDeleted
+      _changesPruned = source._changesPruned
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.writeCommits) }()
-      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.writes) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.largestBatch) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.users) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.sessions) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.dataBytes) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.sessionsCached) }()
-      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.residentBytes) }()
-      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.openFiles) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.anonymousBytes) }()
-      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.usersCached) }()
-      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.apiKeysCached) }()
-      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.cpuUserMicros) }()
-      case 14: try { try decoder.decodeSingularUInt64Field(value: &self.cpuSystemMicros) }()
-      case 15: try { try decoder.decodeSingularUInt64Field(value: &self.cpuWaitMicros) }()
-      case 16: try { try decoder.decodeSingularUInt64Field(value: &self.hashingCpuMicros) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._writeCommits) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._writes) }()
+        case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._largestBatch) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._users) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._sessions) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._dataBytes) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._sessionsCached) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._residentBytes) }()
+        case 9: try { try decoder.decodeSingularUInt32Field(value: &_storage._openFiles) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._anonymousBytes) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._usersCached) }()
+        case 12: try { try decoder.decodeSingularUInt64Field(value: &_storage._apiKeysCached) }()
+        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._cpuUserMicros) }()
+        case 14: try { try decoder.decodeSingularUInt64Field(value: &_storage._cpuSystemMicros) }()
+        case 15: try { try decoder.decodeSingularUInt64Field(value: &_storage._cpuWaitMicros) }()
+        case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._hashingCpuMicros) }()
+        case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._sweeps) }()
+        case 18: try { try decoder.decodeSingularUInt64Field(value: &_storage._expiredSessionsDeleted) }()
+        case 19: try { try decoder.decodeSingularUInt64Field(value: &_storage._expiredTokensDeleted) }()
+        case 20: try { try decoder.decodeSingularUInt64Field(value: &_storage._changesPruned) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.writeCommits != 0 {
-      try visitor.visitSingularUInt64Field(value: self.writeCommits, fieldNumber: 1)
-    }
-    if self.writes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.writes, fieldNumber: 2)
-    }
-    if self.largestBatch != 0 {
-      try visitor.visitSingularUInt32Field(value: self.largestBatch, fieldNumber: 3)
-    }
-    if self.users != 0 {
-      try visitor.visitSingularUInt64Field(value: self.users, fieldNumber: 4)
-    }
-    if self.sessions != 0 {
-      try visitor.visitSingularUInt64Field(value: self.sessions, fieldNumber: 5)
-    }
-    if self.dataBytes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.dataBytes, fieldNumber: 6)
-    }
-    if self.sessionsCached != 0 {
-      try visitor.visitSingularUInt64Field(value: self.sessionsCached, fieldNumber: 7)
-    }
-    if self.residentBytes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.residentBytes, fieldNumber: 8)
-    }
-    if self.openFiles != 0 {
-      try visitor.visitSingularUInt32Field(value: self.openFiles, fieldNumber: 9)
-    }
-    if self.anonymousBytes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.anonymousBytes, fieldNumber: 10)
-    }
-    if self.usersCached != 0 {
-      try visitor.visitSingularUInt64Field(value: self.usersCached, fieldNumber: 11)
-    }
-    if self.apiKeysCached != 0 {
-      try visitor.visitSingularUInt64Field(value: self.apiKeysCached, fieldNumber: 12)
-    }
-    if self.cpuUserMicros != 0 {
-      try visitor.visitSingularUInt64Field(value: self.cpuUserMicros, fieldNumber: 13)
-    }
-    if self.cpuSystemMicros != 0 {
-      try visitor.visitSingularUInt64Field(value: self.cpuSystemMicros, fieldNumber: 14)
-    }
-    if self.cpuWaitMicros != 0 {
-      try visitor.visitSingularUInt64Field(value: self.cpuWaitMicros, fieldNumber: 15)
-    }
-    if self.hashingCpuMicros != 0 {
-      try visitor.visitSingularUInt64Field(value: self.hashingCpuMicros, fieldNumber: 16)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if _storage._writeCommits != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._writeCommits, fieldNumber: 1)
+      }
+      if _storage._writes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._writes, fieldNumber: 2)
+      }
+      if _storage._largestBatch != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._largestBatch, fieldNumber: 3)
+      }
+      if _storage._users != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._users, fieldNumber: 4)
+      }
+      if _storage._sessions != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sessions, fieldNumber: 5)
+      }
+      if _storage._dataBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._dataBytes, fieldNumber: 6)
+      }
+      if _storage._sessionsCached != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sessionsCached, fieldNumber: 7)
+      }
+      if _storage._residentBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._residentBytes, fieldNumber: 8)
+      }
+      if _storage._openFiles != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._openFiles, fieldNumber: 9)
+      }
+      if _storage._anonymousBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._anonymousBytes, fieldNumber: 10)
+      }
+      if _storage._usersCached != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._usersCached, fieldNumber: 11)
+      }
+      if _storage._apiKeysCached != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._apiKeysCached, fieldNumber: 12)
+      }
+      if _storage._cpuUserMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._cpuUserMicros, fieldNumber: 13)
+      }
+      if _storage._cpuSystemMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._cpuSystemMicros, fieldNumber: 14)
+      }
+      if _storage._cpuWaitMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._cpuWaitMicros, fieldNumber: 15)
+      }
+      if _storage._hashingCpuMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._hashingCpuMicros, fieldNumber: 16)
+      }
+      if _storage._sweeps != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sweeps, fieldNumber: 17)
+      }
+      if _storage._expiredSessionsDeleted != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._expiredSessionsDeleted, fieldNumber: 18)
+      }
+      if _storage._expiredTokensDeleted != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._expiredTokensDeleted, fieldNumber: 19)
+      }
+      if _storage._changesPruned != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._changesPruned, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Authd_V1_StatsResponse, rhs: Authd_V1_StatsResponse) -> Bool {
-    if lhs.writeCommits != rhs.writeCommits {return false}
-    if lhs.writes != rhs.writes {return false}
-    if lhs.largestBatch != rhs.largestBatch {return false}
-    if lhs.users != rhs.users {return false}
-    if lhs.sessions != rhs.sessions {return false}
-    if lhs.dataBytes != rhs.dataBytes {return false}
-    if lhs.sessionsCached != rhs.sessionsCached {return false}
-    if lhs.residentBytes != rhs.residentBytes {return false}
-    if lhs.openFiles != rhs.openFiles {return false}
-    if lhs.anonymousBytes != rhs.anonymousBytes {return false}
-    if lhs.usersCached != rhs.usersCached {return false}
-    if lhs.apiKeysCached != rhs.apiKeysCached {return false}
-    if lhs.cpuUserMicros != rhs.cpuUserMicros {return false}
-    if lhs.cpuSystemMicros != rhs.cpuSystemMicros {return false}
-    if lhs.cpuWaitMicros != rhs.cpuWaitMicros {return false}
-    if lhs.hashingCpuMicros != rhs.hashingCpuMicros {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._writeCommits != rhs_storage._writeCommits {return false}
+        if _storage._writes != rhs_storage._writes {return false}
+        if _storage._largestBatch != rhs_storage._largestBatch {return false}
+        if _storage._users != rhs_storage._users {return false}
+        if _storage._sessions != rhs_storage._sessions {return false}
+        if _storage._dataBytes != rhs_storage._dataBytes {return false}
+        if _storage._sessionsCached != rhs_storage._sessionsCached {return false}
+        if _storage._residentBytes != rhs_storage._residentBytes {return false}
+        if _storage._openFiles != rhs_storage._openFiles {return false}
+        if _storage._anonymousBytes != rhs_storage._anonymousBytes {return false}
+        if _storage._usersCached != rhs_storage._usersCached {return false}
+        if _storage._apiKeysCached != rhs_storage._apiKeysCached {return false}
+        if _storage._cpuUserMicros != rhs_storage._cpuUserMicros {return false}
+        if _storage._cpuSystemMicros != rhs_storage._cpuSystemMicros {return false}
+        if _storage._cpuWaitMicros != rhs_storage._cpuWaitMicros {return false}
+        if _storage._hashingCpuMicros != rhs_storage._hashingCpuMicros {return false}
+        if _storage._sweeps != rhs_storage._sweeps {return false}
+        if _storage._expiredSessionsDeleted != rhs_storage._expiredSessionsDeleted {return false}
+        if _storage._expiredTokensDeleted != rhs_storage._expiredTokensDeleted {return false}
+        if _storage._changesPruned != rhs_storage._changesPruned {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

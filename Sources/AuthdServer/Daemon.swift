@@ -32,24 +32,25 @@ public enum Daemon {
         try await jwt.start()
         let authorizer = Authorizer(
             store: store, peerPolicy: configuration.peerPolicy, jwt: jwt, sessionCacheSize: configuration.sessionCacheSize)
-        let server = UnixSocketServer(
-            options: UnixSocketServer.Options(
-                socketPath: configuration.socketPath, socketMode: mode_t(configuration.socketMode),
-                maximumFrameBytes: configuration.maximumFrameBytes),
-            methods: { MethodTable(authorizer: authorizer, directory: directory, jwt: jwt) }, group: group, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: store)]
         // The sweep's reads yield to everything else (nice 19).
         let sweepPool =
             configuration.expirySweepIntervalSeconds > 0
             ? BlockingPool(threads: 1, name: "authd-sweep", niceness: 19) : nil
-        if let sweepPool {
+        let sweep = sweepPool.map { pool in
+            ExpirySweep(
+                directory: directory, readPool: pool, changeLogRetentionSeconds: configuration.changeLogRetentionSeconds)
+        }
+        let server = UnixSocketServer(
+            options: UnixSocketServer.Options(
+                socketPath: configuration.socketPath, socketMode: mode_t(configuration.socketMode),
+                maximumFrameBytes: configuration.maximumFrameBytes),
+            methods: { MethodTable(authorizer: authorizer, directory: directory, jwt: jwt, sweep: sweep) }, group: group, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: store)]
+        if let sweep {
             services.append(
                 .init(
                     service: ExpirySweeper(
-                        sweep: ExpirySweep(
-                            directory: directory, readPool: sweepPool,
-                            changeLogRetentionSeconds: configuration.changeLogRetentionSeconds),
-                        interval: .seconds(configuration.expirySweepIntervalSeconds), logger: logger)))
+                        sweep: sweep, interval: .seconds(configuration.expirySweepIntervalSeconds), logger: logger)))
         }
         services.append(.init(service: server))
         // Shutdown runs in reverse order: the listener drains first, then the sweep stops, then

@@ -45,7 +45,8 @@ public struct MethodTable: Sendable {
     private let index: MethodIndex
     let authorizer: Authorizer
 
-    public init(authorizer: Authorizer, directory: Directory, jwt: JWTIssuer) {
+    /// `sweep`: the daemon's expiry sweep, whose totals `Health/Stats` reports (none when off).
+    public init(authorizer: Authorizer, directory: Directory, jwt: JWTIssuer, sweep: ExpirySweep? = nil) {
         self.authorizer = authorizer
         var table: [String: Entry] = [:]
         func add(_ service: String, _ method: String, _ scopes: Set<String>, _ endpoint: Endpoint) {
@@ -54,7 +55,7 @@ public struct MethodTable: Sendable {
         }
         let accounts = Accounts(directory: directory)
         let users = Users(directory: directory)
-        Self.addHealth(add, directory, authorizer)
+        Self.addHealth(add, directory, authorizer, sweep)
         Self.addAccount(add, accounts)
         Self.addUsers(add, users)
         Self.addKeys(add, ApiKeys(directory: directory))
@@ -73,7 +74,7 @@ public struct MethodTable: Sendable {
 
     typealias Add = (String, String, Set<String>, Endpoint) -> Void
 
-    static func addHealth(_ add: Add, _ directory: Directory, _ authorizer: Authorizer) {
+    static func addHealth(_ add: Add, _ directory: Directory, _ authorizer: Authorizer, _ sweep: ExpirySweep?) {
         add("Health", "Check", [Scope.public], .immediate(Authd_V1_HealthCheckRequest.self) { _, _ in
             var response = Authd_V1_HealthCheckResponse()
             response.status = "pass"
@@ -100,6 +101,12 @@ public struct MethodTable: Sendable {
             response.cpuSystemMicros = process.cpuSystemMicros
             response.cpuWaitMicros = process.cpuWaitMicros
             response.hashingCpuMicros = directory.hashingMicros
+            if let totals = sweep?.totals {
+                response.sweeps = UInt64(totals.sweeps)
+                response.expiredSessionsDeleted = UInt64(totals.deleted.sessions)
+                response.expiredTokensDeleted = UInt64(totals.deleted.tokens)
+                response.changesPruned = UInt64(totals.deleted.changes)
+            }
             return response
         })
     }

@@ -72,6 +72,10 @@ struct Stats: AsyncParsableCommand {
             print("cpu_system_micros \(stats.cpuSystemMicros)")
             print("cpu_wait_micros \(stats.cpuWaitMicros)")
             print("hashing_cpu_micros \(stats.hashingCpuMicros)")
+            print("sweeps \(stats.sweeps)")
+            print("expired_sessions_deleted \(stats.expiredSessionsDeleted)")
+            print("expired_tokens_deleted \(stats.expiredTokensDeleted)")
+            print("changes_pruned \(stats.changesPruned)")
         }
     }
 }

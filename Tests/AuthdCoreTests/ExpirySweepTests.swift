@@ -46,7 +46,10 @@ final class ExpirySweepTests: DomainTestCase {
         clock.advance(seconds: 1801)
 
         // One record per read: the walk goes on across parts of both tables.
-        let outcome = try await ExpirySweep(directory: directory, readPool: pool, recordsPerRead: 1).run()
+        let sweep = ExpirySweep(directory: directory, readPool: pool, recordsPerRead: 1)
+        let outcome = try await sweep.run()
+        XCTAssertEqual(sweep.totals.sweeps, 1)
+        XCTAssertEqual(sweep.totals.deleted, outcome, "the totals add up each part's")
 
         XCTAssertEqual(outcome, ExpirySweep.Outcome(sessions: 1, tokens: 1))
         XCTAssertEqual(try store.read { try $0.sessionIDs(userID: "ann") }, [extended, younger])

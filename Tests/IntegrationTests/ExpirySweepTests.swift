@@ -55,6 +55,16 @@ final class ExpirySweepTests: XCTestCase {
         XCTAssertEqual(stale, [], "the expired session went")
         let fresh = try await client.listUserSessions(userID: "fresh").sessions.map(\.id)
         XCTAssertEqual(fresh, [freshSession.id])
+        // The token goes after the sessions, in the same sweep.
+        var stats = try await client.stats()
+        while stats.expiredTokensDeleted == 0, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            stats = try await client.stats()
+        }
+        XCTAssertEqual(stats.expiredSessionsDeleted, 1)
+        XCTAssertEqual(stats.expiredTokensDeleted, 1)
+        XCTAssertGreaterThanOrEqual(stats.sweeps, 1)
+        XCTAssertEqual(stats.changesPruned, 0, "nothing is 14 days old")
         await client.close()
         let status = try await daemon.stop()
         XCTAssertEqual(status, 0, "the sweep stops with the daemon")
@@ -88,6 +98,8 @@ final class ExpirySweepTests: XCTestCase {
         }
         XCTAssertEqual(after.logs.map(\.event), [], "entries older than a second went")
         XCTAssertEqual(after.total, 0)
+        let stats = try await client.stats()
+        XCTAssertGreaterThanOrEqual(stats.changesPruned, 2, "at least the user's two")
         _ = try await client.updateName("Early", credentials: me)
         let renamed = try await client.listLogs(credentials: me)
         XCTAssertEqual(renamed.logs.map(\.event), ["user.update"], "a new chain starts")
