@@ -68,6 +68,10 @@ enum Keys {
         return raw.reduce(UInt64(0)) { ($0 << 8) | UInt64($1) }
     }
 
+    /// The first key after `id` in a table keyed by id (the first key of all when nil): ids
+    /// never contain 0x00, so that is id + [0].
+    static func firstKey(after id: String?) -> [UInt8] { id.map { joined($0, [0]) } ?? [0] }
+
     /// The prefix of every key of a user's entries; ids never contain 0x00.
     static func userPrefix(_ userID: String) -> [UInt8] { joined(userID, [0]) }
 
@@ -294,9 +298,7 @@ class LMDBReader: StoreReader {
     }
 
     func forEachUser(after afterID: String?, _ visit: (UserRecord) throws -> Bool) throws {
-        // Ids never contain 0x00, so id + [0] is the first key after id.
-        let start = afterID.map { Keys.utf8($0) + [0] } ?? [0]
-        try scan(environment.users, from: start) { _, value in try visit(RecordCodec.decodeUser(value)) }
+        try scan(environment.users, from: Keys.firstKey(after: afterID)) { _, value in try visit(RecordCodec.decodeUser(value)) }
     }
 
     func token(id: String) throws -> TokenRecord? {
@@ -359,12 +361,10 @@ class LMDBReader: StoreReader {
     private func walk(
         _ dbi: MDB_dbi, after afterID: String?, limit: Int, _ visit: (UnsafeRawBufferPointer) throws -> Void
     ) throws -> String? {
-        // Ids never contain 0x00, so id + [0] is the first key after id.
-        let start = afterID.map { Keys.utf8($0) + [0] } ?? [0]
         var visited = 0
         var last: String?
         var more = false
-        try scan(dbi, from: start) { key, value in
+        try scan(dbi, from: Keys.firstKey(after: afterID)) { key, value in
             guard visited < max(1, limit) else {
                 more = true
                 return false
@@ -789,15 +789,29 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     /// `retiredSessionsByID` read, once all of them are swept. One pass over the queue's first
     /// pages.
     func dropRetired(count: Int) throws {
+        var dropped = 0
+        try deleteFirst(environment.sessionsRetired) { _, _ in
+            dropped += 1
+            return dropped <= count
+        }
+    }
+
+    /// Deletes `dbi`'s first entry while `shouldDelete` says so of it, and stops at the first
+    /// it refuses or when the table is empty: a table emptied from its start (a queue, the
+    /// change log) loses its first pages one after the other.
+    func deleteFirst(
+        _ dbi: MDB_dbi, while shouldDelete: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
         var cursor: OpaquePointer?
-        try lmdbCheck(mdb_cursor_open(txn, environment.sessionsRetired, &cursor), "mdb_cursor_open")
+        try lmdbCheck(mdb_cursor_open(txn, dbi, &cursor), "mdb_cursor_open")
         defer { mdb_cursor_close(cursor) }
         var key = MDB_val()
         var value = MDB_val()
-        for _ in 0..<count {
+        while true {
             let rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
             if rc == MDB_NOTFOUND { return }
             try lmdbCheck(rc, "mdb_cursor_get")
+            guard try shouldDelete(bytes(of: key), bytes(of: value)) else { return }
             try lmdbCheck(mdb_cursor_del(cursor, 0), "mdb_cursor_del")
         }
     }
@@ -842,27 +856,18 @@ extension LMDBWriter {
         // The newest entry stays whatever its age: the next sequence is the last one + 1.
         guard let lastKey = try lastKey(environment.changes), let last = lastKey.withUnsafeBytes({ Keys.readBigEndian64($0) })
         else { return (0, false) }
-        var cursor: OpaquePointer?
-        try lmdbCheck(mdb_cursor_open(txn, environment.changes, &cursor), "mdb_cursor_open")
-        defer { mdb_cursor_close(cursor) }
-        var key = MDB_val()
-        var value = MDB_val()
         var chains: [String: PrunedChain] = [:]
         var pruned = 0
         var more = false
-        while true {
-            let rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
-            if rc == MDB_NOTFOUND { break }
-            try lmdbCheck(rc, "mdb_cursor_get")
-            guard let sequence = Keys.readBigEndian64(bytes(of: key)) else {
-                throw StoreError(.corrupt, "a change-log key of \(key.mv_size) bytes")
+        try deleteFirst(environment.changes) { key, raw in
+            guard let sequence = Keys.readBigEndian64(key) else {
+                throw StoreError(.corrupt, "a change-log key of \(key.count) bytes")
             }
-            let raw = bytes(of: value)
             let entry = try RecordCodec.changeTimeAndUser(raw)
-            guard sequence != last, entry.time < cutoff else { break }
+            guard sequence != last, entry.time < cutoff else { return false }
             guard pruned < limit else {
                 more = true
-                break
+                return false
             }
             if !entry.userID.isEmpty {
                 let userID = String(decoding: raw[entry.userID], as: UTF8.self)
@@ -870,8 +875,8 @@ extension LMDBWriter {
                 chain.count(sequence)
                 chains[userID] = chain
             }
-            try lmdbCheck(mdb_cursor_del(cursor, 0), "mdb_cursor_del")
             pruned += 1
+            return true
         }
         for (userID, chain) in chains { try settle(chain, of: userID) }
         return (pruned, more)
