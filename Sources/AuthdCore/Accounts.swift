@@ -86,7 +86,13 @@ public final class Directory: Sendable {
     func changeRecord(
         _ event: String, audit: String, resource: String, userID: String, call: Call, time: Int64
     ) -> ChangeRecord {
-        var change = ChangeRecord(time: time, event: event, auditEvent: audit, resource: resource, userID: userID)
+        Self.attributed(
+            ChangeRecord(time: time, event: event, auditEvent: audit, resource: resource, userID: userID), to: call)
+    }
+
+    /// `change` with the call's actor and relayed client.
+    private static func attributed(_ change: ChangeRecord, to call: Call) -> ChangeRecord {
+        var change = change
         change.actorType = call.caller.actorType
         change.actorID = call.caller.actorID
         change.ip = call.context.client.ip
@@ -202,14 +208,21 @@ public final class Directory: Sendable {
         try w.appendChange(deletionChange(userID: session.userID, sessionID: session.id, call: call, time: time))
     }
 
-    /// The change-log entry of a deleted session; without the session's id, one with no event.
+    /// The change-log entry of a session the call deleted; without the session's id, one with no
+    /// event.
     private func deletionChange(userID: String, sessionID: String?, call: Call, time: Int64) -> ChangeRecord {
-        changeRecord(
-            sessionID.map { Self.deletionEvent(userID: userID, sessionID: $0) } ?? "", audit: "session.delete",
-            resource: "user/\(userID)", userID: userID, call: call, time: time)
+        Self.attributed(Self.sessionDeletion(userID: userID, sessionID: sessionID, time: time), to: call)
     }
 
-    static func deletionEvent(userID: String, sessionID: String) -> String {
+    /// The change-log entry of a deleted session, with no actor yet (the expiry sweep's has no
+    /// caller); without the session's id, one with no event.
+    static func sessionDeletion(userID: String, sessionID: String?, time: Int64) -> ChangeRecord {
+        ChangeRecord(
+            time: time, event: sessionID.map { deletionEvent(userID: userID, sessionID: $0) } ?? "",
+            auditEvent: "session.delete", resource: "user/\(userID)", userID: userID)
+    }
+
+    private static func deletionEvent(userID: String, sessionID: String) -> String {
         "users.\(userID).sessions.\(sessionID).delete"
     }
 }

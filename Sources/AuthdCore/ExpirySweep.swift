@@ -89,30 +89,26 @@ public final class ExpirySweep: Sendable {
             return (part.expired.isEmpty ? 0 : try await delete(part.expired, now: now), part.next)
         }
         if changeLogRetentionSeconds > 0 {
-            let cutoff = now - changeLogRetentionSeconds * 1000
-            var more = true
-            while more {
-                try Task.checkCancellation()
-                let started = ContinuousClock.now
-                let limit = changesPerWrite
+            let (cutoff, limit) = (now - changeLogRetentionSeconds * 1000, changesPerWrite)
+            // The log is pruned from its start each time: the parts need no position, only
+            // whether there is more.
+            outcome.changes = try await walk(counting: changesPruned) { (_: Void?) in
                 let part = try await store.write { w in try w.pruneChanges(before: cutoff, limit: limit) }
-                outcome.changes += part.pruned
-                changesPruned.add(part.pruned, ordering: .relaxed)
-                more = part.more
-                try await rest(since: started)
+                return (part.pruned, part.more ? () : nil)
             }
         }
         sweepsFinished.add(1, ordering: .relaxed)
         return outcome
     }
 
-    /// Runs `part` from the start of a table until it reports the end, resting after each;
-    /// returns how many records the parts deleted, and adds each part's to `total`.
-    private func walk(
-        counting total: borrowing Atomic<Int>, _ part: (String?) async throws -> (deleted: Int, next: String?)
+    /// Runs `part` from the start of a table (position nil) until it reports no next position,
+    /// resting after each; returns how many records the parts deleted, and adds each part's to
+    /// `total`.
+    private func walk<Position>(
+        counting total: borrowing Atomic<Int>, _ part: (Position?) async throws -> (deleted: Int, next: Position?)
     ) async throws -> Int {
         var deleted = 0
-        var after: String?
+        var after: Position?
         repeat {
             try Task.checkCancellation()
             let started = ContinuousClock.now
@@ -132,9 +128,7 @@ public final class ExpirySweep: Sendable {
     private func delete(_ sessions: [SessionKeys], now: Int64) async throws -> Int {
         // Encoded here rather than in the write, which every other write waits for.
         let changes = try sessions.map { session in
-            var change = ChangeRecord(
-                time: now, event: Directory.deletionEvent(userID: session.userID, sessionID: session.id),
-                auditEvent: "session.delete", resource: "user/\(session.userID)", userID: session.userID)
+            var change = Directory.sessionDeletion(userID: session.userID, sessionID: session.id, time: now)
             change.actorType = Self.actorType
             return try PreparedChange(change)
         }
