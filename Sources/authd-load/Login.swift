@@ -91,8 +91,9 @@ struct Login: AsyncParsableCommand {
         var run = options.run
         run.duration = run.duration / windows
         for window in 0..<windows {
-            // The first window warms up; the daemon is as warm for the others.
-            if window > 0 { run.warmUp = .zero }
+            // Every window warms up, the daemon's first for its sake, and each so that its logins
+            // are in flight when it is measured: counted by when they end, a window that began
+            // empty would leave out the hashes in progress at its end and gain none at its start.
             let validation = validationRequest.map { request in
                 Task { [run] in
                     try await PipelinedDriver(
