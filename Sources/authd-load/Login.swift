@@ -85,8 +85,10 @@ struct Login: AsyncParsableCommand {
         // Hashing warms up before the first ceiling window, as each storm window does: a first
         // window that ran slow (the VM waking its vCPUs, each thread's first 19 MiB faulted in)
         // would lower the ceiling, and so raise the fraction.
-        if ceilingSeconds > 0 { _ = Argon2Ceiling.measure(parameters, seconds: min(1, ceilingWindow)) }
-        if ceilingSeconds > 0 { ceilings.append(Argon2Ceiling.measure(parameters, seconds: ceilingWindow)) }
+        if ceilingSeconds > 0 {
+            _ = Argon2Ceiling.measure(parameters, seconds: min(1, ceilingWindow))
+            ceilings.append(Argon2Ceiling.measure(parameters, seconds: ceilingWindow))
+        }
         var logins: LoadRun.Result?
         var validations: LoadRun.Result?
         var windowRates: [Double] = []
