@@ -5,9 +5,9 @@ import Synchronization
 /// Deletes the sessions and tokens whose expiry has passed, and the change log's entries older
 /// than its retention. A check refuses an expired session or token at once, but its record
 /// stays until deleted, as in Appwrite until its daily maintenance (spec 6.3 and 7): without a
-/// sweep, a store whose users sign in now and then keeps every session and token ever made. Appwrite purges a session by its creation time, which deletes
-/// an extended session before its extension ends (spec quirk 14); here a session goes when its
-/// own expiry passes.
+/// sweep, a store whose users sign in now and then keeps every session and token ever made.
+/// Appwrite purges a session by its creation time, which deletes an extended session before
+/// its extension ends (spec quirk 14); here a session goes when its own expiry passes.
 public final class ExpirySweep: Sendable {
     let store: any AuthStore
     let clock: any WallClock

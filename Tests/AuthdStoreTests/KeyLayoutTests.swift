@@ -98,9 +98,10 @@ final class KeyLayoutTests: StoreTestCase {
         }
     }
 
-    /// A secret hash and the number beside it (expiry, locator), as read off a record.
-    private struct SecretFields: Equatable {
-        let hash: [UInt8]
+    /// The bytes of one field and the number beside it, as read off a record: a secret hash and
+    /// its expiry or locator, a change's user id and its time.
+    private struct FieldsReadOff: Equatable {
+        let bytes: [UInt8]
         let number: Int64
     }
 
@@ -108,17 +109,17 @@ final class KeyLayoutTests: StoreTestCase {
         var token = TokenRecord(id: "t1", userID: "u1", type: 8, secretHash: [9, 8, 7], createdAt: 5, expire: -3)
         token.userAgent = "agent"
         let bytes = try RecordCodec.encode(token)
-        func read(_ bytes: [UInt8]) throws -> SecretFields {
+        func read(_ bytes: [UInt8]) throws -> FieldsReadOff {
             try bytes.withUnsafeBytes { raw in
                 let (hash, expire) = try RecordCodec.tokenSecretAndExpiry(raw)
-                return SecretFields(hash: Array(raw[hash]), number: expire)
+                return FieldsReadOff(bytes: Array(raw[hash]), number: expire)
             }
         }
-        XCTAssertEqual(try read(bytes), SecretFields(hash: [9, 8, 7], number: -3), "a negative expiry survives the varint")
+        XCTAssertEqual(try read(bytes), FieldsReadOff(bytes: [9, 8, 7], number: -3), "a negative expiry survives the varint")
         XCTAssertEqual(try read(bytes + [(6 << 3), 42]).number, 42, "the last value of a field wins")
         assertReadOffBytes(read, refuses: [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(4 << 3) | 2, 5, 1]]) {
             let token = try RecordCodec.decodeToken($0)
-            return SecretFields(hash: token.secretHash, number: token.expire)
+            return FieldsReadOff(bytes: token.secretHash, number: token.expire)
         }
     }
 
@@ -128,16 +129,16 @@ final class KeyLayoutTests: StoreTestCase {
         session.factors = ["password", "totp"]
         session.userAgent = "agent"
         let bytes = try RecordCodec.encode(session)
-        func read(_ bytes: [UInt8]) throws -> SecretFields {
+        func read(_ bytes: [UInt8]) throws -> FieldsReadOff {
             try bytes.withUnsafeBytes { raw in
                 let (hash, locator) = try RecordCodec.sessionSecret(raw)
-                return SecretFields(hash: Array(raw[hash]), number: Int64(bitPattern: locator))
+                return FieldsReadOff(bytes: Array(raw[hash]), number: Int64(bitPattern: locator))
             }
         }
-        XCTAssertEqual(try read(bytes), SecretFields(hash: session.secretHash, number: 0x0102_0304_0506_0708))
+        XCTAssertEqual(try read(bytes), FieldsReadOff(bytes: session.secretHash, number: 0x0102_0304_0506_0708))
         assertReadOffBytes(read, refuses: [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(14 << 3) | 1, 1, 2, 3]]) {
             let session = try RecordCodec.decodeSession($0)
-            return SecretFields(hash: session.secretHash, number: Int64(bitPattern: session.secretLocator))
+            return FieldsReadOff(bytes: session.secretHash, number: Int64(bitPattern: session.secretLocator))
         }
     }
 
@@ -159,16 +160,16 @@ final class KeyLayoutTests: StoreTestCase {
         change.time = 1_234_567
         change.actorType = "user"
         let bytes = try RecordCodec.encode(change)
-        func read(_ bytes: [UInt8]) throws -> SecretFields {
+        func read(_ bytes: [UInt8]) throws -> FieldsReadOff {
             try bytes.withUnsafeBytes { raw in
                 let (time, user) = try RecordCodec.changeTimeAndUser(raw)
-                return SecretFields(hash: Array(raw[user]), number: time)
+                return FieldsReadOff(bytes: Array(raw[user]), number: time)
             }
         }
-        XCTAssertEqual(try read(bytes), SecretFields(hash: Array("u1".utf8), number: 1_234_567))
+        XCTAssertEqual(try read(bytes), FieldsReadOff(bytes: Array("u1".utf8), number: 1_234_567))
         assertReadOffBytes(read, refuses: [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(6 << 3) | 2, 5, 1]]) {
             let change = try RecordCodec.decodeChange($0)
-            return SecretFields(hash: Array(change.userID.utf8), number: change.time)
+            return FieldsReadOff(bytes: Array(change.userID.utf8), number: change.time)
         }
     }
 
