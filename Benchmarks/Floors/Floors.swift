@@ -11,7 +11,8 @@ import Foundation
 /// - group commit: the store's writer with 256 writes in flight, and its batch sizes;
 /// - Argon2id on every core at the daemon's default parameters (the login ceiling);
 /// - the disk's ceiling for commits that each write many scattered pages (what a B-tree commit
-///   of unrelated sessions and tokens is): random 4 KiB pages, one fdatasync per batch.
+///   of unrelated sessions and tokens is): random 4 KiB pages, one fdatasync per batch; and
+///   the same number of pages in one run, what the commit would cost if its pages lay together.
 let writesPerSecond = BenchmarkMetric.custom("writes/s", polarity: .prefersLarger, useScalingFactor: false)
 let writesPerCommit = BenchmarkMetric.custom("writes per commit", polarity: .prefersLarger, useScalingFactor: false)
 let hashesPerSecond = BenchmarkMetric.custom("hashes/s", polarity: .prefersLarger, useScalingFactor: false)
@@ -75,6 +76,22 @@ let benchmarks: @Sendable () -> Void = {
                 }
                 benchmark.measurement(pagesPerSecond, perSecond(written, since: started))
             }
+        }
+    }
+
+    // The same 180 pages in one run at a random offset: the disk merges them into a few
+    // requests. The gap to the scattered pages is what page placement costs a commit.
+    Benchmark("Contiguous 4 KiB pages, 180 per fdatasync (2 s)", configuration: configuration([pagesPerSecond])) { benchmark in
+        let file = try ScatteredPages()
+        defer { file.close() }
+        for _ in benchmark.scaledIterations {
+            let started = ContinuousClock.now
+            var written = 0
+            while started.duration(to: .now) < .seconds(2) {
+                try file.commit(pages: 180, contiguous: true)
+                written += 180
+            }
+            benchmark.measurement(pagesPerSecond, perSecond(written, since: started))
         }
     }
 
@@ -166,8 +183,8 @@ final class FsyncFloor {
     }
 }
 
-/// A 36 MiB file (the size of the tokens scenario's data file) written a page at a time at
-/// random offsets, with one fdatasync per commit.
+/// A 36 MiB file (the size of the tokens scenario's data file) written a page at a time, at
+/// random offsets or in one run, with one fdatasync per commit.
 final class ScatteredPages {
     let path = "/tmp/authd-pages-\(UUID().uuidString.prefix(8))"
     let fd: Int32
@@ -190,9 +207,12 @@ final class ScatteredPages {
         guard fdatasync(fd) == 0 else { throw Failed(what: "fdatasync") }
     }
 
-    func commit(pages: Int) throws {
-        for _ in 0..<pages {
-            let offset = off_t(Int.random(in: 0..<pageCount) * 4096)
+    /// `pages` page writes at random offsets, or with `contiguous` in one run from a random
+    /// page on, then one fdatasync.
+    func commit(pages: Int, contiguous: Bool = false) throws {
+        let first = Int.random(in: 0...(pageCount - pages))
+        for index in 0..<pages {
+            let offset = off_t((contiguous ? first + index : Int.random(in: 0..<pageCount)) * 4096)
             guard page.withUnsafeBytes({ pwrite(fd, $0.baseAddress, 4096, offset) }) == 4096 else { throw Failed(what: "pwrite") }
         }
         guard fdatasync(fd) == 0 else { throw Failed(what: "fdatasync") }
