@@ -44,10 +44,12 @@ let package = Package(
         // SHA-2 and SHA-3 variants swift-crypto lacks (SHA-224, SHA-512/224, SHA3-*).
         .systemLibrary(name: "CCrypt", pkgConfig: "libcrypt", providers: [.apt(["libcrypt-dev"])]),
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // ioprio_set(2), which neither glibc nor Swift's Glibc module offers.
+        .target(name: "CIOPriority"),
         .target(
             name: "AuthdStore",
             dependencies: [
-                "CLMDB", "AuthdProto",
+                "CLMDB", "CIOPriority", "AuthdProto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -186,6 +186,14 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._changesPruned = newValue}
   }
 
+  /// Bytes of the data file read into the page cache since start (`prewarm_data`): it reaches
+  /// `data_bytes`, or the half of the machine's available memory it is bounded by, once the
+  /// background read at start is done.
+  public var dataBytesPrewarmed: UInt64 {
+    get {_storage._dataBytesPrewarmed}
+    set {_uniqueStorage()._dataBytesPrewarmed = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -272,7 +280,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0")
 
   fileprivate class _StorageClass {
     var _writeCommits: UInt64 = 0
@@ -295,6 +303,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     var _expiredSessionsDeleted: UInt64 = 0
     var _expiredTokensDeleted: UInt64 = 0
     var _changesPruned: UInt64 = 0
+    var _dataBytesPrewarmed: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -325,6 +334,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       _expiredSessionsDeleted = source._expiredSessionsDeleted
       _expiredTokensDeleted = source._expiredTokensDeleted
       _changesPruned = source._changesPruned
+      _dataBytesPrewarmed = source._dataBytesPrewarmed
     }
   }
 
@@ -363,6 +373,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         case 18: try { try decoder.decodeSingularUInt64Field(value: &_storage._expiredSessionsDeleted) }()
         case 19: try { try decoder.decodeSingularUInt64Field(value: &_storage._expiredTokensDeleted) }()
         case 20: try { try decoder.decodeSingularUInt64Field(value: &_storage._changesPruned) }()
+        case 21: try { try decoder.decodeSingularUInt64Field(value: &_storage._dataBytesPrewarmed) }()
         default: break
         }
       }
@@ -431,6 +442,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       if _storage._changesPruned != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._changesPruned, fieldNumber: 20)
       }
+      if _storage._dataBytesPrewarmed != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._dataBytesPrewarmed, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -460,6 +474,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         if _storage._expiredSessionsDeleted != rhs_storage._expiredSessionsDeleted {return false}
         if _storage._expiredTokensDeleted != rhs_storage._expiredTokensDeleted {return false}
         if _storage._changesPruned != rhs_storage._changesPruned {return false}
+        if _storage._dataBytesPrewarmed != rhs_storage._dataBytesPrewarmed {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -18,7 +18,7 @@ public enum Daemon {
         let store = try LMDBStore(
             directory: configuration.dataDirectory,
             options: LMDBStore.Options(
-                mapSizeMiB: configuration.mapSizeMiB, writerNice: configuration.writerNice,
+                mapSizeMiB: configuration.mapSizeMiB, writerNice: configuration.writerNice, prewarm: configuration.prewarmData,
                 migrationProgress: { status in SystemdNotifier.extendStartup(by: 30, status: "migrating the store: \(status)") }),
             logger: logger)
         let hashingPool = BlockingPool(threads: configuration.hashThreads, niceness: configuration.hashNice)

@@ -44,6 +44,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `change_log_retention`: seconds the change log (the audit log) keeps an entry, pruned by
     /// the expiry sweep; 0 keeps every entry. Appwrite keeps audit records 14 days.
     public var changeLogRetentionSeconds: Int64 = 1_209_600
+    /// `prewarm_data`: read the data file into the page cache at start, in the background, so
+    /// that a store opened cold (after a reboot) comes up to memory speed sooner than page faults
+    /// alone bring it there (true or false; at most half the available memory is read).
+    public var prewarmData = true
     /// `log_level`: trace, debug, info, notice, warning, error or critical.
     public var logLevel = "info"
     /// `operator_uids`: Unix users with every scope, API key management included (default:
@@ -71,7 +75,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public static let keys = [
         "socket", "socket_mode", "data", "max_frame_bytes", "map_size_mib", "argon2_memory_kib",
         "argon2_iterations", "argon2_parallelism", "hash_threads", "hash_nice", "writer_nice", "event_loop_threads",
-        "session_duration", "session_limit", "session_cache_size", "expiry_sweep_interval", "change_log_retention", "log_level", "operator_uids", "peer_uid.<uid>", "peer_gid.<gid>",
+        "session_duration", "session_limit", "session_cache_size", "expiry_sweep_interval", "change_log_retention", "prewarm_data", "log_level", "operator_uids", "peer_uid.<uid>", "peer_gid.<gid>",
     ]
 
     public static func environmentVariable(for key: String) -> String { "AUTHD_" + key.uppercased() }
@@ -155,6 +159,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
         case "session_cache_size": sessionCacheSize = try integer(0...100_000_000)
         case "expiry_sweep_interval": expirySweepIntervalSeconds = try integer(0...604_800)
         case "change_log_retention": changeLogRetentionSeconds = Int64(try integer(0...3_153_600_000))
+        case "prewarm_data":
+            switch value {
+            case "true": prewarmData = true
+            case "false": prewarmData = false
+            default: throw DaemonError("\(source): prewarm_data must be true or false, not `\(value)`")
+            }
         case "log_level":
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {
                 throw DaemonError("\(source): log_level must be one of trace, debug, info, notice, warning, error, critical")

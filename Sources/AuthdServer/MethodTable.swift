@@ -90,6 +90,7 @@ public struct MethodTable: Sendable {
             response.users = UInt64(store.users)
             response.sessions = UInt64(store.sessions)
             response.dataBytes = store.dataBytes
+            response.dataBytesPrewarmed = store.dataBytesPrewarmed
             response.sessionsCached = UInt64(authorizer.cachedSessions)
             response.usersCached = UInt64(directory.cachedUsers)
             response.apiKeysCached = UInt64(authorizer.cachedApiKeys)

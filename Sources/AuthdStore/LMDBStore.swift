@@ -26,19 +26,24 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         /// event loops. Without the right to raise it (root, CAP_SYS_NICE, or `LimitNICE=` under
         /// systemd) the writer keeps the process's nice value.
         public var writerNice: Int32 = -10
+        /// Whether the data file is read into the page cache at open, in the background
+        /// (`PageCacheWarmer`), so that a store opened cold comes up to memory speed sooner
+        /// than one random disk read per page fault brings it there.
+        public var prewarm: Bool = true
         /// Told how a migration at open is getting on (about once a second, and when a step
         /// ends), besides the log.
         public var migrationProgress: (@Sendable (String) -> Void)?
 
         public init(
             mapSizeMiB: Int = 8192, maxBatch: Int = 1024, sweepRetiredSessionsAt: Int = 4096, growthZoneKiB: Int = 16 << 10,
-            writerNice: Int32 = -10, migrationProgress: (@Sendable (String) -> Void)? = nil
+            writerNice: Int32 = -10, prewarm: Bool = true, migrationProgress: (@Sendable (String) -> Void)? = nil
         ) {
             self.mapSizeMiB = mapSizeMiB
             self.maxBatch = maxBatch
             self.sweepRetiredSessionsAt = sweepRetiredSessionsAt
             self.growthZoneKiB = growthZoneKiB
             self.writerNice = writerNice
+            self.prewarm = prewarm
             self.migrationProgress = migrationProgress
         }
     }
@@ -51,6 +56,7 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
 
     let environment: LMDBEnvironment
     private let writer: GroupCommitWriter
+    private let warmer: PageCacheWarmer?
     private let lockDescriptor: Int32
     private let logger: Logger
 
@@ -94,6 +100,10 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
             environment: environment, maxBatch: options.maxBatch, sweepRetiredAt: options.sweepRetiredSessionsAt,
             growthZone: growthZone, nice: options.writerNice, logger: logger)
         writer.start()
+        let dataEnd = (try? environment.dataBytes()) ?? 0
+        warmer = options.prewarm
+            ? PageCacheWarmer(path: environment.dataPath, limit: min(dataEnd, PageCacheWarmer.memoryBound() ?? 0)) : nil
+        warmer?.start(logger: logger)
     }
 
     /// Brings the data folder to `schemaVersion`, or refuses one written by a newer authd or
@@ -211,6 +221,7 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         statistics.writes = writes.writes
         statistics.largestBatch = writes.largestBatch
         statistics.dataBytes = UInt64(try environment.dataBytes())
+        statistics.dataBytesPrewarmed = warmer?.warmedBytes ?? 0
         try readLMDB { reader in
             statistics.users = try reader.userCount()
             // Deleted sessions wait in `sessions` for the sweep.
@@ -235,6 +246,7 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         defer { closeLock.unlock() }
         guard !closed else { return }
         closed = true
+        warmer?.stop()
         writer.stop()
         idleReadTransactions.withLock { idle in
             idle?.forEach { mdb_txn_abort($0.txn) }

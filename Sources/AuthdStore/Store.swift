@@ -34,6 +34,8 @@ public struct StoreStatistics: Sendable, Equatable {
     public var sessions: Int = 0
     /// Bytes of the data file in use.
     public var dataBytes: UInt64 = 0
+    /// Bytes of the data file read into the page cache since the store opened (`prewarm`).
+    public var dataBytesPrewarmed: UInt64 = 0
 
     public init() {}
 }

@@ -65,6 +65,7 @@ struct Stats: AsyncParsableCommand {
             print("users_cached \(stats.usersCached)")
             print("api_keys_cached \(stats.apiKeysCached)")
             print("data_bytes \(stats.dataBytes)")
+            print("data_bytes_prewarmed \(stats.dataBytesPrewarmed)")
             print("resident_bytes \(stats.residentBytes)")
             print("anonymous_bytes \(stats.anonymousBytes)")
             print("open_files \(stats.openFiles)")

@@ -27,14 +27,16 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.sessionCacheSize, 100_000)
         XCTAssertEqual(configuration.expirySweepIntervalSeconds, 3600)
         XCTAssertEqual(configuration.changeLogRetentionSeconds, 1_209_600, "Appwrite's 14 days")
+        XCTAssertTrue(configuration.prewarmData)
         let tuned = try DaemonConfiguration.load(
             file: nil, environment: ["AUTHD_HASH_NICE": "19", "AUTHD_WRITER_NICE": "0", "AUTHD_EXPIRY_SWEEP_INTERVAL": "0"],
-            overrides: ["session_cache_size": "0", "change_log_retention": "0"])
+            overrides: ["session_cache_size": "0", "change_log_retention": "0", "prewarm_data": "false"])
         XCTAssertEqual(tuned.expirySweepIntervalSeconds, 0)
         XCTAssertEqual(tuned.changeLogRetentionSeconds, 0)
         XCTAssertEqual(tuned.hashNice, 19)
         XCTAssertEqual(tuned.writerNice, 0)
         XCTAssertEqual(tuned.sessionCacheSize, 0)
+        XCTAssertFalse(tuned.prewarmData)
     }
 
     func testEventLoopsLeaveOneCoreToTheClients() throws {
@@ -61,6 +63,7 @@ final class DaemonConfigurationTests: XCTestCase {
             (["session_cache_size": "-1"], "session_cache_size must be a whole number"),
             (["expiry_sweep_interval": "604801"], "expiry_sweep_interval must be a whole number in 0...604800"),
             (["change_log_retention": "-1"], "change_log_retention must be a whole number"),
+            (["prewarm_data": "yes"], "prewarm_data must be true or false"),
         ]
         for (overrides, message) in cases {
             XCTAssertThrowsError(try DaemonConfiguration.load(file: nil, environment: [:], overrides: overrides)) { error in

@@ -29,6 +29,40 @@ final class LoadToolTests: XCTestCase {
         return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
     }
 
+    func testADaemonReadsItsDataFileIntoThePageCacheAtStartUnlessToldNotTo() async throws {
+        var client = try await startMapped()
+        for n in 0..<20 { _ = try await client.createAccount(email: "u\(n)@example.com", password: "password-1") }
+        await client.close()
+        try await daemon.stop()
+
+        try await daemon.launch()
+        client = try await daemon.connect()
+        let deadline = Date().addingTimeInterval(15)
+        var stats = try await client.stats()
+        while stats.dataBytesPrewarmed < stats.dataBytes, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            stats = try await client.stats()
+        }
+        XCTAssertGreaterThan(stats.dataBytes, 0)
+        XCTAssertEqual(stats.dataBytesPrewarmed, stats.dataBytes, "the data file, read once at start")
+        XCTAssertTrue(daemon.log_().contains("data file read into the page cache"), daemon.log_())
+        await client.close()
+        let (status, output) = try daemon.authctl(["stats"])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("data_bytes_prewarmed \(stats.dataBytes)\n"), output)
+        try await daemon.stop()
+
+        let cold = try DaemonProcess(directory: daemon.directory, extraArguments: daemon.extraArguments + ["--set", "prewarm_data=false"])
+        try await cold.launch()
+        client = try await cold.connect()
+        try await Task.sleep(for: .milliseconds(200))
+        let coldStats = try await client.stats()
+        XCTAssertEqual(coldStats.dataBytesPrewarmed, 0)
+        XCTAssertEqual(coldStats.users, 20, "the same store")
+        await client.close()
+        try await cold.stop()
+    }
+
     private let quick = ["--duration", "0.5", "--warm-up", "0", "--connections", "2", "--pipeline", "2", "--users", "4"]
 
     func testStatsNeedSettingsReadAndCountTheStore() async throws {
