@@ -67,15 +67,7 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark("Random 4 KiB pages, \(pages) per fdatasync (2 s)", configuration: configuration([pagesPerSecond])) { benchmark in
             let file = try ScatteredPages()
             defer { file.close() }
-            for _ in benchmark.scaledIterations {
-                let started = ContinuousClock.now
-                var written = 0
-                while started.duration(to: .now) < .seconds(2) {
-                    try file.commit(pages: pages)
-                    written += pages
-                }
-                benchmark.measurement(pagesPerSecond, perSecond(written, since: started))
-            }
+            try measureCommits(benchmark, file, pages: pages)
         }
     }
 
@@ -84,15 +76,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("Contiguous 4 KiB pages, 180 per fdatasync (2 s)", configuration: configuration([pagesPerSecond])) { benchmark in
         let file = try ScatteredPages()
         defer { file.close() }
-        for _ in benchmark.scaledIterations {
-            let started = ContinuousClock.now
-            var written = 0
-            while started.duration(to: .now) < .seconds(2) {
-                try file.commit(pages: 180, contiguous: true)
-                written += 180
-            }
-            benchmark.measurement(pagesPerSecond, perSecond(written, since: started))
-        }
+        try measureCommits(benchmark, file, pages: 180, contiguous: true)
     }
 
     // The same 180 pages per commit into a file written whole first, in 4 KiB writes (cached a
@@ -105,15 +89,22 @@ let benchmarks: @Sendable () -> Void = {
         ) { benchmark in
             let file = try ScatteredPages(writtenInChunksOf: chunkKiB << 10)
             defer { file.close() }
-            for _ in benchmark.scaledIterations {
-                let started = ContinuousClock.now
-                var written = 0
-                while started.duration(to: .now) < .seconds(2) {
-                    try file.commit(pages: 180)
-                    written += 180
-                }
-                benchmark.measurement(pagesPerSecond, perSecond(written, since: started))
-            }
+            try measureCommits(benchmark, file, pages: 180)
+        }
+    }
+
+    // The same, into a file flushed from the cache and read back in 256 KiB reads, with
+    // readahead on or off for the reading descriptor: PageCacheWarmer reads with it off, so
+    // that the pages LMDB writes afterwards are cached one per folio, as GrowthZone keeps them.
+    for readahead in [false, true] {
+        Benchmark(
+            "Random 4 KiB pages, 180 per fdatasync, file read back in 256 KiB reads, readahead \(readahead ? "on" : "off") (2 s)",
+            configuration: configuration([pagesPerSecond])
+        ) { benchmark in
+            let file = try ScatteredPages(writtenInChunksOf: 256 << 10)
+            defer { file.close() }
+            try file.readBack(inChunksOf: 256 << 10, readahead: readahead)
+            try measureCommits(benchmark, file, pages: 180)
         }
     }
 
@@ -128,6 +119,19 @@ let benchmarks: @Sendable () -> Void = {
             }
             benchmark.measurement(hashesPerSecond, perSecond(cores * rounds, since: started))
         }
+    }
+}
+
+/// Commits of `pages` pages each to `file` for 2 s per iteration; records the pages per second.
+func measureCommits(_ benchmark: Benchmark, _ file: ScatteredPages, pages: Int, contiguous: Bool = false) throws {
+    for _ in benchmark.scaledIterations {
+        let started = ContinuousClock.now
+        var written = 0
+        while started.duration(to: .now) < .seconds(2) {
+            try file.commit(pages: pages, contiguous: contiguous)
+            written += pages
+        }
+        benchmark.measurement(pagesPerSecond, perSecond(written, since: started))
     }
 }
 
@@ -216,6 +220,22 @@ final class ScatteredPages {
             guard page.withUnsafeBytes({ pwrite(fd, $0.baseAddress, 4096, offset) }) == 4096 else { throw Failed(what: "pwrite") }
         }
         guard fdatasync(fd) == 0 else { throw Failed(what: "fdatasync") }
+    }
+
+    /// Drops the file from the page cache, then reads it whole in reads of `chunk` bytes
+    /// through a descriptor of its own, with readahead on or off (`POSIX_FADV_RANDOM`) for it.
+    func readBack(inChunksOf chunk: Int, readahead: Bool) throws {
+        guard posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0 else { throw Failed(what: "posix_fadvise") }
+        let reader = open(path, O_RDONLY)
+        guard reader >= 0 else { throw Failed(what: "open \(path)") }
+        defer { _ = Foundation.close(reader) }
+        _ = posix_fadvise(reader, 0, 0, readahead ? POSIX_FADV_NORMAL : POSIX_FADV_RANDOM)
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        for offset in stride(from: 0, to: pageCount * 4096, by: chunk) {
+            guard buffer.withUnsafeMutableBytes({ pread(reader, $0.baseAddress, chunk, off_t(offset)) }) == chunk else {
+                throw Failed(what: "pread")
+            }
+        }
     }
 
     func close() {
