@@ -58,7 +58,11 @@ final class ValidationRig: @unchecked Sendable {
 
     init(cacheSize: Int) throws {
         let folder = "/tmp/authd-bench-\(UUID().uuidString.prefix(8))"
-        store = try LMDBStore(directory: folder)
+        // No read of the file at open: its thread's allocations would count if it were late.
+        store = try LMDBStore(directory: folder, options: LMDBStore.Options(prewarm: false))
+        // The open environment keeps its files through their descriptors and map; unlinked now,
+        // nothing is left in /tmp when the benchmark process ends (it never closes the rigs).
+        try? FileManager.default.removeItem(atPath: folder)
         pool = BlockingPool(threads: 1)
         let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
         // The user and session are written straight to the store: the benchmark measures reads.
