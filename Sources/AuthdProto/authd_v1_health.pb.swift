@@ -186,9 +186,9 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._changesPruned = newValue}
   }
 
-  /// Bytes of the data file read into the page cache since start (`prewarm_data`): it reaches
-  /// `data_bytes`, or the half of the machine's available memory it is bounded by, once the
-  /// background read at start is done.
+  /// Bytes of the data file read into the page cache since start (`prewarm_data`): once the
+  /// background read at start is done, the data the store held when it opened (what
+  /// `data_bytes` was then), or the half of the machine's available memory it is bounded by.
   public var dataBytesPrewarmed: UInt64 {
     get {_storage._dataBytesPrewarmed}
     set {_uniqueStorage()._dataBytesPrewarmed = newValue}
