@@ -34,11 +34,7 @@ public final class BlockingPool: @unchecked Sendable {
             let threadName = "\(name)-\(index)"
             let thread = Thread { [self] in
                 nameCurrentThread(threadName)
-                if self.niceness > 0 {
-                    // On Linux the nice value belongs to the thread: `who` 0 is the calling thread
-                    // (setpriority(2), BUGS), not the whole process.
-                    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, self.niceness)
-                }
+                if self.niceness > 0 { setCurrentThreadNice(self.niceness) }
                 self.work()
             }
             running += 1

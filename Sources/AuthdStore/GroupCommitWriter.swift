@@ -81,11 +81,11 @@ final class GroupCommitWriter: @unchecked Sendable {
         acknowledger.start()
     }
 
-    /// Asks for the configured nice value for this thread alone (on Linux `who` 0 is the
-    /// calling thread, setpriority(2)); without the right to, the writer runs as it is.
+    /// Asks for the configured nice value for this thread alone; without the right to, the
+    /// writer runs as it is.
     private func raisePriority() {
         guard nice < 0 else { return }
-        if setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) == 0 {
+        if setCurrentThreadNice(nice) {
             logger.debug("writer priority raised", metadata: ["nice": "\(nice)"])
         } else {
             logger.notice(

@@ -63,7 +63,7 @@ final class PageCacheWarmer: Sendable {
             // everything else. Without the idle I/O class the validations' page faults queued
             // behind the big reads: 117 calls/s at p50 3.3 s in the first 3 s of a cold start
             // on 1M users, against 4,100/s with no warming at all (BENCHMARKS.md).
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+            setCurrentThreadNice(19)
             _ = authd_set_idle_io_priority()
             let started = ContinuousClock.now
             run()

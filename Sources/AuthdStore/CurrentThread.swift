@@ -11,3 +11,11 @@ public func nameCurrentThread(_ name: String) {
     _ = Array(name.utf8.prefix(15)).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     close(fd)
 }
+
+/// Sets the calling thread's nice value; false (with errno set) without the right to. On Linux
+/// the nice value belongs to the thread: `who` 0 is the calling thread (setpriority(2), BUGS),
+/// not the whole process.
+@discardableResult
+public func setCurrentThreadNice(_ nice: Int32) -> Bool {
+    setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) == 0
+}
