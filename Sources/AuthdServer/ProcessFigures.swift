@@ -1,3 +1,4 @@
+import AuthdStore
 import Foundation
 import Synchronization
 
@@ -21,17 +22,9 @@ struct ProcessFigures {
 
     static func current() -> ProcessFigures {
         var figures = ProcessFigures()
-        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
-            for line in status.split(separator: "\n") {
-                let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-                guard fields.count >= 2, let kib = UInt64(fields[1]) else { continue }
-                switch fields[0] {
-                case "VmRSS:": figures.residentBytes = kib * 1024
-                case "RssAnon:": figures.anonymousBytes = kib * 1024
-                default: break
-                }
-            }
-        }
+        let status = procKiBFields("/proc/self/status")
+        figures.residentBytes = status["VmRSS:"] ?? 0
+        figures.anonymousBytes = status["RssAnon:"] ?? 0
         if let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
             figures.openFiles = UInt32(entries.count)
         }

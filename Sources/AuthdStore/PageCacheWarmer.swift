@@ -42,16 +42,7 @@ final class PageCacheWarmer: Sendable {
 
     /// Half of `MemAvailable` in /proc/meminfo; nil where it cannot be read.
     static func memoryBound() -> Int? {
-        guard let file = fopen("/proc/meminfo", "r") else { return nil }
-        defer { fclose(file) }
-        var line = [CChar](repeating: 0, count: 256)
-        while fgets(&line, Int32(line.count), file) != nil {
-            let text = String(cString: line)
-            guard text.hasPrefix("MemAvailable:") else { continue }
-            let kib = text.split(separator: " ").dropFirst().first.flatMap { Int($0) }
-            return kib.map { $0 * 1024 / 2 }
-        }
-        return nil
+        procKiBFields("/proc/meminfo")["MemAvailable:"].map { Int($0 / 2) }
     }
 
     /// Starts the read on a thread of its own.
