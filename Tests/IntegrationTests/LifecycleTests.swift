@@ -84,6 +84,59 @@ final class LifecycleTests: XCTestCase {
         await again.close()
     }
 
+    /// The group commit answers a write only once its batch has committed: a daemon killed
+    /// (SIGKILL, no shutdown) in the middle of a storm of writes from 32 callers loses none
+    /// that it answered. Each caller creates a user and then a session for that user, two
+    /// writes in two batches. The kill is sent by the caller whose answer is the 300th, the
+    /// moment it has it, so that it lands while the next batches are committing. After the
+    /// restart every answered user is there, its email still taken, and every answered
+    /// session still signs its user in.
+    func testAKillDuringAWriteStormLosesNoAnsweredWrite() async throws {
+        let daemon = try await DaemonProcess.start(
+            extraArguments: ["--set", "peer_uid.\(getuid())=users.read,users.write,sessions.write"])
+        defer { Task { await daemon.cleanUp() } }
+        let pid = try XCTUnwrap(daemon.process?.processIdentifier)
+        let answered = AnsweredWrites(killing: pid, after: 300)
+        var clients: [AuthdClient] = []
+        for _ in 0..<4 { clients.append(try await daemon.connect()) }
+        let writers = (0..<32).map { writer in
+            let client = clients[writer % clients.count]
+            return Task {
+                // Bounded: at most 200 users per caller; the kill ends the loop much sooner.
+                for index in 0..<200 {
+                    let id = "w\(writer)x\(index)"
+                    guard (try? await client.createUser(userID: id, email: "\(id)@example.com")) != nil else { return }
+                    await answered.user(id)
+                    guard let session = try? await client.createUserSession(userID: id) else { return }
+                    await answered.session(id, secret: session.secret)
+                }
+            }
+        }
+        for writer in writers { await writer.value }
+        for client in clients { await client.close() }
+        let status = try await daemon.stop(signal: SIGKILL)
+        XCTAssertEqual(status, SIGKILL, "killed in the storm")
+        let (users, sessions) = await answered.all
+        XCTAssertGreaterThanOrEqual(users.count + sessions.count, 300, "the storm ran before the kill")
+
+        try await daemon.launch()
+        let client = try await daemon.connect()
+        for id in users {
+            let user = try await client.getUser(userID: id)
+            XCTAssertEqual(user.email, "\(id)@example.com")
+            await assertAuthdError("user_already_exists", 409) {
+                try await client.createUser(email: "\(id)@example.com")
+            }
+        }
+        for (id, secret) in sessions {
+            let me = try await client.getAccount(credentials: .session(secret))
+            XCTAssertEqual(me.id, id)
+        }
+        // The store takes writes again after the restart.
+        _ = try await client.createUser(userID: "after-the-kill")
+        await client.close()
+    }
+
     func testSecondDaemonOnTheSameDataFolderIsRefused() async throws {
         let first = try await DaemonProcess.start()
         defer { Task { await first.cleanUp() } }
@@ -172,4 +225,34 @@ final class DatagramListener {
         guard n > 0 else { throw DaemonTestError("no notification within 10 s") }
         return String(decoding: buffer[..<n], as: UTF8.self)
     }
+}
+
+/// The writes the daemon answered, from many callers at once; sends SIGKILL to the daemon as
+/// soon as `threshold` are in.
+private actor AnsweredWrites {
+    private let pid: pid_t
+    private let threshold: Int
+    private var users: [String] = []
+    private var sessions: [(String, String)] = []
+
+    init(killing pid: pid_t, after threshold: Int) {
+        self.pid = pid
+        self.threshold = threshold
+    }
+
+    func user(_ id: String) {
+        users.append(id)
+        killAtThreshold()
+    }
+
+    func session(_ id: String, secret: String) {
+        sessions.append((id, secret))
+        killAtThreshold()
+    }
+
+    private func killAtThreshold() {
+        if users.count + sessions.count == threshold { kill(pid, SIGKILL) }
+    }
+
+    var all: (users: [String], sessions: [(String, String)]) { (users, sessions) }
 }
