@@ -147,9 +147,9 @@ extension AuthdClient {
 final class RolesTests: XCTestCase {
     func testRolesOfGuestsUsersAndLabels() async throws {
         let daemon = try await DaemonProcess.start(extraArguments: ["--set", "peer_gid.\(getgid())=users.write"])
-        defer { Task { await daemon.cleanUp() } }
+        addTeardownBlock { await daemon.cleanUp() }
         let client = try await daemon.connect()
-        defer { Task { await client.close() } }
+        addTeardownBlock { await client.close() }
         let server = try await client.getRoles()
         XCTAssertEqual(server, ["any", "keys"])
         _ = try await client.createUser(userID: "r", email: "r@example.com", password: "password-1")

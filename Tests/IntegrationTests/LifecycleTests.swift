@@ -6,7 +6,7 @@ import XCTest
 final class LifecycleTests: XCTestCase {
     func testRestartKeepsAccounts() async throws {
         let daemon = try await DaemonProcess.start()
-        defer { Task { await daemon.cleanUp() } }
+        addTeardownBlock { await daemon.cleanUp() }
         var client = try await daemon.connect()
         _ = try await client.createAccount(userID: "durable", email: "durable@example.com", password: "password-1")
         let before = try await client.createEmailPasswordSession(email: "durable@example.com", password: "password-1")
@@ -29,7 +29,7 @@ final class LifecycleTests: XCTestCase {
 
     func testRestartKeepsRateLimits() async throws {
         let daemon = try await DaemonProcess.start()
-        defer { Task { await daemon.cleanUp() } }
+        addTeardownBlock { await daemon.cleanUp() }
         var client = try await daemon.connect()
         _ = try await client.createAccount(userID: "limited", email: "limited@example.com", password: "password-1")
         for _ in 0..<10 {
@@ -51,14 +51,14 @@ final class LifecycleTests: XCTestCase {
 
     func testSocketFileMode() async throws {
         let daemon = try await DaemonProcess.start()
-        defer { Task { await daemon.cleanUp() } }
+        addTeardownBlock { await daemon.cleanUp() }
         let attributes = try FileManager.default.attributesOfItem(atPath: daemon.socketPath)
         XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o660)
     }
 
     func testLiveSocketIsNotStolenAndStaleOneIsReplaced() async throws {
         let first = try await DaemonProcess.start()
-        defer { Task { await first.cleanUp() } }
+        addTeardownBlock { await first.cleanUp() }
 
         // A second daemon on the same socket (its own data folder) must refuse to start.
         let secondDirectory = first.directory.appendingPathComponent("second")
@@ -94,7 +94,7 @@ final class LifecycleTests: XCTestCase {
     func testAKillDuringAWriteStormLosesNoAnsweredWrite() async throws {
         let daemon = try await DaemonProcess.start(
             extraArguments: ["--set", "peer_uid.\(getuid())=users.read,users.write,sessions.write"])
-        defer { Task { await daemon.cleanUp() } }
+        addTeardownBlock { await daemon.cleanUp() }
         let pid = try XCTUnwrap(daemon.process?.processIdentifier)
         let answered = AnsweredWrites(killing: pid, after: 300)
         var clients: [AuthdClient] = []
@@ -139,7 +139,7 @@ final class LifecycleTests: XCTestCase {
 
     func testSecondDaemonOnTheSameDataFolderIsRefused() async throws {
         let first = try await DaemonProcess.start()
-        defer { Task { await first.cleanUp() } }
+        addTeardownBlock { await first.cleanUp() }
         let other = try DaemonProcess(
             directory: first.directory,
             extraArguments: ["--socket", first.directory.appendingPathComponent("other.sock").path])
@@ -151,7 +151,7 @@ final class LifecycleTests: XCTestCase {
 
     func testBadConfigurationIsAClearError() async throws {
         let daemon = try DaemonProcess(extraArguments: ["--set", "session_limit=1000"])
-        defer { Task { await daemon.cleanUp() } }
+        addTeardownBlock { await daemon.cleanUp() }
         try await daemon.launch(waitUntilServing: false)
         let exitStatus = try await daemon.waitForExit()
         XCTAssertNotEqual(exitStatus, 0)
@@ -167,7 +167,7 @@ final class LifecycleTests: XCTestCase {
             socket_mode = 600
             """.write(to: config, atomically: true, encoding: .utf8)
         let daemon = try DaemonProcess(directory: directory, extraArguments: ["--config", config.path])
-        defer { Task { await daemon.cleanUp() } }
+        addTeardownBlock { await daemon.cleanUp() }
         try await daemon.launch(environment: ["AUTHD_SESSION_DURATION": "120"])
         let mode = try FileManager.default.attributesOfItem(atPath: daemon.socketPath)[.posixPermissions] as? NSNumber
         XCTAssertEqual(mode?.intValue, 0o600)
@@ -189,7 +189,7 @@ final class LifecycleTests: XCTestCase {
         let notifyPath = directory.appendingPathComponent("notify.sock").path
         let notify = try DatagramListener(path: notifyPath)
         let daemon = try DaemonProcess(directory: directory)
-        defer { Task { await daemon.cleanUp() } }
+        addTeardownBlock { await daemon.cleanUp() }
         try await daemon.launch(environment: ["NOTIFY_SOCKET": notifyPath])
         let ready = try notify.receive()
         XCTAssertTrue(ready.contains("READY=1"), ready)

@@ -165,7 +165,7 @@ final class SettingsTests: XCTestCase {
         XCTAssertTrue(refused.1.contains("general_unauthorized_scope"), refused.1)
 
         let operatorDaemon = try await DaemonProcess.start(extraArguments: ["--set", "operator_uids=\(getuid())"])
-        defer { Task { await operatorDaemon.cleanUp() } }
+        addTeardownBlock { await operatorDaemon.cleanUp() }
         let runOn = operatorDaemon.authctl
         let set = try runOn(["settings", "set", "password_history=4", "disabled_methods=anonymous,phone", "mock_numbers=+14155550100:123456"])
         XCTAssertEqual(set.0, 0, set.1)
