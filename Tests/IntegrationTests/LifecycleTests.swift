@@ -1,4 +1,5 @@
 import AuthdClient
+import AuthdStore
 import Foundation
 import XCTest
 
@@ -134,6 +135,88 @@ final class LifecycleTests: XCTestCase {
         }
         // The store takes writes again after the restart.
         _ = try await client.createUser(userID: "after-the-kill")
+        await client.close()
+    }
+
+    /// A data file that reaches `map_size_mib` refuses writes with a typed error (503) and
+    /// changes nothing; the daemon keeps serving reads and shuts down cleanly, and once
+    /// restarted with a larger map it takes writes again with every answered one still there.
+    /// The folder is first filled to about seven eighths of the smallest map (16 MiB) with
+    /// users of 60 KB of preferences, written through the store itself (through the API, a
+    /// debug build takes about 20 ms per such write); about thirty more through the API fill
+    /// it.
+    func testAFullDataFileRefusesWritesWithATypedErrorAndKeepsServing() async throws {
+        let access = ["--set", "peer_uid.\(getuid())=users.read,users.write"]
+        let daemon = try DaemonProcess(extraArguments: access + ["--set", "map_size_mib=16"])
+        addTeardownBlock { await daemon.cleanUp() }
+        let prefs = "{\"blob\":\"\(String(repeating: "x", count: 60_000))\"}"
+        let store = try LMDBStore(directory: daemon.dataPath, options: .init(mapSizeMiB: 16, prewarm: false))
+        for chunk in 0..<12 {
+            try await store.write { writer in
+                for index in 0..<20 {
+                    var user = UserRecord(id: "pre\(chunk * 20 + index)", createdAt: 1_000)
+                    user.prefs = prefs
+                    try writer.insertUser(user)
+                }
+            }
+        }
+        store.close()
+        try await daemon.launch()
+        var client = try await daemon.connect()
+
+        var answered: [String] = []
+        var refused: (id: String, step: String, error: AuthdClientError)?
+        // Bounded: the map has room for a few dozen more such users.
+        for index in 0..<500 {
+            let id = "f\(index)"
+            do {
+                _ = try await client.createUser(userID: id)
+            } catch let error as AuthdClientError {
+                refused = (id, "create", error)
+                break
+            }
+            do {
+                _ = try await client.updateUserPrefs(userID: id, prefs: prefs)
+            } catch let error as AuthdClientError {
+                refused = (id, "prefs", error)
+                break
+            }
+            answered.append(id)
+        }
+        let (refusedID, step, error) = try XCTUnwrap(refused, "the data file never filled")
+        XCTAssertEqual(error.code, 503, "\(error)")
+        XCTAssertTrue(error.message.contains("data file is full"), error.message)
+        XCTAssertFalse(answered.isEmpty, "the daemon took writes before the file filled")
+
+        // Still serving, and the refused write changed nothing.
+        let health = try await client.healthCheck()
+        XCTAssertEqual(health.status, "pass")
+        let lastPrefs = try await client.getUserPrefs(userID: try XCTUnwrap(answered.last))
+        XCTAssertEqual(lastPrefs, prefs)
+        let prefilled = try await client.getUserPrefs(userID: "pre0")
+        XCTAssertEqual(prefilled, prefs)
+        if step == "create" {
+            await assertAuthdError("user_not_found", 404) { try await client.getUser(userID: refusedID) }
+        } else {
+            let refusedPrefs = try await client.getUserPrefs(userID: refusedID)
+            XCTAssertEqual(refusedPrefs, "{}", "the refused preferences were not stored")
+        }
+        await client.close()
+        let status = try await daemon.stop()
+        XCTAssertEqual(status, 0, "a full store still shuts down cleanly:\n\(daemon.log_())")
+
+        // A larger map, on the same folder: every answered write is there and writes go on.
+        let larger = try DaemonProcess(directory: daemon.directory, extraArguments: access + ["--set", "map_size_mib=64"])
+        addTeardownBlock { await larger.cleanUp() }
+        try await larger.launch()
+        client = try await larger.connect()
+        for id in answered {
+            let stored = try await client.getUserPrefs(userID: id)
+            XCTAssertEqual(stored, prefs, id)
+        }
+        if step == "create" { _ = try await client.createUser(userID: refusedID) }
+        let updated = try await client.updateUserPrefs(userID: refusedID, prefs: prefs)
+        XCTAssertEqual(updated, prefs)
         await client.close()
     }
 
