@@ -60,7 +60,7 @@ struct RequestEnvelope {
         while let (field, wireType) = try reader.nextTag() {
             switch (field, wireType) {
             case (1, .varint): id = try reader.varint()
-            case (2, .lengthDelimited): method = try reader.lengthDelimited()
+            case (2, .lengthDelimited): method = try reader.utf8()
             case (3, .lengthDelimited): body = try reader.lengthDelimited()
             case (4, .lengthDelimited): try Self.readCredentials(reader.message(), into: &context.credential)
             case (5, .lengthDelimited): try Self.readClient(reader.message(), into: &context.client)
@@ -99,10 +99,6 @@ struct RequestEnvelope {
 extension WireReader {
     /// The SHA-256 of a string field, hashed in place: the secret never becomes a `String`.
     mutating func secretDigest() throws(WireFormatError) -> SecretDigest {
-        let field = UnsafeRawBufferPointer(rebasing: bytes[try lengthDelimited()])
-        guard WireReader.isASCII(field) || String(validating: field, as: UTF8.self) != nil else {
-            throw WireFormatError(description: "a string field that is not UTF-8")
-        }
-        return SecretToken.digest(bytes: field)
+        SecretToken.digest(bytes: UnsafeRawBufferPointer(rebasing: bytes[try utf8()]))
     }
 }

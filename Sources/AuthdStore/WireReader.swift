@@ -78,13 +78,21 @@ public struct WireReader {
 
     @inlinable
     public mutating func string() throws(WireFormatError) -> String {
-        let field = UnsafeRawBufferPointer(rebasing: bytes[try lengthDelimited()])
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[try utf8()]), as: UTF8.self)
+    }
+
+    /// Where a string field's bytes are, once they are known to be UTF-8 (protobuf refuses a
+    /// message with a string that is not, even one that a later field of the same number
+    /// replaces).
+    @inlinable
+    public mutating func utf8() throws(WireFormatError) -> Range<Int> {
+        let range = try lengthDelimited()
+        let field = UnsafeRawBufferPointer(rebasing: bytes[range])
         // Secrets and names are ASCII: those need no validation beyond the check for it.
-        if Self.isASCII(field) { return String(decoding: field, as: UTF8.self) }
-        guard let text = String(validating: field, as: UTF8.self) else {
+        guard Self.isASCII(field) || String(validating: field, as: UTF8.self) != nil else {
             throw WireFormatError(description: "a string field that is not UTF-8")
         }
-        return text
+        return range
     }
 
     /// Whether every byte is below 0x80, read eight bytes at a time: the byte-by-byte check of
