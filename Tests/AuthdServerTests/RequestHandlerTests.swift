@@ -262,6 +262,28 @@ final class RequestHandlerTests: XCTestCase {
         XCTAssertEqual([UInt8](decoded.body), body)
         XCTAssertFalse(decoded.hasError)
     }
+
+    /// Ids and body lengths on each side of a varint's byte boundaries, and the zero id and
+    /// empty body that the encoding leaves out, as protobuf does for defaults.
+    func testResponseFramesAtVarintBoundariesDecodeWithSwiftProtobuf() throws {
+        let ids: [UInt64] = [0, 1, 127, 128, 16_383, 16_384, UInt64(UInt32.max), 1 << 63 - 1, .max]
+        let lengths = [0, 1, 127, 128, 16_383, 16_384, 70_000]
+        for id in ids {
+            for length in lengths {
+                let body = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+                var buffer = channel.allocator.buffer(capacity: 16)
+                ResponseEncoding.writeSuccess(id: id, body: body, into: &buffer)
+                let frameLength = try XCTUnwrap(buffer.readInteger(as: UInt32.self))
+                XCTAssertEqual(Int(frameLength), buffer.readableBytes, "id \(id), body of \(length)")
+                let bytes = buffer.readBytes(length: Int(frameLength))!
+                let decoded = try Authd_V1_Response(serializedBytes: bytes)
+                XCTAssertEqual(decoded.id, id)
+                XCTAssertEqual([UInt8](decoded.body), body, "id \(id), body of \(length)")
+                XCTAssertFalse(decoded.hasError)
+                XCTAssertEqual(bytes, try decoded.serializedBytes(), "the bytes swift-protobuf writes for it")
+            }
+        }
+    }
 }
 
 /// The system's time, counting how often it is read.
