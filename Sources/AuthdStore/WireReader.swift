@@ -78,20 +78,26 @@ public struct WireReader {
 
     @inlinable
     public mutating func string() throws(WireFormatError) -> String {
-        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[try utf8()]), as: UTF8.self)
+        let field = UnsafeRawBufferPointer(rebasing: bytes[try lengthDelimited()])
+        // Secrets and names are ASCII: those need no validation beyond the check for it. Any
+        // other text is validated once, by making the string (not checked by `utf8()` first
+        // and then decoded again).
+        if Self.isASCII(field) { return String(decoding: field, as: UTF8.self) }
+        guard let text = String(validating: field, as: UTF8.self) else { throw Self.notUTF8 }
+        return text
     }
 
-    /// Where a string field's bytes are, once they are known to be UTF-8 (protobuf refuses a
-    /// message with a string that is not, even one that a later field of the same number
-    /// replaces).
+    @usableFromInline static let notUTF8 = WireFormatError(description: "a string field that is not UTF-8")
+
+    /// Where a string field's bytes are, once they are known to be UTF-8, for a string kept as
+    /// bytes (protobuf refuses a message with a string that is not, even one that a later field
+    /// of the same number replaces).
     @inlinable
     public mutating func utf8() throws(WireFormatError) -> Range<Int> {
         let range = try lengthDelimited()
         let field = UnsafeRawBufferPointer(rebasing: bytes[range])
         // Secrets and names are ASCII: those need no validation beyond the check for it.
-        guard Self.isASCII(field) || String(validating: field, as: UTF8.self) != nil else {
-            throw WireFormatError(description: "a string field that is not UTF-8")
-        }
+        guard Self.isASCII(field) || String(validating: field, as: UTF8.self) != nil else { throw Self.notUTF8 }
         return range
     }
 
