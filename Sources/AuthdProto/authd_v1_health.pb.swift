@@ -194,6 +194,21 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._dataBytesPrewarmed = newValue}
   }
 
+  /// What that read covers: `data_bytes` when the store opened, bounded by half of the memory
+  /// the kernel then said was available; 0 with `prewarm_data=false`.
+  public var dataBytesPrewarmLimit: UInt64 {
+    get {_storage._dataBytesPrewarmLimit}
+    set {_uniqueStorage()._dataBytesPrewarmLimit = newValue}
+  }
+
+  /// True once the read has ended: it reached its limit or the end of the file (or, with
+  /// `prewarm_data=false`, was never to be made). Until then the store may still be serving
+  /// some reads from the disk.
+  public var dataPrewarmDone: Bool {
+    get {_storage._dataPrewarmDone}
+    set {_uniqueStorage()._dataPrewarmDone = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -280,7 +295,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0")
 
   fileprivate class _StorageClass {
     var _writeCommits: UInt64 = 0
@@ -304,6 +319,8 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     var _expiredTokensDeleted: UInt64 = 0
     var _changesPruned: UInt64 = 0
     var _dataBytesPrewarmed: UInt64 = 0
+    var _dataBytesPrewarmLimit: UInt64 = 0
+    var _dataPrewarmDone: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -335,6 +352,8 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       _expiredTokensDeleted = source._expiredTokensDeleted
       _changesPruned = source._changesPruned
       _dataBytesPrewarmed = source._dataBytesPrewarmed
+      _dataBytesPrewarmLimit = source._dataBytesPrewarmLimit
+      _dataPrewarmDone = source._dataPrewarmDone
     }
   }
 
@@ -374,6 +393,8 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         case 19: try { try decoder.decodeSingularUInt64Field(value: &_storage._expiredTokensDeleted) }()
         case 20: try { try decoder.decodeSingularUInt64Field(value: &_storage._changesPruned) }()
         case 21: try { try decoder.decodeSingularUInt64Field(value: &_storage._dataBytesPrewarmed) }()
+        case 22: try { try decoder.decodeSingularUInt64Field(value: &_storage._dataBytesPrewarmLimit) }()
+        case 23: try { try decoder.decodeSingularBoolField(value: &_storage._dataPrewarmDone) }()
         default: break
         }
       }
@@ -445,6 +466,12 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       if _storage._dataBytesPrewarmed != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._dataBytesPrewarmed, fieldNumber: 21)
       }
+      if _storage._dataBytesPrewarmLimit != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._dataBytesPrewarmLimit, fieldNumber: 22)
+      }
+      if _storage._dataPrewarmDone != false {
+        try visitor.visitSingularBoolField(value: _storage._dataPrewarmDone, fieldNumber: 23)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -475,6 +502,8 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         if _storage._expiredTokensDeleted != rhs_storage._expiredTokensDeleted {return false}
         if _storage._changesPruned != rhs_storage._changesPruned {return false}
         if _storage._dataBytesPrewarmed != rhs_storage._dataBytesPrewarmed {return false}
+        if _storage._dataBytesPrewarmLimit != rhs_storage._dataBytesPrewarmLimit {return false}
+        if _storage._dataPrewarmDone != rhs_storage._dataPrewarmDone {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -91,6 +91,8 @@ public struct MethodTable: Sendable {
             response.sessions = UInt64(store.sessions)
             response.dataBytes = store.dataBytes
             response.dataBytesPrewarmed = store.dataBytesPrewarmed
+            response.dataBytesPrewarmLimit = store.dataBytesPrewarmLimit
+            response.dataPrewarmDone = store.dataPrewarmDone
             response.sessionsCached = UInt64(authorizer.cachedSessions)
             response.usersCached = UInt64(directory.cachedUsers)
             response.apiKeysCached = UInt64(authorizer.cachedApiKeys)

@@ -222,6 +222,8 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         statistics.largestBatch = writes.largestBatch
         statistics.dataBytes = UInt64(try environment.dataBytes())
         statistics.dataBytesPrewarmed = warmer?.warmedBytes ?? 0
+        statistics.dataBytesPrewarmLimit = warmer?.limitBytes ?? 0
+        statistics.dataPrewarmDone = warmer?.isDone ?? true
         try readLMDB { reader in
             statistics.users = try reader.userCount()
             // Deleted sessions wait in `sessions` for the sweep.

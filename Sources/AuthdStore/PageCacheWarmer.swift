@@ -29,6 +29,7 @@ final class PageCacheWarmer: Sendable {
     private let path: String
     private let limit: Int
     private let warmed = Atomic<UInt64>(0)
+    private let ended = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
 
     /// `limit`: the bytes to read from the start of the file (LMDB's data end, bounded by memory).
@@ -39,6 +40,14 @@ final class PageCacheWarmer: Sendable {
 
     /// Bytes read into the cache so far.
     var warmedBytes: UInt64 { warmed.load(ordering: .relaxed) }
+
+    /// The bytes the read covers, from the start of the file.
+    var limitBytes: UInt64 { UInt64(limit) }
+
+    /// Whether the read has ended (at its limit, at the end of the file, or stopped), or had
+    /// nothing to read. Why a flag and not `warmedBytes == limitBytes`: a file shorter than the
+    /// limit ends the read below it, and a waiter would wait forever.
+    var isDone: Bool { limit == 0 || ended.load(ordering: .acquiring) }
 
     /// Half of `MemAvailable` in /proc/meminfo; nil where it cannot be read.
     static func memoryBound() -> Int? {
@@ -72,6 +81,7 @@ final class PageCacheWarmer: Sendable {
 
     /// Reads the file up to the limit; `start()` runs it on its own thread.
     func run() {
+        defer { ended.store(true, ordering: .releasing) }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
         defer { close(fd) }

@@ -36,6 +36,9 @@ public struct StoreStatistics: Sendable, Equatable {
     public var dataBytes: UInt64 = 0
     /// Bytes of the data file read into the page cache since the store opened (`prewarm`).
     public var dataBytesPrewarmed: UInt64 = 0
+    /// The bytes that read covers (0 without `prewarm`), and whether it has ended.
+    public var dataBytesPrewarmLimit: UInt64 = 0
+    public var dataPrewarmDone: Bool = true
 
     public init() {}
 }

@@ -66,6 +66,8 @@ struct Stats: AsyncParsableCommand {
             print("api_keys_cached \(stats.apiKeysCached)")
             print("data_bytes \(stats.dataBytes)")
             print("data_bytes_prewarmed \(stats.dataBytesPrewarmed)")
+            print("data_bytes_prewarm_limit \(stats.dataBytesPrewarmLimit)")
+            print("data_prewarm_done \(stats.dataPrewarmDone)")
             print("resident_bytes \(stats.residentBytes)")
             print("anonymous_bytes \(stats.anonymousBytes)")
             print("open_files \(stats.openFiles)")

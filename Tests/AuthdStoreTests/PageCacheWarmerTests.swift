@@ -44,8 +44,11 @@ final class PageCacheWarmerTests: XCTestCase {
         let bytes = 3 * PageCacheWarmer.chunkBytes + 40_960
         let path = try makeFile(bytes: bytes)
         let warmer = PageCacheWarmer(path: path, limit: bytes)
+        XCTAssertFalse(warmer.isDone, "not before it has read")
+        XCTAssertEqual(warmer.limitBytes, UInt64(bytes))
         warmer.run()
         XCTAssertEqual(warmer.warmedBytes, UInt64(bytes))
+        XCTAssertTrue(warmer.isDone)
         let resident = try residentPages(path, bytes: bytes)
         XCTAssertEqual(resident.filter { !$0 }.count, 0, "every page is cached after the read")
     }
@@ -61,6 +64,8 @@ final class PageCacheWarmerTests: XCTestCase {
         let beyond = PageCacheWarmer(path: path, limit: 10 * PageCacheWarmer.chunkBytes)
         beyond.run()
         XCTAssertEqual(beyond.warmedBytes, UInt64(4 * PageCacheWarmer.chunkBytes))
+        XCTAssertTrue(beyond.isDone, "done at the end of the file, below its limit")
+        XCTAssertLessThan(beyond.warmedBytes, beyond.limitBytes)
     }
 
     func testAStoppedWarmerReadsNothingAndAMissingFileIsNoError() throws {
@@ -72,6 +77,8 @@ final class PageCacheWarmerTests: XCTestCase {
         let missing = PageCacheWarmer(path: directory + "/missing.mdb", limit: 1 << 20)
         missing.run()
         XCTAssertEqual(missing.warmedBytes, 0)
+        XCTAssertTrue(missing.isDone, "a read that cannot start has ended")
+        XCTAssertTrue(PageCacheWarmer(path: path, limit: 0).isDone, "nothing to read")
     }
 
     func testTheIdleIOClassIsTheCallingThreadsAlone() throws {
@@ -104,17 +111,22 @@ final class PageCacheWarmerTests: XCTestCase {
         store = try LMDBStore(directory: directory)
         let deadline = Date().addingTimeInterval(10)
         var statistics = try store.statistics()
-        while statistics.dataBytesPrewarmed < statistics.dataBytes, Date() < deadline {
+        while !statistics.dataPrewarmDone, Date() < deadline {
             try await Task.sleep(for: .milliseconds(20))
             statistics = try store.statistics()
         }
+        XCTAssertTrue(statistics.dataPrewarmDone)
         XCTAssertGreaterThan(statistics.dataBytes, 0)
+        XCTAssertEqual(statistics.dataBytesPrewarmLimit, statistics.dataBytes, "a small store is read whole")
         XCTAssertEqual(statistics.dataBytesPrewarmed, statistics.dataBytes, "the data LMDB uses, read once")
         store.close()
 
         let cold = try LMDBStore(directory: directory, options: LMDBStore.Options(prewarm: false))
         defer { cold.close() }
         try await Task.sleep(for: .milliseconds(100))
-        XCTAssertEqual(try cold.statistics().dataBytesPrewarmed, 0)
+        let coldStatistics = try cold.statistics()
+        XCTAssertEqual(coldStatistics.dataBytesPrewarmed, 0)
+        XCTAssertEqual(coldStatistics.dataBytesPrewarmLimit, 0)
+        XCTAssertTrue(coldStatistics.dataPrewarmDone, "no read to wait for")
     }
 }

@@ -42,17 +42,20 @@ final class LoadToolTests: XCTestCase {
         // starts the log file afresh.)
         let logged = "data file read into the page cache"
         var stats = try await client.stats()
-        while stats.dataBytesPrewarmed < stats.dataBytes || !daemon.log_().contains(logged), Date() < deadline {
+        while !stats.dataPrewarmDone || !daemon.log_().contains(logged), Date() < deadline {
             try await Task.sleep(for: .milliseconds(50))
             stats = try await client.stats()
         }
+        XCTAssertTrue(stats.dataPrewarmDone)
         XCTAssertGreaterThan(stats.dataBytes, 0)
         XCTAssertEqual(stats.dataBytesPrewarmed, stats.dataBytes, "the data file, read once at start")
+        XCTAssertEqual(stats.dataBytesPrewarmLimit, stats.dataBytes)
         XCTAssertTrue(daemon.log_().contains(logged), daemon.log_())
         await client.close()
         let (status, output) = try daemon.authctl(["stats"])
         XCTAssertEqual(status, 0, output)
         XCTAssertTrue(output.contains("data_bytes_prewarmed \(stats.dataBytes)\n"), output)
+        XCTAssertTrue(output.contains("data_bytes_prewarm_limit \(stats.dataBytes)\ndata_prewarm_done true\n"), output)
         try await daemon.stop()
 
         let cold = try DaemonProcess(directory: daemon.directory, extraArguments: daemon.extraArguments + ["--set", "prewarm_data=false"])
@@ -61,6 +64,8 @@ final class LoadToolTests: XCTestCase {
         try await Task.sleep(for: .milliseconds(200))
         let coldStats = try await client.stats()
         XCTAssertEqual(coldStats.dataBytesPrewarmed, 0)
+        XCTAssertEqual(coldStats.dataBytesPrewarmLimit, 0)
+        XCTAssertTrue(coldStats.dataPrewarmDone)
         XCTAssertEqual(coldStats.users, 20, "the same store")
         await client.close()
         try await cold.stop()
