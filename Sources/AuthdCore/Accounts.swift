@@ -43,6 +43,8 @@ public final class Directory: Sendable {
     let rateLimiter: RateLimiter
     /// Users looked up by id (`Users/Get`), shared by every event loop's `Users`.
     let users: UserCache
+    /// New sessions' locators, in the order the sessions are made.
+    let sessionLocators = SessionLocators()
 
     public init(
         store: any AuthStore, hasher: PasswordHasher, hashingPool: BlockingPool,
@@ -145,7 +147,7 @@ public final class Directory: Sendable {
     ) async throws -> SessionView {
         let now = clock.now()
         let settings = try settings()
-        let (secret, locator) = SecretToken.generateSession(nowMicroseconds: now * 1000)
+        let (secret, locator) = SecretToken.generateSession(locator: sessionLocators.next(nowMicroseconds: now * 1000))
         var session = SessionRecord(
             id: Identifiers.unique(nowMicroseconds: now * 1000), userID: userID, createdAt: now,
             expire: now + settings.duration * 1000, provider: provider,
