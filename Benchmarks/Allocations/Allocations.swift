@@ -66,7 +66,7 @@ final class ValidationRig: @unchecked Sendable {
         pool = BlockingPool(threads: 1)
         let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
         // The user and session are written straight to the store: the benchmark measures reads.
-        let (secret, locator) = SecretToken.generateSession(nowMicroseconds: 1_000)
+        let (secret, locator) = SecretToken.generateSession(locator: 1_000)
         var record = UserRecord(id: "bench", createdAt: 1)
         record.email = "bench@example.com"
         record.name = "Bench"

@@ -12,19 +12,15 @@ public enum SecretToken {
     }
 
     /// A session secret: its locator (the time it was made, in microseconds since 1970, as 8
-    /// bytes big-endian; `SessionLocators` makes each one above the last), then 32 random bytes, the 40 bytes written as 54 characters of
-    /// unpadded base64url. The locator leads the session's key in the store's secret index, so
-    /// new sessions are appended to that index instead of dirtying a random page of it on every
-    /// sign-in; it is no secret (session ids carry the same time), the 32 random bytes are.
-    /// 54 characters keep the secret's SHA-256, done on every session check, to one 64-byte
-    /// block (a message of 55 bytes or fewer); the 80 hex characters of earlier secrets, with
-    /// the same 256 random bits, took two (about 40 ns more per check, issue 5).
-    public static func generateSession(nowMicroseconds: Int64) -> (secret: String, locator: UInt64) {
-        generateSession(locator: UInt64(max(1, nowMicroseconds)))
-    }
-
-    /// A session secret with this locator (`SessionLocators` hands them out in order).
-    static func generateSession(locator: UInt64) -> (secret: String, locator: UInt64) {
+    /// bytes big-endian, each one above the last: `SessionLocators`), then 32 random bytes, the
+    /// 40 bytes written as 54 characters of unpadded base64url. The locator leads the session's
+    /// key in the store's secret index, so new sessions are appended to that index instead of
+    /// dirtying a random page of it on every sign-in; it is no secret (session ids carry the
+    /// same time), the 32 random bytes are. 54 characters keep the secret's SHA-256, done on
+    /// every session check, to one 64-byte block (a message of 55 bytes or fewer); the 80 hex
+    /// characters of earlier secrets, with the same 256 random bits, took two (about 40 ns more
+    /// per check, issue 5).
+    public static func generateSession(locator: UInt64) -> (secret: String, locator: UInt64) {
         let bytes = withUnsafeBytes(of: locator.bigEndian) { Array($0) } + randomBytes(32)
         return (base64URLEncode(bytes), locator)
     }
