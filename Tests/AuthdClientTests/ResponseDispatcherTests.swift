@@ -12,7 +12,8 @@ final class ResponseDispatcherTests: XCTestCase {
     var channel: EmbeddedChannel!
     var dispatcher: ResponseDispatcher!
 
-    override func setUp() async throws {
+    // Synchronous, as the tests are: an EmbeddedEventLoop belongs to the thread that made it.
+    override func setUpWithError() throws {
         loop = EmbeddedEventLoop()
         channel = EmbeddedChannel(loop: loop)
         dispatcher = ResponseDispatcher(logger: Logger(label: "test"))

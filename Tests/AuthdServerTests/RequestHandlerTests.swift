@@ -16,7 +16,9 @@ final class RequestHandlerTests: XCTestCase {
     var pool: BlockingPool!
     var channel: EmbeddedChannel!
 
-    override func setUp() async throws {
+    // Synchronous, as the tests are: an EmbeddedEventLoop belongs to the thread that made it,
+    // and an async setUp runs on another one than the test (NIO logs every use as API misuse).
+    override func setUpWithError() throws {
         directory = "/tmp/authd-server-test-\(UUID().uuidString.prefix(8))"
         store = try LMDBStore(directory: directory)
         pool = BlockingPool(threads: 1)
@@ -34,7 +36,7 @@ final class RequestHandlerTests: XCTestCase {
         return channel
     }
 
-    override func tearDown() async throws {
+    override func tearDownWithError() throws {
         _ = try? channel.finish()
         pool.shutdown()
         store.close()
