@@ -190,10 +190,13 @@ final class LoadToolTests: XCTestCase {
         XCTAssertEqual(cpu.values.reduce(0, +), 100, accuracy: 0.01, "shares of the machine's CPU: \(cpu)")
 
         // Three storm windows: four ceiling windows around them, and a fraction for each window
-        // against the ceilings on either side.
+        // against the ceilings on either side. Each window lasts 0.5 s: in windows of 0.17 s (a
+        // storm of 0.5 s) one window now and then saw no login end at all, when the VM's disk
+        // held a commit's fsync that long.
         let windowed = try load(
             ["login", "--argon2-memory-kib", "64", "--argon2-iterations", "1", "--ceiling-seconds", "0.2", "--windows", "3",
-             "--validate-rate", "100"] + quick)
+             "--validate-rate", "100", "--duration", "1.5", "--warm-up", "0", "--connections", "2", "--pipeline", "2",
+             "--users", "4"])
         XCTAssertEqual(windowed["errors"] as? Int, 0, "\(windowed)")
         XCTAssertEqual(windowed["windows"] as? Int, 3)
         let ceilings = try XCTUnwrap(windowed["argon2_ceilings"] as? [Double], "\(windowed)")
@@ -205,8 +208,8 @@ final class LoadToolTests: XCTestCase {
             try XCTUnwrap(windowed["argon2_ceiling_hashes_per_second"] as? Double), ceilings.reduce(0, +) / 4, accuracy: 1e-6)
         XCTAssertTrue(fractions.allSatisfy { $0 > 0 }, "every window logged users in: \(fractions)")
         let validatedInWindows = try XCTUnwrap(windowed["validate_during_storm"] as? [String: Any])
-        // 100/s over the storm's 0.5 s, in three windows: the calls of each window add up.
-        XCTAssertTrue((30...60).contains(validatedInWindows["calls"] as? Int ?? 0), "\(validatedInWindows)")
+        // 100/s over the storm's 1.5 s, in three windows: the calls of each window add up.
+        XCTAssertTrue((120...180).contains(validatedInWindows["calls"] as? Int ?? 0), "\(validatedInWindows)")
         let (refused, message) = try runProcess(
             DaemonProcess.binary.deletingLastPathComponent().appendingPathComponent("authd-load"), ["login", "--windows", "0"])
         XCTAssertNotEqual(refused, 0)
