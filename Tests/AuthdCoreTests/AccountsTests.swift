@@ -24,6 +24,10 @@ class DomainTestCase: XCTestCase {
     var directory: Directory!
     var accounts: Accounts!
     var authorizer: Authorizer!
+    /// An operator's call: root over the socket, with every operator scope.
+    let server = Call(
+        caller: .server(ServerIdentity(kind: .peer(PeerCredentials(uid: 0, gid: 0, pid: 1)), scopes: Scope.operatorScopes)),
+        context: RequestContext())
 
     override func setUp() async throws {
         folder = "/tmp/authd-core-test-\(UUID().uuidString.prefix(8))"

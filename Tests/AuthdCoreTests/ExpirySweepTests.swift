@@ -5,10 +5,6 @@ import XCTest
 
 /// The expiry sweep against the real store, with a clock the test moves (sessions last an hour).
 final class ExpirySweepTests: DomainTestCase {
-    private let server = Call(
-        caller: .server(ServerIdentity(kind: .peer(PeerCredentials(uid: 0, gid: 0, pid: 1)), scopes: Scope.operatorScopes)),
-        context: RequestContext())
-
     private func makeUser(_ id: String) async throws {
         _ = try await Users(directory: directory).create(
             userID: id, email: "\(id)@example.com", phone: nil, password: nil, name: nil, call: server)

@@ -6,12 +6,8 @@ import XCTest
 /// Server callers, resolved without a read transaction: API keys through the key cache, which
 /// must never be staler than the store, and mapped peers from the policy alone.
 final class ServerCallerTests: DomainTestCase {
-    private let operatorCall = Call(
-        caller: .server(ServerIdentity(kind: .peer(PeerCredentials(uid: 0, gid: 0, pid: 1)), scopes: Scope.operatorScopes)),
-        context: RequestContext())
-
     private func makeKey(scopes: [String] = [Scope.usersRead], expire: Int64 = 0) async throws -> (id: String, secret: String) {
-        let (key, secret) = try await ApiKeys(directory: directory).create(name: "backend", scopes: scopes, expire: expire, call: operatorCall)
+        let (key, secret) = try await ApiKeys(directory: directory).create(name: "backend", scopes: scopes, expire: expire, call: server)
         return (key.id, secret)
     }
 
@@ -43,7 +39,7 @@ final class ServerCallerTests: DomainTestCase {
         let key = try await makeKey()
         _ = try call(key.secret)
         XCTAssertEqual(authorizer.cachedApiKeys, 1)
-        _ = try await ApiKeys(directory: directory).revoke(id: key.id, call: operatorCall)
+        _ = try await ApiKeys(directory: directory).revoke(id: key.id, call: server)
         XCTAssertEqual(authorizer.cachedApiKeys, 0, "the commit emptied the cache before the revocation returned")
         assertRefused("general_unauthorized_scope") { try call(key.secret) }
         XCTAssertEqual(authorizer.cachedApiKeys, 0, "a revoked key is not cached")
@@ -73,7 +69,7 @@ final class ServerCallerTests: DomainTestCase {
         let entry = ApiKeyCache.Entry(identity: ServerIdentity(kind: .apiKey(id: key.id), scopes: [Scope.usersRead]), expire: 0)
         let generation = cache.generation
         // A key commit lands between the read and the insert: what was read may be stale.
-        _ = try await ApiKeys(directory: directory).revoke(id: key.id, call: operatorCall)
+        _ = try await ApiKeys(directory: directory).revoke(id: key.id, call: server)
         cache.insert(digest, entry, readAt: generation)
         XCTAssertNil(cache.lookup(digest))
         cache.insert(digest, entry, readAt: cache.generation)

@@ -48,9 +48,6 @@ final class SessionLocatorsTests: XCTestCase {
 /// Sessions made in one millisecond, through the domain, against the real store.
 final class SessionLocatorOrderTests: DomainTestCase {
     func testSessionsOfOneMillisecondGetGrowingLocatorsAndEachSecretStillFindsItsSession() async throws {
-        let server = Call(
-            caller: .server(ServerIdentity(kind: .peer(PeerCredentials(uid: 0, gid: 0, pid: 1)), scopes: Scope.operatorScopes)),
-            context: RequestContext())
         let users = Users(directory: directory)
         _ = try await users.create(userID: "ann", email: "ann@example.com", phone: nil, password: nil, name: nil, call: server)
         var made: [SessionView] = []

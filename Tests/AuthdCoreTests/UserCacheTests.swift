@@ -5,10 +5,6 @@ import XCTest
 
 /// The user cache behind `Users/Get`: a hit must never be staler than the store.
 final class UserCacheTests: DomainTestCase {
-    private let server = Call(
-        caller: .server(ServerIdentity(kind: .peer(PeerCredentials(uid: 0, gid: 0, pid: 1)), scopes: Scope.operatorScopes)),
-        context: RequestContext())
-
     private func makeUser() async throws -> String {
         try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: "Before", call: server).id
     }
