@@ -117,7 +117,7 @@ let package = Package(
             // from the figure it measures.
             swiftSettings: daemonSettings
         ),
-        .testTarget(name: "AuthdStoreTests", dependencies: ["AuthdStore"]),
+        .testTarget(name: "AuthdStoreTests", dependencies: ["AuthdStore", "AuthdProto"]),
         .testTarget(
             name: "AuthdCoreTests", dependencies: ["AuthdCore", "AuthdStore"],
             exclude: ["Vectors/make_argon2_vectors.py", "Vectors/make_import_vectors.py"]

@@ -261,13 +261,14 @@ public nonisolated struct Authd_Store_V1_ChangeRecord: Sendable {
 
   public var time: Int64 = 0
 
-  /// Appwrite event name (spec 13.1), e.g. `users.U.sessions.S.create`.
+  /// Appwrite event name (spec 13.1), e.g. `users.U.sessions.S.create`; absent when
+  /// `user_event` holds it.
   public var event: String = String()
 
   /// Appwrite audit event name (spec 13.2), e.g. `session.create`.
   public var auditEvent: String = String()
 
-  /// The resource changed, e.g. `user/U`.
+  /// The resource changed, e.g. `key/K`; absent when `resource_is_user`.
   public var resource: String = String()
 
   public var userID: String = String()
@@ -284,6 +285,14 @@ public nonisolated struct Authd_Store_V1_ChangeRecord: Sendable {
   /// The sequence of the same user's previous entry, 0 for their first: a user's entries form a
   /// chain from their head in `user_entries`, newest first (schema version 3).
   public var userPreviousSequence: UInt64 = 0
+
+  /// The event without its leading `users.<user_id>.` (`sessions.S.create`), in place of
+  /// `event`: most entries are about their user, and the id written out twice more took about a
+  /// third of an entry's bytes, in the largest tree of the store.
+  public var userEvent: String = String()
+
+  /// The resource is `user/<user_id>`, in place of `resource`.
+  public var resourceIsUser: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -900,7 +909,7 @@ nonisolated extension Authd_Store_V1_SessionRecord: SwiftProtobuf.Message, Swift
 
 nonisolated extension Authd_Store_V1_ChangeRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChangeRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}time\0\u{1}event\0\u{3}audit_event\0\u{1}resource\0\u{3}user_id\0\u{3}actor_type\0\u{3}actor_id\0\u{1}ip\0\u{3}user_agent\0\u{3}user_previous_sequence\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}time\0\u{1}event\0\u{3}audit_event\0\u{1}resource\0\u{3}user_id\0\u{3}actor_type\0\u{3}actor_id\0\u{1}ip\0\u{3}user_agent\0\u{3}user_previous_sequence\0\u{3}user_event\0\u{3}resource_is_user\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -919,6 +928,8 @@ nonisolated extension Authd_Store_V1_ChangeRecord: SwiftProtobuf.Message, SwiftP
       case 9: try { try decoder.decodeSingularStringField(value: &self.ip) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.userAgent) }()
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.userPreviousSequence) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.userEvent) }()
+      case 13: try { try decoder.decodeSingularBoolField(value: &self.resourceIsUser) }()
       default: break
       }
     }
@@ -958,6 +969,12 @@ nonisolated extension Authd_Store_V1_ChangeRecord: SwiftProtobuf.Message, SwiftP
     if self.userPreviousSequence != 0 {
       try visitor.visitSingularUInt64Field(value: self.userPreviousSequence, fieldNumber: 11)
     }
+    if !self.userEvent.isEmpty {
+      try visitor.visitSingularStringField(value: self.userEvent, fieldNumber: 12)
+    }
+    if self.resourceIsUser != false {
+      try visitor.visitSingularBoolField(value: self.resourceIsUser, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -973,6 +990,8 @@ nonisolated extension Authd_Store_V1_ChangeRecord: SwiftProtobuf.Message, SwiftP
     if lhs.ip != rhs.ip {return false}
     if lhs.userAgent != rhs.userAgent {return false}
     if lhs.userPreviousSequence != rhs.userPreviousSequence {return false}
+    if lhs.userEvent != rhs.userEvent {return false}
+    if lhs.resourceIsUser != rhs.resourceIsUser {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

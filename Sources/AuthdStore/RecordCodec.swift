@@ -121,9 +121,17 @@ enum RecordCodec {
         var r = Authd_Store_V1_ChangeRecord()
         r.sequence = change.sequence
         r.time = change.time
-        r.event = change.event
+        if let userEvent = ChangeRecord.userEvent(of: change.event, userID: change.userID) {
+            r.userEvent = userEvent
+        } else {
+            r.event = change.event
+        }
         r.auditEvent = change.auditEvent
-        r.resource = change.resource
+        if !change.userID.isEmpty && change.resource == ChangeRecord.userResource(change.userID) {
+            r.resourceIsUser = true
+        } else {
+            r.resource = change.resource
+        }
         r.userID = change.userID
         r.actorType = change.actorType
         r.actorID = change.actorID
@@ -160,7 +168,10 @@ enum RecordCodec {
     static func decodeChange(_ raw: UnsafeRawBufferPointer) throws -> ChangeRecord {
         let r = try decode(Authd_Store_V1_ChangeRecord.self, raw)
         var change = ChangeRecord(
-            time: r.time, event: r.event, auditEvent: r.auditEvent, resource: r.resource,
+            time: r.time,
+            event: r.userEvent.isEmpty ? r.event : ChangeRecord.userEventPrefix(r.userID) + r.userEvent,
+            auditEvent: r.auditEvent,
+            resource: r.resourceIsUser ? ChangeRecord.userResource(r.userID) : r.resource,
             userID: r.userID)
         change.sequence = r.sequence
         change.actorType = r.actorType

@@ -1,4 +1,5 @@
 @testable import AuthdStore
+import AuthdProto
 import CLMDB
 import Foundation
 import XCTest
@@ -187,6 +188,69 @@ final class KeyLayoutTests: StoreTestCase {
             let change = try RecordCodec.decodeChange($0)
             return FieldsReadOff(bytes: Array(change.userID.utf8), number: change.time)
         }
+    }
+
+    /// A change about its user stores neither `users.<id>.` before its event nor `user/<id>` as
+    /// its resource: the user id is in the entry once. Every other change keeps them as written.
+    func testAChangeAboutItsUserLeavesOutTheUserIDItRepeatsAndReadsBackTheSame() throws {
+        func roundTrip(_ change: ChangeRecord) throws -> ChangeRecord {
+            try RecordCodec.encode(change).withUnsafeBytes { try RecordCodec.decodeChange($0) }
+        }
+        var signIn = ChangeRecord(
+            time: 7, event: "users.u1.sessions.s1.create", auditEvent: "session.create", resource: "user/u1", userID: "u1")
+        signIn.actorType = "user"
+        signIn.actorID = "u1"
+        signIn.sequence = 9
+        signIn.userPreviousSequence = 4
+        XCTAssertEqual(try roundTrip(signIn), signIn)
+        let stored = try Authd_Store_V1_ChangeRecord(serializedBytes: RecordCodec.encode(signIn))
+        XCTAssertEqual(stored.event, "")
+        XCTAssertEqual(stored.userEvent, "sessions.s1.create")
+        XCTAssertEqual(stored.resource, "")
+        XCTAssertTrue(stored.resourceIsUser)
+
+        // Through the writer's path too: the prepared bytes plus the two numbers.
+        let prepared = try PreparedChange(signIn)
+        let numbered = RecordCodec.encode(prepared, sequence: 9, userPreviousSequence: 4)
+        XCTAssertEqual(try numbered.withUnsafeBytes { try RecordCodec.decodeChange($0) }, signIn)
+        XCTAssertLessThan(numbered.count, try fullForm(signIn).count - 2 * "u1".utf8.count)
+
+        for (event, resource, user) in [
+            ("keys.k1.create", "key/k1", ""),  // no user
+            ("users.u10.update.name", "user/u10", "u1"),  // another user's id that starts the same
+            ("users.u1.", "user/u1x", "u1"),  // nothing after the prefix; not the user's resource
+            ("users.u1", "user/", "u1"),
+            ("users.u1.upd\u{301}ate", "", "u1"),
+            ("", "user/u1", "u1"),
+        ] {
+            let change = ChangeRecord(time: 1, event: event, auditEvent: "a", resource: resource, userID: user)
+            XCTAssertEqual(try roundTrip(change), change, "\(event) \(resource) \(user)")
+        }
+    }
+
+    /// Entries written before the user's id was left out still read as they were.
+    func testAChangeWrittenInFullStillReads() throws {
+        var change = ChangeRecord(
+            time: 3, event: "users.u1.update.email", auditEvent: "user.update", resource: "user/u1", userID: "u1")
+        change.sequence = 12
+        change.ip = "10.0.0.1"
+        XCTAssertEqual(try fullForm(change).withUnsafeBytes { try RecordCodec.decodeChange($0) }, change)
+    }
+
+    /// `change` as the log stored it before `user_event` and `resource_is_user`.
+    private func fullForm(_ change: ChangeRecord) throws -> [UInt8] {
+        var r = Authd_Store_V1_ChangeRecord()
+        r.sequence = change.sequence
+        r.time = change.time
+        r.event = change.event
+        r.auditEvent = change.auditEvent
+        r.resource = change.resource
+        r.userID = change.userID
+        r.actorType = change.actorType
+        r.actorID = change.actorID
+        r.ip = change.ip
+        r.userPreviousSequence = change.userPreviousSequence
+        return try r.serializedBytes()
     }
 
     func testADamagedChainEndsTheList() async throws {
