@@ -213,12 +213,14 @@ public nonisolated struct Authd_Store_V1_SessionRecord: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Absent since schema version 5: the record's key in `sessions` is its id.
   public var id: String = String()
 
   public var userID: String = String()
 
   public var createdAt: Int64 = 0
 
+  /// Absent (0) when equal to `created_at`, as it is until the session is updated (version 5).
   public var updatedAt: Int64 = 0
 
   public var expire: Int64 = 0

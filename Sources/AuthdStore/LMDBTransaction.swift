@@ -7,7 +7,7 @@ import Glibc
 /// Key layouts of the named databases:
 /// - `users`: user id → UserRecord
 /// - `users_by_email`: email → user id
-/// - `sessions`: session id → SessionRecord
+/// - `sessions`: session id → SessionRecord (without the id, since schema version 5)
 /// - `sessions_by_secret`: the secret's locator (8 bytes big-endian), SHA-256 of the secret →
 ///   session id; SHA-256 alone for a secret without a locator (made before schema version 2)
 /// - `changes`: sequence (8 bytes big-endian) → ChangeRecord
@@ -210,11 +210,7 @@ class LMDBReader: StoreReader {
 
     /// A session's record, live or deleted and not yet swept.
     func storedSession(id: String) throws -> SessionRecord? {
-        try Keys.withUTF8(id) { try storedSession(rawID: $0) }
-    }
-
-    func storedSession(rawID id: UnsafeRawBufferPointer) throws -> SessionRecord? {
-        try get(environment.sessions, raw: id) { try RecordCodec.decodeSession($0) }
+        try Keys.withUTF8(id) { key in try get(environment.sessions, raw: key) { try RecordCodec.decodeSession($0, id: id) } }
     }
 
     func userStatus(id: String) throws -> Bool? {
@@ -338,9 +334,9 @@ class LMDBReader: StoreReader {
     func expiredSessions(after afterID: String?, before now: Int64, limit: Int) throws -> (expired: [SessionKeys], next: String?) {
         var expired: [SessionKeys] = []
         // A deleted session's record waits for the retired sweep: not live, so not expired.
-        let next = try walk(environment.sessions, after: afterID, limit: limit) { raw in
+        let next = try walk(environment.sessions, after: afterID, limit: limit) { key, raw in
             guard try RecordCodec.sessionExpiry(raw) < now else { return }
-            let session = try RecordCodec.decodeSession(raw)
+            let session = try RecordCodec.decodeSession(raw, id: String(decoding: key, as: UTF8.self))
             if try isLive(session) { expired.append(session.keys) }
         }
         return (expired, next)
@@ -348,7 +344,7 @@ class LMDBReader: StoreReader {
 
     func expiredTokens(after afterID: String?, before now: Int64, limit: Int) throws -> (expired: [TokenRecord], next: String?) {
         var expired: [TokenRecord] = []
-        let next = try walk(environment.tokens, after: afterID, limit: limit) { raw in
+        let next = try walk(environment.tokens, after: afterID, limit: limit) { _, raw in
             guard try RecordCodec.tokenSecretAndExpiry(raw).expire < now else { return }
             expired.append(try RecordCodec.decodeToken(raw))
         }
@@ -359,7 +355,8 @@ class LMDBReader: StoreReader {
     /// order after `afterID` (from the first when nil); returns the last id visited when the
     /// table goes on, nil when the walk reached its end.
     private func walk(
-        _ dbi: MDB_dbi, after afterID: String?, limit: Int, _ visit: (UnsafeRawBufferPointer) throws -> Void
+        _ dbi: MDB_dbi, after afterID: String?, limit: Int,
+        _ visit: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Void
     ) throws -> String? {
         var visited = 0
         var last: String?
@@ -370,7 +367,7 @@ class LMDBReader: StoreReader {
                 return false
             }
             visited += 1
-            try visit(value)
+            try visit(key, value)
             last = String(decoding: key, as: UTF8.self)
             return true
         }

@@ -9,7 +9,15 @@ enum Migrations {
         1: mergeUserIndexes,
         2: { try chainUserChanges($0) },
         3: retireSessionsLazily,
+        4: leaveOutWhatKeysGive,
     ]
+
+    /// Version 5 leaves out of a record what its key or its user gives: a session's id (its key
+    /// in `sessions`) and an update time equal to its creation time; a change-log entry's
+    /// `users.<user_id>.` before its event and `user/<user_id>` as its resource. Records written
+    /// in full read as before, so there is nothing to convert; the version moves on so that an
+    /// older authd, which would read a session without an id, refuses the folder.
+    static func leaveOutWhatKeysGive(_ run: MigrationRun) throws {}
 
     /// Version 4 deletes a session's records lazily (`sessions_retired`, see `Keys`): a session
     /// whose key in `user_entries` is gone is deleted, whatever `sessions` still holds. Version 3

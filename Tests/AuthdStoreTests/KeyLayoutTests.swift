@@ -154,7 +154,7 @@ final class KeyLayoutTests: StoreTestCase {
         }
         XCTAssertEqual(try read(bytes), FieldsReadOff(bytes: session.secretHash, number: 0x0102_0304_0506_0708))
         assertReadOffBytes(read, record: bytes, refuses: [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(14 << 3) | 1, 1, 2, 3]]) {
-            let session = try RecordCodec.decodeSession($0)
+            let session = try RecordCodec.decodeSession($0, id: "s1")
             return FieldsReadOff(bytes: session.secretHash, number: Int64(bitPattern: session.secretLocator))
         }
     }
@@ -168,7 +168,7 @@ final class KeyLayoutTests: StoreTestCase {
         XCTAssertEqual(try read(bytes), -7)
         XCTAssertEqual(try read(bytes + [(5 << 3), 42]), 42, "the last value of a field wins")
         assertReadOffBytes(read, record: bytes, refuses: [Array(bytes.dropLast()), [0x80], [(3 << 3) | 3], [(5 << 3), 0x80]]) {
-            try RecordCodec.decodeSession($0).expire
+            try RecordCodec.decodeSession($0, id: "s1").expire
         }
     }
 
@@ -225,6 +225,45 @@ final class KeyLayoutTests: StoreTestCase {
         ] {
             let change = ChangeRecord(time: 1, event: event, auditEvent: "a", resource: resource, userID: user)
             XCTAssertEqual(try roundTrip(change), change, "\(event) \(resource) \(user)")
+        }
+    }
+
+    /// A session's record leaves out its id (its key) and an update time equal to its creation
+    /// time; both read back from there. Records written in full (before schema version 5) read
+    /// as they were.
+    func testASessionLeavesOutItsIDAndAnUnchangedUpdateTime() async throws {
+        var fresh = sampleSession("s1", user: "u1", at: 5_000, secretByte: 7)
+        fresh.userAgent = "agent"
+        var updated = sampleSession("s2", user: "u1", at: 6_000, secretByte: 8)
+        updated.updatedAt = 9_000
+        updated.factors = ["password", "totp"]
+        let stored = try Authd_Store_V1_SessionRecord(serializedBytes: RecordCodec.encode(fresh))
+        XCTAssertEqual(stored.id, "")
+        XCTAssertEqual(stored.updatedAt, 0)
+        XCTAssertEqual(try Authd_Store_V1_SessionRecord(serializedBytes: RecordCodec.encode(updated)).updatedAt, 9_000)
+
+        func full(_ session: SessionRecord) throws -> [UInt8] {
+            var r = try Authd_Store_V1_SessionRecord(serializedBytes: RecordCodec.encode(session))
+            r.id = session.id
+            r.updatedAt = session.updatedAt
+            return try r.serializedBytes()
+        }
+        for session in [fresh, updated] {
+            let short = try RecordCodec.encode(session)
+            XCTAssertEqual(try short.withUnsafeBytes { try RecordCodec.decodeSession($0, id: session.id) }, session)
+            XCTAssertEqual(try full(session).withUnsafeBytes { try RecordCodec.decodeSession($0, id: "other") }, session)
+        }
+
+        // Through the store: read by secret, by user, and by the expiry sweep's walk.
+        let sessions = [fresh, updated]
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            for session in sessions { try w.insertSession(session) }
+        }
+        try store.read { r in
+            XCTAssertEqual(try r.session(secretHash: sessions[0].secretHash, locator: 0), sessions[0])
+            XCTAssertEqual(try r.sessions(userID: "u1"), sessions)
+            XCTAssertEqual(try r.expiredSessions(after: nil, before: .max, limit: 10).expired, sessions.map(\.keys))
         }
     }
 
