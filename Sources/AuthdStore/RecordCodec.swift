@@ -130,7 +130,7 @@ enum RecordCodec {
             r.event = change.event
         }
         r.auditEvent = change.auditEvent
-        if !change.userID.isEmpty && change.resource == ChangeRecord.userResource(change.userID) {
+        if ChangeRecord.isUserResource(change.resource, userID: change.userID) {
             r.resourceIsUser = true
         } else {
             r.resource = change.resource

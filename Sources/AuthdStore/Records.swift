@@ -125,6 +125,12 @@ public struct ChangeRecord: Sendable, Equatable {
     /// `user/<user_id>`, the resource of the changes to a user.
     static func userResource(_ userID: String) -> String { "user/\(userID)" }
 
+    /// Whether `resource` is `user/<user_id>`, byte for byte (`==` would take canonically equal
+    /// text, which reads back as other bytes).
+    static func isUserResource(_ resource: String, userID: String) -> Bool {
+        !userID.isEmpty && resource.utf8.elementsEqual(userResource(userID).utf8)
+    }
+
     /// What follows `users.<user_id>.` in `event`, which the log stores alone; nil when the
     /// event does not start so, or nothing follows (an empty field reads as absent). Compared
     /// byte for byte (`hasPrefix` would match canonically equal text), and cut after the

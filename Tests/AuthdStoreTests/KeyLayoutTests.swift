@@ -222,9 +222,14 @@ final class KeyLayoutTests: StoreTestCase {
             ("users.u1", "user/", "u1"),
             ("users.u1.upd\u{301}ate", "", "u1"),
             ("", "user/u1", "u1"),
+            ("users.K.update.name", "user/\u{212A}", "K"),  // the Kelvin sign: canonically equal to K
         ] {
             let change = ChangeRecord(time: 1, event: event, auditEvent: "a", resource: resource, userID: user)
-            XCTAssertEqual(try roundTrip(change), change, "\(event) \(resource) \(user)")
+            let read = try roundTrip(change)
+            XCTAssertEqual(read, change, "\(event) \(resource) \(user)")
+            // `==` on strings takes canonically equal text as equal; the bytes must be the same.
+            XCTAssertEqual(Array(read.event.utf8), Array(event.utf8))
+            XCTAssertEqual(Array(read.resource.utf8), Array(resource.utf8))
         }
     }
 
