@@ -124,13 +124,13 @@ enum RecordCodec {
         var r = Authd_Store_V1_ChangeRecord()
         r.sequence = change.sequence
         r.time = change.time
-        if let userEvent = ChangeRecord.userEvent(of: change.event, userID: change.userID) {
-            r.userEvent = userEvent
+        if let rest = userEvent(of: change.event, userID: change.userID) {
+            r.userEvent = rest
         } else {
             r.event = change.event
         }
         r.auditEvent = change.auditEvent
-        if ChangeRecord.isUserResource(change.resource, userID: change.userID) {
+        if isUserResource(change.resource, userID: change.userID) {
             r.resourceIsUser = true
         } else {
             r.resource = change.resource
@@ -172,9 +172,9 @@ enum RecordCodec {
         let r = try decode(Authd_Store_V1_ChangeRecord.self, raw)
         var change = ChangeRecord(
             time: r.time,
-            event: r.userEvent.isEmpty ? r.event : ChangeRecord.userEventPrefix(r.userID) + r.userEvent,
+            event: r.userEvent.isEmpty ? r.event : userEventPrefix(r.userID) + r.userEvent,
             auditEvent: r.auditEvent,
-            resource: r.resourceIsUser ? ChangeRecord.userResource(r.userID) : r.resource,
+            resource: r.resourceIsUser ? userResource(r.userID) : r.resource,
             userID: r.userID)
         change.sequence = r.sequence
         change.actorType = r.actorType
@@ -183,6 +183,32 @@ enum RecordCodec {
         change.userAgent = r.userAgent
         change.userPreviousSequence = r.userPreviousSequence
         return change
+    }
+
+    // An entry about its own user stores the user's id once (`user_id`), not in its event and
+    // its resource too.
+
+    /// `users.<user_id>.`, the start of the events about a user.
+    private static func userEventPrefix(_ userID: String) -> String { "users.\(userID)." }
+
+    /// `user/<user_id>`, the resource of the changes to a user.
+    private static func userResource(_ userID: String) -> String { "user/\(userID)" }
+
+    /// Whether `resource` is `user/<user_id>`, byte for byte (`==` would take canonically equal
+    /// text, which reads back as other bytes).
+    private static func isUserResource(_ resource: String, userID: String) -> Bool {
+        !userID.isEmpty && resource.utf8.elementsEqual(userResource(userID).utf8)
+    }
+
+    /// What follows `users.<user_id>.` in `event`, which the log stores alone (`user_event`);
+    /// nil when the event does not start so, or nothing follows (an empty field reads as
+    /// absent). Compared byte for byte (`hasPrefix` would match canonically equal text), and cut
+    /// after the prefix's ASCII dot, so that prefix + rest gives back the same bytes.
+    private static func userEvent(of event: String, userID: String) -> String? {
+        guard !userID.isEmpty else { return nil }
+        let prefix = userEventPrefix(userID).utf8
+        guard event.utf8.count > prefix.count, event.utf8.starts(with: prefix) else { return nil }
+        return String(decoding: event.utf8.dropFirst(prefix.count), as: UTF8.self)
     }
 
     static func encode(_ token: TokenRecord) throws -> [UInt8] {

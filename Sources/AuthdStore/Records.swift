@@ -118,29 +118,6 @@ public struct ChangeRecord: Sendable, Equatable {
         self.resource = resource
         self.userID = userID
     }
-
-    /// `users.<user_id>.`, the start of the events about a user.
-    static func userEventPrefix(_ userID: String) -> String { "users.\(userID)." }
-
-    /// `user/<user_id>`, the resource of the changes to a user.
-    static func userResource(_ userID: String) -> String { "user/\(userID)" }
-
-    /// Whether `resource` is `user/<user_id>`, byte for byte (`==` would take canonically equal
-    /// text, which reads back as other bytes).
-    static func isUserResource(_ resource: String, userID: String) -> Bool {
-        !userID.isEmpty && resource.utf8.elementsEqual(userResource(userID).utf8)
-    }
-
-    /// What follows `users.<user_id>.` in `event`, which the log stores alone; nil when the
-    /// event does not start so, or nothing follows (an empty field reads as absent). Compared
-    /// byte for byte (`hasPrefix` would match canonically equal text), and cut after the
-    /// prefix's ASCII dot, so that prefix + rest gives back the same bytes.
-    static func userEvent(of event: String, userID: String) -> String? {
-        guard !userID.isEmpty else { return nil }
-        let prefix = userEventPrefix(userID).utf8
-        guard event.utf8.count > prefix.count, event.utf8.starts(with: prefix) else { return nil }
-        return String(decoding: event.utf8.dropFirst(prefix.count), as: UTF8.self)
-    }
 }
 
 /// A change-log entry encoded ahead of its write, on the caller's thread: the writer, which
