@@ -66,7 +66,8 @@ final class ValidationRig: @unchecked Sendable {
         pool = BlockingPool(threads: 1)
         let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
         // The user and session are written straight to the store: the benchmark measures reads.
-        let (secret, locator) = SecretToken.generateSession(locator: 1_000)
+        let locator: UInt64 = 1_000
+        let secret = SecretToken.generateSession(locator: locator)
         var record = UserRecord(id: "bench", createdAt: 1)
         record.email = "bench@example.com"
         record.name = "Bench"

@@ -147,7 +147,8 @@ public final class Directory: Sendable {
     ) async throws -> SessionView {
         let now = clock.now()
         let settings = try settings()
-        let (secret, locator) = SecretToken.generateSession(locator: sessionLocators.next(nowMicroseconds: now * 1000))
+        let locator = sessionLocators.next(nowMicroseconds: now * 1000)
+        let secret = SecretToken.generateSession(locator: locator)
         var session = SessionRecord(
             id: Identifiers.unique(nowMicroseconds: now * 1000), userID: userID, createdAt: now,
             expire: now + settings.duration * 1000, provider: provider,

@@ -20,9 +20,8 @@ public enum SecretToken {
     /// every session check, to one 64-byte block (a message of 55 bytes or fewer); the 80 hex
     /// characters of earlier secrets, with the same 256 random bits, took two (about 40 ns more
     /// per check, issue 5).
-    public static func generateSession(locator: UInt64) -> (secret: String, locator: UInt64) {
-        let bytes = withUnsafeBytes(of: locator.bigEndian) { Array($0) } + randomBytes(32)
-        return (base64URLEncode(bytes), locator)
+    public static func generateSession(locator: UInt64) -> String {
+        base64URLEncode(withUnsafeBytes(of: locator.bigEndian) { Array($0) } + randomBytes(32))
     }
 
     /// The length of a session secret with a locator.

@@ -53,20 +53,19 @@ final class SecretTokenTests: XCTestCase {
     }
 
     func testASessionSecretBeginsWithItsLocator() {
-        let (secret, locator) = SecretToken.generateSession(locator: 1_764_612_345_678_000)
-        XCTAssertEqual(locator, 1_764_612_345_678_000)
+        let locator: UInt64 = 1_764_612_345_678_000
+        let secret = SecretToken.generateSession(locator: locator)
         XCTAssertEqual(secret.utf8.count, 54, "40 bytes in base64url: one SHA-256 block")
         // 0x000644e7d407c8b0 in base64url: its 64 bits, then 2 of the random bytes.
         XCTAssertTrue(secret.hasPrefix("AAZE59QHyL"), secret)
         XCTAssertTrue(secret.utf8.allSatisfy { $0.isBase64URLDigit }, secret)
         XCTAssertEqual(SecretToken.digest(secret).locator, locator)
         XCTAssertEqual(SecretToken.digest(secret).bytes, SecretToken.hash(secret))
-        let (other, _) = SecretToken.generateSession(locator: 1_764_612_345_678_000)
+        let other = SecretToken.generateSession(locator: locator)
         XCTAssertNotEqual(secret, other, "the 32 random bytes differ")
         for time in [UInt64(1), 1_000_000, 1_764_612_345_678_000, UInt64(Int64.max), UInt64.max] {
-            let (secret, locator) = SecretToken.generateSession(locator: time)
-            XCTAssertEqual(locator, time)
-            XCTAssertEqual(SecretToken.digest(secret).locator, locator, secret)
+            let secret = SecretToken.generateSession(locator: time)
+            XCTAssertEqual(SecretToken.digest(secret).locator, time, secret)
         }
     }
 
@@ -84,7 +83,7 @@ final class SecretTokenTests: XCTestCase {
         XCTAssertEqual(SecretToken.digest("0123456789abcde/" + String(repeating: "a", count: 64)).locator, 0, "not hex in the last place")
         XCTAssertEqual(SecretToken.digest("0123456789abcde:" + String(repeating: "a", count: 64)).locator, 0, "not hex in the last place")
         XCTAssertEqual(SecretToken.digest("g123456789abcdef" + String(repeating: "a", count: 64)).locator, 0, "not hex in the first place")
-        let (secret, _) = SecretToken.generateSession(locator: 1_764_612_345_678_000)
+        let secret = SecretToken.generateSession(locator: 1_764_612_345_678_000)
         for (place, bad) in [(0, "+"), (10, "/"), (10, "="), (5, ".")] {
             var bytes = Array(secret.utf8)
             bytes[place] = bad.utf8.first!
