@@ -132,13 +132,15 @@ public final class Authorizer: Sendable {
             entry = hit
         } else {
             let generation = sessions.generation(for: digest)
-            let presented = digest.bytes
             let found = try store.read { reader -> SignedIn? in
-                guard let session = try reader.session(secretHash: presented, locator: digest.locator),
-                    SecretToken.constantTimeEquals(session.secretHash, presented),
-                    let user = try reader.user(id: session.userID)
-                else { return nil }
-                return SignedIn(user: user, session: session)
+                // The digest's bytes are lent where they lie, not copied into an array.
+                try digest.withUnsafeBytes { presented in
+                    guard let session = try reader.session(secretHash: presented, locator: digest.locator),
+                        session.secretHash.withUnsafeBytes({ ConstantTime.equals($0, presented) }),
+                        let user = try reader.user(id: session.userID)
+                    else { return nil }
+                    return SignedIn(user: user, session: session)
+                }
             }
             guard let found else { return nil }
             sessions.insert(digest, found, readAt: generation)

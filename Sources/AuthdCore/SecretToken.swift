@@ -180,7 +180,12 @@ public struct SecretDigest: Hashable, Sendable {
     }
 
     public var bytes: [UInt8] {
-        withUnsafeBytes(of: words) { Array($0) }
+        withUnsafeBytes { Array($0) }
+    }
+
+    /// The digest's 32 bytes, lent to `body`.
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try Swift.withUnsafeBytes(of: words, body)
     }
 
     public static func == (a: SecretDigest, b: SecretDigest) -> Bool {

@@ -152,9 +152,15 @@ enum Keys {
     static func withSessionSecret<R>(
         locator: UInt64, hash: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R
     ) rethrows -> R {
+        try hash.withUnsafeBytes { try withSessionSecret(locator: locator, hash: $0, body) }
+    }
+
+    static func withSessionSecret<R>(
+        locator: UInt64, hash: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
         try withUnsafeTemporaryAllocation(byteCount: 8 + hash.count, alignment: 8) { key in
             key.storeBytes(of: locator.bigEndian, as: UInt64.self)
-            hash.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: key[8...]).copyMemory(from: $0) }
+            UnsafeMutableRawBufferPointer(rebasing: key[8...]).copyMemory(from: hash)
             return try body(UnsafeRawBufferPointer(rebasing: key[(locator == 0 ? 8 : 0)...]))
         }
     }
@@ -190,11 +196,11 @@ class LMDBReader: StoreReader {
     }
 
     func user(id: String) throws -> UserRecord? {
-        try get(environment.users, Keys.utf8(id)) { try RecordCodec.decodeUser($0) }
+        try Keys.withUTF8(id) { key in try get(environment.users, raw: key) { try RecordCodec.decodeUser($0) } }
     }
 
     func userID(email: String) throws -> String? {
-        try get(environment.usersByEmail, Keys.utf8(email)) { String(decoding: $0, as: UTF8.self) }
+        try Keys.withUTF8(email) { key in try get(environment.usersByEmail, raw: key) { String(decoding: $0, as: UTF8.self) } }
     }
 
     /// A live session: its record, when the user's index still holds it (a deleted session's
@@ -222,7 +228,7 @@ class LMDBReader: StoreReader {
         try Keys.withUTF8(id) { key in try get(environment.users, raw: key) { _ in true } } != nil
     }
 
-    func session(secretHash: [UInt8], locator: UInt64) throws -> SessionRecord? {
+    func session(secretHash: UnsafeRawBufferPointer, locator: UInt64) throws -> SessionRecord? {
         // The key stays on the stack: this runs on every session check the cache misses.
         guard let id = try Keys.withSessionSecret(locator: locator, hash: secretHash, { key in
             try get(environment.sessionsBySecret, raw: key) { String(decoding: $0, as: UTF8.self) }

@@ -65,8 +65,9 @@ public protocol StoreReader {
     /// decoding the whole record.
     func userStatus(id: String) throws -> Bool?
     func session(id: String) throws -> SessionRecord?
-    /// The live session whose secret has this hash and locator (0: a secret without one).
-    func session(secretHash: [UInt8], locator: UInt64) throws -> SessionRecord?
+    /// The live session whose secret has this hash and locator (0: a secret without one). The
+    /// hash is lent, not copied: this runs on every session check the cache misses.
+    func session(secretHash: UnsafeRawBufferPointer, locator: UInt64) throws -> SessionRecord?
     /// The user's sessions, oldest first.
     func sessions(userID: String) throws -> [SessionRecord]
     /// The ids of the user's sessions, oldest first, read from the index alone.
@@ -105,6 +106,13 @@ public protocol StoreReader {
     func changes(userID: String, before beforeSequence: UInt64?, offset: Int, limit: Int) throws -> (entries: [ChangeRecord], total: Int)
     /// Change-log entries with a sequence above `sequence`, in order.
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeRecord]
+}
+
+extension StoreReader {
+    /// The live session whose secret has this hash and locator (0: a secret without one).
+    public func session(secretHash: [UInt8], locator: UInt64) throws -> SessionRecord? {
+        try secretHash.withUnsafeBytes { try session(secretHash: $0, locator: locator) }
+    }
 }
 
 public protocol StoreWriter: StoreReader {
