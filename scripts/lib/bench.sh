@@ -63,6 +63,17 @@ bench_authd() {
 # PATH (/proc/PID or /proc/PID/task/TID).
 bench_cpu_ticks() { awk '{ print $14 + $15 }' "$1/stat"; }
 
+# bench_machine_ticks FIELD...: the machine's CPU time in those fields of /proc/stat (user,
+# nice, system, idle, iowait, irq, softirq, steal), in clock ticks, then the total of all eight.
+bench_machine_ticks() {
+    awk -v fields="$*" 'BEGIN { split("user nice system idle iowait irq softirq steal", names, " ")
+                                for (i in names) column[names[i]] = i + 1 }
+        $1 == "cpu" { total = 0; for (i = 2; i <= 9; i++) total += $i
+                      n = split(fields, wanted, " "); line = ""
+                      for (i = 1; i <= n; i++) line = line $(column[wanted[i]]) " "
+                      print line total; exit }' /proc/stat
+}
+
 # bench_stop PID: SIGTERM, and waits for it to end (and forgets it, so that the exit does not
 # signal a process that took the number since).
 bench_stop() {
