@@ -231,10 +231,7 @@ public final class Users: Sendable {
                 userID: userID, call: call, time: time))
         let newToken = try Encoded(token)
         do {
-            try await store.write { w in
-                try w.insertToken(newToken)
-                try w.appendChange(record)
-            }
+            _ = try await store.write { w in try w.insertToken(newToken, appending: record) }
         } catch let error as StoreError where error.kind == .notFound {
             throw AuthdError.userNotFound
         }

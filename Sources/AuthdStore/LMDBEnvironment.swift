@@ -20,6 +20,8 @@ final class LMDBEnvironment: @unchecked Sendable {
     let rateLimits: MDB_dbi
     let userEntries: MDB_dbi
     let sessionsRetired: MDB_dbi
+    let userTokens: MDB_dbi
+    let pendingChangeHeads: MDB_dbi
     /// The data file, and LMDB's page size in it.
     let dataPath: String
     let pageSize: Int
@@ -29,7 +31,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         try lmdbCheck(mdb_env_create(&envPointer), "mdb_env_create")
         guard let env = envPointer else { throw StoreError(.io, "mdb_env_create returned no environment") }
         do {
-            try lmdbCheck(mdb_env_set_maxdbs(env, 16), "mdb_env_set_maxdbs")
+            try lmdbCheck(mdb_env_set_maxdbs(env, 24), "mdb_env_set_maxdbs")
             try lmdbCheck(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize")
             try lmdbCheck(mdb_env_set_maxreaders(env, 1024), "mdb_env_set_maxreaders")
             // MDB_NOTLS: read transactions are not tied to a thread, so async code and NIO event
@@ -66,6 +68,8 @@ final class LMDBEnvironment: @unchecked Sendable {
             rateLimits = try open("rate_limits")
             userEntries = try open("user_entries")
             sessionsRetired = try open("sessions_retired")
+            userTokens = try open("user_tokens")
+            pendingChangeHeads = try open("pending_change_heads")
             try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit")
         } catch {
             mdb_txn_abort(txn)

@@ -49,7 +49,7 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
     }
 
     /// The schema version this build writes. Bump it together with a migration in `migrations`.
-    public static let schemaVersion: UInt32 = 5
+    public static let schemaVersion: UInt32 = 6
 
     /// Migrations from version N (the key) to N + 1, run at open.
     static let migrations: [UInt32: @Sendable (MigrationRun) throws -> Void] = Migrations.steps

@@ -16,13 +16,17 @@ import Glibc
 /// - `api_keys`: key id → ApiKeyRecord; `api_keys_by_secret`: SHA-256 of the key → key id
 /// - `user_entries`: one user's index entries, all under user id, 0x00, then a kind byte:
 ///   0x02, created-at (8 bytes big-endian), session id: a session (→ empty);
-///   0x03 and token id: a token (→ empty);
 ///   0x04 alone: the head of the user's change-log chain (→ the newest entry's sequence and the
 ///   number of entries, 8 bytes big-endian each). Each entry names the user's previous one
 ///   (`user_previous_sequence`). Schema version 2 had a key per entry instead (0x01 and the
 ///   sequence). 0x05 alone: left when the user is deleted, the newest sequence of the chain
 ///   that ended (8 bytes big-endian), so that pruning the log tells that chain's entries from
-///   those of a user re-created under the same id.
+///   those of a user re-created under the same id. Up to schema version 5, 0x03 and a token id:
+///   a token (now in `user_tokens`).
+/// - `user_tokens`: user id, 0x00, token id → empty: the user's live tokens
+/// - `pending_change_heads`: user id → the head of the user's change-log chain (as in
+///   `user_entries`), while their newest entry comes from a write that leaves their page of
+///   `user_entries` alone (a token's creation); the user's next write there folds it back in.
 /// - `sessions_retired`: a running number (8 bytes big-endian) → a deleted session whose records
 ///   in `sessions` and `sessions_by_secret` are still there, left for the sweep: the length of
 ///   its key in `sessions_by_secret` (1 byte), that key, then the session id
@@ -38,6 +42,12 @@ import Glibc
 /// entry, `user_entries` grew by every change ever made and split its pages all over the tree;
 /// with the chain it holds one fixed-size head per user, rewritten in place (measured: 22 %
 /// fewer bytes written per sign-in, BENCHMARKS.md).
+///
+/// Why tokens and some heads stay out of `user_entries` (schema version 6): a token lives for
+/// minutes, between its creation and the sign-in that redeems it, and each of the two writes
+/// dirtied the user's page, one of the scattered pages that bound durable writes. Kept apart,
+/// the live tokens and the heads their creations move fill a few pages of small trees that a
+/// commit's writes share, and only the sign-in dirties the user's page.
 ///
 /// A session is live while its key in `user_entries` is there. Deleting one (a sign-out, or the
 /// trim of a user's oldest session at sign-in) removes that key at once, on the user's page that
@@ -101,6 +111,7 @@ enum Keys {
         /// One key per change-log entry (schema version 2); only migrations read them.
         case change = 1
         case session = 2
+        /// A token (schema versions 2 to 5; `user_tokens` since).
         case token = 3
         case changeHead = 4
         /// Left by a user's deletion: the newest entry of the chain it ended (8 bytes
@@ -111,7 +122,8 @@ enum Keys {
 
     static func userEntries(_ userID: String, _ kind: UserEntry) -> [UInt8] { joined(userID, [0, kind.rawValue]) }
 
-    static func userToken(_ token: TokenRecord) -> [UInt8] { joined(token.userID, [0, UserEntry.token.rawValue], token.id) }
+    /// A token's key in `user_tokens`: user id, 0x00, token id.
+    static func userToken(_ token: TokenRecord) -> [UInt8] { joined(token.userID, [0], token.id) }
 
     /// A session's key: user id, 0x00, 0x02, created-at (8 bytes big-endian), session id.
     static func userSession(_ session: SessionRecord) -> [UInt8] { withUserSession(session) { Array($0) } }
@@ -309,18 +321,30 @@ class LMDBReader: StoreReader {
 
     func tokens(userID: String) throws -> [TokenRecord] {
         var ids: [String] = []
-        try forEachUserEntry(userID, .token) { id in
+        try forEachTokenID(userID: userID) { id in
             ids.append(String(decoding: id, as: UTF8.self))
             return true
         }
         return try ids.compactMap { try token(id: $0) }
     }
 
+    /// Calls `visit` with the id of each of the user's live tokens (`user_tokens`), while it
+    /// returns true. The bytes are LMDB's, valid until the transaction's next write.
+    private func forEachTokenID(userID: String, _ visit: (UnsafeRawBufferPointer) throws -> Bool) throws {
+        let prefix = Keys.userPrefix(userID)
+        try prefix.withUnsafeBytes { rawPrefix in
+            try scan(environment.userTokens, from: prefix) { key, _ in
+                guard Keys.hasPrefix(key, rawPrefix) else { return false }
+                return try visit(UnsafeRawBufferPointer(rebasing: key[prefix.count...]))
+            }
+        }
+    }
+
     func token(userID: String, secretHash presented: [UInt8], validAt now: Int64) throws -> TokenRecord? {
         // The ids stay where LMDB keeps them; a record is read off its bytes for the check, and
         // decoded only when it matches (this runs at every token sign-in).
         var ids: [UnsafeRawBufferPointer] = []
-        try forEachUserEntry(userID, .token) { id in
+        try forEachTokenID(userID: userID) { id in
             ids.append(id)
             return true
         }
@@ -424,18 +448,26 @@ class LMDBReader: StoreReader {
         return stat.ms_entries
     }
 
-    /// The head of a user's change-log chain: their newest entry's sequence and how many they have.
+    /// The head of a user's change-log chain: their newest entry's sequence and how many they
+    /// have. A head in `pending_change_heads` is the newer one (see `Keys`).
     func changeHead(userID: String) throws -> (newest: UInt64, count: UInt64)? {
-        try changeHead(key: Keys.userChangeHead(userID))
+        try pendingChangeHead(userID: userID) ?? changeHead(key: Keys.userChangeHead(userID))
     }
 
+    /// The head kept in `user_entries` alone.
     func changeHead(key: [UInt8]) throws -> (newest: UInt64, count: UInt64)? {
-        try get(environment.userEntries, key) { raw in
-            guard raw.count == 16, let newest = Keys.readBigEndian64(UnsafeRawBufferPointer(rebasing: raw[..<8])),
-                let count = Keys.readBigEndian64(UnsafeRawBufferPointer(rebasing: raw[8...]))
-            else { throw StoreError(.corrupt, "a change-log head of \(raw.count) bytes") }
-            return (newest, count)
-        }
+        try get(environment.userEntries, key) { try Self.decodeChangeHead($0) }
+    }
+
+    func pendingChangeHead(userID: String) throws -> (newest: UInt64, count: UInt64)? {
+        try Keys.withUTF8(userID) { key in try get(environment.pendingChangeHeads, raw: key) { try Self.decodeChangeHead($0) } }
+    }
+
+    private static func decodeChangeHead(_ raw: UnsafeRawBufferPointer) throws -> (newest: UInt64, count: UInt64) {
+        guard raw.count == 16, let newest = Keys.readBigEndian64(UnsafeRawBufferPointer(rebasing: raw[..<8])),
+            let count = Keys.readBigEndian64(UnsafeRawBufferPointer(rebasing: raw[8...]))
+        else { throw StoreError(.corrupt, "a change-log head of \(raw.count) bytes") }
+        return (newest, count)
     }
 
     func changes(userID: String, before beforeSequence: UInt64?, offset: Int, limit: Int) throws -> (entries: [ChangeRecord], total: Int) {
@@ -591,7 +623,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         // A new user's history starts empty, even under the id of a deleted one: a chain head
         // left by that user (folders written before deletion dropped it) would show the earlier
         // owner's records, their IPs and user agents, as the new user's.
-        try delete(environment.userEntries, Keys.userChangeHead(user.id))
+        try deleteChangeHead(userID: user.id)
         try put(environment.users, Keys.utf8(user.id), RecordCodec.encode(user))
         if !user.email.isEmpty {
             try put(environment.usersByEmail, Keys.utf8(user.email), Keys.utf8(user.id))
@@ -643,7 +675,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         if let head = try changeHead(userID: id) {
             try put(environment.userEntries, Keys.userEntries(id, .endedChain), Keys.bigEndian64(head.newest))
         }
-        try delete(environment.userEntries, Keys.userChangeHead(id))
+        try deleteChangeHead(userID: id)
         return true
     }
 
@@ -655,7 +687,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         let token = encoded.record
         guard try hasUser(id: token.userID) else { throw StoreError.notFound("user") }
         try Keys.withUTF8(token.id) { try put(environment.tokens, raw: $0, encoded.bytes, flags: MDB_NOOVERWRITE) }
-        try put(environment.userEntries, Keys.userToken(token), [])
+        try put(environment.userTokens, Keys.userToken(token), [])
     }
 
     @discardableResult
@@ -668,7 +700,7 @@ final class LMDBWriter: LMDBReader, StoreWriter {
     func deleteToken(_ token: TokenRecord) throws -> Bool {
         // A token's id and user never change, so the record read earlier names the same keys.
         guard try Keys.withUTF8(token.id, { try delete(environment.tokens, raw: $0) }) else { return false }
-        try delete(environment.userEntries, Keys.userToken(token))
+        try delete(environment.userTokens, Keys.userToken(token))
         return true
     }
 
@@ -841,16 +873,41 @@ final class LMDBWriter: LMDBReader, StoreWriter {
 
     @discardableResult
     func appendChange(_ change: PreparedChange) throws -> UInt64 {
+        try appendChange(change, headOnUserPage: true)
+    }
+
+    /// With `headOnUserPage` false, the user's new head goes to `pending_change_heads`, for a
+    /// write that leaves their page of `user_entries` alone otherwise (see `Keys`); with it
+    /// true, to that page, taking the pending one back in.
+    private func appendChange(_ change: PreparedChange, headOnUserPage: Bool) throws -> UInt64 {
         // An entry without a user (a project-wide change) belongs to no chain.
-        let headKey = change.userID.isEmpty ? nil : Keys.userChangeHead(change.userID)
-        let head = try headKey.map { try changeHead(key: $0) ?? (0, 0) }
-        let sequence = try appendNumbered(environment.changes) { sequence in
-            RecordCodec.encode(change, sequence: sequence, userPreviousSequence: head?.newest ?? 0)
+        guard !change.userID.isEmpty else {
+            return try appendNumbered(environment.changes) { RecordCodec.encode(change, sequence: $0, userPreviousSequence: 0) }
         }
-        if let head, let headKey {
+        let pending = try pendingChangeHead(userID: change.userID)
+        let headKey = Keys.userChangeHead(change.userID)
+        let head = try pending ?? changeHead(key: headKey) ?? (0, 0)
+        let sequence = try appendNumbered(environment.changes) { sequence in
+            RecordCodec.encode(change, sequence: sequence, userPreviousSequence: head.newest)
+        }
+        if headOnUserPage {
             try putChangeHead(key: headKey, newest: sequence, count: head.count + 1)
+            if pending != nil { try deletePendingChangeHead(userID: change.userID) }
+        } else {
+            try Keys.withUTF8(change.userID) { key in
+                try put(environment.pendingChangeHeads, raw: key, Keys.bigEndian64Pair(sequence, head.count + 1))
+            }
         }
         return sequence
+    }
+
+    /// A token and its creation's entry in the log, kept off the user's page of `user_entries`
+    /// (see `Keys`): the token in `user_tokens`, the head in `pending_change_heads`.
+    @discardableResult
+    func insertToken(_ token: Encoded<TokenRecord>, appending change: PreparedChange) throws -> UInt64 {
+        try insertToken(token)
+        // An entry about another user than the token's (none is made today) goes on their page.
+        return try appendChange(change, headOnUserPage: change.userID != token.record.userID)
     }
 }
 
@@ -914,7 +971,7 @@ extension LMDBWriter {
         if chain.endedChainIsGone { try delete(environment.userEntries, Keys.userEntries(userID, .endedChain)) }
         guard chain.live > 0, let head = try changeHead(userID: userID) else { return }
         if chain.newestLive >= head.newest {
-            try delete(environment.userEntries, Keys.userChangeHead(userID))
+            try deleteChangeHead(userID: userID)
         } else {
             try putChangeHead(userID: userID, newest: head.newest, count: max(1, head.count - min(head.count, chain.live)))
         }
@@ -925,8 +982,20 @@ extension LMDBWriter {
     }
 
     /// Rewritten in place on every append: the value keeps its size, so the page never splits.
+    /// It replaces a pending head of the user's, which goes.
     func putChangeHead(userID: String, newest: UInt64, count: UInt64) throws {
         try putChangeHead(key: Keys.userChangeHead(userID), newest: newest, count: count)
+        try deletePendingChangeHead(userID: userID)
+    }
+
+    /// Both of a user's heads, the one in `user_entries` and a pending one.
+    func deleteChangeHead(userID: String) throws {
+        try delete(environment.userEntries, Keys.userChangeHead(userID))
+        try deletePendingChangeHead(userID: userID)
+    }
+
+    private func deletePendingChangeHead(userID: String) throws {
+        try Keys.withUTF8(userID) { key in _ = try delete(environment.pendingChangeHeads, raw: key) }
     }
 
     func putChangeHead(key: [UInt8], newest: UInt64, count: UInt64) throws {

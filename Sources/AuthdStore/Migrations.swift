@@ -10,7 +10,41 @@ enum Migrations {
         2: { try chainUserChanges($0) },
         3: retireSessionsLazily,
         4: leaveOutWhatKeysGive,
+        5: { try keepTokensApart($0) },
     ]
+
+    /// Version 6 keeps a user's live tokens in `user_tokens` instead of `user_entries` (kind
+    /// 0x03), and the change-log heads that token creations move in `pending_change_heads` (see
+    /// `Keys`). Each token's key moves over, taken in the order of the `tokens` tree `chunk` at
+    /// a time, each chunk in a transaction of its own; a move is a put and a delete that can run
+    /// twice, so a run stopped between two chunks starts over and ends the same. There are no
+    /// pending heads to make: every head is in `user_entries` until the next token's creation.
+    /// `maxChunks` stops early, for tests of that resumption.
+    static func keepTokensApart(_ run: MigrationRun, chunk: Int = 4096, maxChunks: Int = .max) throws {
+        let environment = run.environment
+        var start: [UInt8] = [0]
+        var moved = 0
+        for _ in 0..<maxChunks {
+            let finished = try run.write { writer -> Bool in
+                var tokens: [(id: [UInt8], userID: String)] = []
+                try writer.scan(environment.tokens, from: start) { key, value in
+                    tokens.append((Array(key), try RecordCodec.decodeToken(value).userID))
+                    return tokens.count < chunk
+                }
+                for token in tokens {
+                    try writer.delete(environment.userEntries, Keys.joined(token.userID, [0, Keys.UserEntry.token.rawValue]) + token.id)
+                    try writer.put(environment.userTokens, Keys.joined(token.userID, [0]) + token.id, [])
+                }
+                moved += tokens.count
+                guard let last = tokens.last, tokens.count == chunk else { return true }
+                start = last.id + [0]
+                return false
+            }
+            if finished { break }
+            run.report("moved \(moved) tokens to user_tokens")
+        }
+        run.report("moved \(moved) tokens to user_tokens", final: true)
+    }
 
     /// Version 5 leaves out of a record what its key or its user gives: a session's id (its key
     /// in `sessions`) and an update time equal to its creation time; a change-log entry's

@@ -138,6 +138,11 @@ public protocol StoreWriter: StoreReader {
     func insertToken(_ token: TokenRecord) throws
     /// The same, for a record encoded before the write.
     func insertToken(_ token: Encoded<TokenRecord>) throws
+    /// Adds a token and appends its creation to the change log, returning the entry's sequence
+    /// number. The store keeps both apart from the user's other records: a token lives minutes,
+    /// and its creation need not rewrite what the user's sign-in rewrites anyway.
+    @discardableResult
+    func insertToken(_ token: Encoded<TokenRecord>, appending change: PreparedChange) throws -> UInt64
     @discardableResult
     func deleteToken(id: String) throws -> Bool
     /// Deletes a token read earlier, without reading it again; false when it is gone.

@@ -24,7 +24,8 @@ final class KeyLayoutTests: StoreTestCase {
     }
 
     /// However long a user's history, they keep one head in `user_entries` (after their
-    /// sessions and tokens), so a sign-in rewrites it in place instead of growing the tree.
+    /// sessions), so a sign-in rewrites it in place instead of growing the tree. Tokens are kept
+    /// in `user_tokens`.
     func testAUsersHistoryTakesOneHeadHoweverLong() async throws {
         try await store.write { w in
             try w.insertUser(sampleUser("u1"))
@@ -44,12 +45,98 @@ final class KeyLayoutTests: StoreTestCase {
             kinds.append(key[prefix.count])
             return true
         }
-        XCTAssertEqual(kinds, [2, 3, 4])
+        XCTAssertEqual(kinds, [2, 4])
+        XCTAssertEqual(try reader.tokens(userID: "u1").map(\.id), ["t1"])
         let head = try XCTUnwrap(try reader.changeHead(userID: "u1"))
         XCTAssertEqual(head.newest, 51)
         XCTAssertEqual(head.count, 51)
         let newest = try XCTUnwrap(try reader.changes(userID: "u1", before: nil, offset: 0, limit: 1).entries.first)
         XCTAssertEqual(newest.userPreviousSequence, 50)
+    }
+
+    /// The keys and values of a user's entries in `user_entries`, and their pending head.
+    private func userPage(_ userID: String) throws -> (entries: [[UInt8]], pendingHead: [UInt64]?) {
+        var entries: [[UInt8]] = []
+        var txn: OpaquePointer?
+        XCTAssertEqual(mdb_txn_begin(store.environment.env, nil, UInt32(MDB_RDONLY), &txn), 0)
+        defer { mdb_txn_abort(txn) }
+        let reader = LMDBReader(environment: store.environment, txn: try XCTUnwrap(txn))
+        let prefix = Keys.userPrefix(userID)
+        try reader.scan(store.environment.userEntries, from: prefix) { key, value in
+            guard key.starts(with: prefix) else { return false }
+            entries.append(Array(key) + [0xFF] + Array(value))
+            return true
+        }
+        return (entries, try reader.pendingChangeHead(userID: userID).map { [$0.newest, $0.count] })
+    }
+
+    /// A token's creation leaves the user's entries in `user_entries` as they were (the page a
+    /// sign-in rewrites anyway): the token goes to `user_tokens` and the new head of the user's
+    /// history to `pending_change_heads`, which the user's next append takes back in. The
+    /// history reads whole throughout.
+    func testATokensCreationLeavesTheUsersEntriesAloneAndTheirHistoryWhole() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            try w.insertSession(sampleSession("s0", user: "u1", at: 1, secretByte: 1))
+            try w.appendChange(sampleChange("users.u1.update.name", user: "u1"))
+        }
+        let before = try userPage("u1")
+        XCTAssertNil(before.pendingHead)
+        for id in ["t1", "t2"] {
+            let token = TokenRecord(id: id, userID: "u1", type: 8, secretHash: [5], createdAt: 1, expire: 2)
+            _ = try await store.write { w in
+                try w.insertToken(Encoded(token), appending: PreparedChange(sampleChange("users.u1.tokens.\(id).create", user: "u1")))
+            }
+        }
+        let afterTokens = try userPage("u1")
+        XCTAssertEqual(afterTokens.entries, before.entries, "the user's entries are untouched")
+        XCTAssertEqual(afterTokens.pendingHead, [3, 3])
+        try store.read { r in
+            XCTAssertEqual(try r.tokens(userID: "u1").map(\.id), ["t1", "t2"])
+            let (entries, total) = try r.changes(userID: "u1", before: nil, offset: 0, limit: 10)
+            XCTAssertEqual(entries.map(\.sequence), [3, 2, 1])
+            XCTAssertEqual(entries.map(\.userPreviousSequence), [2, 1, 0])
+            XCTAssertEqual(total, 3)
+        }
+        // The sign-in that redeems a token appends on the user's page: the pending head is folded in.
+        try await store.write { w in
+            XCTAssertTrue(try w.deleteToken(id: "t1"))
+            try w.insertSession(sampleSession("s1", user: "u1", at: 2, secretByte: 2))
+            try w.appendChange(sampleChange("users.u1.sessions.s1.create", user: "u1"))
+        }
+        XCTAssertNil(try userPage("u1").pendingHead)
+        try store.read { r in
+            XCTAssertEqual(try r.tokens(userID: "u1").map(\.id), ["t2"])
+            let (entries, total) = try r.changes(userID: "u1", before: nil, offset: 0, limit: 10)
+            XCTAssertEqual(entries.map(\.sequence), [4, 3, 2, 1])
+            XCTAssertEqual(entries.map(\.userPreviousSequence), [3, 2, 1, 0])
+            XCTAssertEqual(total, 4)
+            let head = try XCTUnwrap(try (r as! LMDBReader).changeHead(key: Keys.userChangeHead("u1")))
+            XCTAssertEqual([head.newest, head.count], [4, 4])
+        }
+    }
+
+    /// A user deleted while their head is pending ends the chain at that head, and leaves no
+    /// head of either kind for a user re-created under the id.
+    func testAUserDeletedWithAPendingHeadEndsTheWholeChain() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            try w.appendChange(sampleChange("users.u1.update.name", user: "u1"))
+        }
+        let token = TokenRecord(id: "t1", userID: "u1", type: 8, secretHash: [5], createdAt: 1, expire: 2)
+        _ = try await store.write { w in
+            try w.insertToken(Encoded(token), appending: PreparedChange(sampleChange("users.u1.tokens.t1.create", user: "u1")))
+        }
+        try await store.write { w in XCTAssertTrue(try w.deleteUser(id: "u1")) }
+        let page = try userPage("u1")
+        XCTAssertNil(page.pendingHead)
+        XCTAssertEqual(page.entries, [Keys.userEntries("u1", .endedChain) + [0xFF] + Keys.bigEndian64(2)], "the chain ends at the token's entry")
+        try await store.write { w in try w.insertUser(sampleUser("u1")) }
+        try store.read { r in
+            XCTAssertEqual(try r.changes(userID: "u1", before: nil, offset: 0, limit: 10).total, 0)
+            XCTAssertEqual(try r.tokens(userID: "u1"), [])
+            XCTAssertNil(try r.token(id: "t1"))
+        }
     }
 
     /// A damaged chain (an entry that points forward, or to another user's) ends the list

@@ -238,6 +238,28 @@ final class LMDBStoreTests: StoreTestCase {
         XCTAssertEqual(try history("gone").total, 1)
     }
 
+    /// A pending head (a token's creation was the user's newest change) is the one the prune
+    /// keeps in step.
+    func testPruningKeepsAPendingHeadInStep() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            try Self.logged("u1", at: 1, w)
+        }
+        for (id, time) in [("t1", Int64(2)), ("t2", 20)] {
+            let token = TokenRecord(id: id, userID: "u1", type: 8, secretHash: [5], createdAt: time, expire: 100)
+            let change = ChangeRecord(time: time, event: "e\(time)", auditEvent: "tokens.create", resource: "user/u1", userID: "u1")
+            _ = try await store.write { w in try w.insertToken(Encoded(token), appending: PreparedChange(change)) }
+        }
+        XCTAssertEqual(try history("u1").total, 3)
+        let pruned = try await store.write { w in try w.pruneChanges(before: 10, limit: 10) }
+        XCTAssertEqual(pruned.pruned, 2)
+        XCTAssertEqual(try history("u1").times, [20])
+        XCTAssertEqual(try history("u1").total, 1)
+        try await store.write { w in try Self.logged("u1", at: 30, w) }
+        XCTAssertEqual(try history("u1").times, [30, 20], "the chain goes on from the pending head")
+        XCTAssertEqual(try history("u1").total, 2)
+    }
+
     func testPruningLeavesTheNewestEntryWhateverItsAge() async throws {
         try await store.write { w in
             try Self.logged("u1", at: 1, w)
