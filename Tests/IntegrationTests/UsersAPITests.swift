@@ -175,6 +175,15 @@ final class UsersAPITests: ClientTestCase {
         await assertAuthdError("user_invalid_token", 401) { try await guest.createSession(userID: "s", secret: token.secret) }
         let observed12 = try await client.getAccount(credentials: .session(redeemed.secret)).id
         XCTAssertEqual(observed12, "s")
+        // The tokens' creations are in the user's history, before the sign-in that redeemed one
+        // (the store keeps their part of the history apart until that sign-in).
+        let history = try await client.listLogs(limit: 3, credentials: .session(redeemed.secret))
+        XCTAssertEqual(history.logs.map(\.event), ["session.create", "tokens.create", "tokens.create"])
+        XCTAssertEqual(history.logs.map(\.fullEvent), [
+            "users.s.sessions.\(redeemed.id).create", "users.s.tokens.\(defaults.id).create", "users.s.tokens.\(token.id).create",
+        ])
+        let sequences = history.logs.map(\.sequence)
+        XCTAssertEqual(sequences, sequences.sorted(by: >))
         await guest.close()
 
         let sessions = try await client.listUserSessions(userID: "s")
