@@ -96,7 +96,7 @@ struct Login: AsyncParsableCommand {
         var daemon: DaemonCPU? = DaemonCPU()
         var run = options.run
         run.duration = run.duration / windows
-        for window in 0..<windows {
+        for _ in 0..<windows {
             // Every window warms up, the daemon's first for its sake, and each so that its logins
             // are in flight when it is measured: counted by when they end, a window that began
             // empty would leave out the hashes in progress at its end and gain none at its start.
