@@ -186,13 +186,22 @@ final class SchemaVersionTests: XCTestCase {
     /// at the next open and ends as if it had run at once.
     func testAStoppedChainingResumes() throws {
         try writeVersionTwoFolder(changesOfU1: 4_100)
+        try stopThenResume(
+            atVersion: 2, { try Migrations.chainUserChanges($0, chunk: 1_000, maxChunks: 2) }, then: assertVersionTwoFolderChained)
+    }
+
+    /// Runs `step` part way on the folder (as a crash would stop it), checks that the folder is
+    /// still at `version`, then opens the store, which finishes the migration, for `check`.
+    private func stopThenResume(
+        atVersion version: UInt32, _ step: (MigrationRun) throws -> Void, then check: (LMDBStore) throws -> Void
+    ) throws {
         let environment = try LMDBEnvironment(path: directory, mapSize: 64 << 20)
-        try Migrations.chainUserChanges(MigrationRun(environment: environment) { _ in }, chunk: 1_000, maxChunks: 2)
-        XCTAssertEqual(try storedVersion(environment), 2)
+        try step(MigrationRun(environment: environment) { _ in })
+        XCTAssertEqual(try storedVersion(environment), version)
         environment.close()
         let store = try LMDBStore(directory: directory)
         defer { store.close() }
-        try assertVersionTwoFolderChained(store)
+        try check(store)
     }
 
     private func assertVersionTwoFolderChained(_ store: LMDBStore) throws {
@@ -208,6 +217,11 @@ final class SchemaVersionTests: XCTestCase {
             XCTAssertEqual(try r.sessions(userID: "u1").map(\.id), ["s1"])
         }
         // No key of the old kind is left; each user has a head.
+        XCTAssertEqual(try userEntryKinds(store), [2, 4, 4])
+    }
+
+    /// The kind byte of every key in `user_entries`, in key order.
+    private func userEntryKinds(_ store: LMDBStore) throws -> [UInt8] {
         var kinds: [UInt8] = []
         var txn: OpaquePointer?
         XCTAssertEqual(mdb_txn_begin(store.environment.env, nil, UInt32(MDB_RDONLY), &txn), 0)
@@ -217,7 +231,7 @@ final class SchemaVersionTests: XCTestCase {
             kinds.append(key[key.firstIndex(of: 0)! + 1])
             return true
         }
-        XCTAssertEqual(kinds, [2, 4, 4])
+        return kinds
     }
 
     func testAMigratedChainTakesNewEntries() async throws {
@@ -262,16 +276,7 @@ final class SchemaVersionTests: XCTestCase {
             XCTAssertEqual(try r.changes(userID: "u1", before: nil, offset: 0, limit: 10).total, 1)
         }
         // No key of the old kind is left in `user_entries`.
-        var kinds: [UInt8] = []
-        var txn: OpaquePointer?
-        XCTAssertEqual(mdb_txn_begin(store.environment.env, nil, UInt32(MDB_RDONLY), &txn), 0)
-        defer { mdb_txn_abort(txn) }
-        let reader = LMDBReader(environment: store.environment, txn: try XCTUnwrap(txn))
-        try reader.scan(store.environment.userEntries, from: [0]) { key, _ in
-            kinds.append(key[key.firstIndex(of: 0)! + 1])
-            return true
-        }
-        XCTAssertEqual(kinds, [2, 4])
+        XCTAssertEqual(try userEntryKinds(store), [2, 4])
     }
 
     func testVersionFiveTokensMoveToTheirOwnIndex() async throws {
@@ -291,13 +296,9 @@ final class SchemaVersionTests: XCTestCase {
     /// A move stopped after two chunks (as by a crash between them) resumes at the next open.
     func testAStoppedTokenMoveResumes() throws {
         try writeVersionFiveFolder(tokens: 10)
-        let environment = try LMDBEnvironment(path: directory, mapSize: 64 << 20)
-        try Migrations.keepTokensApart(MigrationRun(environment: environment) { _ in }, chunk: 3, maxChunks: 2)
-        XCTAssertEqual(try storedVersion(environment), 5)
-        environment.close()
-        let store = try LMDBStore(directory: directory)
-        defer { store.close() }
-        try assertVersionFiveTokensMoved(store, tokens: 10)
+        try stopThenResume(
+            atVersion: 5, { try Migrations.keepTokensApart($0, chunk: 3, maxChunks: 2) },
+            then: { try self.assertVersionFiveTokensMoved($0, tokens: 10) })
     }
 
     /// Version 3 deleted a session's records at once, so its folders need no conversion to
