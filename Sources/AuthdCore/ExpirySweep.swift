@@ -150,7 +150,7 @@ public final class ExpirySweep: Sendable {
         try await store.write { w in
             var deleted = 0
             for token in tokens {
-                if try w.deleteToken(token) { deleted += 1 }
+                if try w.deleteExpiredToken(token) { deleted += 1 }
             }
             return deleted
         }

@@ -26,7 +26,8 @@ import Glibc
 /// - `user_tokens`: user id, 0x00, token id → empty: the user's live tokens
 /// - `pending_change_heads`: user id → the head of the user's change-log chain (as in
 ///   `user_entries`), while their newest entry comes from a write that leaves their page of
-///   `user_entries` alone (a token's creation); the user's next write there folds it back in.
+///   `user_entries` alone (a token's creation); the user's next write there folds it back in,
+///   or the expiry sweep once the user's last token is gone unredeemed.
 /// - `sessions_retired`: a running number (8 bytes big-endian) → a deleted session whose records
 ///   in `sessions` and `sessions_by_secret` are still there, left for the sweep: the length of
 ///   its key in `sessions_by_secret` (1 byte), that key, then the session id
@@ -330,7 +331,7 @@ class LMDBReader: StoreReader {
 
     /// Calls `visit` with the id of each of the user's live tokens (`user_tokens`), while it
     /// returns true. The bytes are LMDB's, valid until the transaction's next write.
-    private func forEachTokenID(userID: String, _ visit: (UnsafeRawBufferPointer) throws -> Bool) throws {
+    fileprivate func forEachTokenID(userID: String, _ visit: (UnsafeRawBufferPointer) throws -> Bool) throws {
         let prefix = Keys.userPrefix(userID)
         try prefix.withUnsafeBytes { rawPrefix in
             try scan(environment.userTokens, from: prefix) { key, _ in
@@ -701,6 +702,24 @@ final class LMDBWriter: LMDBReader, StoreWriter {
         // A token's id and user never change, so the record read earlier names the same keys.
         guard try Keys.withUTF8(token.id, { try delete(environment.tokens, raw: $0) }) else { return false }
         try delete(environment.userTokens, Keys.userToken(token))
+        return true
+    }
+
+    /// A token deleted for its expiry. Once its user has no other live token, the head that
+    /// their tokens' creations left pending goes back to their page of `user_entries` (see
+    /// `Keys`): `pending_change_heads` then holds only users with tokens in flight, however
+    /// many tokens are never redeemed.
+    @discardableResult
+    func deleteExpiredToken(_ token: TokenRecord) throws -> Bool {
+        guard try deleteToken(token) else { return false }
+        var othersLive = false
+        try forEachTokenID(userID: token.userID) { _ in
+            othersLive = true
+            return false
+        }
+        if !othersLive, let pending = try pendingChangeHead(userID: token.userID) {
+            try putChangeHead(userID: token.userID, newest: pending.newest, count: pending.count)
+        }
         return true
     }
 

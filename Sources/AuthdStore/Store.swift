@@ -148,6 +148,10 @@ public protocol StoreWriter: StoreReader {
     /// Deletes a token read earlier, without reading it again; false when it is gone.
     @discardableResult
     func deleteToken(_ token: TokenRecord) throws -> Bool
+    /// The same for a token past its expiry, which nobody redeems: the store also settles what
+    /// it kept apart for the user's tokens once they have none left.
+    @discardableResult
+    func deleteExpiredToken(_ token: TokenRecord) throws -> Bool
     /// Adds an API key; `StoreError.duplicate` when the id or secret hash is taken.
     func insertApiKey(_ key: ApiKeyRecord) throws
     func updateApiKey(_ key: ApiKeyRecord) throws

@@ -116,6 +116,34 @@ final class KeyLayoutTests: StoreTestCase {
         }
     }
 
+    /// Tokens that expire unredeemed do not leave their user's head pending for good: once the
+    /// sweep has deleted the last of them, the head is back on the user's page, unchanged.
+    func testTheLastExpiredTokenOfAUserTakesTheirPendingHeadBack() async throws {
+        try await store.write { w in
+            try w.insertUser(sampleUser("u1"))
+            try w.appendChange(sampleChange("users.u1.update.name", user: "u1"))
+        }
+        let tokens = ["t1", "t2"].map { TokenRecord(id: $0, userID: "u1", type: 8, secretHash: [5], createdAt: 1, expire: 2) }
+        for token in tokens {
+            _ = try await store.write { w in
+                try w.insertToken(Encoded(token), appending: PreparedChange(sampleChange("users.u1.tokens.\(token.id).create", user: "u1")))
+            }
+        }
+        try await store.write { w in XCTAssertTrue(try w.deleteExpiredToken(tokens[0])) }
+        XCTAssertEqual(try userPage("u1").pendingHead, [3, 3], "a token of the user's is still live")
+        try await store.write { w in
+            XCTAssertTrue(try w.deleteExpiredToken(tokens[1]))
+            XCTAssertFalse(try w.deleteExpiredToken(tokens[1]))
+        }
+        XCTAssertNil(try userPage("u1").pendingHead)
+        try store.read { r in
+            let head = try XCTUnwrap(try (r as! LMDBReader).changeHead(key: Keys.userChangeHead("u1")))
+            XCTAssertEqual([head.newest, head.count], [3, 3])
+            XCTAssertEqual(try r.changes(userID: "u1", before: nil, offset: 0, limit: 10).entries.map(\.sequence), [3, 2, 1])
+            XCTAssertEqual(try r.tokens(userID: "u1"), [])
+        }
+    }
+
     /// A user deleted while their head is pending ends the chain at that head, and leaves no
     /// head of either kind for a user re-created under the id.
     func testAUserDeletedWithAPendingHeadEndsTheWholeChain() async throws {
