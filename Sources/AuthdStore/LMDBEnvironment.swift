@@ -31,6 +31,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         try lmdbCheck(mdb_env_create(&envPointer), "mdb_env_create")
         guard let env = envPointer else { throw StoreError(.io, "mdb_env_create returned no environment") }
         do {
+            // The 15 trees opened below, the 3 of schema version 1 that its migration opens, and room.
             try lmdbCheck(mdb_env_set_maxdbs(env, 24), "mdb_env_set_maxdbs")
             try lmdbCheck(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize")
             try lmdbCheck(mdb_env_set_maxreaders(env, 1024), "mdb_env_set_maxreaders")
