@@ -299,9 +299,17 @@ class LMDBReader: StoreReader {
     private func forEachUserEntry(
         _ userID: String, _ kind: Keys.UserEntry, _ visit: (UnsafeRawBufferPointer) throws -> Bool
     ) throws {
-        let prefix = Keys.userEntries(userID, kind)
+        try forEachKey(in: environment.userEntries, after: Keys.userEntries(userID, kind), visit)
+    }
+
+    /// Calls `visit` with what follows `prefix` in each key of `dbi` that starts with it, in key
+    /// order, while it returns true. The bytes are LMDB's, valid until the transaction's next
+    /// write.
+    private func forEachKey(
+        in dbi: MDB_dbi, after prefix: [UInt8], _ visit: (UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
         try prefix.withUnsafeBytes { rawPrefix in
-            try scan(environment.userEntries, from: prefix) { key, _ in
+            try scan(dbi, from: prefix) { key, _ in
                 guard Keys.hasPrefix(key, rawPrefix) else { return false }
                 return try visit(UnsafeRawBufferPointer(rebasing: key[prefix.count...]))
             }
@@ -332,13 +340,7 @@ class LMDBReader: StoreReader {
     /// Calls `visit` with the id of each of the user's live tokens (`user_tokens`), while it
     /// returns true. The bytes are LMDB's, valid until the transaction's next write.
     fileprivate func forEachTokenID(userID: String, _ visit: (UnsafeRawBufferPointer) throws -> Bool) throws {
-        let prefix = Keys.userPrefix(userID)
-        try prefix.withUnsafeBytes { rawPrefix in
-            try scan(environment.userTokens, from: prefix) { key, _ in
-                guard Keys.hasPrefix(key, rawPrefix) else { return false }
-                return try visit(UnsafeRawBufferPointer(rebasing: key[prefix.count...]))
-            }
-        }
+        try forEachKey(in: environment.userTokens, after: Keys.userPrefix(userID), visit)
     }
 
     func token(userID: String, secretHash presented: [UInt8], validAt now: Int64) throws -> TokenRecord? {

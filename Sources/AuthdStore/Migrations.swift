@@ -32,8 +32,8 @@ enum Migrations {
                     return tokens.count < chunk
                 }
                 for token in tokens {
-                    try writer.delete(environment.userEntries, Keys.joined(token.userID, [0, Keys.UserEntry.token.rawValue]) + token.id)
-                    try writer.put(environment.userTokens, Keys.joined(token.userID, [0]) + token.id, [])
+                    try writer.delete(environment.userEntries, Keys.userEntries(token.userID, .token) + token.id)
+                    try writer.put(environment.userTokens, Keys.userPrefix(token.userID) + token.id, [])
                 }
                 moved += tokens.count
                 guard let last = tokens.last, tokens.count == chunk else { return true }
