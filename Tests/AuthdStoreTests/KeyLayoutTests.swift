@@ -34,24 +34,16 @@ final class KeyLayoutTests: StoreTestCase {
             try w.insertToken(TokenRecord(id: "t1", userID: "u1", type: 8, secretHash: [5], createdAt: 1, expire: 2))
         }
         _ = try await store.write { w in try w.appendChange(sampleChange("users.u1.update.email", user: "u1")) }
-        var kinds: [UInt8] = []
-        var txn: OpaquePointer?
-        XCTAssertEqual(mdb_txn_begin(store.environment.env, nil, UInt32(MDB_RDONLY), &txn), 0)
-        defer { mdb_txn_abort(txn) }
-        let reader = LMDBReader(environment: store.environment, txn: try XCTUnwrap(txn))
-        let prefix = Keys.userPrefix("u1")
-        try reader.scan(store.environment.userEntries, from: prefix) { key, _ in
-            guard key.starts(with: prefix) else { return false }
-            kinds.append(key[prefix.count])
-            return true
-        }
+        let kinds = try userPage("u1").entries.map { $0[Keys.userPrefix("u1").count] }
         XCTAssertEqual(kinds, [2, 4])
-        XCTAssertEqual(try reader.tokens(userID: "u1").map(\.id), ["t1"])
-        let head = try XCTUnwrap(try reader.changeHead(userID: "u1"))
-        XCTAssertEqual(head.newest, 51)
-        XCTAssertEqual(head.count, 51)
-        let newest = try XCTUnwrap(try reader.changes(userID: "u1", before: nil, offset: 0, limit: 1).entries.first)
-        XCTAssertEqual(newest.userPreviousSequence, 50)
+        try store.read { r in
+            XCTAssertEqual(try r.tokens(userID: "u1").map(\.id), ["t1"])
+            let head = try XCTUnwrap(try (r as! LMDBReader).changeHead(userID: "u1"))
+            XCTAssertEqual(head.newest, 51)
+            XCTAssertEqual(head.count, 51)
+            let newest = try XCTUnwrap(try r.changes(userID: "u1", before: nil, offset: 0, limit: 1).entries.first)
+            XCTAssertEqual(newest.userPreviousSequence, 50)
+        }
     }
 
     /// The keys and values of a user's entries in `user_entries`, and their pending head.
