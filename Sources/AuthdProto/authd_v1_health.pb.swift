@@ -209,6 +209,27 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._dataPrewarmDone = newValue}
   }
 
+  /// Where the acknowledged writes' time in the store went since start, in microseconds summed
+  /// over the writes: divided by `writes`, each is a mean per write. Queued: from the request
+  /// reaching the writer to its batch beginning. Committing: its batch's run and commit, the
+  /// fsync included. Acknowledging: from the commit to the start of the batch's
+  /// acknowledgements. Read twice, the differences over the difference in `writes` are the
+  /// means of the time between.
+  public var writesQueuedMicros: UInt64 {
+    get {_storage._writesQueuedMicros}
+    set {_uniqueStorage()._writesQueuedMicros = newValue}
+  }
+
+  public var writesCommittingMicros: UInt64 {
+    get {_storage._writesCommittingMicros}
+    set {_uniqueStorage()._writesCommittingMicros = newValue}
+  }
+
+  public var writesAcknowledgingMicros: UInt64 {
+    get {_storage._writesAcknowledgingMicros}
+    set {_uniqueStorage()._writesAcknowledgingMicros = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -295,7 +316,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0")
 
   fileprivate class _StorageClass {
     var _writeCommits: UInt64 = 0
@@ -321,6 +342,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     var _dataBytesPrewarmed: UInt64 = 0
     var _dataBytesPrewarmLimit: UInt64 = 0
     var _dataPrewarmDone: Bool = false
+    var _writesQueuedMicros: UInt64 = 0
+    var _writesCommittingMicros: UInt64 = 0
+    var _writesAcknowledgingMicros: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -354,6 +378,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       _dataBytesPrewarmed = source._dataBytesPrewarmed
       _dataBytesPrewarmLimit = source._dataBytesPrewarmLimit
       _dataPrewarmDone = source._dataPrewarmDone
+      _writesQueuedMicros = source._writesQueuedMicros
+      _writesCommittingMicros = source._writesCommittingMicros
+      _writesAcknowledgingMicros = source._writesAcknowledgingMicros
     }
   }
 
@@ -395,6 +422,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         case 21: try { try decoder.decodeSingularUInt64Field(value: &_storage._dataBytesPrewarmed) }()
         case 22: try { try decoder.decodeSingularUInt64Field(value: &_storage._dataBytesPrewarmLimit) }()
         case 23: try { try decoder.decodeSingularBoolField(value: &_storage._dataPrewarmDone) }()
+        case 24: try { try decoder.decodeSingularUInt64Field(value: &_storage._writesQueuedMicros) }()
+        case 25: try { try decoder.decodeSingularUInt64Field(value: &_storage._writesCommittingMicros) }()
+        case 26: try { try decoder.decodeSingularUInt64Field(value: &_storage._writesAcknowledgingMicros) }()
         default: break
         }
       }
@@ -472,6 +502,15 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       if _storage._dataPrewarmDone != false {
         try visitor.visitSingularBoolField(value: _storage._dataPrewarmDone, fieldNumber: 23)
       }
+      if _storage._writesQueuedMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._writesQueuedMicros, fieldNumber: 24)
+      }
+      if _storage._writesCommittingMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._writesCommittingMicros, fieldNumber: 25)
+      }
+      if _storage._writesAcknowledgingMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._writesAcknowledgingMicros, fieldNumber: 26)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -504,6 +543,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         if _storage._dataBytesPrewarmed != rhs_storage._dataBytesPrewarmed {return false}
         if _storage._dataBytesPrewarmLimit != rhs_storage._dataBytesPrewarmLimit {return false}
         if _storage._dataPrewarmDone != rhs_storage._dataPrewarmDone {return false}
+        if _storage._writesQueuedMicros != rhs_storage._writesQueuedMicros {return false}
+        if _storage._writesCommittingMicros != rhs_storage._writesCommittingMicros {return false}
+        if _storage._writesAcknowledgingMicros != rhs_storage._writesAcknowledgingMicros {return false}
         return true
       }
       if !storagesAreEqual {return false}

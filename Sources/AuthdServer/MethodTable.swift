@@ -87,6 +87,9 @@ public struct MethodTable: Sendable {
             response.writeCommits = store.commits
             response.writes = store.writes
             response.largestBatch = UInt32(clamping: store.largestBatch)
+            response.writesQueuedMicros = store.writesQueuedMicros
+            response.writesCommittingMicros = store.writesCommittingMicros
+            response.writesAcknowledgingMicros = store.writesAcknowledgingMicros
             response.users = UInt64(store.users)
             response.sessions = UInt64(store.sessions)
             response.dataBytes = store.dataBytes

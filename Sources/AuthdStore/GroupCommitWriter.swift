@@ -1,6 +1,7 @@
 import CLMDB
 import Foundation
 import Logging
+import Synchronization
 
 /// The one writer of the store. Write requests queue up; the writer thread runs every queued
 /// request in its own nested transaction inside one parent transaction, commits the parent once
@@ -14,6 +15,13 @@ final class GroupCommitWriter: @unchecked Sendable {
         /// Runs the request in a write transaction; returns what to do once it is durable.
         let perform: (LMDBWriter) throws -> @Sendable () -> Void
         let fail: @Sendable (any Error) -> Void
+        /// When `submit` queued it.
+        fileprivate var queuedAt = ContinuousClock.now
+
+        init(perform: @escaping (LMDBWriter) throws -> @Sendable () -> Void, fail: @escaping @Sendable (any Error) -> Void) {
+            self.perform = perform
+            self.fail = fail
+        }
     }
 
     /// Counters of the writer's work, for benchmarks and logs.
@@ -21,6 +29,13 @@ final class GroupCommitWriter: @unchecked Sendable {
         var commits: UInt64 = 0
         var writes: UInt64 = 0
         var largestBatch: Int = 0
+        /// Where an acknowledged write's time in the store went, summed over the writes, in
+        /// microseconds (divided by `writes`, each is a mean per write): waiting in the queue
+        /// for its batch to begin; its batch's run and commit (its fsync included); and, once
+        /// committed, waiting for the thread that tells the batch's requests.
+        var queuedMicros: UInt64 = 0
+        var committingMicros: UInt64 = 0
+        var acknowledgingMicros: UInt64 = 0
     }
 
     private let environment: LMDBEnvironment
@@ -95,6 +110,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     func submit(_ job: Job) {
+        var job = job
+        job.queuedAt = .now
         condition.lock()
         if stopping {
             condition.unlock()
@@ -118,8 +135,10 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     var currentStatistics: Statistics {
         condition.lock()
-        defer { condition.unlock() }
-        return statistics
+        var current = statistics
+        condition.unlock()
+        current.acknowledgingMicros = acknowledger.waitedMicros
+        return current
     }
 
     private func runLoop() {
@@ -136,7 +155,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             let batch = Array(queue.prefix(maxBatch))
             queue.removeFirst(batch.count)
             condition.unlock()
-            commit(batch)
+            commit(batch, begunAt: .now)
             keepGrowthZoneAhead()
         }
     }
@@ -203,7 +222,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// than the writes themselves). If a request throws, that transaction is abandoned, the
     /// request fails alone, and the rest of the batch runs again with a nested transaction each.
     /// A request body may therefore run more than once; only its last run is kept.
-    private func commit(_ batch: [Job]) {
+    private func commit(_ batch: [Job], begunAt begun: ContinuousClock.Instant) {
         guard let parent = begin(batch) else { return }
         let changes = ChangeCollector()
         var completions: [@Sendable () -> Void] = []
@@ -217,16 +236,16 @@ final class GroupCommitWriter: @unchecked Sendable {
                 job.fail(error)
                 var rest = batch
                 rest.remove(at: index)
-                if !rest.isEmpty { commitIsolated(rest) }
+                if !rest.isEmpty { commitIsolated(rest, begunAt: begun) }
                 return
             }
         }
-        finish(parent, batch, completions, changes)
+        finish(parent, batch, completions, changes, begunAt: begun)
     }
 
     /// Commits a batch with a nested transaction per request, so that one that fails is rolled
     /// back alone.
-    private func commitIsolated(_ batch: [Job]) {
+    private func commitIsolated(_ batch: [Job], begunAt begun: ContinuousClock.Instant) {
         guard let parent = begin(batch) else { return }
         let changes = ChangeCollector()
         var completions: [@Sendable () -> Void] = []
@@ -249,7 +268,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 job.fail(error)
             }
         }
-        finish(parent, pending, completions, changes)
+        finish(parent, pending, completions, changes, begunAt: begun)
     }
 
     /// The batch's write transaction; nil, with every request failed, when LMDB refuses one.
@@ -268,7 +287,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Adds a chunk of the session sweep when one is due, commits `parent` (one fsync), then
     /// tells the observers and only then the requests.
     private func finish(
-        _ parent: OpaquePointer, _ pending: [Job], _ completions: [@Sendable () -> Void], _ changes: ChangeCollector
+        _ parent: OpaquePointer, _ pending: [Job], _ completions: [@Sendable () -> Void], _ changes: ChangeCollector,
+        begunAt begun: ContinuousClock.Instant
     ) {
         let swept = sweepDue ? sweepChunk(in: parent) : nil
         let retired = try? LMDBReader(environment: environment, txn: parent).entries(environment.sessionsRetired)
@@ -279,18 +299,21 @@ final class GroupCommitWriter: @unchecked Sendable {
             pending.forEach { $0.fail(error) }
             return
         }
+        let committed = ContinuousClock.now
         if let swept { noteSwept(swept) }
         if let retired, retired >= sweepRetiredAt { sweepDue = true }
         condition.lock()
         statistics.commits += 1
         statistics.writes += UInt64(completions.count)
         statistics.largestBatch = max(statistics.largestBatch, completions.count)
+        statistics.queuedMicros += micros(pending.reduce(.zero) { $0 + (begun - $1.queuedAt) })
+        statistics.committingMicros += micros((committed - begun) * completions.count)
         let observers = self.observers
         condition.unlock()
         // Caches drop what changed before anyone hears that the write is done.
-        let committed = changes.committed
-        if !committed.isEmpty { observers.forEach { $0(committed) } }
-        acknowledger.acknowledge(completions)
+        let changed = changes.committed
+        if !changed.isEmpty { observers.forEach { $0(changed) } }
+        acknowledger.acknowledge(completions, committedAt: committed)
     }
 }
 
@@ -300,10 +323,15 @@ final class GroupCommitWriter: @unchecked Sendable {
 private final class Acknowledger: @unchecked Sendable {
     // Guarded by `condition`.
     private let condition = NSCondition()
-    private var batches: [[@Sendable () -> Void]] = []
+    private var batches: [(completions: [@Sendable () -> Void], committedAt: ContinuousClock.Instant)] = []
     private var started = false
     private var stopping = false
     private var stopped = false
+    /// From each commit to the start of its acknowledgements, in microseconds summed over the
+    /// writes; a batch counts once its acknowledgements begin.
+    private let waited = Atomic<UInt64>(0)
+
+    var waitedMicros: UInt64 { waited.load(ordering: .relaxed) }
 
     func start() {
         condition.lock()
@@ -315,10 +343,10 @@ private final class Acknowledger: @unchecked Sendable {
         }.start()
     }
 
-    func acknowledge(_ completions: [@Sendable () -> Void]) {
+    func acknowledge(_ completions: [@Sendable () -> Void], committedAt: ContinuousClock.Instant) {
         guard !completions.isEmpty else { return }
         condition.lock()
-        batches.append(completions)
+        batches.append((completions, committedAt))
         condition.signal()
         condition.unlock()
     }
@@ -345,7 +373,15 @@ private final class Acknowledger: @unchecked Sendable {
             let ready = batches
             batches.removeAll(keepingCapacity: true)
             condition.unlock()
-            for batch in ready { batch.forEach { $0() } }
+            for batch in ready {
+                waited.add(micros((.now - batch.committedAt) * batch.completions.count), ordering: .relaxed)
+                batch.completions.forEach { $0() }
+            }
         }
     }
+}
+
+/// Whole microseconds of a span of time, for the writer's counters.
+private func micros(_ duration: Duration) -> UInt64 {
+    UInt64(max(0, duration / .microseconds(1)))
 }

@@ -220,6 +220,9 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         statistics.commits = writes.commits
         statistics.writes = writes.writes
         statistics.largestBatch = writes.largestBatch
+        statistics.writesQueuedMicros = writes.queuedMicros
+        statistics.writesCommittingMicros = writes.committingMicros
+        statistics.writesAcknowledgingMicros = writes.acknowledgingMicros
         statistics.dataBytes = UInt64(try environment.dataBytes())
         statistics.dataBytesPrewarmed = warmer?.warmedBytes ?? 0
         statistics.dataBytesPrewarmLimit = warmer?.limitBytes ?? 0

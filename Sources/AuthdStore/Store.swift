@@ -30,6 +30,13 @@ public struct StoreStatistics: Sendable, Equatable {
     public var writes: UInt64 = 0
     /// The most writes one commit held.
     public var largestBatch: Int = 0
+    /// Where the writes' time in the store went, in microseconds summed over the writes (so
+    /// that each divided by `writes` is a mean per write): queued before their batch began,
+    /// in their batch's run and commit (its fsync included), and committed but waiting for
+    /// their acknowledgement to start.
+    public var writesQueuedMicros: UInt64 = 0
+    public var writesCommittingMicros: UInt64 = 0
+    public var writesAcknowledgingMicros: UInt64 = 0
     public var users: Int = 0
     public var sessions: Int = 0
     /// Bytes of the data file in use.

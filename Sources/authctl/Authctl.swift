@@ -59,6 +59,12 @@ struct Stats: AsyncParsableCommand {
             print("writes \(stats.writes)")
             print(String(format: "mean_batch %.1f", mean))
             print("largest_batch \(stats.largestBatch)")
+            // Means per write since start: the write's wait for its batch, the batch's run and
+            // commit, and the wait for the acknowledgement to start.
+            let writes = Double(max(1, stats.writes))
+            print(String(format: "mean_write_queued_us %.1f", Double(stats.writesQueuedMicros) / writes))
+            print(String(format: "mean_write_committing_us %.1f", Double(stats.writesCommittingMicros) / writes))
+            print(String(format: "mean_write_acknowledging_us %.1f", Double(stats.writesAcknowledgingMicros) / writes))
             print("users \(stats.users)")
             print("sessions \(stats.sessions)")
             print("sessions_cached \(stats.sessionsCached)")

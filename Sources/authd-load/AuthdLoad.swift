@@ -112,16 +112,24 @@ struct CommonOptions: ParsableArguments {
         return StatsReading(stats: stats, at: .now)
     }
 
-    /// Commits, writes and batch sizes between two statistics readings.
+    /// Commits, writes and batch sizes between two statistics readings, and where a write's
+    /// time in the store went, as means per write: queued for its batch, in its batch's run and
+    /// commit, and waiting for its acknowledgement to start.
     func batchFigures(before: StatsReading?, after: StatsReading?) -> [String: Any] {
         guard let before, let after else { return [:] }
         let commits = after.stats.writeCommits - before.stats.writeCommits
         let writes = after.stats.writes - before.stats.writes
+        func perWrite(_ micros: KeyPath<Authd_V1_StatsResponse, UInt64>) -> Double {
+            writes > 0 ? Double(after.stats[keyPath: micros] &- before.stats[keyPath: micros]) / Double(writes) : 0
+        }
         return [
             "commits": commits, "writes": writes,
             "mean_batch": commits > 0 ? Double(writes) / Double(commits) : 0,
             "largest_batch_since_start": after.stats.largestBatch,
             "commits_per_second": Double(commits) / max(0.001, (after.at - before.at) / .seconds(1)),
+            "write_queued_us": perWrite(\.writesQueuedMicros),
+            "write_committing_us": perWrite(\.writesCommittingMicros),
+            "write_acknowledging_us": perWrite(\.writesAcknowledgingMicros),
         ]
     }
 

@@ -494,18 +494,31 @@ final class LMDBStoreTests: StoreTestCase {
 
     func testConcurrentWritesShareCommits() async throws {
         let store = self.store!
+        let started = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<300 {
                 group.addTask { try await store.write { w in try w.insertUser(sampleUser("g\(i)")) } }
             }
             try await group.waitForAll()
         }
+        let elapsedMicros = UInt64((ContinuousClock.now - started) / .microseconds(1))
         let statistics = try store.statistics()
         XCTAssertEqual(statistics.writes, 300)
         XCTAssertEqual(statistics.users, 300)
         XCTAssertGreaterThan(statistics.dataBytes, 0)
         XCTAssertLessThan(statistics.commits, 300, "group commit: some commits carry several writes")
         XCTAssertGreaterThan(statistics.largestBatch, 1)
+        // Each write's share of the time: every write waited for a commit with its fsync, and
+        // none of the three means can be longer than the whole run.
+        XCTAssertGreaterThan(statistics.writesCommittingMicros, 0)
+        XCTAssertGreaterThan(statistics.writesQueuedMicros, 0, "300 writes at once: most wait for a batch")
+        XCTAssertGreaterThan(statistics.writesAcknowledgingMicros, 0)
+        for (name, total) in [
+            ("queued", statistics.writesQueuedMicros), ("committing", statistics.writesCommittingMicros),
+            ("acknowledging", statistics.writesAcknowledgingMicros),
+        ] {
+            XCTAssertLessThanOrEqual(total / statistics.writes, elapsedMicros, "mean \(name) time per write")
+        }
     }
 
     func testCommitObserversHearWhatChangedBeforeTheWriteReturns() async throws {

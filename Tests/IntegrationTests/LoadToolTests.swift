@@ -99,6 +99,7 @@ final class LoadToolTests: XCTestCase {
         XCTAssertEqual(stats.apiKeysCached, 0)
         XCTAssertGreaterThan(stats.writes, 0)
         XCTAssertGreaterThanOrEqual(stats.writes, stats.writeCommits)
+        XCTAssertGreaterThan(stats.writesCommittingMicros, 0, "every write waited for its commit")
         XCTAssertGreaterThan(stats.dataBytes, 0)
         XCTAssertGreaterThan(stats.residentBytes, 1 << 20)
         XCTAssertGreaterThan(stats.anonymousBytes, 0)
