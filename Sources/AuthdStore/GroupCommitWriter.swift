@@ -15,13 +15,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         /// Runs the request in a write transaction; returns what to do once it is durable.
         let perform: (LMDBWriter) throws -> @Sendable () -> Void
         let fail: @Sendable (any Error) -> Void
-        /// When `submit` queued it.
-        fileprivate var queuedAt = ContinuousClock.now
-
-        init(perform: @escaping (LMDBWriter) throws -> @Sendable () -> Void, fail: @escaping @Sendable (any Error) -> Void) {
-            self.perform = perform
-            self.fail = fail
-        }
+        /// When it was made: each request makes its job right before `submit` queues it.
+        let queuedAt = ContinuousClock.now
     }
 
     /// Counters of the writer's work, for benchmarks and logs.
@@ -110,8 +105,6 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     func submit(_ job: Job) {
-        var job = job
-        job.queuedAt = .now
         condition.lock()
         if stopping {
             condition.unlock()

@@ -48,18 +48,17 @@ final class KeyLayoutTests: StoreTestCase {
 
     /// The keys and values of a user's entries in `user_entries`, and their pending head.
     private func userPage(_ userID: String) throws -> (entries: [[UInt8]], pendingHead: [UInt64]?) {
-        var entries: [[UInt8]] = []
-        var txn: OpaquePointer?
-        XCTAssertEqual(mdb_txn_begin(store.environment.env, nil, UInt32(MDB_RDONLY), &txn), 0)
-        defer { mdb_txn_abort(txn) }
-        let reader = LMDBReader(environment: store.environment, txn: try XCTUnwrap(txn))
-        let prefix = Keys.userPrefix(userID)
-        try reader.scan(store.environment.userEntries, from: prefix) { key, value in
-            guard key.starts(with: prefix) else { return false }
-            entries.append(Array(key) + [0xFF] + Array(value))
-            return true
+        try store.read { r in
+            let reader = r as! LMDBReader
+            var entries: [[UInt8]] = []
+            let prefix = Keys.userPrefix(userID)
+            try reader.scan(store.environment.userEntries, from: prefix) { key, value in
+                guard key.starts(with: prefix) else { return false }
+                entries.append(Array(key) + [0xFF] + Array(value))
+                return true
+            }
+            return (entries, try reader.pendingChangeHead(userID: userID).map { [$0.newest, $0.count] })
         }
-        return (entries, try reader.pendingChangeHead(userID: userID).map { [$0.newest, $0.count] })
     }
 
     /// A token's creation leaves the user's entries in `user_entries` as they were (the page a

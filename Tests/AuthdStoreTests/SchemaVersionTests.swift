@@ -222,16 +222,14 @@ final class SchemaVersionTests: XCTestCase {
 
     /// The kind byte of every key in `user_entries`, in key order.
     private func userEntryKinds(_ store: LMDBStore) throws -> [UInt8] {
-        var kinds: [UInt8] = []
-        var txn: OpaquePointer?
-        XCTAssertEqual(mdb_txn_begin(store.environment.env, nil, UInt32(MDB_RDONLY), &txn), 0)
-        defer { mdb_txn_abort(txn) }
-        let reader = LMDBReader(environment: store.environment, txn: try XCTUnwrap(txn))
-        try reader.scan(store.environment.userEntries, from: [0]) { key, _ in
-            kinds.append(key[key.firstIndex(of: 0)! + 1])
-            return true
+        try store.read { r in
+            var kinds: [UInt8] = []
+            try (r as! LMDBReader).scan(store.environment.userEntries, from: [0]) { key, _ in
+                kinds.append(key[key.firstIndex(of: 0)! + 1])
+                return true
+            }
+            return kinds
         }
-        return kinds
     }
 
     func testAMigratedChainTakesNewEntries() async throws {
