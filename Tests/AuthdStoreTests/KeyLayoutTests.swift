@@ -502,7 +502,7 @@ final class KeyLayoutTests: StoreTestCase {
         }
         XCTAssertEqual(try stored(), ids, "the commit that filled the queue sweeps nothing")
         let commits = try store.statistics().commits
-        try await store.write { w in try w.appendChange(sampleChange("users.u1.update.name", user: "u1")) }
+        _ = try await store.write { w in try w.appendChange(sampleChange("users.u1.update.name", user: "u1")) }
         XCTAssertEqual(try stored(), Array(ids.dropFirst()), "the next commit held the first chunk")
         XCTAssertEqual(try store.statistics().commits, commits + 1)
     }
