@@ -11,12 +11,17 @@ bench_build() {
     bin=$(swift build -c release --show-bin-path)
 }
 
+# bench_install PACKAGE...: installs these Debian packages (as root, with sudo otherwise).
+bench_install() {
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 # bench_need_redis: Debian's redis-server and redis-tools, installed when missing.
 bench_need_redis() {
     command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null && return
-    local sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo="sudo"
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
+    bench_install redis-server redis-tools
 }
 
 # On exit, every process started with bench_start and still running is stopped, and the
@@ -57,6 +62,15 @@ bench_authd() {
     shift 3
     rm -rf "$data" "$socket"
     bench_start "$socket" "$data.log" "$binary" --socket "$socket" --data "$data" --set log_level=warning "$@"
+}
+
+# bench_writer_task PID: the /proc path of the daemon's group-commit writer thread (empty if
+# it has none).
+bench_writer_task() {
+    local task
+    for task in /proc/"$1"/task/*; do
+        [[ $(cat "$task/comm" 2>/dev/null) == authd-writer ]] && { echo "$task"; return; }
+    done
 }
 
 # bench_cpu_ticks PATH: user plus system CPU time, in clock ticks, of the process or thread at
