@@ -17,7 +17,9 @@ struct Login: AsyncParsableCommand {
             is reported apart. The machine's CPU during the storm windows is reported from /proc/stat, \
             and, when this process may read the daemon's statistics, the daemon's and its hashing \
             threads' shares of the machine from the daemon's own clocks: the fraction cannot be above \
-            the hashing share, unless hashes run faster in the storm than in the ceiling windows.
+            the hashing share, unless hashes run faster in the storm than in the ceiling windows. This \
+            process's own share over the storm windows is reported too: on the same machine, its calls' \
+            CPU is not the hashing threads'.
             """)
 
     @OptionGroup var options: CommonOptions
@@ -66,6 +68,10 @@ struct Login: AsyncParsableCommand {
         /// The daemon's CPU over the storm windows; nil when this process may not read the
         /// daemon's statistics, or the daemon does not report its CPU.
         var daemon: DaemonCPU?
+        /// This process's own CPU over the storm windows (its logins' clients and the
+        /// validator: the ceilings hash between the windows), and the windows' length.
+        var loadToolCPUSeconds: Double
+        var stormSeconds: Double
     }
 
     /// An `Account/Get` of a session of its own user: the storm's logins would evict one of theirs.
@@ -94,6 +100,8 @@ struct Login: AsyncParsableCommand {
         var windowRates: [Double] = []
         var cpu = CPUTimes.zero
         var daemon: DaemonCPU? = DaemonCPU()
+        var loadToolCPUSeconds = 0.0
+        var stormSeconds = 0.0
         var run = options.run
         run.duration = run.duration / windows
         for _ in 0..<windows {
@@ -110,12 +118,16 @@ struct Login: AsyncParsableCommand {
             }
             let statsBefore = await options.stats(clients[0])
             let cpuBefore = CPUTimes.read()
+            let ownCPUBefore = Self.processCPUSeconds()
+            let windowStart = ContinuousClock.now
             let result = await run.run(clients: clients, progress: !options.json) { worker, client in
                 _ = try await client.createEmailPasswordSession(email: emails[worker % emails.count], password: password)
                 return 0
             }
             // Over the whole window, warm-up included: that is storm too.
             cpu = cpu + (CPUTimes.read() - cpuBefore)
+            loadToolCPUSeconds += Self.processCPUSeconds() - ownCPUBefore
+            stormSeconds += windowStart.duration(to: .now) / .seconds(1)
             let statsAfter = await options.stats(clients[0])
             if let before = statsBefore, let after = statsAfter, let part = DaemonCPU(from: before, to: after) {
                 daemon = daemon.map { $0 + part }
@@ -132,7 +144,15 @@ struct Login: AsyncParsableCommand {
         }
         // `validate()` allows no fewer than one window.
         return Storm(
-            logins: logins!, windowRates: windowRates, validations: validations, ceilings: ceilings, cpu: cpu, daemon: daemon)
+            logins: logins!, windowRates: windowRates, validations: validations, ceilings: ceilings, cpu: cpu, daemon: daemon,
+            loadToolCPUSeconds: loadToolCPUSeconds, stormSeconds: stormSeconds)
+    }
+
+    /// CPU time of this whole process so far, in seconds.
+    private static func processCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
     /// The report's figures besides the logins' own: as numbers for --json, as text otherwise.
@@ -153,13 +173,18 @@ struct Login: AsyncParsableCommand {
                 rate / ((ceilings[index] + ceilings[index + 1]) / 2)
             }
         }
+        let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
         if let daemon = storm.daemon, daemon.seconds > 0 {
             // Shares of the whole machine over the storm windows, from the daemon's own clocks:
             // /proc/stat charges each tick to the thread it interrupts, which favours the
             // hashing threads over the loops' short runs.
-            let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
             extra["hashing_share"] = daemon.hashingCores / cores
             extra["daemon_cpu_share"] = daemon.cores / cores
+        }
+        if storm.stormSeconds > 0 {
+            // On the same machine, what this process spends on its calls (the validator above
+            // all: two wake-ups a call) is not the hashing threads'.
+            extra["load_tool_cpu_share"] = storm.loadToolCPUSeconds / storm.stormSeconds / cores
         }
         if let validations = storm.validations {
             extra["validate_during_storm"] = [
@@ -173,7 +198,7 @@ struct Login: AsyncParsableCommand {
                 format: "%.0f/s, %d errors, latency µs: ", validations.throughput, validations.errors)
                 + LoadRun.Result.latencyLine(validations.histogram)
         }
-        for key in ["hashing_share", "daemon_cpu_share"] {
+        for key in ["hashing_share", "daemon_cpu_share", "load_tool_cpu_share"] {
             if let share = extra[key] as? Double { extra[key] = String(format: "%.1f %% of the machine", 100 * share) }
         }
         extra["cpu_during_storm"] = CPUTimes.kinds.map { String(format: "%@ %.1f %%", $0, cpuShares[$0] ?? 0) }.joined(separator: ", ")

@@ -186,6 +186,10 @@ final class LoadToolTests: XCTestCase {
         XCTAssertGreaterThan(hashing, 0)
         XCTAssertLessThanOrEqual(hashing, daemonShare)
         XCTAssertLessThanOrEqual(daemonShare, 1.05, "a share of the whole machine")
+        // The load tool's own share over the same windows: its clients and validator did run.
+        let loadShare = try XCTUnwrap(login["load_tool_cpu_share"] as? Double, "\(login)")
+        XCTAssertGreaterThan(loadShare, 0)
+        XCTAssertLessThanOrEqual(loadShare, 1.05, "a share of the whole machine")
         let cpu = try XCTUnwrap(login["cpu_during_storm"] as? [String: Double], "\(login)")
         XCTAssertEqual(Set(cpu.keys), ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"])
         XCTAssertEqual(cpu.values.reduce(0, +), 100, accuracy: 0.01, "shares of the machine's CPU: \(cpu)")
