@@ -46,6 +46,8 @@ let package = Package(
         .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // ioprio_set(2), which neither glibc nor Swift's Glibc module offers.
         .target(name: "CIOPriority"),
+        // ppoll(2), prctl(2) and pthread_setname_np for the load tool's open-loop caller, which Swift's Glibc hides.
+        .target(name: "CCallerThread"),
         .target(
             name: "AuthdStore",
             dependencies: [
@@ -106,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "authd-load",
             dependencies: [
-                "AuthdClient", "AuthdProto", "AuthdCore", "AuthdStore",
+                "AuthdClient", "AuthdProto", "AuthdCore", "AuthdStore", "CCallerThread",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),

@@ -110,10 +110,10 @@ struct Login: AsyncParsableCommand {
             // empty would leave out the hashes in progress at its end and gain none at its start.
             let validation = validationRequest.map { request in
                 Task { [run] in
-                    try await PipelinedDriver(
-                        socketPath: options.socket, connections: 1, pipeline: 16, duration: run.duration, warmUp: run.warmUp,
-                        maximumCalls: options.maxCalls, rate: validateRate, eventLoops: 1
-                    ).run(requests: [request], progress: false)
+                    try await OpenLoopCaller(
+                        socketPath: options.socket, rate: validateRate, pipeline: 16, duration: run.duration, warmUp: run.warmUp,
+                        maximumCalls: options.maxCalls
+                    ).run(request: request)
                 }
             }
             let statsBefore = await options.stats(clients[0])
