@@ -27,6 +27,11 @@ struct PipelinedDriver {
     /// Threads driving the connections. One per core by default; fewer leaves cores to the
     /// daemon on a small machine (redis-benchmark drives its clients from one thread).
     var eventLoops: Int = System.coreCount
+    /// Counts the calls that end within the measured window, whenever they began, instead of
+    /// the calls that began in it (as `LoadRun` does): for slow calls (logins, tens of ms each)
+    /// the ones in flight when the warm-up ends are a part of the window's work. Latencies are
+    /// those of the calls that began after the warm-up either way.
+    var countsCallsEndingInWindow = false
 
     /// The second call of a unit of work, made from the first call's answer (its `body`):
     /// a serialized `authd.v1.Request` without an id.
@@ -54,7 +59,8 @@ struct PipelinedDriver {
             let promise = group.next().makePromise(of: PipelinedCaller.Outcome.self)
             let caller = PipelinedCaller(
                 requests: encoded, followUp: followUp, offset: index * 7919 % requests.count, pipeline: pipeline,
-                warmEnd: warmEnd, end: end, rate: perConnectionRate, counters: counters, finished: promise)
+                warmEnd: warmEnd, end: end, rate: perConnectionRate, countsCallsEndingInWindow: countsCallsEndingInWindow,
+                counters: counters, finished: promise)
             let channel = try await ClientBootstrap(group: promise.futureResult.eventLoop)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -107,6 +113,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
     private let warmEnd: NIODeadline
     private let end: NIODeadline
     private let interval: TimeAmount?
+    private let countsCallsEndingInWindow: Bool
     private let counters: Counters
     private let finished: EventLoopPromise<Outcome>
 
@@ -132,7 +139,8 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
 
     init(
         requests: EncodedRequests, followUp: PipelinedDriver.FollowUp?, offset: Int, pipeline: Int, warmEnd: NIODeadline,
-        end: NIODeadline, rate: Double?, counters: Counters, finished: EventLoopPromise<Outcome>
+        end: NIODeadline, rate: Double?, countsCallsEndingInWindow: Bool = false, counters: Counters,
+        finished: EventLoopPromise<Outcome>
     ) {
         self.requests = requests
         self.followUp = followUp
@@ -141,6 +149,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         self.warmEnd = warmEnd
         self.end = end
         self.interval = rate.map { .nanoseconds(Int64(1e9 / max($0, 0.001))) }
+        self.countsCallsEndingInWindow = countsCallsEndingInWindow
         self.counters = counters
         self.finished = finished
         var ring = 64
@@ -277,10 +286,11 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
             } catch {
                 recordError("an answer the follow-up could not use: \(error)")
             }
-        } else if start >= warmEnd {
-            let micros = max(1, (now - start).nanoseconds / 1000)
-            _ = histogram.record(UInt64(micros))
-            counters.completed.add(1, ordering: .relaxed)
+        } else {
+            if start >= warmEnd { _ = histogram.record(UInt64(max(1, (now - start).nanoseconds / 1000))) }
+            if countsCallsEndingInWindow ? (now >= warmEnd && now <= end) : start >= warmEnd {
+                counters.completed.add(1, ordering: .relaxed)
+            }
         }
         if interval == nil, !stopped {
             if now < end { send(context, startedAt: now) } else { stopped = true }
