@@ -156,8 +156,8 @@ struct Login: AsyncParsableCommand {
 
     /// The logins go straight over NIO, as the pipelined driver sends any call: one wake-up of
     /// its thread per answer. Through `AuthdClient`, a task and a continuation per call, this
-    /// process took 0.6-0.8 % of a 2-core machine for its 55-80 logins a second, as much again
-    /// as the daemon's writer, and that came out of the hashing it measures. Counted by when
+    /// process took 0.6-0.8 % of a 2-core machine for its 60-78 logins a second (half as much
+    /// as the daemon's writer), out of the hashing threads' share; now 0.2 %. Counted by when
     /// they end, as before: a window's hashes in progress at its start are its work.
     private func loginDriver(duration: Duration, warmUp: Duration) -> PipelinedDriver {
         var driver = PipelinedDriver(

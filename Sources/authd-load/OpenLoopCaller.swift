@@ -12,7 +12,7 @@ import Histogram
 /// same machine spends per call comes out of the hashing threads' share: the pipelined driver's
 /// event loop, built for throughput, spent 65-96 µs of CPU per call at 1,000 calls a second
 /// during a storm (its timer and its answer each a turn of the loop), 3.3-4.8 % of a 2-core
-/// machine taken from the logins it measured; this caller spends 40-67 µs.
+/// machine; this caller spends 40-67 µs.
 ///
 /// Latency counts from each call's scheduled time, so a late answer delays the calls after it
 /// and its wait shows in their latency (no coordinated omission); at most `pipeline` calls are
