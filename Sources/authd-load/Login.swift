@@ -1,7 +1,7 @@
 import ArgumentParser
 import AuthdClient
-import AuthdProto
 import AuthdCore
+import AuthdProto
 import Foundation
 import Synchronization
 
@@ -105,7 +105,8 @@ struct Login: AsyncParsableCommand {
         var stormSeconds = 0.0
         var run = options.run
         run.duration = run.duration / windows
-        // One user per call in flight, as many as there are (each call takes the next).
+        // As many users as calls in flight (fewer if there are fewer). Each call takes the next,
+        // so a user may have more than one login in flight.
         let loginRequests = try emails.prefix(options.connections * options.pipeline).map { email in
             var input = Authd_V1_CreateEmailPasswordSessionRequest()
             input.email = email

@@ -27,8 +27,8 @@ struct PipelinedDriver {
     /// Threads driving the connections. One per core by default; fewer leaves cores to the
     /// daemon on a small machine (redis-benchmark drives its clients from one thread).
     var eventLoops: Int = System.coreCount
-    /// Counts the calls that end within the measured window, whenever they began, instead of
-    /// the calls that began in it (as `LoadRun` does): for slow calls (logins, tens of ms each)
+    /// Counts the calls that end within the measured window, whenever they began (as `LoadRun`
+    /// does), instead of the calls that began in it: for slow calls (logins, tens of ms each)
     /// the ones in flight when the warm-up ends are a part of the window's work. Latencies are
     /// those of the calls that began after the warm-up either way.
     var countsCallsEndingInWindow = false
