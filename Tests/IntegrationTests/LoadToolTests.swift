@@ -283,6 +283,27 @@ final class LoadToolTests: XCTestCase {
         }
     }
 
+    /// A login storm counts the logins that end in its window: the ones still in flight when it
+    /// closes end after it and are not its work (nor counted elsewhere, with one window and no
+    /// warm-up). Counted by when they began, every login the daemon made would be.
+    func testLoginStormCountsTheLoginsThatEndInItsWindow() async throws {
+        let client = try await startMapped()
+        let before = try await client.stats()
+        let login = try load([
+            "login", "--ceiling-seconds", "0", "--duration", "0.5", "--warm-up", "0", "--connections", "2",
+            "--pipeline", "4", "--users", "8",
+        ])
+        let after = try await client.stats()
+        await client.close()
+        XCTAssertEqual(login["errors"] as? Int, 0, "\(login)")
+        let counted = try XCTUnwrap(login["calls"] as? Int, "\(login)")
+        // Each user's creation and each login is one acknowledged write; nothing else writes.
+        let logins = Int(after.writes - before.writes) - 8
+        XCTAssertGreaterThan(counted, 0, "\(login)")
+        XCTAssertLessThan(counted, logins, "the logins in flight at the window's end were not counted: \(login)")
+        XCTAssertGreaterThanOrEqual(counted, logins - 8, "at most the 8 in flight were left out: \(login)")
+    }
+
     /// `stalls` needs no daemon: it spins a thread per core and reports the gaps each saw and
     /// the stalls, when every thread was in a gap at once, which add up to no more time, and
     /// last no longer, than any one thread's gaps.
