@@ -210,3 +210,11 @@ extension LoadRun.Result {
         return lines.joined(separator: "\n")
     }
 }
+
+/// The monotonic clock in nanoseconds, read straight (the vDSO's: no system call), for the
+/// threads that spin or sleep on it without a Swift clock's arithmetic (`stalls`, the open loop).
+func monotonicNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}

@@ -44,16 +44,17 @@ struct Login: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let clients = try await options.connect()
+        // For the set-up and the statistics: the storm's calls go over connections of their own.
+        let client = try await AuthdClient.connect(socketPath: options.socket)
         let password = "load-password-1"
-        let emails = try await options.createUsers(clients[0], password: password).map(\.email)
-        let validationRequest = validateRate > 0 ? try await validationRequest(clients[0], password: password) : nil
+        let emails = try await options.createUsers(client, password: password).map(\.email)
+        let validationRequest = validateRate > 0 ? try await validationRequest(client, password: password) : nil
         if !options.json {
             print("login: \(emails.count) users; \(options.connections) connections × \(options.pipeline) in flight, \(windows) storm window(s)")
         }
-        let storm = try await storm(clients: clients, emails: emails, password: password, validationRequest: validationRequest)
+        let storm = try await storm(client: client, emails: emails, password: password, validationRequest: validationRequest)
         print(storm.logins.report(scenario: "login", json: options.json, extra: figures(of: storm)))
-        for client in clients { await client.close() }
+        await client.close()
     }
 
     /// What the storm measured: its logins, the validations beside them, the ceiling windows
@@ -83,7 +84,7 @@ struct Login: AsyncParsableCommand {
         return try encodedRequest("authd.v1.Account/Get", credentials: .session(secret))
     }
 
-    private func storm(clients: [AuthdClient], emails: [String], password: String, validationRequest: [UInt8]?) async throws -> Storm {
+    private func storm(client: AuthdClient, emails: [String], password: String, validationRequest: [UInt8]?) async throws -> Storm {
         let parameters = PasswordHasher.Parameters(
             memoryKiB: argon2MemoryKib, iterations: argon2Iterations, parallelism: argon2Parallelism)
         // The ceiling's windows share out before-and-after's total: C S C, or C S C S ... S C.
@@ -103,8 +104,15 @@ struct Login: AsyncParsableCommand {
         var daemon: DaemonCPU? = DaemonCPU()
         var loadToolCPUSeconds = 0.0
         var stormSeconds = 0.0
-        var run = options.run
-        run.duration = run.duration / windows
+        // The logins go straight over NIO, as the pipelined driver sends any call: one wake-up
+        // of its thread per answer. Through `AuthdClient`, a task and a continuation per call,
+        // this process took 0.6-0.8 % of a 2-core machine for its 60-78 logins a second (half as
+        // much as the daemon's writer), out of the hashing threads' share; now 0.2 %. Counted by
+        // when they end, as before: a window's hashes in progress at its start are its work.
+        var loginDriver = options.driver
+        loginDriver.duration = loginDriver.duration / windows
+        loginDriver.eventLoops = 1
+        loginDriver.countsCallsEndingInWindow = true
         // As many users as calls in flight (fewer if there are fewer). Each call takes the next,
         // so a user may have more than one login in flight.
         let loginRequests = try emails.prefix(options.connections * options.pipeline).map { email in
@@ -118,24 +126,23 @@ struct Login: AsyncParsableCommand {
             // are in flight when it is measured: counted by when they end, a window that began
             // empty would leave out the hashes in progress at its end and gain none at its start.
             let validation = validationRequest.map { request in
-                Task { [run] in
+                Task { [loginDriver] in
                     try await OpenLoopCaller(
-                        socketPath: options.socket, rate: validateRate, pipeline: 16, duration: run.duration, warmUp: run.warmUp,
-                        maximumCalls: options.maxCalls
+                        socketPath: options.socket, rate: validateRate, pipeline: 16, duration: loginDriver.duration,
+                        warmUp: loginDriver.warmUp, maximumCalls: options.maxCalls
                     ).run(request: request)
                 }
             }
-            let statsBefore = await options.stats(clients[0])
+            let statsBefore = await options.stats(client)
             let cpuBefore = CPUTimes.read()
             let ownCPUBefore = Self.processCPUSeconds()
             let windowStart = ContinuousClock.now
-            let result = try await loginDriver(duration: run.duration, warmUp: run.warmUp)
-                .run(requests: loginRequests, progress: !options.json)
+            let result = try await loginDriver.run(requests: loginRequests, progress: !options.json)
             // Over the whole window, warm-up included: that is storm too.
             cpu = cpu + (CPUTimes.read() - cpuBefore)
             loadToolCPUSeconds += Self.processCPUSeconds() - ownCPUBefore
             stormSeconds += windowStart.duration(to: .now) / .seconds(1)
-            let statsAfter = await options.stats(clients[0])
+            let statsAfter = await options.stats(client)
             if let before = statsBefore, let after = statsAfter, let part = DaemonCPU(from: before, to: after) {
                 daemon = daemon.map { $0 + part }
             } else {
@@ -153,20 +160,6 @@ struct Login: AsyncParsableCommand {
         return Storm(
             logins: logins!, windowRates: windowRates, validations: validations, ceilings: ceilings, cpu: cpu, daemon: daemon,
             loadToolCPUSeconds: loadToolCPUSeconds, stormSeconds: stormSeconds)
-    }
-
-    /// The logins go straight over NIO, as the pipelined driver sends any call: one wake-up of
-    /// its thread per answer. Through `AuthdClient`, a task and a continuation per call, this
-    /// process took 0.6-0.8 % of a 2-core machine for its 60-78 logins a second (half as much
-    /// as the daemon's writer), out of the hashing threads' share; now 0.2 %. Counted by when
-    /// they end, as before: a window's hashes in progress at its start are its work.
-    private func loginDriver(duration: Duration, warmUp: Duration) -> PipelinedDriver {
-        var driver = PipelinedDriver(
-            socketPath: options.socket, connections: max(1, options.connections), pipeline: max(1, options.pipeline),
-            duration: duration, warmUp: warmUp, maximumCalls: options.maxCalls, rate: options.rate > 0 ? options.rate : nil,
-            eventLoops: 1)
-        driver.countsCallsEndingInWindow = true
-        return driver
     }
 
     /// CPU time of this whole process so far, in seconds.

@@ -50,7 +50,7 @@ struct OpenLoopCaller {
         _ = authd_set_timer_slack(1)
 
         let interval = Int64(1e9 / max(rate, 0.001))
-        let start = Self.now()
+        let start = Int64(monotonicNanoseconds())
         let warmEnd = start + Int64(warmUp / .nanoseconds(1))
         let end = warmEnd + Int64(duration / .nanoseconds(1))
         let giveUp = end + 5_000_000_000
@@ -65,7 +65,7 @@ struct OpenLoopCaller {
         var nextID: UInt64 = 1
         var inFlight = 0
         var scheduled = start
-        var frame = [UInt8](repeating: 0, count: 4 + 1 + 10 + request.count)
+        var frame = [UInt8](repeating: 0, count: RawFrames.requestCapacity(bodyCount: request.count))
         var input = [UInt8](repeating: 0, count: 64 * 1024)
         var buffered = 0
 
@@ -75,21 +75,14 @@ struct OpenLoopCaller {
         }
 
         while true {
-            var now = Self.now()
+            var now = Int64(monotonicNanoseconds())
             while scheduled <= now, scheduled < end, inFlight < pipeline, budget > 0 {
                 let id = nextID
                 nextID += 1
                 budget -= 1
                 startedAt[Int(id & UInt64(ring - 1))] = scheduled
                 let length = frame.withUnsafeMutableBytes { out in
-                    out[4] = 0x08  // field 1: id
-                    var at = WireWriter.storeVarint(id, into: out, at: 5)
-                    request.withUnsafeBytes {
-                        UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + $0.count)]).copyMemory(from: $0)
-                    }
-                    at += request.count
-                    out.storeBytes(of: UInt32(at - 4).bigEndian, toByteOffset: 0, as: UInt32.self)
-                    return at
+                    request.withUnsafeBytes { RawFrames.storeRequest(id: id, body: $0, into: out) }
                 }
                 try Self.writeAll(socket, frame, count: length)
                 inFlight += 1
@@ -121,25 +114,19 @@ struct OpenLoopCaller {
                 break
             }
             buffered += got
-            now = Self.now()
+            now = Int64(monotonicNanoseconds())
             // Every whole answer in the buffer; a partial one moves to its front.
             let consumed = input.withUnsafeBytes { raw in
-                var at = 0
-                while buffered - at >= 4 {
-                    let length = Int(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
-                    guard buffered - at - 4 >= length else { break }
-                    let answer = UnsafeRawBufferPointer(rebasing: raw[(at + 4)..<(at + 4 + length)])
-                    at += 4 + length
+                RawFrames.forEachFrame(in: UnsafeRawBufferPointer(rebasing: raw[..<buffered])) { answer in
                     inFlight -= 1
                     var reader = WireReader(bytes: answer)
-                    guard let tag = try? reader.nextTag(), tag == (1, .varint), let id = try? reader.varint() else {
+                    guard let id = RawFrames.answerID(&reader) else {
                         fail("an answer without an id")
-                        continue
+                        return
                     }
                     if let next = try? reader.nextTag(), next.0 == 2 {
-                        let response = try? Authd_V1_Response(serializedBytes: Array(answer))
-                        fail(response.map { "\($0.error.type): \($0.error.message)" } ?? "an undecodable error")
-                        continue
+                        fail(RawFrames.failure(answer))
+                        return
                     }
                     let began = startedAt[Int(id & UInt64(ring - 1))]
                     if began >= warmEnd {
@@ -147,7 +134,6 @@ struct OpenLoopCaller {
                         calls += 1
                     }
                 }
-                return at
             }
             if consumed > 0 {
                 input.withUnsafeMutableBytes { raw in
@@ -159,13 +145,6 @@ struct OpenLoopCaller {
         }
         return LoadRun.Result(
             calls: calls, errors: errors, seconds: Double(end - warmEnd) / 1e9, histogram: histogram, firstError: firstError)
-    }
-
-    /// The monotonic clock in nanoseconds (the vDSO's: no system call).
-    private static func now() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
     }
 
     private static func connect(_ path: String) throws -> Int32 {

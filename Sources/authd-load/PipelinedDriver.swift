@@ -19,7 +19,7 @@ struct PipelinedDriver {
     let socketPath: String
     let connections: Int
     let pipeline: Int
-    let duration: Duration
+    var duration: Duration
     let warmUp: Duration
     let maximumCalls: Int
     /// Calls per second over all connections; nil for closed loop.
@@ -211,14 +211,8 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         nextID += 1
         startedAt[Int(id & UInt64(startedAt.count - 1))] = start
         isFollowUp[Int(id & UInt64(startedAt.count - 1))] = followUp
-        // The length, the id's tag, at most ten bytes of varint, the body.
-        _ = outgoing.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + 1 + 10 + body.count) { out in
-            out[4] = 0x08  // field 1: id
-            var at = WireWriter.storeVarint(id, into: out, at: 5)
-            UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + body.count)]).copyMemory(from: body)
-            at += body.count
-            out.storeBytes(of: UInt32(at - 4).bigEndian, toByteOffset: 0, as: UInt32.self)
-            return at
+        _ = outgoing.writeWithUnsafeMutableBytes(minimumWritableBytes: RawFrames.requestCapacity(bodyCount: body.count)) { out in
+            RawFrames.storeRequest(id: id, body: body, into: out)
         }
         inFlight += 1
     }
@@ -242,14 +236,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         }
         let now = NIODeadline.now()
         let consumed = input.withUnsafeReadableBytes { raw in
-            var at = 0
-            while raw.count - at >= 4 {
-                let length = Int(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
-                guard raw.count - at - 4 >= length else { break }
-                answered(context, frame: UnsafeRawBufferPointer(rebasing: raw[(at + 4)..<(at + 4 + length)]), at: now)
-                at += 4 + length
-            }
-            return at
+            RawFrames.forEachFrame(in: raw) { answered(context, frame: $0, at: now) }
         }
         input.moveReaderIndex(forwardBy: consumed)
         if input.readableBytes > 0 {
@@ -261,10 +248,9 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
 
     private func answered(_ context: ChannelHandlerContext, frame: UnsafeRawBufferPointer, at now: NIODeadline) {
         inFlight -= 1
-        // A response starts with its id (field 1) and then, on failure only, field 2; a success
-        // with an answer carries it as field 3.
+        // After its id (`RawFrames`), a success with an answer carries it as field 3.
         var reader = WireReader(bytes: frame)
-        guard let tag = try? reader.nextTag(), tag == (1, .varint), let id = try? reader.varint() else {
+        guard let id = RawFrames.answerID(&reader) else {
             recordError("an answer without an id")
             return
         }
@@ -272,8 +258,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         let slot = Int(id & UInt64(startedAt.count - 1))
         let start = startedAt[slot]
         if next?.0 == 2 {
-            let response = try? Authd_V1_Response(serializedBytes: Array(frame))
-            recordError(response.map { "\($0.error.type): \($0.error.message)" } ?? "an undecodable error")
+            recordError(RawFrames.failure(frame))
         } else if let followUp, !isFollowUp[slot] {
             // The unit's first call: its answer makes the second, which keeps the unit's start.
             do {
