@@ -1,4 +1,3 @@
-import AuthdProto
 import AuthdStore
 import CCallerThread
 import Foundation
