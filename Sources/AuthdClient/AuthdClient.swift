@@ -16,10 +16,13 @@ import NIOPosix
 public final class AuthdClient: Sendable {
     private let channel: any Channel
     private let dispatcher: NIOLoopBound<ResponseDispatcher>
+    private let outbox: Outbox
 
-    private init(channel: any Channel, dispatcher: NIOLoopBound<ResponseDispatcher>) {
+    /// For `connect`, and for tests that put the dispatcher on a channel of their own.
+    init(channel: any Channel, dispatcher: NIOLoopBound<ResponseDispatcher>, outbox: Outbox) {
         self.channel = channel
         self.dispatcher = dispatcher
+        self.outbox = outbox
     }
 
     /// Connects to the daemon's Unix socket.
@@ -33,6 +36,7 @@ public final class AuthdClient: Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "authd.client")
     ) async throws -> AuthdClient {
+        let outbox = Outbox(allocator: ByteBufferAllocator())
         do {
             let channel = try await ClientBootstrap(group: eventLoopGroup)
                 .channelInitializer { channel in
@@ -41,7 +45,7 @@ public final class AuthdClient: Sendable {
                             ByteToMessageHandler(
                                 LengthFieldBasedFrameDecoder(lengthFieldBitLength: .fourBytes),
                                 maximumBufferSize: maximumFrameBytes + 4),
-                            ResponseDispatcher(logger: logger))
+                            ResponseDispatcher(outbox: outbox, logger: logger))
                     }
                 }
                 .connect(unixDomainSocketPath: socketPath)
@@ -51,7 +55,7 @@ public final class AuthdClient: Sendable {
                     try channel.pipeline.syncOperations.handler(type: ResponseDispatcher.self),
                     eventLoop: channel.eventLoop)
             }.get()
-            return AuthdClient(channel: channel, dispatcher: dispatcher)
+            return AuthdClient(channel: channel, dispatcher: dispatcher, outbox: outbox)
         } catch let error as AuthdClientError {
             throw error
         } catch {
@@ -95,12 +99,21 @@ public final class AuthdClient: Sendable {
     /// Sends a request envelope as is (the id is assigned here) and returns the response body.
     /// For tools and tests that craft requests by hand.
     public func send(_ request: Authd_V1_Request) async throws -> Data {
-        let promise = channel.eventLoop.makePromise(of: Data.self)
-        let dispatcher = self.dispatcher
-        let request = request
-        channel.eventLoop.execute {
-            dispatcher.value.send(request, promise: promise)
+        var request = request
+        request.id = outbox.makeID()
+        // Encoded here, on the caller's thread; the loop only writes the bytes.
+        let envelope: [UInt8]
+        do {
+            envelope = try request.serializedBytes()
+        } catch {
+            throw AuthdClientError.protocolError("cannot encode the request: \(error)")
         }
-        return try await promise.futureResult.get()
+        let id = request.id
+        return try await withUnsafeThrowingContinuation { continuation in
+            if outbox.post(envelope, id: id, continuation: continuation) {
+                let dispatcher = self.dispatcher
+                channel.eventLoop.execute { dispatcher.value.drainOutbox() }
+            }
+        }
     }
 }

@@ -3,20 +3,20 @@ import Foundation
 import Logging
 import NIOCore
 
-/// Lives in the client's channel pipeline: numbers outgoing requests, matches each response to
-/// its caller by id, and batches flushes so that calls issued together leave in one write.
+/// Lives in the client's channel pipeline: sends the calls the outbox gathered, matches each
+/// response to its caller by id, and fails every waiting call when the connection ends.
 final class ResponseDispatcher: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private var pending: [UInt64: EventLoopPromise<Data>] = [:]
-    private var nextID: UInt64 = 1
-    private var flushScheduled = false
+    private var pending: [UInt64: UnsafeContinuation<Data, any Error>] = [:]
     private var closedError: AuthdClientError?
     private var context: ChannelHandlerContext?
+    private let outbox: Outbox
     private let logger: Logger
 
-    init(logger: Logger) {
+    init(outbox: Outbox, logger: Logger) {
+        self.outbox = outbox
         self.logger = logger
     }
 
@@ -28,35 +28,17 @@ final class ResponseDispatcher: ChannelInboundHandler {
         self.context = nil
     }
 
-    /// Sends one request; `promise` gets the response body or the error. On the event loop.
-    func send(_ request: Authd_V1_Request, promise: EventLoopPromise<Data>) {
+    /// Sends every call in the outbox, in one write and one flush. On the event loop.
+    func drainOutbox() {
+        let (frames, waiting) = outbox.drain()
+        guard !waiting.isEmpty else { return }
         guard let context, closedError == nil else {
-            promise.fail(closedError ?? .connectionClosed())
+            let error = closedError ?? .connectionClosed()
+            for call in waiting { call.continuation.resume(throwing: error) }
             return
         }
-        var request = request
-        request.id = nextID
-        nextID &+= 1
-        let bytes: [UInt8]
-        do {
-            bytes = try request.serializedBytes()
-        } catch {
-            promise.fail(AuthdClientError.protocolError("cannot encode the request: \(error)"))
-            return
-        }
-        pending[request.id] = promise
-        var buffer = context.channel.allocator.buffer(capacity: 4 + bytes.count)
-        buffer.writeInteger(UInt32(bytes.count))
-        buffer.writeBytes(bytes)
-        context.write(wrapOutboundOut(buffer), promise: nil)
-        if !flushScheduled {
-            flushScheduled = true
-            // Every call issued before this runs shares the flush.
-            context.eventLoop.assumeIsolated().execute {
-                self.flushScheduled = false
-                self.context?.flush()
-            }
-        }
+        for call in waiting { pending[call.id] = call.continuation }
+        context.writeAndFlush(wrapOutboundOut(frames), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -68,7 +50,7 @@ final class ResponseDispatcher: ChannelInboundHandler {
             fail(all: .protocolError("undecodable response from authd: \(error)"), context: context)
             return
         }
-        guard let promise = pending.removeValue(forKey: response.id) else {
+        guard let continuation = pending.removeValue(forKey: response.id) else {
             // id 0: the daemon could not read a request at all; it names the problem.
             logger.warning(
                 "authd answered no pending call",
@@ -76,11 +58,11 @@ final class ResponseDispatcher: ChannelInboundHandler {
             return
         }
         if response.hasError {
-            promise.fail(
-                AuthdClientError(
+            continuation.resume(
+                throwing: AuthdClientError(
                     type: response.error.type, code: Int(response.error.code), message: response.error.message))
         } else {
-            promise.succeed(response.body)
+            continuation.resume(returning: response.body)
         }
     }
 
@@ -97,7 +79,8 @@ final class ResponseDispatcher: ChannelInboundHandler {
         if closedError == nil { closedError = error }
         let waiting = pending
         pending.removeAll()
-        for promise in waiting.values { promise.fail(error) }
+        for continuation in waiting.values { continuation.resume(throwing: error) }
+        for call in outbox.close(closedError!) { call.continuation.resume(throwing: error) }
         context?.close(promise: nil)
     }
 }
