@@ -139,6 +139,7 @@ let package = Package(
             dependencies: [
                 "AuthdClient", "AuthdProto", "AuthdStore", "authd", "authctl", "authd-load",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             exclude: ["Scripts/verify_jwt.py"]
         ),

@@ -17,13 +17,24 @@ public final class AuthdClient: Sendable {
     private let channel: any Channel
     private let dispatcher: NIOLoopBound<ResponseDispatcher>
     private let outbox: Outbox
+    private let loopExecutor: LoopTaskExecutor
 
     /// For `connect`, and for tests that put the dispatcher on a channel of their own.
     init(channel: any Channel, dispatcher: NIOLoopBound<ResponseDispatcher>, outbox: Outbox) {
         self.channel = channel
         self.dispatcher = dispatcher
         self.outbox = outbox
+        self.loopExecutor = LoopTaskExecutor(channel.eventLoop)
     }
+
+    /// Runs a task's jobs on this connection's event loop. A task that prefers it
+    /// (`withTaskExecutorPreference(authd.taskExecutor) { ... }`, or `Task(executorPreference:)`)
+    /// calls authd without a hand-off between threads: its request leaves, and its answer resumes
+    /// it, on the thread that does the connection's I/O. Otherwise each call crosses from the
+    /// task's thread to the loop's and back, two wake-ups on an idle machine. Meant for tasks
+    /// that do little between calls; such a task must never block, since the connection's I/O
+    /// waits for it.
+    public var taskExecutor: any TaskExecutor { loopExecutor }
 
     /// Connects to the daemon's Unix socket.
     /// - Parameters:
@@ -115,5 +126,20 @@ public final class AuthdClient: Sendable {
                 channel.eventLoop.execute { dispatcher.value.drainOutbox() }
             }
         }
+    }
+}
+
+/// Runs jobs on one event loop (see `AuthdClient.taskExecutor`). The daemon has a twin of its
+/// own (AuthdServer's `EventLoopTaskExecutor`): the two modules share nothing but NIO.
+private final class LoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -1,5 +1,6 @@
 import AuthdClient
 import Foundation
+import NIOPosix
 import XCTest
 
 /// Email/password accounts end to end: the real binary, the real store, the real client.
@@ -193,6 +194,38 @@ final class AccountFlowTests: ClientTestCase {
             return count
         }
         XCTAssertEqual(mismatches, 0)
+    }
+
+    func testTasksOnTheConnectionsExecutorRunOnItsLoopAndGetTheirOwnAnswers() async throws {
+        var secrets: [String] = []
+        for i in 0..<4 {
+            _ = try await client.createAccount(userID: "l\(i)", email: "l\(i)@example.com", password: "password-1")
+            secrets.append(try await client.createEmailPasswordSession(email: "l\(i)@example.com", password: "password-1").secret)
+        }
+        let client = self.client!
+        let all = secrets
+        // Each call reports whether it resumed on an event loop (the connection's executor runs
+        // jobs nowhere else) and whether it got its own user.
+        let outcomes = try await withThrowingTaskGroup(of: (onLoop: Bool, own: Bool).self) { group in
+            for n in 0..<400 {
+                group.addTask(executorPreference: client.taskExecutor) {
+                    let me = try await client.getAccount(credentials: .session(all[n % 4]))
+                    return (MultiThreadedEventLoopGroup.currentEventLoop != nil, me.id == "l\(n % 4)")
+                }
+            }
+            var outcomes: [(onLoop: Bool, own: Bool)] = []
+            for try await outcome in group { outcomes.append(outcome) }
+            return outcomes
+        }
+        XCTAssertEqual(outcomes.count, 400)
+        XCTAssertEqual(outcomes.filter(\.onLoop).count, 400)
+        XCTAssertEqual(outcomes.filter(\.own).count, 400)
+        // Without the preference, a call resumes on the cooperative pool.
+        let onPool = try await Task {
+            _ = try await client.getAccount(credentials: .session(all[0]))
+            return MultiThreadedEventLoopGroup.currentEventLoop == nil
+        }.value
+        XCTAssertTrue(onPool)
     }
 
     func testConcurrentSignUpsAllLand() async throws {
