@@ -202,7 +202,7 @@ struct Validate: AsyncParsableCommand {
     @Option(help: "At most this many secrets, spread over the file.")
     var sample = 100_000
 
-    @Option(help: "pipelined: pre-encoded calls straight over NIO, as redis-benchmark drives Redis; client: one AuthdClient call (a task) per call.")
+    @Option(help: "pipelined: pre-encoded calls straight over NIO, as redis-benchmark drives Redis; client: one AuthdClient call (a task) per call; client-on-loop: the same, the tasks on their connection's event loop (AuthdClient.taskExecutor).")
     var driver = "pipelined"
 
     @Option(
@@ -213,7 +213,9 @@ struct Validate: AsyncParsableCommand {
     var caller = "session"
 
     func run() async throws {
-        guard ["pipelined", "client"].contains(driver) else { throw ValidationError("--driver is pipelined or client") }
+        guard ["pipelined", "client", "client-on-loop"].contains(driver) else {
+            throw ValidationError("--driver is pipelined, client or client-on-loop")
+        }
         guard ["session", "api-key", "peer"].contains(caller) else { throw ValidationError("--as is session, api-key or peer") }
         if caller != "session" { return try await runAsServer() }
         let all: [String]
@@ -251,7 +253,10 @@ struct Validate: AsyncParsableCommand {
             result = try await options.driver.run(requests: requests(), progress: !options.json)
         } else {
             let clients = try await options.connect()
-            result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
+            let onLoop = driver == "client-on-loop"
+            result = await options.run.run(
+                clients: clients, progress: !options.json, executor: { onLoop ? $0.taskExecutor : nil }
+            ) { worker, client in
                 try await call(worker, client)
                 return 0
             }
@@ -326,7 +331,10 @@ struct Tokens: AsyncParsableCommand {
             let requests = try (0..<4096).map { _ in try Self.createTokenRequest(userID: users.randomElement()!, server: server) }
             result = try await options.driver.run(requests: requests, followUp: Self.createSessionRequest, progress: !options.json)
         } else {
-            result = await options.run.run(clients: clients, progress: !options.json) { worker, client in
+            let onLoop = driver == "client-on-loop"
+            result = await options.run.run(
+                clients: clients, progress: !options.json, executor: { onLoop ? $0.taskExecutor : nil }
+            ) { worker, client in
                 let userID = users.randomElement()!
                 let token = try await client.createUserToken(userID: userID, credentials: server)
                 _ = try await client.createSession(userID: userID, secret: token.secret)

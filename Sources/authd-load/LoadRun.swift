@@ -46,6 +46,7 @@ struct LoadRun {
         clients: [Client],
         progress: Bool,
         kinds: Int = 1,
+        executor: (Client) -> (any TaskExecutor)? = { _ in nil },
         call: @escaping @Sendable (_ worker: Int, _ client: Client) async throws -> Int
     ) async -> Result {
         let counters = Counters(budget: maximumCalls)
@@ -63,7 +64,7 @@ struct LoadRun {
                     let worker = connection * pipeline + slot
                     let workers = connections * pipeline
                     let interval: Duration? = rate.map { .nanoseconds(Int64(1e9 * Double(workers) / max($0, 0.001))) }
-                    group.addTask {
+                    group.addTask(executorPreference: executor(client)) {
                         var outcome = WorkerOutcome(
                             histograms: (0..<kinds).map { _ in LoadRun.emptyHistogram() },
                             endedInWindow: Array(repeating: 0, count: kinds))

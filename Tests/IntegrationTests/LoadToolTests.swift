@@ -144,7 +144,7 @@ final class LoadToolTests: XCTestCase {
     func testEveryScenarioRunsWithoutErrors() async throws {
         let client = try await startMapped()
         await client.close()
-        for driver in ["pipelined", "client"] {
+        for driver in ["pipelined", "client", "client-on-loop"] {
             let validate = try load(["validate", "--driver", driver] + quick)
             XCTAssertGreaterThan(validate["calls"] as? Int ?? 0, 0, "validate (\(driver))")
             XCTAssertEqual(validate["errors"] as? Int, 0, "validate (\(driver)): \(validate)")
