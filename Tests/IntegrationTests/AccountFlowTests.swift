@@ -220,6 +220,12 @@ final class AccountFlowTests: ClientTestCase {
         XCTAssertEqual(outcomes.count, 400)
         XCTAssertEqual(outcomes.filter(\.onLoop).count, 400)
         XCTAssertEqual(outcomes.filter(\.own).count, 400)
+        // The README's form: a preference for the calls of one block.
+        let blockOnLoop = try await withTaskExecutorPreference(client.taskExecutor) {
+            _ = try await client.getAccount(credentials: .session(all[1]))
+            return MultiThreadedEventLoopGroup.currentEventLoop != nil
+        }
+        XCTAssertTrue(blockOnLoop)
         // Without the preference, a call resumes on the cooperative pool.
         let onPool = try await Task {
             _ = try await client.getAccount(credentials: .session(all[0]))
