@@ -312,11 +312,13 @@ struct Tokens: AsyncParsableCommand {
 
     @OptionGroup var options: CommonOptions
 
-    @Option(help: "pipelined: the two calls straight over NIO, the session's request made from the token's answer; client: AuthdClient calls (a task per pair).")
+    @Option(help: "pipelined: the two calls straight over NIO, the session's request made from the token's answer; client: AuthdClient calls (a task per pair); client-on-loop: the same, the tasks on their connection's event loop (AuthdClient.taskExecutor).")
     var driver = "pipelined"
 
     func run() async throws {
-        guard ["pipelined", "client"].contains(driver) else { throw ValidationError("--driver is pipelined or client") }
+        guard ["pipelined", "client", "client-on-loop"].contains(driver) else {
+            throw ValidationError("--driver is pipelined, client or client-on-loop")
+        }
         let clients = try await options.connect()
         let users = try await options.createUsers(clients[0], password: nil).map(\.id)
         if !options.json {

@@ -155,7 +155,7 @@ final class LoadToolTests: XCTestCase {
             XCTAssertGreaterThan(validate["daemon_cpu_us_per_call"] as? Double ?? 0, 0, "validate (\(driver)): \(validate)")
             XCTAssertGreaterThanOrEqual(validate["daemon_waiting_cores"] as? Double ?? -1, 0, "validate (\(driver)): \(validate)")
         }
-        for driver in ["pipelined", "client"] {
+        for driver in ["pipelined", "client", "client-on-loop"] {
             let tokens = try load(["tokens", "--driver", driver] + quick)
             XCTAssertEqual(tokens["driver"] as? String, driver)
             XCTAssertGreaterThan(tokens["calls"] as? Int ?? 0, 0, "tokens (\(driver))")
