@@ -68,10 +68,15 @@ let package = Package(
             resources: [],
             swiftSettings: daemonSettings
         ),
+        // A task executor on an event loop, for the daemon's deferred calls and the client's callers.
+        .target(
+            name: "AuthdEventLoops",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
         .target(
             name: "AuthdServer",
             dependencies: [
-                "AuthdCore", "AuthdStore", "AuthdProto", "CSystemd",
+                "AuthdCore", "AuthdStore", "AuthdProto", "AuthdEventLoops", "CSystemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -83,7 +88,7 @@ let package = Package(
         .target(
             name: "AuthdClient",
             dependencies: [
-                "AuthdProto",
+                "AuthdProto", "AuthdEventLoops",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -134,6 +139,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "AuthdClientTests", dependencies: ["AuthdClient"]),
+        .testTarget(
+            name: "AuthdEventLoopsTests",
+            dependencies: [
+                "AuthdEventLoops",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

@@ -1,3 +1,4 @@
+import AuthdEventLoops
 import AuthdProto
 import Foundation
 import Logging
@@ -17,14 +18,14 @@ public final class AuthdClient: Sendable {
     private let channel: any Channel
     private let dispatcher: NIOLoopBound<ResponseDispatcher>
     private let outbox: Outbox
-    private let loopExecutor: LoopTaskExecutor
+    private let loopExecutor: EventLoopTaskExecutor
 
     /// For `connect`, and for tests that put the dispatcher on a channel of their own.
     init(channel: any Channel, dispatcher: NIOLoopBound<ResponseDispatcher>, outbox: Outbox) {
         self.channel = channel
         self.dispatcher = dispatcher
         self.outbox = outbox
-        self.loopExecutor = LoopTaskExecutor(channel.eventLoop)
+        self.loopExecutor = EventLoopTaskExecutor(channel.eventLoop)
     }
 
     /// Runs a task's jobs on this connection's event loop. A task that prefers it
@@ -110,8 +111,9 @@ public final class AuthdClient: Sendable {
     /// Sends a request envelope as is (the id is assigned here) and returns the response body.
     /// For tools and tests that craft requests by hand.
     public func send(_ request: Authd_V1_Request) async throws -> Data {
+        let id = outbox.makeID()
         var request = request
-        request.id = outbox.makeID()
+        request.id = id
         // Encoded here, on the caller's thread; the loop only writes the bytes.
         let envelope: [UInt8]
         do {
@@ -119,27 +121,11 @@ public final class AuthdClient: Sendable {
         } catch {
             throw AuthdClientError.protocolError("cannot encode the request: \(error)")
         }
-        let id = request.id
         return try await withUnsafeThrowingContinuation { continuation in
             if outbox.post(envelope, id: id, continuation: continuation) {
                 let dispatcher = self.dispatcher
                 channel.eventLoop.execute { dispatcher.value.drainOutbox() }
             }
         }
-    }
-}
-
-/// Runs jobs on one event loop (see `AuthdClient.taskExecutor`). The daemon has a twin of its
-/// own (AuthdServer's `EventLoopTaskExecutor`): the two modules share nothing but NIO.
-private final class LoopTaskExecutor: TaskExecutor {
-    let eventLoop: any EventLoop
-
-    init(_ eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-    }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -1,4 +1,5 @@
 import AuthdCore
+import AuthdEventLoops
 import AuthdProto
 import Logging
 import NIOCore
@@ -33,7 +34,10 @@ final class RequestHandler: ChannelInboundHandler {
     /// that completed since the last flush.
     private var answers: ByteBuffer?
     private var flushScheduled = false
-    /// Runs the deferred calls' tasks on this connection's loop; made on the first one.
+    /// Runs the deferred calls' tasks on this connection's loop; made on the first one. A
+    /// deferred call's task starts, resumes after the writer or the hashing pool, and answers
+    /// here: on the cooperative pool the same call made two more thread hand-offs. Its slow
+    /// parts (hashes, writes) run on their own threads and are awaited, never run here.
     private var loopExecutor: EventLoopTaskExecutor?
     /// The body of calls that send none.
     private let emptyBody = ByteBuffer()

@@ -1,10 +1,10 @@
-@testable import AuthdServer
+import AuthdEventLoops
 import Foundation
 import NIOCore
 import NIOPosix
 import XCTest
 
-/// A deferred call's task runs on its connection's loop, before and after it waits.
+/// A task that prefers the executor runs on its loop, before and after it waits.
 final class EventLoopTaskExecutorTests: XCTestCase {
     func testATaskStartsAndResumesOnItsLoop() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
