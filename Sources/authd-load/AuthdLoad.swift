@@ -203,7 +203,7 @@ struct Validate: AsyncParsableCommand {
     var sample = 100_000
 
     @Option(help: "pipelined: pre-encoded calls straight over NIO, as redis-benchmark drives Redis; client: one AuthdClient call (a task) per call; client-on-loop: the same, the tasks on their connection's event loop (AuthdClient.taskExecutor).")
-    var driver = "pipelined"
+    var driver = CallDriver.pipelined
 
     @Option(
         name: .customLong("as"),
@@ -213,9 +213,6 @@ struct Validate: AsyncParsableCommand {
     var caller = "session"
 
     func run() async throws {
-        guard ["pipelined", "client", "client-on-loop"].contains(driver) else {
-            throw ValidationError("--driver is pipelined, client or client-on-loop")
-        }
         guard ["session", "api-key", "peer"].contains(caller) else { throw ValidationError("--as is session, api-key or peer") }
         if caller != "session" { return try await runAsServer() }
         let all: [String]
@@ -229,14 +226,14 @@ struct Validate: AsyncParsableCommand {
         }
         guard !all.isEmpty else { throw ValidationError("no session secrets") }
         if !options.json {
-            print("validate: \(all.count) sessions; \(options.connections) connections × \(options.pipeline) in flight; \(driver) driver\(options.rate > 0 ? "; open loop at \(options.rate)/s" : "")")
+            print("validate: \(all.count) sessions; \(options.connections) connections × \(options.pipeline) in flight; \(driver.rawValue) driver\(options.rate > 0 ? "; open loop at \(options.rate)/s" : "")")
         }
         let (result, cpu) = try await drive(
             requests: {
                 try all.map { try encodedRequest("authd.v1.Account/Get", credentials: .session($0)) }
             },
             call: { worker, client in _ = try await client.getAccount(credentials: .session(all[worker % all.count])) })
-        let extra = cpu.merging(["driver": driver, "sessions": all.count]) { $1 }
+        let extra = cpu.merging(["driver": driver.rawValue, "sessions": all.count]) { $1 }
         print(result.report(scenario: "validate", json: options.json, extra: extra))
     }
 
@@ -249,13 +246,12 @@ struct Validate: AsyncParsableCommand {
         let statsClient = try await AuthdClient.connect(socketPath: options.socket)
         let before = await options.stats(statsClient)
         let result: LoadRun.Result
-        if driver == "pipelined" {
+        if driver == .pipelined {
             result = try await options.driver.run(requests: requests(), progress: !options.json)
         } else {
             let clients = try await options.connect()
-            let onLoop = driver == "client-on-loop"
             result = await options.run.run(
-                clients: clients, progress: !options.json, executor: { onLoop ? $0.taskExecutor : nil }
+                clients: clients, progress: !options.json, executor: driver.executor(for:)
             ) { worker, client in
                 try await call(worker, client)
                 return 0
@@ -282,7 +278,7 @@ struct Validate: AsyncParsableCommand {
         let users = try await options.createUsers(client, password: nil).map(\.id)
         await client.close()
         if !options.json {
-            print("validate: Users/Get of \(users.count) users as \(caller); \(options.connections) connections × \(options.pipeline) in flight; \(driver) driver")
+            print("validate: Users/Get of \(users.count) users as \(caller); \(options.connections) connections × \(options.pipeline) in flight; \(driver.rawValue) driver")
         }
         let (result, cpu) = try await drive(
             requests: {
@@ -293,7 +289,7 @@ struct Validate: AsyncParsableCommand {
                 }
             },
             call: { worker, client in _ = try await client.getUser(userID: users[worker % users.count], credentials: credentials) })
-        let extra = cpu.merging(["driver": driver, "caller": caller, "users": users.count]) { $1 }
+        let extra = cpu.merging(["driver": driver.rawValue, "caller": caller, "users": users.count]) { $1 }
         print(result.report(scenario: "validate", json: options.json, extra: extra))
     }
 
@@ -306,6 +302,21 @@ struct Validate: AsyncParsableCommand {
     }
 }
 
+/// How `validate` and `tokens` make their calls (`--driver`).
+enum CallDriver: String, ExpressibleByArgument, CaseIterable {
+    /// Pre-encoded calls straight over NIO (`PipelinedDriver`).
+    case pipelined
+    /// An `AuthdClient` call, a task, per call (`LoadRun`).
+    case client
+    /// The same, the tasks on their connection's event loop (`AuthdClient.taskExecutor`).
+    case clientOnLoop = "client-on-loop"
+
+    /// The executor the client driver's tasks prefer: none but with `client-on-loop`.
+    func executor(for client: AuthdClient) -> (any TaskExecutor)? {
+        self == .clientOnLoop ? client.taskExecutor : nil
+    }
+}
+
 struct Tokens: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Durable session creation: Users/CreateToken, then Account/CreateSession redeems it (two acknowledged writes).")
@@ -313,29 +324,25 @@ struct Tokens: AsyncParsableCommand {
     @OptionGroup var options: CommonOptions
 
     @Option(help: "pipelined: the two calls straight over NIO, the session's request made from the token's answer; client: AuthdClient calls (a task per pair); client-on-loop: the same, the tasks on their connection's event loop (AuthdClient.taskExecutor).")
-    var driver = "pipelined"
+    var driver = CallDriver.pipelined
 
     func run() async throws {
-        guard ["pipelined", "client", "client-on-loop"].contains(driver) else {
-            throw ValidationError("--driver is pipelined, client or client-on-loop")
-        }
         let clients = try await options.connect()
         let users = try await options.createUsers(clients[0], password: nil).map(\.id)
         if !options.json {
-            print("tokens: \(users.count) users; \(options.connections) connections × \(options.pipeline) in flight; \(driver) driver")
+            print("tokens: \(users.count) users; \(options.connections) connections × \(options.pipeline) in flight; \(driver.rawValue) driver")
         }
         let server = options.server
         let before = await options.stats(clients[0])
         let result: LoadRun.Result
-        if driver == "pipelined" {
+        if driver == .pipelined {
             // Any user, not the connection's own: every user signs in, so a commit's writes
             // spread over the user index as they would in use.
             let requests = try (0..<4096).map { _ in try Self.createTokenRequest(userID: users.randomElement()!, server: server) }
             result = try await options.driver.run(requests: requests, followUp: Self.createSessionRequest, progress: !options.json)
         } else {
-            let onLoop = driver == "client-on-loop"
             result = await options.run.run(
-                clients: clients, progress: !options.json, executor: { onLoop ? $0.taskExecutor : nil }
+                clients: clients, progress: !options.json, executor: driver.executor(for:)
             ) { worker, client in
                 let userID = users.randomElement()!
                 let token = try await client.createUserToken(userID: userID, credentials: server)
@@ -346,7 +353,7 @@ struct Tokens: AsyncParsableCommand {
         let after = await options.stats(clients[0])
         var extra = options.batchFigures(before: before, after: after)
         extra.merge(options.cpuFigures(before: before, after: after, callsPerSecond: result.throughput)) { $1 }
-        extra["driver"] = driver
+        extra["driver"] = driver.rawValue
         print(result.report(scenario: "tokens", json: options.json, extra: extra))
         for client in clients { await client.close() }
     }
