@@ -106,11 +106,18 @@ public final class SignedIn: Sendable, Equatable {
     /// The user as a transport last encoded it for this caller (the answer to `Account/Get`).
     /// It lives and dies with this entry of the session cache, so it is never staler than it.
     public let encodedUser = Memo<[UInt8]>()
+    /// Set when the session cache lets go of this entry (a change to its user or sessions, or
+    /// room made for others): a `SessionCacheFront` that still holds it then looks again.
+    private let dropped = Atomic<Bool>(false)
 
     public init(user: UserRecord, session: SessionRecord) {
         self.user = user
         self.session = session
     }
+
+    var isDropped: Bool { dropped.load(ordering: .acquiring) }
+
+    func markDropped() { dropped.store(true, ordering: .releasing) }
 
     /// What a signed-in user holds, as bits.
     var scopeMask: ScopeMask { user.impersonator ? .impersonator : .user }

@@ -1,7 +1,8 @@
 import NIOCore
 
 /// One value per event loop of a group, made when the server starts and then read only by the
-/// connections that loop serves: each loop's `AnswerFlusher`, and each loop's `MethodTable`.
+/// connections that loop serves: each loop's `LoopShared` (its answer flusher and session cache
+/// front), and each loop's `MethodTable`.
 struct PerLoop<Value: Sendable>: Sendable {
     private let byLoop: [ObjectIdentifier: Value]
 

@@ -25,6 +25,8 @@ final class RequestHandler: ChannelInboundHandler {
     private let logger: Logger
     private let maximumFrameBytes: Int
     private let flusher: AnswerFlusher
+    /// This loop's front of the session cache, which every call's credential is checked through.
+    private let sessionFront: SessionCacheFront?
     private var deferredInFlight = 0
     private var quiescing = false
     private var refused = false
@@ -42,9 +44,10 @@ final class RequestHandler: ChannelInboundHandler {
     /// The body of calls that send none.
     private let emptyBody = ByteBuffer()
 
-    init(methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int, flusher: AnswerFlusher) {
+    init(methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int, shared: LoopShared) {
         self.methods = methods
-        self.flusher = flusher
+        self.flusher = shared.flusher
+        self.sessionFront = shared.sessionFront
         self.peer = peer
         self.logger = logger
         self.maximumFrameBytes = maximumFrameBytes
@@ -114,7 +117,7 @@ final class RequestHandler: ChannelInboundHandler {
         let call: Call
         do {
             let scopes = found._withUnsafeGuaranteedRef { $0.scopes }
-            call = try methods.authorizer.authorize(consume callContext, requiring: scopes, at: receivedAt)
+            call = try methods.authorizer.authorize(consume callContext, requiring: scopes, at: receivedAt, front: sessionFront)
         } catch {
             answer(context, id: request.id, wireError(error, method: found.takeUnretainedValue().name, logger: logger))
             return

@@ -43,7 +43,7 @@ public final class UnixSocketServer: Service, Sendable {
         let methods = PerLoop(group: group) { _ in makeMethods() }
         let logger = self.logger
         let maximumFrameBytes = options.maximumFrameBytes
-        let flushers = PerLoop(group: group) { AnswerFlusher(eventLoop: $0) }
+        let shared = PerLoop(group: group) { LoopShared(eventLoop: $0, authorizer: methods[$0]!.authorizer) }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelInitializer { channel in
@@ -55,7 +55,7 @@ public final class UnixSocketServer: Service, Sendable {
                 Self.peerCredentials(of: channel).flatMapThrowing { peer in
                     try Self.installHandlers(
                         on: channel, methods: methods[channel.eventLoop]!, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes,
-                        flushers: flushers)
+                        shared: shared)
                 }
             }
             .bind(unixDomainSocketPath: options.socketPath, cleanupExistingSocketFile: false)
@@ -85,18 +85,19 @@ public final class UnixSocketServer: Service, Sendable {
         on channel: any Channel, methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int = 4 << 20
     ) throws {
         try installHandlers(
-            on: channel, methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes, flushers: nil)
+            on: channel, methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes, shared: nil)
     }
 
     static func installHandlers(
         on channel: any Channel, methods: MethodTable, peer: PeerCredentials?, logger: Logger, maximumFrameBytes: Int,
-        flushers: PerLoop<AnswerFlusher>?
+        shared: PerLoop<LoopShared>?
     ) throws {
         channel.eventLoop.preconditionInEventLoop()
-        let flusher = flushers?[channel.eventLoop] ?? AnswerFlusher(eventLoop: channel.eventLoop)
+        // A loop outside the server's group (tests, benchmarks) gets parts of its own per connection.
+        let loopShared = shared?[channel.eventLoop] ?? LoopShared(eventLoop: channel.eventLoop, authorizer: methods.authorizer)
         try channel.pipeline.syncOperations.addHandler(
             RequestHandler(
-                methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes, flusher: flusher))
+                methods: methods, peer: peer, logger: logger, maximumFrameBytes: maximumFrameBytes, shared: loopShared))
     }
 
     /// The connected process's uid, gid and pid (SO_PEERCRED); nil when the socket cannot say.

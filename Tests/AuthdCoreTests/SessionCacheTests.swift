@@ -194,6 +194,103 @@ final class SessionCacheTests: DomainTestCase {
         XCTAssertEqual(changed.encodedUser.withValue(orMake: { Array(changed.user.name.utf8) }) { $0 }, Array("After".utf8))
     }
 
+    // MARK: An event loop's front of the cache
+
+    private func caller(_ secret: String, through front: SessionCacheFront) throws -> Caller {
+        try authorizer.authorize(
+            RequestContext(credential: .session(secret: secret)), requiring: ScopeMask([Scope.public]), at: clock.now(), front: front
+        ).caller
+    }
+
+    func testAFrontHitReflectsEveryAcknowledgedChangeOfTheUser() async throws {
+        let secret = try await signedInUser()
+        let front = try XCTUnwrap(authorizer.makeSessionFront(slots: 16))
+        guard case .user(let first) = try caller(secret, through: front) else { return XCTFail("signed in") }
+        XCTAssertEqual(front.count, 0, "a session is let in on its second miss")
+        guard case .user(let again) = try caller(secret, through: front) else { return XCTFail("still signed in") }
+        XCTAssertEqual(front.count, 1, "the cache's entry, let in")
+        XCTAssertTrue(again === first)
+        guard case .user(let third) = try caller(secret, through: front) else { return XCTFail("still signed in") }
+        XCTAssertTrue(third === first, "the front's entry, the same as the cache's")
+
+        try await changeUser { $0.name = "After" }
+        XCTAssertTrue(first.isDropped, "the commit marked the entry before the write returned")
+        guard case .user(let second) = try caller(secret, through: front) else { return XCTFail("still signed in") }
+        XCTAssertEqual(second.user.name, "After")
+        XCTAssertFalse(second === first)
+
+        try await changeUser { $0.status = false }
+        XCTAssertThrowsError(try caller(secret, through: front)) { XCTAssertEqual(($0 as? AuthdError)?.type, "user_blocked") }
+    }
+
+    func testThroughAFrontADeletedSessionIsAGuestAtOnceAndExpiryIsCheckedOnEveryHit() async throws {
+        let secret = try await signedInUser()
+        let front = try XCTUnwrap(authorizer.makeSessionFront())
+        for _ in 0..<2 { guard case .user = try caller(secret, through: front) else { return XCTFail("signed in") } }
+        XCTAssertEqual(front.count, 1)
+        clock.advance(seconds: 3601)
+        XCTAssertEqual(try caller(secret, through: front), .guest, "a session past its expiry is a guest from the front too")
+        clock.advance(seconds: -3601)
+        guard case .user(let signedIn) = try caller(secret, through: front) else { return XCTFail("signed in") }
+        let sessionID = signedIn.session.id
+        _ = try await store.write { w in try w.deleteSession(id: sessionID) }
+        XCTAssertEqual(try caller(secret, through: front), .guest)
+        XCTAssertEqual(front.count, 0, "the dropped entry was let go")
+    }
+
+    func testAFrontLetsGoOfWhatTheCacheDropsOrReplaces() {
+        let cache = SessionCache(capacity: 1)
+        let front = SessionCacheFront(cache: cache, slotCount: 8)
+        let first = SecretToken.digest("secret-0")
+        let firstEntry = entry(0, first)
+        XCTAssertTrue(cache.insert(first, firstEntry, readAt: cache.generation(for: first)))
+        front.offer(first, firstEntry)
+        XCTAssertNil(front.lookup(first), "not on its first miss")
+        front.offer(first, firstEntry)
+        XCTAssertTrue(front.lookup(first) === firstEntry, "on its second miss in a row")
+
+        // Room made for another session: the first is no longer in the cache, so not in front.
+        let second = SecretToken.digest("secret-1")
+        XCTAssertTrue(cache.insert(second, entry(1, second), readAt: cache.generation(for: second)))
+        XCTAssertNil(cache.lookup(first))
+        XCTAssertNil(front.lookup(first), "an entry the cache evicted could miss a later change of its user")
+
+        // The same session read again replaces the cache's entry: the old one is dropped.
+        let reread = entry(1, second)
+        let held = cache.lookup(second)!
+        for _ in 0..<2 { front.offer(second, held) }
+        XCTAssertTrue(front.lookup(second) === held)
+        XCTAssertTrue(cache.insert(second, reread, readAt: cache.generation(for: second)))
+        XCTAssertTrue(held.isDropped)
+        XCTAssertNil(front.lookup(second))
+
+        // An entry read before a commit is not kept, so a caller must not keep it in front.
+        let third = SecretToken.digest("secret-2")
+        let before = cache.generation(for: third)
+        cache.invalidate(CommittedChanges(userIDs: ["someone else"]))
+        XCTAssertFalse(cache.insert(third, entry(2, third), readAt: before))
+    }
+
+    func testAFrontLetsInASessionOnlyOnItsSecondMissInARowAtItsSlot() {
+        let cache = SessionCache(capacity: 100)
+        let front = SessionCacheFront(cache: cache, slotCount: 1)
+        let digests = (0..<2).map { SecretToken.digest("secret-\($0)") }
+        let entries = digests.enumerated().map { entry($0.offset, $0.element) }
+        // Two sessions missing in turn at the one slot: neither is let in, nothing churns.
+        for _ in 0..<3 {
+            for (digest, entry) in zip(digests, entries) { front.offer(digest, entry) }
+        }
+        XCTAssertEqual(front.count, 0)
+        front.offer(digests[1], entries[1])
+        XCTAssertTrue(front.lookup(digests[1]) === entries[1])
+        XCTAssertNil(front.lookup(digests[0]))
+    }
+
+    func testAFrontIsMadeOnlyWhenTheCacheIsOn() {
+        XCTAssertNil(Authorizer(store: store, sessionCacheSize: 0).makeSessionFront())
+        XCTAssertNotNil(authorizer.makeSessionFront())
+    }
+
     func testDigestBytesAreTheSHA256OfTheSecret() {
         XCTAssertEqual(
             SecretToken.hexEncode(SecretToken.digest("abc").bytes),

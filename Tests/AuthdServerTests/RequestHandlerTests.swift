@@ -123,14 +123,14 @@ final class RequestHandlerTests: XCTestCase {
 
     func testTheConnectionsOfOneLoopAreFlushedTogether() throws {
         let loop = channel.embeddedEventLoop
-        let flushers = PerLoop(group: loop) { AnswerFlusher(eventLoop: $0) }
         let directory = try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool)
         let methods = MethodTable(authorizer: Authorizer(store: store), directory: directory, jwt: JWTIssuer(directory: directory))
+        let shared = PerLoop(group: loop) { LoopShared(eventLoop: $0, authorizer: methods.authorizer) }
         let channels = [EmbeddedChannel(loop: loop), EmbeddedChannel(loop: loop)]
         for (index, other) in channels.enumerated() {
             try UnixSocketServer.installHandlers(
                 on: other, methods: methods, peer: nil, logger: Logger(label: "test"), maximumFrameBytes: 1024,
-                flushers: flushers)
+                shared: shared)
             try other.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/unused")).wait()
             try other.writeInbound(try frame(request(UInt64(index + 1), "authd.v1.Health/Check")))
         }
