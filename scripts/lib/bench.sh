@@ -24,6 +24,17 @@ bench_need_redis() {
     bench_install redis-server redis-tools
 }
 
+# bench_redis_sessions SOCKET COUNT: fills the Redis at SOCKET's database 0 with the COUNT keys
+# `redis-benchmark -r COUNT` names, 100 bytes each, so that its GETs find their keys as a
+# session lookup finds its session (100,000 SETs over them leave none out); database 1 stays
+# empty, for GETs of missing keys. Stops the script if the keys are not all there.
+bench_redis_sessions() {
+    redis-benchmark -s "$1" -n 100000 -r "$2" -d 100 -t set -c 16 -P 16 -q >/dev/null
+    local keys
+    keys=$(redis-cli -s "$1" dbsize)
+    [[ $keys == "$2" ]] || { echo "$(basename "$0"): Redis holds $keys keys, not $2" >&2; exit 1; }
+}
+
 # On exit, every process started with bench_start and still running is stopped, and the
 # scratch folder of bench_workdir, if any, removed.
 bench_started=()
