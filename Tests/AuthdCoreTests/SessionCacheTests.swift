@@ -123,20 +123,54 @@ final class SessionCacheTests: DomainTestCase {
 
     func testTheCacheStaysWithinItsCapacity() {
         let cache = SessionCache(capacity: 4)
-        for i in 0..<10 {
+        func insert(_ i: Int) -> Bool {
             let digest = SecretToken.digest("secret-\(i)")
-            cache.insert(
+            return cache.insert(
                 digest,
                 SessionCache.Entry(
                     user: UserRecord(id: "u\(i)", createdAt: 0),
                     session: SessionRecord(id: "s\(i)", userID: "u\(i)", createdAt: 0, expire: 1, provider: "email", secretHash: digest.bytes)),
                 readAt: cache.generation(for: digest))
-            XCTAssertLessThanOrEqual(cache.count, 4)
+        }
+        for i in 0..<4 { XCTAssertTrue(insert(i), "room: kept at once") }
+        for i in 4..<10 {
+            // Full: a new session is kept on its second miss, in the place of the oldest.
+            XCTAssertFalse(insert(i), "first miss of \(i)")
+            XCTAssertEqual(cache.count, 4)
+            XCTAssertNil(cache.lookup(SecretToken.digest("secret-\(i)")))
+            XCTAssertTrue(insert(i), "second miss of \(i)")
+            XCTAssertEqual(cache.count, 4)
         }
         XCTAssertNotNil(cache.lookup(SecretToken.digest("secret-9")), "the newest entry is kept")
         XCTAssertEqual((0..<10).filter { cache.lookup(SecretToken.digest("secret-\($0)")) != nil }, [6, 7, 8, 9],
             "the oldest go first")
+        XCTAssertTrue(insert(9), "a session held is replaced whatever the room")
+        XCTAssertEqual(cache.count, 4)
         XCTAssertEqual(SessionCache(capacity: 0).count, 0)
+    }
+
+    /// More sessions in use than places, checked in turn over and over (what a scan over many
+    /// sessions does): a cache that let every miss in would drop each session just before its
+    /// turn came again and never hit; let in on their second miss, most stay.
+    func testACacheTooSmallForTheSessionsInUseStillHitsMostOfThem() {
+        let cache = SessionCache(capacity: 1000)
+        let digests = (0..<1100).map { SecretToken.digest("secret-\($0)") }
+        var hits = 0
+        var kept = 0
+        for round in 0..<6 {
+            hits = 0
+            kept = 0
+            for (i, digest) in digests.enumerated() {
+                if cache.lookup(digest) != nil {
+                    hits += 1
+                } else if cache.insert(digest, entry(i, digest), readAt: cache.generation(for: digest)) {
+                    kept += 1
+                }
+            }
+            XCTAssertLessThanOrEqual(cache.count, 1000, "round \(round)")
+        }
+        XCTAssertGreaterThan(hits, 800, "hits in the last round, of 1,100 checks (\(kept) sessions let in)")
+        XCTAssertLessThan(kept, 300, "sessions let in during the last round")
     }
 
     private func entry(_ i: Int, _ digest: SecretDigest) -> SessionCache.Entry {
@@ -168,8 +202,9 @@ final class SessionCacheTests: DomainTestCase {
         }
         XCTAssertEqual(cache.count, 0)
         for i in 0..<150 {
+            // Past 100, each is let in on its second miss.
             let digest = SecretToken.digest("other-\(i)")
-            cache.insert(digest, entry(i, digest), readAt: cache.generation(for: digest))
+            for _ in 0..<(i < 100 ? 1 : 2) { cache.insert(digest, entry(i, digest), readAt: cache.generation(for: digest)) }
         }
         XCTAssertEqual(cache.count, 100)
         XCTAssertNil(cache.lookup(SecretToken.digest("other-49")))
@@ -249,8 +284,11 @@ final class SessionCacheTests: DomainTestCase {
         front.offer(first, firstEntry)
         XCTAssertTrue(front.lookup(first) === firstEntry, "on its second miss in a row")
 
-        // Room made for another session: the first is no longer in the cache, so not in front.
+        // Room made for another session (on its second miss, the cache being full): the first
+        // is no longer in the cache, so not in front.
         let second = SecretToken.digest("secret-1")
+        XCTAssertFalse(cache.insert(second, entry(1, second), readAt: cache.generation(for: second)))
+        XCTAssertTrue(front.lookup(first) === firstEntry, "a session not let in leaves the others alone")
         XCTAssertTrue(cache.insert(second, entry(1, second), readAt: cache.generation(for: second)))
         XCTAssertNil(cache.lookup(first))
         XCTAssertNil(front.lookup(first), "an entry the cache evicted could miss a later change of its user")
