@@ -49,6 +49,7 @@ public final class Directory: Sendable {
     public init(
         store: any AuthStore, hasher: PasswordHasher, hashingPool: BlockingPool,
         clock: any WallClock = SystemWallClock(), sessionPolicy: SessionPolicy = SessionPolicy(),
+        userCacheSize: Int = Directory.defaultUserCacheSize,
         logger: Logger = Logger(label: "authd.directory")
     ) throws {
         self.store = store
@@ -59,14 +60,16 @@ public final class Directory: Sendable {
         self.logger = logger
         self.decoyHash = try hasher.hash(SecretToken.generate())
         self.rateLimiter = RateLimiter(store: store, clock: clock)
-        let users = UserCache(capacity: Self.userCacheCapacity)
+        let users = UserCache(capacity: userCacheSize)
         self.users = users
         store.observeCommits { users.invalidate($0) }
     }
 
-    /// How many users `Users/Get` keeps decoded: a few thousand cover the users a backend is
-    /// working with at a time, at about a kilobyte each.
-    static let userCacheCapacity = 10_000
+    /// How many users `Users/Get` keeps decoded by default (`user_cache_size`): a few thousand
+    /// cover the users a backend is working with at a time, at about a kilobyte each. A
+    /// backend reading more users than the cache holds reads the store for most of them (12,000
+    /// users against 10,000 places: 2.0 µs of CPU per call against 1.07 µs, issue 5).
+    public static let defaultUserCacheSize = 10_000
 
     /// Users held in the user cache.
     public var cachedUsers: Int { users.count }

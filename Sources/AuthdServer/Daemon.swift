@@ -27,7 +27,7 @@ public enum Daemon {
             store: store, hasher: PasswordHasher(parameters: configuration.argon2), hashingPool: hashingPool,
             sessionPolicy: SessionPolicy(
                 durationSeconds: configuration.sessionDurationSeconds, limit: configuration.sessionLimit),
-            logger: logger)
+            userCacheSize: configuration.userCacheSize, logger: logger)
         let jwt = JWTIssuer(directory: directory)
         try await jwt.start()
         let authorizer = Authorizer(

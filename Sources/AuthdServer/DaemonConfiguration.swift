@@ -37,6 +37,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `session_cache_size`: sessions kept decoded in memory with their users; 0 turns the
     /// cache off.
     public var sessionCacheSize = 100_000
+    /// `user_cache_size`: users kept decoded for `Users/Get` (a backend acting for its users);
+    /// 0 turns the cache off.
+    public var userCacheSize = Directory.defaultUserCacheSize
     /// `expiry_sweep_interval`: seconds between two sweeps that delete expired sessions and
     /// tokens and prune the change log (the first runs a minute after start, or sooner at a
     /// shorter interval); 0 turns the sweep off.
@@ -75,7 +78,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public static let keys = [
         "socket", "socket_mode", "data", "max_frame_bytes", "map_size_mib", "argon2_memory_kib",
         "argon2_iterations", "argon2_parallelism", "hash_threads", "hash_nice", "writer_nice", "event_loop_threads",
-        "session_duration", "session_limit", "session_cache_size", "expiry_sweep_interval", "change_log_retention", "prewarm_data", "log_level", "operator_uids", "peer_uid.<uid>", "peer_gid.<gid>",
+        "session_duration", "session_limit", "session_cache_size", "user_cache_size", "expiry_sweep_interval", "change_log_retention", "prewarm_data", "log_level", "operator_uids", "peer_uid.<uid>", "peer_gid.<gid>",
     ]
 
     public static func environmentVariable(for key: String) -> String { "AUTHD_" + key.uppercased() }
@@ -157,6 +160,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         case "session_duration": sessionDurationSeconds = Int64(try integer(60...31_536_000))
         case "session_limit": sessionLimit = try integer(0...100)
         case "session_cache_size": sessionCacheSize = try integer(0...100_000_000)
+        case "user_cache_size": userCacheSize = try integer(0...100_000_000)
         case "expiry_sweep_interval": expirySweepIntervalSeconds = try integer(0...604_800)
         case "change_log_retention": changeLogRetentionSeconds = Int64(try integer(0...3_153_600_000))
         case "prewarm_data":

@@ -14,10 +14,10 @@ final class LoadToolTests: XCTestCase {
 
     /// A daemon that maps this test's Unix user to what the load tool needs: signing users in,
     /// managing users (tokens, populate) and reading the statistics.
-    private func startMapped() async throws -> AuthdClient {
+    private func startMapped(_ settings: [String] = []) async throws -> AuthdClient {
         daemon = try await DaemonProcess.start(extraArguments: [
             "--set", "peer_uid.\(getuid())=sessions.write,users.read,users.write,settings.read",
-        ])
+        ] + settings.flatMap { ["--set", $0] })
         return try await daemon.connect()
     }
 
@@ -124,6 +124,28 @@ final class LoadToolTests: XCTestCase {
         XCTAssertTrue(output.contains("users_cached 1\n"), output)
         for line in ["cpu_user_micros", "cpu_system_micros", "cpu_wait_micros", "hashing_cpu_micros"] {
             XCTAssertNotNil(output.range(of: "\n\(line) [0-9]+\n", options: .regularExpression), "\(line): \(output)")
+        }
+    }
+
+    /// `user_cache_size` sizes the users kept for `Users/Get`: with two places, three users
+    /// read in turn leave two held; with none, none.
+    func testUserCacheSizeBoundsTheUsersHeld() async throws {
+        for (size, held) in [(2, 2), (0, 0)] {
+            let client = try await startMapped(["user_cache_size=\(size)"])
+            var ids: [String] = []
+            for name in ["a", "b", "c"] {
+                ids.append(try await client.createAccount(email: "\(name)@example.com", password: "password-1").id)
+            }
+            for _ in 0..<2 {
+                for id in ids {
+                    let user = try await client.getUser(userID: id)
+                    XCTAssertEqual(user.id, id)
+                }
+            }
+            let stats = try await client.stats()
+            XCTAssertEqual(stats.usersCached, UInt64(held), "user_cache_size=\(size)")
+            await client.close()
+            await daemon.cleanUp()
         }
     }
 
