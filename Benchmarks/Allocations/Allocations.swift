@@ -15,7 +15,8 @@ import NIOEmbedded
 ///
 /// Each call is a read of its own, so each pays for one flush at the end of the loop's turn;
 /// on the embedded loop that task costs 5 allocations (its promise and scheduled task), where a
-/// daemon's loop pays about one closure per turn for all of its connections' calls.
+/// daemon's loop pays about one closure per turn for all of its connections' calls. The
+/// answers' buffer is the connection's spare, reused from batch to batch (none allocated).
 ///
 /// The names are file names of their thresholds too: no spaces or slashes (the benchmark tool
 /// writes them cleaned but reads them verbatim).

@@ -35,6 +35,14 @@ final class RequestHandler: ChannelInboundHandler {
     /// Answers not yet written: the immediate ones of the current read batch and deferred ones
     /// that completed since the last flush.
     private var answers: ByteBuffer?
+    /// The last batch's buffer, for the next batch: written at once (as a batch of answers to
+    /// pipelined calls almost always is), NIO has let go of it and it is emptied and reused with
+    /// no allocation; still held by NIO, emptying it allocates a fresh one (copy on write).
+    /// Measured: one object and one buffer allocated per batch before, none now.
+    private var spareAnswers: ByteBuffer?
+    /// The channel's allocator, read once: `context.channel.allocator` per batch retained and
+    /// released the channel and its allocator's box (perf).
+    private var allocator = ByteBufferAllocator()
     private var flushScheduled = false
     /// Runs the deferred calls' tasks on this connection's loop; made on the first one. A
     /// deferred call's task starts, resumes after the writer or the hashing pool, and answers
@@ -51,6 +59,10 @@ final class RequestHandler: ChannelInboundHandler {
         self.peer = peer
         self.logger = logger
         self.maximumFrameBytes = maximumFrameBytes
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        allocator = context.channel.allocator
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -85,7 +97,7 @@ final class RequestHandler: ChannelInboundHandler {
                 partialFrame = input
             } else {
                 // Copied into a buffer of its own, so that NIO's read buffer is not held for it.
-                var carried = context.channel.allocator.buffer(capacity: max(input.readableBytes, 1024))
+                var carried = allocator.buffer(capacity: max(input.readableBytes, 1024))
                 carried.writeBuffer(&input)
                 partialFrame = carried
             }
@@ -214,14 +226,28 @@ final class RequestHandler: ChannelInboundHandler {
 
     /// Appends to the batch's answers, starting the buffer on the first answer of a batch.
     private func withAnswers(_ context: ChannelHandlerContext, _ write: (inout ByteBuffer) -> Void) {
-        if answers == nil { answers = context.channel.allocator.buffer(capacity: 4096) }
+        if answers == nil {
+            // Swapped, not copied: the spare must be this buffer's only holder to be reused.
+            swap(&answers, &spareAnswers)
+            if answers == nil {
+                answers = allocator.buffer(capacity: Self.answersCapacity)
+            } else {
+                answers!.clear()
+            }
+        }
         write(&answers!)
     }
+
+    /// The room a batch's answers start with, and the most a spare buffer keeps: a batch of
+    /// large answers (a long list) is not held on to while the connection idles.
+    private static let answersCapacity = 4096
+    private static let spareCapacityLimit = 64 * 1024
 
     private func writeAnswers(_ context: ChannelHandlerContext) {
         guard let batch = answers else { return }
         answers = nil
         context.writeAndFlush(wrapOutboundOut(batch), promise: nil)
+        if batch.capacity <= Self.spareCapacityLimit { spareAnswers = batch }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -115,6 +115,27 @@ final class RequestHandlerTests: XCTestCase {
         XCTAssertEqual(ids, [1, 2, 3, 4, 5])
     }
 
+    /// A batch's buffer is reused for the next batch's answers: while the transport still holds
+    /// the first (here: written, not yet read), the second goes to a buffer of its own.
+    func testAWrittenBatchIsNotOverwrittenByTheNext() throws {
+        try channel.writeInbound(frames(request(1, "authd.v1.Health/Check"), request(2, "authd.v1.Nope/Nothing")))
+        channel.embeddedEventLoop.run()
+        try channel.writeInbound(frames(request(3, "authd.v1.Nope/Nothing"), request(4, "authd.v1.Health/Check")))
+        channel.embeddedEventLoop.run()
+        var batches: [[UInt64]] = []
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            var ids: [UInt64] = []
+            while let length = buffer.readInteger(as: UInt32.self) {
+                ids.append(try Authd_V1_Response(serializedBytes: XCTUnwrap(buffer.readBytes(length: Int(length)))).id)
+            }
+            batches.append(ids)
+        }
+        XCTAssertEqual(batches, [[1, 2], [3, 4]])
+        // And once both are read, the next batch is answered in full again.
+        try channel.writeInbound(frames(request(5, "authd.v1.Health/Check")))
+        XCTAssertEqual(try responses().map(\.id), [5])
+    }
+
     func testAnswersAreWrittenAtTheEndOfTheLoopsTurn() throws {
         try channel.writeInbound(try frame(request(1, "authd.v1.Health/Check")))
         XCTAssertNil(try channel.readOutbound(as: ByteBuffer.self), "not while the loop is still reading")
