@@ -73,6 +73,8 @@ public final class Directory: Sendable {
 
     /// Users held in the user cache.
     public var cachedUsers: Int { users.count }
+    /// How the user cache served `Users/Get` since start.
+    public var userCacheFigures: CacheFigures { users.figures }
     /// CPU time spent hashing passwords since start, in microseconds.
     public var hashingMicros: UInt64 { hashingPool.workMicros }
 

@@ -42,6 +42,9 @@ public final class Authorizer: Sendable {
         sessions.capacity > 0 ? SessionCacheFront(cache: sessions, slotCount: slots) : nil
     }
 
+    /// How the session cache served the session checks since start.
+    public var sessionCacheFigures: CacheFigures { sessions.figures }
+
     /// API keys held in the key cache.
     public var cachedApiKeys: Int { apiKeys.count }
 

@@ -1,5 +1,22 @@
 import Synchronization
 
+/// How a cache served its lookups since start, for the daemon's statistics: an operator sizes
+/// the cache by them (evictions that keep growing: more in use than it holds).
+public struct CacheFigures: Sendable, Equatable {
+    /// Lookups it answered.
+    public var hits: UInt64 = 0
+    /// Lookups it did not, which read the store.
+    public var misses: UInt64 = 0
+    /// Entries that left it, full, to make room for newer ones (not those a commit dropped).
+    public var evictions: UInt64 = 0
+
+    public init(hits: UInt64 = 0, misses: UInt64 = 0, evictions: UInt64 = 0) {
+        self.hits = hits
+        self.misses = misses
+        self.evictions = evictions
+    }
+}
+
 /// Records read from the store and kept, by key, for as long as no commit changes them; the
 /// common part of the API-key and user caches.
 ///
@@ -13,6 +30,8 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         var order = InsertionOrder<Key>()
         /// Moves on every drop; a reader notes it before opening its snapshot.
         var generation: UInt64 = 0
+        /// Counted under the lock each lookup and insertion takes anyway.
+        var figures = CacheFigures()
     }
 
     let capacity: Int
@@ -23,7 +42,11 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
 
     func lookup(_ key: Key) -> Value? {
-        state.withLock { $0.entries[key] }
+        state.withLock { state in
+            let found = state.entries[key]
+            if found == nil { state.figures.misses &+= 1 } else { state.figures.hits &+= 1 }
+            return found
+        }
     }
 
     /// The generation to pass to `insert`, for a snapshot opened after this call.
@@ -38,7 +61,7 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         state.withLock { state in
             guard state.generation == generation, state.entries[key] == nil else { return }
             while state.entries.count >= capacity, let oldest = state.order.popOldest() {
-                state.entries[oldest] = nil
+                if state.entries.removeValue(forKey: oldest) != nil { state.figures.evictions &+= 1 }
             }
             state.entries[key] = value
             state.order.append(key, capacity: capacity, heldIn: state.entries)
@@ -70,4 +93,6 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
 
     var count: Int { state.withLock { $0.entries.count } }
+
+    var figures: CacheFigures { state.withLock { $0.figures } }
 }

@@ -23,6 +23,8 @@ final class SessionCache: @unchecked Sendable {
         /// made when first needed. A new session is let into a full shard on its second miss
         /// here, as into a front (see `admits`).
         var doorkeeper: [UInt32] = []
+        /// The shard's lookups and evictions, counted under its lock (a front's hits are its own).
+        var figures = CacheFigures()
 
         /// Whether a session not held may take a full shard's oldest entry's place: only if it
         /// missed at its slot the time before too. Otherwise it is noted there and not kept.
@@ -55,6 +57,7 @@ final class SessionCache: @unchecked Sendable {
         mutating func makeRoom(capacity: Int) {
             while entries.count >= capacity, let digest = order.popOldest() {
                 guard let entry = entries.removeValue(forKey: digest) else { continue }
+                figures.evictions &+= 1
                 entry.markDropped()
                 let userID = entry.user.id
                 byUser[userID]?.removeAll { $0 == digest }
@@ -77,6 +80,8 @@ final class SessionCache: @unchecked Sendable {
     /// memory owned by the cache rather than objects, so that finding a shard retains nothing.
     private let shards: UnsafeMutablePointer<Mutex<State>>
     private let shardCount: Int
+    /// The hits of each front made for this cache, for `figures`.
+    private let frontHits = Mutex<[SessionCacheFront.Hits]>([])
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -103,7 +108,29 @@ final class SessionCache: @unchecked Sendable {
     }
 
     func lookup(_ digest: SecretDigest) -> Entry? {
-        withShard(for: digest) { $0.entries[digest] }
+        withShard(for: digest) { state in
+            let found = state.entries[digest]
+            if found == nil { state.figures.misses &+= 1 } else { state.figures.hits &+= 1 }
+            return found
+        }
+    }
+
+    /// Notes a front's hits, to be counted in `figures`.
+    fileprivate func register(_ hits: SessionCacheFront.Hits) {
+        frontHits.withLock { $0.append(hits) }
+    }
+
+    /// The shards' hits, misses and evictions, and the hits of its fronts.
+    var figures: CacheFigures {
+        var total = CacheFigures()
+        for index in 0..<shardCount {
+            let shard = shards[index].withLock { $0.figures }
+            total.hits &+= shard.hits
+            total.misses &+= shard.misses
+            total.evictions &+= shard.evictions
+        }
+        for hits in frontHits.withLock({ $0 }) { total.hits &+= hits.count }
+        return total
     }
 
     /// The generation to pass to `insert` for `digest`, for a snapshot opened after this call.
@@ -183,10 +210,22 @@ public final class SessionCacheFront: @unchecked Sendable {
         var candidate: UInt64
     }
 
+    /// The checks a front answered, read by the cache's `figures` from any thread.
+    final class Hits: Sendable {
+        private let counted = Atomic<UInt64>(0)
+
+        /// One more: only the front's own thread counts, so a load and a store do (no
+        /// read-modify-write, which would cost as much as the lock the front spares).
+        func add() { counted.store(counted.load(ordering: .relaxed) &+ 1, ordering: .relaxed) }
+
+        var count: UInt64 { counted.load(ordering: .relaxed) }
+    }
+
     /// The cache this front serves: a front is only ever consulted for it.
     let cache: SessionCache
     private let slots: UnsafeMutablePointer<Slot>
     private let slotCount: Int
+    private let hits = Hits()
 
     /// `slotCount` is rounded up to a power of two; each slot holds one entry, the last one
     /// let in whose digest maps to it.
@@ -198,6 +237,7 @@ public final class SessionCacheFront: @unchecked Sendable {
         slots = .allocate(capacity: count)
         slots.initialize(
             repeating: Slot(digest: SecretDigest(words: (0, 0, 0, 0), locator: 0), entry: nil, candidate: 0), count: count)
+        cache.register(hits)
     }
 
     deinit {
@@ -217,6 +257,7 @@ public final class SessionCacheFront: @unchecked Sendable {
             slot.pointee.entry = nil
             return nil
         }
+        hits.add()
         return entry
     }
 

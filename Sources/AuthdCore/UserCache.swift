@@ -50,4 +50,6 @@ final class UserCache: Sendable {
     }
 
     var count: Int { users.count }
+
+    var figures: CacheFigures { users.figures }
 }

@@ -230,6 +230,41 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._writesAcknowledgingMicros = newValue}
   }
 
+  /// How the session cache (`session_cache_size`) served the session checks since start: hits
+  /// needed no store read, misses read the store (every check, with the cache off), evictions
+  /// are the entries that left a full cache for newer ones. Evictions that keep growing mean
+  /// more sessions in use than the cache holds: a larger `session_cache_size` makes them hits.
+  public var sessionCacheHits: UInt64 {
+    get {_storage._sessionCacheHits}
+    set {_uniqueStorage()._sessionCacheHits = newValue}
+  }
+
+  public var sessionCacheMisses: UInt64 {
+    get {_storage._sessionCacheMisses}
+    set {_uniqueStorage()._sessionCacheMisses = newValue}
+  }
+
+  public var sessionCacheEvictions: UInt64 {
+    get {_storage._sessionCacheEvictions}
+    set {_uniqueStorage()._sessionCacheEvictions = newValue}
+  }
+
+  /// The same for the users kept for `Users/Get` (`user_cache_size`).
+  public var userCacheHits: UInt64 {
+    get {_storage._userCacheHits}
+    set {_uniqueStorage()._userCacheHits = newValue}
+  }
+
+  public var userCacheMisses: UInt64 {
+    get {_storage._userCacheMisses}
+    set {_uniqueStorage()._userCacheMisses = newValue}
+  }
+
+  public var userCacheEvictions: UInt64 {
+    get {_storage._userCacheEvictions}
+    set {_uniqueStorage()._userCacheEvictions = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -316,7 +351,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0")
 
   fileprivate class _StorageClass {
     var _writeCommits: UInt64 = 0
@@ -345,6 +380,12 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     var _writesQueuedMicros: UInt64 = 0
     var _writesCommittingMicros: UInt64 = 0
     var _writesAcknowledgingMicros: UInt64 = 0
+    var _sessionCacheHits: UInt64 = 0
+    var _sessionCacheMisses: UInt64 = 0
+    var _sessionCacheEvictions: UInt64 = 0
+    var _userCacheHits: UInt64 = 0
+    var _userCacheMisses: UInt64 = 0
+    var _userCacheEvictions: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -381,6 +422,12 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       _writesQueuedMicros = source._writesQueuedMicros
       _writesCommittingMicros = source._writesCommittingMicros
       _writesAcknowledgingMicros = source._writesAcknowledgingMicros
+      _sessionCacheHits = source._sessionCacheHits
+      _sessionCacheMisses = source._sessionCacheMisses
+      _sessionCacheEvictions = source._sessionCacheEvictions
+      _userCacheHits = source._userCacheHits
+      _userCacheMisses = source._userCacheMisses
+      _userCacheEvictions = source._userCacheEvictions
     }
   }
 
@@ -425,6 +472,12 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         case 24: try { try decoder.decodeSingularUInt64Field(value: &_storage._writesQueuedMicros) }()
         case 25: try { try decoder.decodeSingularUInt64Field(value: &_storage._writesCommittingMicros) }()
         case 26: try { try decoder.decodeSingularUInt64Field(value: &_storage._writesAcknowledgingMicros) }()
+        case 27: try { try decoder.decodeSingularUInt64Field(value: &_storage._sessionCacheHits) }()
+        case 28: try { try decoder.decodeSingularUInt64Field(value: &_storage._sessionCacheMisses) }()
+        case 29: try { try decoder.decodeSingularUInt64Field(value: &_storage._sessionCacheEvictions) }()
+        case 30: try { try decoder.decodeSingularUInt64Field(value: &_storage._userCacheHits) }()
+        case 31: try { try decoder.decodeSingularUInt64Field(value: &_storage._userCacheMisses) }()
+        case 32: try { try decoder.decodeSingularUInt64Field(value: &_storage._userCacheEvictions) }()
         default: break
         }
       }
@@ -511,6 +564,24 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       if _storage._writesAcknowledgingMicros != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._writesAcknowledgingMicros, fieldNumber: 26)
       }
+      if _storage._sessionCacheHits != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sessionCacheHits, fieldNumber: 27)
+      }
+      if _storage._sessionCacheMisses != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sessionCacheMisses, fieldNumber: 28)
+      }
+      if _storage._sessionCacheEvictions != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sessionCacheEvictions, fieldNumber: 29)
+      }
+      if _storage._userCacheHits != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._userCacheHits, fieldNumber: 30)
+      }
+      if _storage._userCacheMisses != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._userCacheMisses, fieldNumber: 31)
+      }
+      if _storage._userCacheEvictions != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._userCacheEvictions, fieldNumber: 32)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -546,6 +617,12 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         if _storage._writesQueuedMicros != rhs_storage._writesQueuedMicros {return false}
         if _storage._writesCommittingMicros != rhs_storage._writesCommittingMicros {return false}
         if _storage._writesAcknowledgingMicros != rhs_storage._writesAcknowledgingMicros {return false}
+        if _storage._sessionCacheHits != rhs_storage._sessionCacheHits {return false}
+        if _storage._sessionCacheMisses != rhs_storage._sessionCacheMisses {return false}
+        if _storage._sessionCacheEvictions != rhs_storage._sessionCacheEvictions {return false}
+        if _storage._userCacheHits != rhs_storage._userCacheHits {return false}
+        if _storage._userCacheMisses != rhs_storage._userCacheMisses {return false}
+        if _storage._userCacheEvictions != rhs_storage._userCacheEvictions {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -99,6 +99,14 @@ public struct MethodTable: Sendable {
             response.sessionsCached = UInt64(authorizer.cachedSessions)
             response.usersCached = UInt64(directory.cachedUsers)
             response.apiKeysCached = UInt64(authorizer.cachedApiKeys)
+            let sessionCache = authorizer.sessionCacheFigures
+            response.sessionCacheHits = sessionCache.hits
+            response.sessionCacheMisses = sessionCache.misses
+            response.sessionCacheEvictions = sessionCache.evictions
+            let userCache = directory.userCacheFigures
+            response.userCacheHits = userCache.hits
+            response.userCacheMisses = userCache.misses
+            response.userCacheEvictions = userCache.evictions
             let process = ProcessFigures.current()
             response.residentBytes = process.residentBytes
             response.anonymousBytes = process.anonymousBytes

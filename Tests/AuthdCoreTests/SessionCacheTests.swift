@@ -324,6 +324,49 @@ final class SessionCacheTests: DomainTestCase {
         XCTAssertNil(front.lookup(digests[0]))
     }
 
+    /// The figures an operator sizes `session_cache_size` by: a check the cache or a front
+    /// answered is a hit, one that reads the store a miss; a full cache giving an entry's place
+    /// to a newer session counts an eviction, a commit dropping entries does not.
+    func testTheFiguresCountHitsMissesAndEvictions() {
+        let cache = SessionCache(capacity: 1)
+        let front = SessionCacheFront(cache: cache, slotCount: 8)
+        let first = SecretToken.digest("secret-0")
+        let second = SecretToken.digest("secret-1")
+        XCTAssertNil(cache.lookup(first))
+        XCTAssertTrue(cache.insert(first, entry(0, first), readAt: cache.generation(for: first)))
+        let held = cache.lookup(first)!
+        for _ in 0..<2 { front.offer(first, held) }
+        XCTAssertNotNil(front.lookup(first))
+        XCTAssertNotNil(front.lookup(first))
+        XCTAssertNil(front.lookup(second), "a front's miss goes on to the cache, which counts it there")
+        XCTAssertEqual(cache.figures, CacheFigures(hits: 3, misses: 1, evictions: 0))
+
+        XCTAssertFalse(cache.insert(second, entry(1, second), readAt: cache.generation(for: second)))
+        XCTAssertEqual(cache.figures.evictions, 0, "a session not let in evicts nothing")
+        XCTAssertTrue(cache.insert(second, entry(1, second), readAt: cache.generation(for: second)))
+        XCTAssertEqual(cache.figures.evictions, 1)
+        cache.invalidate(CommittedChanges(userIDs: ["u1"]))
+        XCTAssertEqual(cache.count, 0)
+        XCTAssertEqual(cache.figures.evictions, 1, "dropped by a commit, not evicted")
+    }
+
+    /// Through the authorizer: a session's first check reads the store, the next ones hit; with
+    /// the cache off every check is a miss.
+    func testSessionChecksCountAsHitsOrMisses() async throws {
+        let secret = try await signedInUser()
+        let start = authorizer.sessionCacheFigures
+        for _ in 0..<3 { _ = try caller(secret) }
+        let figures = authorizer.sessionCacheFigures
+        XCTAssertEqual(figures.misses - start.misses, 1)
+        XCTAssertEqual(figures.hits - start.hits, 2)
+
+        let uncached = Authorizer(store: store, sessionCacheSize: 0)
+        for _ in 0..<3 {
+            _ = try uncached.authorize(RequestContext(credential: .session(secret: secret)), scopes: [Scope.public])
+        }
+        XCTAssertEqual(uncached.sessionCacheFigures, CacheFigures(hits: 0, misses: 3, evictions: 0))
+    }
+
     func testAFrontIsMadeOnlyWhenTheCacheIsOn() {
         XCTAssertNil(Authorizer(store: store, sessionCacheSize: 0).makeSessionFront())
         XCTAssertNotNil(authorizer.makeSessionFront())

@@ -65,6 +65,31 @@ final class UserCacheTests: DomainTestCase {
         XCTAssertEqual(none.count, 0)
     }
 
+    /// The figures an operator sizes `user_cache_size` by: a lookup hits or misses; a full cache
+    /// evicting its oldest for a newer user counts an eviction; a commit's drop does not.
+    func testTheFiguresCountHitsMissesAndEvictions() async throws {
+        let users = Users(directory: directory)
+        let id = try await makeUser()
+        let start = directory.userCacheFigures
+        _ = try users.lookUp(userID: id, call: server)
+        _ = try users.lookUp(userID: id, call: server)
+        XCTAssertThrowsError(try users.lookUp(userID: "nobody", call: server))
+        var figures = directory.userCacheFigures
+        XCTAssertEqual(figures.hits - start.hits, 1)
+        XCTAssertEqual(figures.misses - start.misses, 2, "the first lookup and the unknown user read the store")
+        _ = try await users.updateName(userID: id, name: "After", call: server)
+        figures = directory.userCacheFigures
+        XCTAssertEqual(figures.evictions, start.evictions, "dropped by a commit, not evicted")
+
+        let cache = UserCache(capacity: 2)
+        for index in 0..<5 {
+            XCTAssertNil(cache.lookup("u\(index)"))
+            cache.insert(CachedUser(UserRecord(id: "u\(index)", createdAt: 0)), readAt: cache.generation)
+        }
+        XCTAssertNotNil(cache.lookup("u4"))
+        XCTAssertEqual(cache.figures, CacheFigures(hits: 1, misses: 5, evictions: 3))
+    }
+
     func testEachKindOfCallerHasItsOwnEncodingMadeOnce() {
         let entry = CachedUser(UserRecord(id: "u", createdAt: 0))
         let impersonator = Call(caller: .user(entry.user, session: SessionRecord(id: "s", userID: "u", createdAt: 0, expire: 0, provider: "", secretHash: [])), context: RequestContext())

@@ -97,6 +97,9 @@ final class LoadToolTests: XCTestCase {
         XCTAssertEqual(stats.sessionsCached, 1, "the validated session is held in memory")
         XCTAssertEqual(stats.usersCached, 1, "the user looked up is held in memory")
         XCTAssertEqual(stats.apiKeysCached, 0)
+        XCTAssertEqual(
+            [stats.sessionCacheHits, stats.sessionCacheMisses, stats.userCacheHits, stats.userCacheMisses], [0, 1, 0, 1],
+            "each cache read the store once")
         XCTAssertGreaterThan(stats.writes, 0)
         XCTAssertGreaterThanOrEqual(stats.writes, stats.writeCommits)
         XCTAssertGreaterThan(stats.writesCommittingMicros, 0, "every write waited for its commit")
@@ -110,6 +113,8 @@ final class LoadToolTests: XCTestCase {
         XCTAssertGreaterThan(stats.cpuUserMicros + stats.cpuSystemMicros, 0)
         for _ in 0..<300 { _ = try await client.getAccount(credentials: .session(signedIn.secret)) }
         let later = try await client.stats()
+        XCTAssertEqual(later.sessionCacheHits, 300, "every check after the first is served from memory")
+        XCTAssertEqual(later.sessionCacheMisses, 1)
         XCTAssertGreaterThan(later.cpuUserMicros + later.cpuSystemMicros, stats.cpuUserMicros + stats.cpuSystemMicros)
         XCTAssertGreaterThanOrEqual(later.cpuUserMicros, stats.cpuUserMicros)
         XCTAssertGreaterThanOrEqual(later.cpuWaitMicros, stats.cpuWaitMicros, "the daemon's threads live as long as it does")
@@ -122,15 +127,18 @@ final class LoadToolTests: XCTestCase {
         XCTAssertTrue(output.contains("users 2\n"), output)
         XCTAssertTrue(output.contains("sessions_cached 1\n"), output)
         XCTAssertTrue(output.contains("users_cached 1\n"), output)
+        XCTAssertTrue(output.contains("session_cache_hits 300\nsession_cache_misses 1\nsession_cache_evictions 0\n"), output)
+        XCTAssertTrue(output.contains("user_cache_hits 0\nuser_cache_misses 1\nuser_cache_evictions 0\n"), output)
         for line in ["cpu_user_micros", "cpu_system_micros", "cpu_wait_micros", "hashing_cpu_micros"] {
             XCTAssertNotNil(output.range(of: "\n\(line) [0-9]+\n", options: .regularExpression), "\(line): \(output)")
         }
     }
 
     /// `user_cache_size` sizes the users kept for `Users/Get`: with two places, three users
-    /// read in turn leave two held; with none, none.
+    /// read in turn leave two held, and each read takes the place of the oldest (what the
+    /// evictions tell an operator); with none, none.
     func testUserCacheSizeBoundsTheUsersHeld() async throws {
-        for (size, held) in [(2, 2), (0, 0)] {
+        for (size, held, evictions) in [(2, 2, 4), (0, 0, 0)] {
             let client = try await startMapped(["user_cache_size=\(size)"])
             var ids: [String] = []
             for name in ["a", "b", "c"] {
@@ -144,6 +152,8 @@ final class LoadToolTests: XCTestCase {
             }
             let stats = try await client.stats()
             XCTAssertEqual(stats.usersCached, UInt64(held), "user_cache_size=\(size)")
+            XCTAssertEqual(stats.userCacheEvictions, UInt64(evictions), "user_cache_size=\(size)")
+            XCTAssertEqual([stats.userCacheHits, stats.userCacheMisses], [0, 6], "user_cache_size=\(size): read in turn, none is held long enough")
             await client.close()
             await daemon.cleanUp()
         }
