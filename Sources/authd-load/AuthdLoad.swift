@@ -148,6 +148,31 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
+extension CommonOptions {
+    /// How the daemon's caches served between two statistics readings (a run, its warm-up
+    /// included): the fraction of session checks and of `Users/Get` lookups that needed no store
+    /// read, and the entries evicted to make room, for each cache that was looked up at all.
+    func cacheFigures(before: StatsReading?, after: StatsReading?) -> [String: Any] {
+        guard let before, let after else { return [:] }
+        var figures: [String: Any] = [:]
+        func add(
+            _ name: String, _ hits: KeyPath<Authd_V1_StatsResponse, UInt64>, _ misses: KeyPath<Authd_V1_StatsResponse, UInt64>,
+            _ evictions: KeyPath<Authd_V1_StatsResponse, UInt64>
+        ) {
+            func growth(_ counter: KeyPath<Authd_V1_StatsResponse, UInt64>) -> UInt64 {
+                after.stats[keyPath: counter] &- min(before.stats[keyPath: counter], after.stats[keyPath: counter])
+            }
+            let looked = growth(hits) + growth(misses)
+            guard looked > 0 else { return }
+            figures["\(name)_hit_fraction"] = Double(growth(hits)) / Double(looked)
+            figures["\(name)_evictions"] = growth(evictions)
+        }
+        add("session_cache", \.sessionCacheHits, \.sessionCacheMisses, \.sessionCacheEvictions)
+        add("user_cache", \.userCacheHits, \.userCacheMisses, \.userCacheEvictions)
+        return figures
+    }
+}
+
 /// The daemon's CPU between two statistics readings, from its own clocks: all of it, its
 /// hashing threads', and its threads' wait for a CPU, in microseconds, over `seconds`.
 /// Readings of several windows add up. None from a daemon that does not report its CPU (one
@@ -228,21 +253,21 @@ struct Validate: AsyncParsableCommand {
         if !options.json {
             print("validate: \(all.count) sessions; \(options.connections) connections × \(options.pipeline) in flight; \(driver.rawValue) driver\(options.rate > 0 ? "; open loop at \(options.rate)/s" : "")")
         }
-        let (result, cpu) = try await drive(
+        let (result, daemonFigures) = try await drive(
             requests: {
                 try all.map { try encodedRequest("authd.v1.Account/Get", credentials: .session($0)) }
             },
             call: { worker, client in _ = try await client.getAccount(credentials: .session(all[worker % all.count])) })
-        let extra = cpu.merging(["driver": driver.rawValue, "sessions": all.count]) { $1 }
+        let extra = daemonFigures.merging(["driver": driver.rawValue, "sessions": all.count]) { $1 }
         print(result.report(scenario: "validate", json: options.json, extra: extra))
     }
 
     /// Runs the load with the chosen driver: the pipelined one sends `requests` (serialized
     /// `authd.v1.Request`s without an id), the client one makes `call` per call. Returns the
-    /// result and the daemon's CPU over the run.
+    /// result and the daemon's CPU and caches over the run.
     private func drive(
         requests: () throws -> [[UInt8]], call: @escaping @Sendable (_ worker: Int, AuthdClient) async throws -> Void
-    ) async throws -> (LoadRun.Result, cpu: [String: Any]) {
+    ) async throws -> (LoadRun.Result, daemon: [String: Any]) {
         let statsClient = try await AuthdClient.connect(socketPath: options.socket)
         let before = await options.stats(statsClient)
         let result: LoadRun.Result
@@ -260,7 +285,8 @@ struct Validate: AsyncParsableCommand {
         }
         let after = await options.stats(statsClient)
         await statsClient.close()
-        return (result, options.cpuFigures(before: before, after: after, callsPerSecond: result.throughput))
+        let figures = options.cpuFigures(before: before, after: after, callsPerSecond: result.throughput)
+        return (result, figures.merging(options.cacheFigures(before: before, after: after)) { $1 })
     }
 
     /// Users/Get of the run's users by a server caller: the check a backend makes when it acts
@@ -280,7 +306,7 @@ struct Validate: AsyncParsableCommand {
         if !options.json {
             print("validate: Users/Get of \(users.count) users as \(caller); \(options.connections) connections × \(options.pipeline) in flight; \(driver.rawValue) driver")
         }
-        let (result, cpu) = try await drive(
+        let (result, daemonFigures) = try await drive(
             requests: {
                 try users.map { userID in
                     var input = Authd_V1_UserIdRequest()
@@ -289,7 +315,7 @@ struct Validate: AsyncParsableCommand {
                 }
             },
             call: { worker, client in _ = try await client.getUser(userID: users[worker % users.count], credentials: credentials) })
-        let extra = cpu.merging(["driver": driver.rawValue, "caller": caller, "users": users.count]) { $1 }
+        let extra = daemonFigures.merging(["driver": driver.rawValue, "caller": caller, "users": users.count]) { $1 }
         print(result.report(scenario: "validate", json: options.json, extra: extra))
     }
 
@@ -453,6 +479,7 @@ struct Mixed: AsyncParsableCommand {
         }
         let after = await options.stats(clients[0])
         let extra = options.cpuFigures(before: before, after: after, callsPerSecond: result.throughput)
+            .merging(options.cacheFigures(before: before, after: after)) { $1 }
         print(result.report(scenario: "mixed", json: options.json, kindNames: MixedWorkload.kinds, extra: extra))
         for client in clients { await client.close() }
     }

@@ -186,6 +186,11 @@ final class LoadToolTests: XCTestCase {
             XCTAssertGreaterThan(validate["daemon_cpu_cores"] as? Double ?? 0, 0, "validate (\(driver)): \(validate)")
             XCTAssertGreaterThan(validate["daemon_cpu_us_per_call"] as? Double ?? 0, 0, "validate (\(driver)): \(validate)")
             XCTAssertGreaterThanOrEqual(validate["daemon_waiting_cores"] as? Double ?? -1, 0, "validate (\(driver)): \(validate)")
+            // And how the session cache served it: the run's few sessions are checked over and
+            // over, so all but their first checks are hits; no user was looked up.
+            XCTAssertGreaterThan(validate["session_cache_hit_fraction"] as? Double ?? 0, 0.9, "validate (\(driver)): \(validate)")
+            XCTAssertEqual(validate["session_cache_evictions"] as? Int, 0, "validate (\(driver)): \(validate)")
+            XCTAssertNil(validate["user_cache_hit_fraction"], "validate (\(driver)): \(validate)")
         }
         for driver in ["pipelined", "client", "client-on-loop"] {
             let tokens = try load(["tokens", "--driver", driver] + quick)
@@ -278,6 +283,8 @@ final class LoadToolTests: XCTestCase {
                 XCTAssertEqual(run["caller"] as? String, caller)
                 XCTAssertGreaterThan(run["calls"] as? Int ?? 0, 0, "\(caller) (\(driver))")
                 XCTAssertEqual(run["errors"] as? Int, 0, "\(caller) (\(driver)): \(run)")
+                // The run's four users, looked up over and over, come from the user cache.
+                XCTAssertGreaterThan(run["user_cache_hit_fraction"] as? Double ?? 0, 0.9, "\(caller) (\(driver)): \(run)")
             }
         }
     }
