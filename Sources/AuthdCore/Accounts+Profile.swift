@@ -23,7 +23,15 @@ extension Accounts {
         return try await directory.updateUser(user.id, field: "name", call: call, duplicate: Self.vagueDuplicate) { u, _ in u.name = name }
     }
 
-    /// Verifies the current password of a user who has one; users without one pass.
+    /// The signed-in user's stored record, with the password fields a signed-in caller's copy
+    /// leaves out (`SignedIn.user`).
+    private func storedUser(_ signedIn: UserRecord) throws -> UserRecord {
+        guard let user = try directory.store.read({ try $0.user(id: signedIn.id) }) else { throw AuthdError.userNotFound }
+        return user
+    }
+
+    /// Verifies the current password of a user who has one; users without one pass. `user` is
+    /// the stored record (`storedUser`).
     private func requireCurrentPassword(_ password: String, of user: UserRecord) async throws {
         guard user.passwordUpdate != 0, !user.passwordHash.isEmpty else { return }
         guard try await directory.verifyPassword(password, of: user) else { throw AuthdError.invalidCredentials }
@@ -40,8 +48,9 @@ extension Accounts {
             password, settings: settings, personal: .init(userID: user.id, email: user.email, name: user.name, phone: user.phone))
         // Counted before the old password is checked: parallel guesses all count.
         return try await directory.rateLimiter.counted(.updatePassword, keys: [Directory.ipKey(call)], call: call) { storeCount in
-            try await requireCurrentPassword(oldPassword, of: user)
-            try await directory.checkHistory(password, of: user, settings: settings)
+            let stored = try storedUser(user)
+            try await requireCurrentPassword(oldPassword, of: stored)
+            try await directory.checkHistory(password, of: stored, settings: settings)
             let hash = try await directory.hash(password)
             let endOthers = invalidateSessions || settings.invalidateSessions
             let time = directory.clock.now()
@@ -83,7 +92,7 @@ extension Accounts {
     private func updateContact(
         field: String, password: String, call: Call, _ change: @escaping @Sendable (inout UserRecord) -> Void
     ) async throws -> UserRecord {
-        let (user, _) = try call.signedIn()
+        let user = try storedUser(call.signedIn().user)
         try FieldValidation.loginPassword(password)
         let settings = try directory.settings()
         var newHash: String?

@@ -101,6 +101,10 @@ public struct ServerIdentity: Sendable, Equatable {
 /// A signed-in user with the session that authenticated the call. A reference, shared with
 /// the session cache: handing a call around costs one retain, not one per field of the records.
 public final class SignedIn: Sendable, Equatable {
+    /// The user, without the password fields (`UserRecord.withoutPasswordFields`): the session
+    /// cache holds one such copy per session, and the hash and its history were 100-200 bytes
+    /// of each (more with `password_history`) that only a change of password, email or phone
+    /// needs; those read the user's stored record.
     public let user: UserRecord
     public let session: SessionRecord
     /// The user as a transport last encoded it for this caller (the answer to `Account/Get`).
@@ -111,7 +115,7 @@ public final class SignedIn: Sendable, Equatable {
     private let dropped = Atomic<Bool>(false)
 
     public init(user: UserRecord, session: SessionRecord) {
-        self.user = user
+        self.user = user.withoutPasswordFields
         self.session = session
     }
 

@@ -37,6 +37,16 @@ public struct UserRecord: Sendable, Equatable {
         self.registration = createdAt
         self.accessedAt = createdAt
     }
+
+    /// This record without the password's hash, the history of hashes and an imported hash's
+    /// options: what a signed-in caller's copy keeps (see `SignedIn`). Not a record to write.
+    public var withoutPasswordFields: UserRecord {
+        var lean = self
+        lean.passwordHash = ""
+        lean.passwordHistory = []
+        lean.hashOptions = ""
+        return lean
+    }
 }
 
 public struct SessionRecord: Sendable, Equatable {

@@ -42,6 +42,18 @@ final class SessionCacheTests: DomainTestCase {
         XCTAssertThrowsError(try caller(secret)) { XCTAssertEqual(($0 as? AuthdError)?.type, "user_blocked") }
     }
 
+    /// A held session's user leaves out the password fields (the cache holds one copy per
+    /// session), which the store still has.
+    func testAHeldSessionsUserHasNoPasswordFields() async throws {
+        let secret = try await signedInUser()
+        guard case .user(let signedIn) = try caller(secret) else { return XCTFail("signed in") }
+        let stored = try XCTUnwrap(try store.read { try $0.user(id: "u") })
+        XCTAssertFalse(stored.passwordHash.isEmpty)
+        XCTAssertEqual(signedIn.user.passwordHash, "")
+        XCTAssertEqual(signedIn.user.passwordHistory, [])
+        XCTAssertEqual(signedIn.user, stored.withoutPasswordFields)
+    }
+
     func testADeletedSessionIsAGuestAtOnce() async throws {
         let secret = try await signedInUser()
         guard case .user(let signedIn) = try caller(secret) else { return XCTFail("signed in") }

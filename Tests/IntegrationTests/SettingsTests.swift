@@ -122,6 +122,20 @@ final class SettingsTests: XCTestCase {
         _ = try await client.updateUserPassword(userID: "hist", password: "third-pass-3", credentials: admin)
         // Only the last two are remembered.
         _ = try await client.updateUserPassword(userID: "hist", password: "first-pass-1", credentials: admin)
+
+        // The same through Account/UpdatePassword, with the session held by the session cache,
+        // whose copy of the user has no password fields: the history is read from the store.
+        _ = try await client.createAccount(email: "own-hist@example.com", password: "first-pass-1")
+        let me = Credentials.session(
+            try await client.createEmailPasswordSession(email: "own-hist@example.com", password: "first-pass-1").secret)
+        _ = try await client.getAccount(credentials: me)
+        _ = try await client.updatePassword("second-pass-2", oldPassword: "first-pass-1", credentials: me)
+        await assertAuthdError("password_recently_used", 400) {
+            try await self.client.updatePassword("first-pass-1", oldPassword: "second-pass-2", credentials: me)
+        }
+        await assertAuthdError("user_invalid_credentials", 401) {
+            try await self.client.updatePassword("third-pass-3", oldPassword: "first-pass-1", credentials: me)
+        }
     }
 
     func testMethodToggleSessionLimitsAndUserLimit() async throws {
