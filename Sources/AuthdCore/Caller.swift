@@ -114,8 +114,10 @@ public final class SignedIn: Sendable, Equatable {
     /// room made for others): a `SessionCacheFront` that still holds it then looks again.
     private let dropped = Atomic<Bool>(false)
 
-    public init(user: UserRecord, session: SessionRecord) {
-        self.user = user.withoutPasswordFields
+    /// `user` is consumed: its password fields are emptied in place, not in a copy of every field.
+    public init(user: consuming UserRecord, session: SessionRecord) {
+        user.removePasswordFields()
+        self.user = user
         self.session = session
     }
 

@@ -42,10 +42,15 @@ public struct UserRecord: Sendable, Equatable {
     /// options: what a signed-in caller's copy keeps (see `SignedIn`). Not a record to write.
     public var withoutPasswordFields: UserRecord {
         var lean = self
-        lean.passwordHash = ""
-        lean.passwordHistory = []
-        lean.hashOptions = ""
+        lean.removePasswordFields()
         return lean
+    }
+
+    /// Empties the password fields in place (`withoutPasswordFields`).
+    public mutating func removePasswordFields() {
+        passwordHash = ""
+        passwordHistory = []
+        hashOptions = ""
     }
 }
 
