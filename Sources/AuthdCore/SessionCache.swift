@@ -80,7 +80,9 @@ final class SessionCache: @unchecked Sendable {
     /// memory owned by the cache rather than objects, so that finding a shard retains nothing.
     private let shards: UnsafeMutablePointer<Mutex<State>>
     private let shardCount: Int
-    /// The hits of each front made for this cache, for `figures`.
+    /// The hits of each front made for this cache, for `figures`: kept after the front ends,
+    /// so that its hits still count. One per event loop in the daemon (its fronts last as long
+    /// as it does); a front per connection only on loops outside the server's group (tests).
     private let frontHits = Mutex<[SessionCacheFront.Hits]>([])
 
     init(capacity: Int) {
