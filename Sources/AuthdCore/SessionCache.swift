@@ -92,9 +92,7 @@ final class SessionCache: @unchecked Sendable {
         while count < 16 && count * 4096 < capacity { count *= 2 }
         shardCount = count
         shardCapacity = capacity / count
-        var slots = 64
-        while slots < shardCapacity { slots *= 2 }
-        doorkeeperSlots = slots
+        doorkeeperSlots = .powerOfTwo(atLeast: shardCapacity, minimum: 64)
         shards = .allocate(capacity: count)
         for index in 0..<count { (shards + index).initialize(to: Mutex(State())) }
     }
@@ -242,8 +240,7 @@ public final class SessionCacheFront: @unchecked Sendable {
     /// let in whose digest maps to it.
     init(cache: SessionCache, slotCount: Int) {
         self.cache = cache
-        var count = 1
-        while count < slotCount { count *= 2 }
+        let count = Int.powerOfTwo(atLeast: slotCount)
         self.slotCount = count
         slots = .allocate(capacity: count)
         slots.initialize(

@@ -418,8 +418,7 @@ struct MethodIndex: Sendable {
     private let mask: Int
 
     init(_ table: [String: MethodTable.Entry]) {
-        var size = 8
-        while size < table.count * 4 { size *= 2 }
+        let size = Int.powerOfTwo(atLeast: table.count * 4, minimum: 8)
         var names: [UInt8] = []
         var slots = [Range<Int>](repeating: 0..<0, count: size)
         var entries = [MethodTable.Entry?](repeating: nil, count: size)

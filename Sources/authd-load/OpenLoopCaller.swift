@@ -53,8 +53,7 @@ struct OpenLoopCaller {
         let warmEnd = start + Int64(warmUp / .nanoseconds(1))
         let end = warmEnd + Int64(duration / .nanoseconds(1))
         let giveUp = end + 5_000_000_000
-        var ring = 64
-        while ring < pipeline * 4 { ring <<= 1 }
+        let ring = Int.powerOfTwo(atLeast: pipeline * 4, minimum: 64)
         var startedAt = [Int64](repeating: 0, count: ring)
         var histogram = LoadRun.emptyHistogram()
         var calls: UInt64 = 0

@@ -152,8 +152,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         self.countsCallsEndingInWindow = countsCallsEndingInWindow
         self.counters = counters
         self.finished = finished
-        var ring = 64
-        while ring < pipeline * 4 { ring <<= 1 }
+        let ring = Int.powerOfTwo(atLeast: pipeline * 4, minimum: 64)
         startedAt = Array(repeating: .now(), count: ring)
         isFollowUp = Array(repeating: false, count: ring)
         outgoing = ByteBufferAllocator().buffer(capacity: 64 * pipeline)
