@@ -15,6 +15,16 @@ public struct CacheFigures: Sendable, Equatable {
         self.misses = misses
         self.evictions = evictions
     }
+
+    /// Counts a lookup that found `found` (nil: a miss), and hands it back.
+    mutating func counting<Value>(_ found: Value?) -> Value? {
+        if found == nil { misses &+= 1 } else { hits &+= 1 }
+        return found
+    }
+
+    static func + (a: CacheFigures, b: CacheFigures) -> CacheFigures {
+        CacheFigures(hits: a.hits &+ b.hits, misses: a.misses &+ b.misses, evictions: a.evictions &+ b.evictions)
+    }
 }
 
 /// Records read from the store and kept, by key, for as long as no commit changes them; the
@@ -42,11 +52,7 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
 
     func lookup(_ key: Key) -> Value? {
-        state.withLock { state in
-            let found = state.entries[key]
-            if found == nil { state.figures.misses &+= 1 } else { state.figures.hits &+= 1 }
-            return found
-        }
+        state.withLock { $0.figures.counting($0.entries[key]) }
     }
 
     /// The generation to pass to `insert`, for a snapshot opened after this call.

@@ -108,11 +108,7 @@ final class SessionCache: @unchecked Sendable {
     }
 
     func lookup(_ digest: SecretDigest) -> Entry? {
-        withShard(for: digest) { state in
-            let found = state.entries[digest]
-            if found == nil { state.figures.misses &+= 1 } else { state.figures.hits &+= 1 }
-            return found
-        }
+        withShard(for: digest) { $0.figures.counting($0.entries[digest]) }
     }
 
     /// Notes a front's hits, to be counted in `figures`.
@@ -123,13 +119,8 @@ final class SessionCache: @unchecked Sendable {
     /// The shards' hits, misses and evictions, and the hits of its fronts.
     var figures: CacheFigures {
         var total = CacheFigures()
-        for index in 0..<shardCount {
-            let shard = shards[index].withLock { $0.figures }
-            total.hits &+= shard.hits
-            total.misses &+= shard.misses
-            total.evictions &+= shard.evictions
-        }
-        for hits in frontHits.withLock({ $0 }) { total.hits &+= hits.count }
+        for index in 0..<shardCount { total = total + shards[index].withLock { $0.figures } }
+        for front in frontHits.withLock({ $0 }) { total.hits &+= front.count }
         return total
     }
 
