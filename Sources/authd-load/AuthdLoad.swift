@@ -148,6 +148,10 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
+/// How much a statistics counter grew between two readings. The counters only grow; a daemon
+/// restarted in between reads as nothing.
+func counterGrowth(_ earlier: UInt64, _ later: UInt64) -> UInt64 { later > earlier ? later - earlier : 0 }
+
 extension CommonOptions {
     /// How the daemon's caches served between two statistics readings (a run, its warm-up
     /// included): the fraction of session checks and of `Users/Get` lookups that needed no store
@@ -160,11 +164,11 @@ extension CommonOptions {
             _ evictions: KeyPath<Authd_V1_StatsResponse, UInt64>
         ) {
             func growth(_ counter: KeyPath<Authd_V1_StatsResponse, UInt64>) -> UInt64 {
-                after.stats[keyPath: counter] &- min(before.stats[keyPath: counter], after.stats[keyPath: counter])
+                counterGrowth(before.stats[keyPath: counter], after.stats[keyPath: counter])
             }
-            let looked = growth(hits) + growth(misses)
-            guard looked > 0 else { return }
-            figures["\(name)_hit_fraction"] = Double(growth(hits)) / Double(looked)
+            let (hit, missed) = (growth(hits), growth(misses))
+            guard hit + missed > 0 else { return }
+            figures["\(name)_hit_fraction"] = Double(hit) / Double(hit + missed)
             figures["\(name)_evictions"] = growth(evictions)
         }
         add("session_cache", \.sessionCacheHits, \.sessionCacheMisses, \.sessionCacheEvictions)
@@ -188,12 +192,10 @@ struct DaemonCPU {
     init?(from before: CommonOptions.StatsReading, to after: CommonOptions.StatsReading) {
         // A running daemon has used some CPU: zero is a field the daemon does not know.
         guard after.stats.cpuUserMicros + after.stats.cpuSystemMicros > 0 else { return nil }
-        // The counters only grow; a daemon restarted in between reads as nothing.
-        func growth(_ earlier: UInt64, _ later: UInt64) -> UInt64 { later > earlier ? later - earlier : 0 }
         let (a, b) = (before.stats, after.stats)
-        cpuMicros = growth(a.cpuUserMicros + a.cpuSystemMicros, b.cpuUserMicros + b.cpuSystemMicros)
-        hashingMicros = growth(a.hashingCpuMicros, b.hashingCpuMicros)
-        waitMicros = growth(a.cpuWaitMicros, b.cpuWaitMicros)
+        cpuMicros = counterGrowth(a.cpuUserMicros + a.cpuSystemMicros, b.cpuUserMicros + b.cpuSystemMicros)
+        hashingMicros = counterGrowth(a.hashingCpuMicros, b.hashingCpuMicros)
+        waitMicros = counterGrowth(a.cpuWaitMicros, b.cpuWaitMicros)
         seconds = (after.at - before.at) / .seconds(1)
     }
 
