@@ -101,7 +101,7 @@ public struct ServerIdentity: Sendable, Equatable {
 /// A signed-in user with the session that authenticated the call. A reference, shared with
 /// the session cache: handing a call around costs one retain, not one per field of the records.
 public final class SignedIn: Sendable, Equatable {
-    /// The user, without the password fields (`UserRecord.withoutPasswordFields`): the session
+    /// The user, without the password fields (`UserRecord.removePasswordFields`): the session
     /// cache holds one such copy per session, and the hash and its history were 100-200 bytes
     /// of each (more with `password_history`) that only a change of password, email or phone
     /// needs; those read the user's stored record.

@@ -38,15 +38,8 @@ public struct UserRecord: Sendable, Equatable {
         self.accessedAt = createdAt
     }
 
-    /// This record without the password's hash, the history of hashes and an imported hash's
-    /// options: what a signed-in caller's copy keeps (see `SignedIn`). Not a record to write.
-    public var withoutPasswordFields: UserRecord {
-        var lean = self
-        lean.removePasswordFields()
-        return lean
-    }
-
-    /// Empties the password fields in place (`withoutPasswordFields`).
+    /// Empties the password's hash, the history of hashes and an imported hash's options: what
+    /// a signed-in caller's copy does without (see `SignedIn`). Not a record to write after.
     public mutating func removePasswordFields() {
         passwordHash = ""
         passwordHistory = []
