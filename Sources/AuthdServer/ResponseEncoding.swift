@@ -9,6 +9,13 @@ import NIOCore
 /// one read batch of calls go into one buffer, written with one write.
 enum ResponseEncoding {
     static func writeSuccess(id: UInt64, body: [UInt8], into buffer: inout ByteBuffer) {
+        // The body's bytes are borrowed before the buffer's closure: captured there as the
+        // array, it was retained and released once per call, and a cached answer's array is
+        // shared by every check of its session (perf, issue 5).
+        body.withUnsafeBytes { body in writeSuccess(id: id, body: body, into: &buffer) }
+    }
+
+    static func writeSuccess(id: UInt64, body: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
         // One pass over raw memory: ByteBuffer's checked writes, one per byte of the header,
         // cost as much as the rest of the answer.
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + 11 + 11 + body.count) { out in
@@ -22,7 +29,7 @@ enum ResponseEncoding {
                 out[at] = 0x1A  // field 3, length-delimited
                 at += 1
                 at = WireWriter.storeVarint(UInt64(body.count), into: out, at: at)
-                body.withUnsafeBytes { out.baseAddress!.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                out.baseAddress!.advanced(by: at).copyMemory(from: body.baseAddress!, byteCount: body.count)
                 at += body.count
             }
             out.storeBytes(of: UInt32(at - 4).bigEndian, toByteOffset: 0, as: UInt32.self)
