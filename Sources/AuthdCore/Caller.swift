@@ -113,15 +113,34 @@ public final class SignedIn: Sendable, Equatable {
     /// Set when the session cache lets go of this entry (a change to its user or sessions, or
     /// room made for others): a `SessionCacheFront` that still holds it then looks again.
     private let dropped = Atomic<Bool>(false)
+    /// For an event loop's own copy (`init(loopCopyOf:)`), the entry the session cache holds.
+    private let origin: SignedIn?
 
     /// `user` is consumed: its password fields are emptied in place, not in a copy of every field.
     public init(user: consuming UserRecord, session: SessionRecord) {
         user.removePasswordFields()
         self.user = user
         self.session = session
+        origin = nil
     }
 
-    var isDropped: Bool { dropped.load(ordering: .acquiring) }
+    /// A copy of `entry` for one event loop's `SessionCacheFront`, dropped when `entry` is.
+    ///
+    /// Every call retains and releases the caller it holds. Were the loops' fronts to share the
+    /// cache's entry, a session checked from two loops would move that count's cache line
+    /// between their cores on every call (perf, issue 5); each loop's copy is counted on its
+    /// own core. The copy shares the entry's strings and, once made, its encoded answer.
+    init(loopCopyOf entry: SignedIn) {
+        user = entry.user
+        session = entry.session
+        origin = entry.origin ?? entry
+        encodedUser.adopt(entry.encodedUser)
+    }
+
+    var isDropped: Bool { (origin ?? self).dropped.load(ordering: .acquiring) }
+
+    /// Whether this is an event loop's copy of `entry` (for tests).
+    func isLoopCopy(of entry: SignedIn) -> Bool { origin === entry }
 
     func markDropped() { dropped.store(true, ordering: .releasing) }
 
@@ -154,6 +173,15 @@ public struct Memo<Value: Sendable>: ~Copyable, Sendable {
 
     deinit {
         if let box = Self.box(at: published.load(ordering: .acquiring)) { box.release() }
+    }
+
+    /// Takes `other`'s value as this memo's, if it has one and this memo none yet.
+    func adopt(_ other: borrowing Memo) {
+        guard let box = Self.box(at: other.published.load(ordering: .acquiring)) else { return }
+        let retained = box.retain()
+        let (won, _) = published.compareExchange(
+            expected: 0, desired: UInt(bitPattern: retained.toOpaque()), ordering: .acquiringAndReleasing)
+        if !won { retained.release() }
     }
 
     @inlinable static func box(at address: UInt) -> Unmanaged<Box>? {

@@ -183,9 +183,11 @@ final class SessionCache: @unchecked Sendable {
 /// costs a load and a compare instead of a shard's lock taken and released (two atomic
 /// read-modify-writes) and a dictionary probe (8-10 % of a session check's CPU, perf, issue 5).
 ///
-/// Never staler than the cache: it only holds entries the cache held, and the cache marks an
-/// entry dropped (`SignedIn.isDropped`) before it lets go of it, so before the commit that
-/// changed its user is acknowledged; a dropped entry found here is let go and looked up again.
+/// Never staler than the cache: it only holds copies of entries the cache held
+/// (`SignedIn.init(loopCopyOf:)`, which keeps the counts that calls move on this thread's core),
+/// and the cache marks an entry dropped (`SignedIn.isDropped`, which a copy reads from its entry)
+/// before it lets go of it, so before the commit that changed its user is acknowledged; a
+/// dropped entry found here is let go and looked up again.
 ///
 /// A session is let in on its second miss in a row at its slot: taking every miss cost a retain
 /// and a release per check when the sessions in use are many more than the slots (50,000 of
@@ -261,7 +263,7 @@ public final class SessionCacheFront: @unchecked Sendable {
     }
 
     /// Offers `entry`, which the cache held when it was found there or kept, after a miss
-    /// here: it is let in if its digest missed at its slot the time before too.
+    /// here: a copy of it is let in if its digest missed at its slot the time before too.
     func offer(_ digest: SecretDigest, _ entry: SignedIn) {
         let slot = slot(for: digest)
         guard slot.pointee.candidate == digest.words.3 else {
@@ -269,7 +271,7 @@ public final class SessionCacheFront: @unchecked Sendable {
             return
         }
         slot.pointee.digest = digest
-        slot.pointee.entry = entry
+        slot.pointee.entry = SignedIn(loopCopyOf: entry)
     }
 
     /// Entries held (for tests).

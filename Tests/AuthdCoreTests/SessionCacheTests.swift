@@ -260,7 +260,7 @@ final class SessionCacheTests: DomainTestCase {
         XCTAssertEqual(front.count, 1, "the cache's entry, let in")
         XCTAssertTrue(again === first)
         guard case .user(let third) = try caller(secret, through: front) else { return XCTFail("still signed in") }
-        XCTAssertTrue(third === first, "the front's entry, the same as the cache's")
+        XCTAssertTrue(third.isLoopCopy(of: first), "the front's own copy of the cache's entry")
 
         try await changeUser { $0.name = "After" }
         XCTAssertTrue(first.isDropped, "the commit marked the entry before the write returned")
@@ -296,13 +296,13 @@ final class SessionCacheTests: DomainTestCase {
         front.offer(first, firstEntry)
         XCTAssertNil(front.lookup(first), "not on its first miss")
         front.offer(first, firstEntry)
-        XCTAssertTrue(front.lookup(first) === firstEntry, "on its second miss in a row")
+        XCTAssertTrue(front.lookup(first)?.isLoopCopy(of: firstEntry) == true, "on its second miss in a row")
 
         // Room made for another session (on its second miss, the cache being full): the first
         // is no longer in the cache, so not in front.
         let second = SecretToken.digest("secret-1")
         XCTAssertFalse(cache.insert(second, entry(1, second), readAt: cache.generation(for: second)))
-        XCTAssertTrue(front.lookup(first) === firstEntry, "a session not let in leaves the others alone")
+        XCTAssertTrue(front.lookup(first)?.isLoopCopy(of: firstEntry) == true, "a session not let in leaves the others alone")
         XCTAssertTrue(cache.insert(second, entry(1, second), readAt: cache.generation(for: second)))
         XCTAssertNil(cache.lookup(first))
         XCTAssertNil(front.lookup(first), "an entry the cache evicted could miss a later change of its user")
@@ -311,7 +311,7 @@ final class SessionCacheTests: DomainTestCase {
         let reread = entry(1, second)
         let held = cache.lookup(second)!
         for _ in 0..<2 { front.offer(second, held) }
-        XCTAssertTrue(front.lookup(second) === held)
+        XCTAssertTrue(front.lookup(second)?.isLoopCopy(of: held) == true)
         XCTAssertTrue(cache.insert(second, reread, readAt: cache.generation(for: second)))
         XCTAssertTrue(held.isDropped)
         XCTAssertNil(front.lookup(second))
@@ -321,6 +321,30 @@ final class SessionCacheTests: DomainTestCase {
         let before = cache.generation(for: third)
         cache.invalidate(CommittedChanges(userIDs: ["someone else"]))
         XCTAssertFalse(cache.insert(third, entry(2, third), readAt: before))
+    }
+
+    /// A front holds its own copy of each entry, so that the count of the object a call holds is
+    /// moved on one core only; the copy is the entry in all but identity, and dropped with it.
+    func testAFrontsCopyOfAnEntrySharesItsAnswerAndIsDroppedWithIt() throws {
+        let cache = SessionCache(capacity: 4)
+        let front = SessionCacheFront(cache: cache, slotCount: 8)
+        let digest = SecretToken.digest("secret-0")
+        let held = entry(0, digest)
+        XCTAssertEqual(held.encodedUser.withValue(orMake: { [1, 2, 3] }) { $0 }, [1, 2, 3])
+        XCTAssertTrue(cache.insert(digest, held, readAt: cache.generation(for: digest)))
+        for _ in 0..<2 { front.offer(digest, held) }
+
+        let copy = try XCTUnwrap(front.lookup(digest))
+        XCTAssertFalse(copy === held)
+        XCTAssertTrue(copy.isLoopCopy(of: held))
+        XCTAssertEqual(copy, held, "the same user and session")
+        let answer = copy.encodedUser.withValue(orMake: { XCTFail("the answer made again"); return [] }) { $0 }
+        XCTAssertEqual(answer, [1, 2, 3], "the entry's encoded answer, shared")
+
+        cache.invalidate(CommittedChanges(userIDs: [held.user.id]))
+        XCTAssertTrue(held.isDropped)
+        XCTAssertTrue(copy.isDropped, "dropped with the cache's entry")
+        XCTAssertNil(front.lookup(digest))
     }
 
     func testAFrontLetsInASessionOnlyOnItsSecondMissInARowAtItsSlot() {
@@ -334,7 +358,7 @@ final class SessionCacheTests: DomainTestCase {
         }
         XCTAssertEqual(front.count, 0)
         front.offer(digests[1], entries[1])
-        XCTAssertTrue(front.lookup(digests[1]) === entries[1])
+        XCTAssertTrue(front.lookup(digests[1])?.isLoopCopy(of: entries[1]) == true)
         XCTAssertNil(front.lookup(digests[0]))
     }
 
