@@ -40,10 +40,13 @@ public enum Identifiers {
 
     /// A key: 1-36 characters of `[A-Za-z0-9._-]`, not starting with `.`, `_` or `-`.
     public static func isValidKey(_ id: String) -> Bool {
-        let utf8 = id.utf8
-        guard (1...36).contains(utf8.count), let first = utf8.first else { return false }
-        guard isAlphanumeric(first) else { return false }
-        return utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+        // Over the bytes where they lie: walking the string's UTF-8 view a byte at a time was
+        // 4 % of a backend's `Users/Get`, which checks its `userId` so on every call (perf).
+        var id = id
+        return id.withUTF8 { bytes in
+            guard (1...36).contains(bytes.count), isAlphanumeric(bytes[0]) else { return false }
+            return bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+        }
     }
 
     private static func isAlphanumeric(_ c: UInt8) -> Bool {
