@@ -1,4 +1,5 @@
 import AuthdStore
+import Synchronization
 
 /// Server API keys recently resolved, by the hash of their secret: a call made with a key costs
 /// one SHA-256 and one dictionary lookup instead of a read transaction, two LMDB reads, a
@@ -16,10 +17,19 @@ final class ApiKeyCache: Sendable {
     }
 
     private let keys: ReadCache<SecretDigest, Entry>
+    /// The commits that emptied the cache, counted after each one did: an `ApiKeyFront` keeps
+    /// an entry with the count it read before looking the key up, and holds it only while the
+    /// count has not moved.
+    private let emptied = Atomic<UInt64>(0)
+
+    var capacity: Int { keys.capacity }
 
     init(capacity: Int) {
         keys = ReadCache(capacity: capacity)
     }
+
+    /// Read before a lookup, for `ApiKeyFront.keep`.
+    var emptiedCount: UInt64 { emptied.load(ordering: .acquiring) }
 
     func lookup(_ digest: SecretDigest) -> Entry? { keys.lookup(digest) }
 
@@ -31,8 +41,65 @@ final class ApiKeyCache: Sendable {
     }
 
     func invalidate(_ changes: CommittedChanges) {
-        if changes.apiKeys { keys.dropAll() }
+        guard changes.apiKeys else { return }
+        // Emptied, then counted: a front that read the count after it moved cannot have found
+        // an entry from before.
+        keys.dropAll()
+        emptied.add(1, ordering: .releasing)
     }
 
     var count: Int { keys.count }
+
+    /// How the cache served its lookups (for tests: a front's hit does not reach it).
+    var figures: CacheFigures { keys.figures }
+}
+
+/// The API keys one thread (an event loop) last used, read with no lock: a call with a key the
+/// front holds costs a compare instead of the cache's lock, a dictionary probe and a copy of
+/// the entry out of the cache shared by every loop (with several loops, that lock and the
+/// entry's counts were contended on every call: perf, issue 5).
+///
+/// Never staler than the cache: an entry is held only while the cache has not been emptied
+/// since the entry was looked up, and the cache is emptied by every commit that touches a key,
+/// before the commit is acknowledged. Expiry is checked by the caller on every use.
+///
+/// The entry kept is the loop's own copy, so that the counts of its strings and scopes, which
+/// every call moves, are not shared with the other loops.
+///
+/// Unchecked Sendable: made for one thread and only used on it.
+public final class ApiKeyFront: @unchecked Sendable {
+    private struct Slot {
+        let digest: SecretDigest
+        let entry: ApiKeyCache.Entry
+        let emptiedCount: UInt64
+    }
+
+    let cache: ApiKeyCache
+    /// A backend uses one key or a few: a small direct-mapped table.
+    private var slots: [Slot?]
+
+    init(cache: ApiKeyCache, slotCount: Int = 8) {
+        self.cache = cache
+        slots = Array(repeating: nil, count: Int.powerOfTwo(atLeast: slotCount))
+    }
+
+    private func index(for digest: SecretDigest) -> Int {
+        Int(truncatingIfNeeded: digest.words.2) & (slots.count - 1)
+    }
+
+    func lookup(_ digest: SecretDigest) -> ApiKeyCache.Entry? {
+        guard let slot = slots[index(for: digest)], slot.digest == digest, slot.emptiedCount == cache.emptiedCount
+        else { return nil }
+        return slot.entry
+    }
+
+    /// Keeps a copy of `entry`, which the cache gave or was given after `emptiedCount` was read.
+    func keep(_ digest: SecretDigest, _ entry: ApiKeyCache.Entry, emptiedCount: UInt64) {
+        slots[index(for: digest)] = Slot(
+            digest: digest, entry: ApiKeyCache.Entry(identity: entry.identity.loopCopy(), expire: entry.expire),
+            emptiedCount: emptiedCount)
+    }
+
+    /// Keys held (for tests).
+    var count: Int { slots.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
 }

@@ -48,6 +48,12 @@ public final class Authorizer: Sendable {
     /// API keys held in the key cache.
     public var cachedApiKeys: Int { apiKeys.count }
 
+    /// A front of the API key cache for one thread (an event loop) to pass to `authorize`, and
+    /// only from that thread; nil when the cache is off.
+    public func makeApiKeyFront() -> ApiKeyFront? {
+        apiKeys.capacity > 0 ? ApiKeyFront(cache: apiKeys) : nil
+    }
+
     /// The caller, when it holds at least one of `scopes`; `general_unauthorized_scope`
     /// otherwise, and `user_blocked` for a blocked user.
     public func authorize(_ context: RequestContext, scopes: Set<String>) throws -> Call {
@@ -66,9 +72,11 @@ public final class Authorizer: Sendable {
     /// once for all the calls of one read from a connection (they arrived together), instead of
     /// once per call (the clock was 3 % of a session check).
     /// The context is consumed: it moves into the call instead of being copied (perf).
-    /// `front`: the calling thread's front of the session cache (`makeSessionFront`), if it has one.
+    /// `front` and `keyFront`: the calling thread's fronts of the session cache
+    /// (`makeSessionFront`) and of the API key cache (`makeApiKeyFront`), if it has them.
     public func authorize(
-        _ context: consuming RequestContext, requiring required: ScopeMask, at now: Int64, front: SessionCacheFront? = nil
+        _ context: consuming RequestContext, requiring required: ScopeMask, at now: Int64, front: SessionCacheFront? = nil,
+        keyFront: ApiKeyFront? = nil
     ) throws -> Call {
         // A session's user is checked as the `SignedIn` the cache holds, which then moves into
         // the call: going through `Caller` for the scope mask and again for the status copied
@@ -89,7 +97,7 @@ public final class Authorizer: Sendable {
             try require(required, of: caller.scopeMask)
             return Call(caller: caller, context: context)
         case .apiKey(let digest):
-            let identity = try apiKeyIdentity(digest, now: now)
+            let identity = try apiKeyIdentity(digest, now: now, front: keyFront)
             try require(required, of: identity.scopeMask)
             return Call(caller: .server(identity), context: context)
         case .jwt: break
@@ -176,7 +184,11 @@ public final class Authorizer: Sendable {
 
     /// The server an API key (by the digest of its secret) makes the caller, from the key cache
     /// when it holds the key. An expired key is refused on every use, cached or not.
-    func apiKeyIdentity(_ digest: SecretDigest, now: Int64) throws -> ServerIdentity {
+    func apiKeyIdentity(_ digest: SecretDigest, now: Int64, front: ApiKeyFront? = nil) throws -> ServerIdentity {
+        precondition(front == nil || front!.cache === apiKeys, "an API key front of another authorizer")
+        if let hit = front?.lookup(digest) { return try usable(hit, now: now) }
+        // Read before the lookup: a front keeps what it found only until the cache is emptied.
+        let emptiedCount = apiKeys.emptiedCount
         let entry: ApiKeyCache.Entry
         if let hit = apiKeys.lookup(digest) {
             entry = hit
@@ -186,6 +198,7 @@ public final class Authorizer: Sendable {
             entry = try store.read { try apiKeyEntry(presented, in: $0) }
             apiKeys.insert(digest, entry, readAt: generation)
         }
+        front?.keep(digest, entry, emptiedCount: emptiedCount)
         return try usable(entry, now: now)
     }
 

@@ -96,6 +96,18 @@ public struct ServerIdentity: Sendable, Equatable {
         self.scopes = scopes
         self.scopeMask = scopeMask
     }
+
+    /// The same identity in storage of its own (`ApiKeyFront`): its strings and set are new, so
+    /// that the calls of one event loop retain and release them on that loop's core only.
+    func loopCopy() -> ServerIdentity {
+        let kind: Kind =
+            switch self.kind {
+            case .apiKey(let id): .apiKey(id: String(decoding: Array(id.utf8), as: UTF8.self))
+            case .peer(let peer): .peer(peer)
+            }
+        return ServerIdentity(
+            kind: kind, scopes: Set(scopes.map { String(decoding: Array($0.utf8), as: UTF8.self) }), scopeMask: scopeMask)
+    }
 }
 
 /// A signed-in user with the session that authenticated the call. A reference, shared with

@@ -27,6 +27,7 @@ final class RequestHandler: ChannelInboundHandler {
     private let flusher: AnswerFlusher
     /// This loop's front of the session cache, which every call's credential is checked through.
     private let sessionFront: SessionCacheFront?
+    private let apiKeyFront: ApiKeyFront?
     private var deferredInFlight = 0
     private var quiescing = false
     private var refused = false
@@ -56,6 +57,7 @@ final class RequestHandler: ChannelInboundHandler {
         self.methods = methods
         self.flusher = shared.flusher
         self.sessionFront = shared.sessionFront
+        self.apiKeyFront = shared.apiKeyFront
         self.peer = peer
         self.logger = logger
         self.maximumFrameBytes = maximumFrameBytes
@@ -129,7 +131,8 @@ final class RequestHandler: ChannelInboundHandler {
         let call: Call
         do {
             let scopes = found._withUnsafeGuaranteedRef { $0.scopes }
-            call = try methods.authorizer.authorize(consume callContext, requiring: scopes, at: receivedAt, front: sessionFront)
+            call = try methods.authorizer.authorize(
+                consume callContext, requiring: scopes, at: receivedAt, front: sessionFront, keyFront: apiKeyFront)
         } catch {
             answer(context, id: request.id, wireError(error, method: found.takeUnretainedValue().name, logger: logger))
             return

@@ -53,6 +53,56 @@ final class ServerCallerTests: DomainTestCase {
         assertRefused("project_key_expired") { try call(key.secret) }
     }
 
+    // MARK: An event loop's front of the key cache
+
+    private func call(_ secret: String, requiring scope: String = Scope.usersRead, through front: ApiKeyFront) throws -> Call {
+        try authorizer.authorize(
+            RequestContext(credential: .apiKey(secret: secret)), requiring: ScopeMask([scope]), at: clock.now(), keyFront: front)
+    }
+
+    func testAFrontServesAKeyWithItsScopesAndChecksExpiryOnEveryHit() async throws {
+        let front = try XCTUnwrap(authorizer.makeApiKeyFront())
+        let key = try await makeKey(scopes: [Scope.usersRead, Scope.teamsRead], expire: clock.now() + 3_600_000)
+        let first = try call(key.secret, through: front)
+        XCTAssertEqual(front.count, 1, "kept on first use")
+        let lookups = authorizer.apiKeys.figures
+        let second = try call(key.secret, requiring: Scope.teamsRead, through: front)
+        XCTAssertEqual(authorizer.apiKeys.figures, lookups, "answered by the front, without the cache")
+        XCTAssertEqual(second.caller, first.caller, "the front's copy is the same identity")
+        assertRefused("general_unauthorized_scope") { try call(key.secret, requiring: Scope.usersWrite, through: front) }
+        clock.advance(seconds: 3601)
+        assertRefused("project_key_expired") { try call(key.secret, through: front) }
+    }
+
+    func testThroughAFrontARevokedKeyIsRefusedAsSoonAsTheRevocationReturns() async throws {
+        let front = try XCTUnwrap(authorizer.makeApiKeyFront())
+        let key = try await makeKey()
+        let other = try await makeKey()
+        for secret in [key.secret, other.secret] { _ = try call(secret, through: front) }
+        _ = try await ApiKeys(directory: directory).revoke(id: key.id, call: server)
+        assertRefused("general_unauthorized_scope") { try call(key.secret, through: front) }
+        // Any key commit empties the cache and so every front: the other key is read again.
+        let lookups = authorizer.apiKeys.figures
+        guard case .server(let identity) = try call(other.secret, through: front).caller else { return XCTFail("a server") }
+        XCTAssertEqual(identity.kind, .apiKey(id: other.id))
+        XCTAssertEqual(authorizer.apiKeys.figures.misses, lookups.misses + 1)
+    }
+
+    func testAFrontDoesNotKeepAKeyLookedUpBeforeTheCacheWasEmptied() async throws {
+        let cache = ApiKeyCache(capacity: 8)
+        let front = ApiKeyFront(cache: cache)
+        let digest = SecretToken.digest("secret-0")
+        let entry = ApiKeyCache.Entry(identity: ServerIdentity(kind: .apiKey(id: "k"), scopes: [Scope.usersRead]), expire: 0)
+        let before = cache.emptiedCount
+        cache.invalidate(CommittedChanges(apiKeys: true))
+        front.keep(digest, entry, emptiedCount: before)
+        XCTAssertNil(front.lookup(digest), "found before a key commit: perhaps stale")
+        front.keep(digest, entry, emptiedCount: cache.emptiedCount)
+        XCTAssertEqual(front.lookup(digest)?.identity, entry.identity)
+        cache.invalidate(CommittedChanges(userIDs: ["someone"]))
+        XCTAssertNotNil(front.lookup(digest), "a commit that touches no key leaves it")
+    }
+
     func testUnknownSecretsAreRefusedAndNotRemembered() async throws {
         _ = try await makeKey()
         for attempt in 0..<5 {
