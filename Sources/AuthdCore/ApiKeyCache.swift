@@ -1,5 +1,4 @@
 import AuthdStore
-import Synchronization
 
 /// Server API keys recently resolved, by the hash of their secret: a call made with a key costs
 /// one SHA-256 and one dictionary lookup instead of a read transaction, two LMDB reads, a
@@ -17,10 +16,6 @@ final class ApiKeyCache: Sendable {
     }
 
     private let keys: ReadCache<SecretDigest, Entry>
-    /// The commits that emptied the cache, counted after each one did: an `ApiKeyFront` keeps
-    /// an entry with the count it read before looking the key up, and holds it only while the
-    /// count has not moved.
-    private let emptied = Atomic<UInt64>(0)
 
     var capacity: Int { keys.capacity }
 
@@ -28,12 +23,10 @@ final class ApiKeyCache: Sendable {
         keys = ReadCache(capacity: capacity)
     }
 
-    /// Read before a lookup, for `ApiKeyFront.keep`.
-    var emptiedCount: UInt64 { emptied.load(ordering: .acquiring) }
-
     func lookup(_ digest: SecretDigest) -> Entry? { keys.lookup(digest) }
 
-    /// The generation to pass to `insert`, for a snapshot opened after this call.
+    /// The generation to pass to `insert` or `ApiKeyFront.keep`, for a snapshot opened after
+    /// this call (read with no lock). It moves each time a commit empties the cache.
     var generation: UInt64 { keys.generation }
 
     func insert(_ digest: SecretDigest, _ entry: Entry, readAt generation: UInt64) {
@@ -41,11 +34,7 @@ final class ApiKeyCache: Sendable {
     }
 
     func invalidate(_ changes: CommittedChanges) {
-        guard changes.apiKeys else { return }
-        // Emptied, then counted: a front that read the count after it moved cannot have found
-        // an entry from before.
-        keys.dropAll()
-        emptied.add(1, ordering: .releasing)
+        if changes.apiKeys { keys.dropAll() }
     }
 
     var count: Int { keys.count }
@@ -59,9 +48,10 @@ final class ApiKeyCache: Sendable {
 /// the entry out of the cache shared by every loop (with several loops, that lock and the
 /// entry's counts were contended on every call: perf, issue 5).
 ///
-/// Never staler than the cache: an entry is held only while the cache has not been emptied
-/// since the entry was looked up, and the cache is emptied by every commit that touches a key,
-/// before the commit is acknowledged. Expiry is checked by the caller on every use.
+/// Never staler than the cache: an entry is held only while the cache's generation has not
+/// moved since the entry was looked up, and every commit that touches a key empties the cache,
+/// which moves it, before the commit is acknowledged. Expiry is checked by the caller on every
+/// use.
 ///
 /// The entry kept is the loop's own copy, so that the counts of its strings and scopes, which
 /// every call moves, are not shared with the other loops.
@@ -71,7 +61,7 @@ public final class ApiKeyFront: @unchecked Sendable {
     private struct Slot {
         let digest: SecretDigest
         let entry: ApiKeyCache.Entry
-        let emptiedCount: UInt64
+        let generation: UInt64
     }
 
     let cache: ApiKeyCache
@@ -88,16 +78,16 @@ public final class ApiKeyFront: @unchecked Sendable {
     }
 
     func lookup(_ digest: SecretDigest) -> ApiKeyCache.Entry? {
-        guard let slot = slots[index(for: digest)], slot.digest == digest, slot.emptiedCount == cache.emptiedCount
+        guard let slot = slots[index(for: digest)], slot.digest == digest, slot.generation == cache.generation
         else { return nil }
         return slot.entry
     }
 
-    /// Keeps a copy of `entry`, which the cache gave or was given after `emptiedCount` was read.
-    func keep(_ digest: SecretDigest, _ entry: ApiKeyCache.Entry, emptiedCount: UInt64) {
+    /// Keeps a copy of `entry`, which the cache gave or was given after `generation` was read.
+    func keep(_ digest: SecretDigest, _ entry: ApiKeyCache.Entry, readAt generation: UInt64) {
         slots[index(for: digest)] = Slot(
             digest: digest, entry: ApiKeyCache.Entry(identity: entry.identity.loopCopy(), expire: entry.expire),
-            emptiedCount: emptiedCount)
+            generation: generation)
     }
 
     /// Keys held (for tests).

@@ -187,18 +187,17 @@ public final class Authorizer: Sendable {
     func apiKeyIdentity(_ digest: SecretDigest, now: Int64, front: ApiKeyFront? = nil) throws -> ServerIdentity {
         precondition(front == nil || front!.cache === apiKeys, "an API key front of another authorizer")
         if let hit = front?.lookup(digest) { return try usable(hit, now: now) }
-        // Read before the lookup: a front keeps what it found only until the cache is emptied.
-        let emptiedCount = apiKeys.emptiedCount
+        // Read before the lookup: a front keeps what was found only until the generation moves.
+        let generation = apiKeys.generation
         let entry: ApiKeyCache.Entry
         if let hit = apiKeys.lookup(digest) {
             entry = hit
         } else {
-            let generation = apiKeys.generation
             let presented = digest.bytes
             entry = try store.read { try apiKeyEntry(presented, in: $0) }
             apiKeys.insert(digest, entry, readAt: generation)
         }
-        front?.keep(digest, entry, emptiedCount: emptiedCount)
+        front?.keep(digest, entry, readAt: generation)
         return try usable(entry, now: now)
     }
 

@@ -38,14 +38,16 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private struct State {
         var entries: [Key: Value] = [:]
         var order = InsertionOrder<Key>()
-        /// Moves on every drop; a reader notes it before opening its snapshot.
-        var generation: UInt64 = 0
         /// Counted under the lock each lookup and insertion takes anyway.
         var figures = CacheFigures()
     }
 
     let capacity: Int
     private let state = Mutex(State())
+    /// Moves on every drop, under the lock once the drop is done; a reader notes it before
+    /// opening its snapshot. Read without the lock, so that an owner's per-thread front can
+    /// check on every call that nothing was dropped since it took an entry (`ApiKeyFront`).
+    private let drops = Atomic<UInt64>(0)
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -56,16 +58,14 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
 
     /// The generation to pass to `insert`, for a snapshot opened after this call.
-    var generation: UInt64 {
-        state.withLock { $0.generation }
-    }
+    var generation: UInt64 { drops.load(ordering: .acquiring) }
 
     /// Keeps `value` unless something was dropped since `generation` was read.
     func insert(_ value: Value, for key: Key, readAt generation: UInt64) {
         guard capacity > 0 else { return }
         let capacity = capacity
         state.withLock { state in
-            guard state.generation == generation, state.entries[key] == nil else { return }
+            guard drops.load(ordering: .relaxed) == generation, state.entries[key] == nil else { return }
             while state.entries.count >= capacity, let oldest = state.order.popOldest() {
                 if state.entries.removeValue(forKey: oldest) != nil { state.figures.evictions &+= 1 }
             }
@@ -77,7 +77,7 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// Drops `keys` (a commit changed them).
     func drop(_ keys: Set<Key>) {
         state.withLock { state in
-            state.generation &+= 1
+            defer { drops.add(1, ordering: .releasing) }
             guard !state.entries.isEmpty else { return }
             // A commit names a hundred keys or more when sign-ins run at full rate, and this
             // runs on the writer's thread before the commit's answers: walk the smaller side.
@@ -92,9 +92,9 @@ final class ReadCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// Drops everything.
     func dropAll() {
         state.withLock { state in
-            state.generation &+= 1
             state.entries.removeAll()
             state.order.removeAll()
+            drops.add(1, ordering: .releasing)
         }
     }
 

@@ -93,11 +93,11 @@ final class ServerCallerTests: DomainTestCase {
         let front = ApiKeyFront(cache: cache)
         let digest = SecretToken.digest("secret-0")
         let entry = ApiKeyCache.Entry(identity: ServerIdentity(kind: .apiKey(id: "k"), scopes: [Scope.usersRead]), expire: 0)
-        let before = cache.emptiedCount
+        let before = cache.generation
         cache.invalidate(CommittedChanges(apiKeys: true))
-        front.keep(digest, entry, emptiedCount: before)
+        front.keep(digest, entry, readAt: before)
         XCTAssertNil(front.lookup(digest), "found before a key commit: perhaps stale")
-        front.keep(digest, entry, emptiedCount: cache.emptiedCount)
+        front.keep(digest, entry, readAt: cache.generation)
         XCTAssertEqual(front.lookup(digest)?.identity, entry.identity)
         cache.invalidate(CommittedChanges(userIDs: ["someone"]))
         XCTAssertNotNil(front.lookup(digest), "a commit that touches no key leaves it")
