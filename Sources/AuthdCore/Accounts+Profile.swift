@@ -23,15 +23,8 @@ extension Accounts {
         return try await directory.updateUser(user.id, field: "name", call: call, duplicate: Self.vagueDuplicate) { u, _ in u.name = name }
     }
 
-    /// The signed-in user's stored record, with the password fields a signed-in caller's copy
-    /// leaves out (`SignedIn.user`).
-    private func storedUser(_ signedIn: UserRecord) throws -> UserRecord {
-        guard let user = try directory.store.read({ try $0.user(id: signedIn.id) }) else { throw AuthdError.userNotFound }
-        return user
-    }
-
     /// Verifies the current password of a user who has one; users without one pass. `user` is
-    /// the stored record (`storedUser`).
+    /// the stored record (`Directory.storedUser`).
     private func requireCurrentPassword(_ password: String, of user: UserRecord) async throws {
         guard user.passwordUpdate != 0, !user.passwordHash.isEmpty else { return }
         guard try await directory.verifyPassword(password, of: user) else { throw AuthdError.invalidCredentials }
@@ -48,7 +41,7 @@ extension Accounts {
             password, settings: settings, personal: .init(userID: user.id, email: user.email, name: user.name, phone: user.phone))
         // Counted before the old password is checked: parallel guesses all count.
         return try await directory.rateLimiter.counted(.updatePassword, keys: [Directory.ipKey(call)], call: call) { storeCount in
-            let stored = try storedUser(user)
+            let stored = try directory.storedUser(id: user.id)
             try await requireCurrentPassword(oldPassword, of: stored)
             try await directory.checkHistory(password, of: stored, settings: settings)
             let hash = try await directory.hash(password)
@@ -92,7 +85,7 @@ extension Accounts {
     private func updateContact(
         field: String, password: String, call: Call, _ change: @escaping @Sendable (inout UserRecord) -> Void
     ) async throws -> UserRecord {
-        let user = try storedUser(call.signedIn().user)
+        let user = try directory.storedUser(id: call.signedIn().user.id)
         try FieldValidation.loginPassword(password)
         let settings = try directory.settings()
         var newHash: String?

@@ -75,6 +75,14 @@ public final class Directory: Sendable {
     public var cachedUsers: Int { users.count }
     /// How the user cache served `Users/Get` since start.
     public var userCacheFigures: CacheFigures { users.figures }
+
+    /// The user's stored record, with every field (a signed-in caller's copy has no password
+    /// fields, `SignedIn.user`); `user_not_found` when there is none.
+    func storedUser(id: String) throws -> UserRecord {
+        guard let user = try store.read({ try $0.user(id: id) }) else { throw AuthdError.userNotFound }
+        return user
+    }
+
     /// CPU time spent hashing passwords since start, in microseconds.
     public var hashingMicros: UInt64 { hashingPool.workMicros }
 

@@ -58,8 +58,7 @@ public final class Users: Sendable {
         let cache = directory.users
         if let hit = cache.lookup(userID) { return hit }
         let generation = cache.generation
-        guard let user = try store.read({ try $0.user(id: userID) }) else { throw AuthdError.userNotFound }
-        let entry = CachedUser(user)
+        let entry = CachedUser(try directory.storedUser(id: userID))
         cache.insert(entry, readAt: generation)
         return entry
     }
