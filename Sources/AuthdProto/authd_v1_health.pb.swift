@@ -265,6 +265,28 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._userCacheEvictions = newValue}
   }
 
+  /// CPU time of the daemon's threads by the work they do, in microseconds since start: each
+  /// thread's run time (the first field of /proc/self/task/*/schedstat; 0 where the kernel keeps
+  /// no schedstat), summed by what the thread's name says it is. The event loops serve the
+  /// calls; the writer runs the group commits, their fsyncs included; the acknowledger answers
+  /// the writes each commit made durable. With the process's total and `hashing_cpu_micros`,
+  /// they say where the daemon's CPU went: in a login storm, what the hashing threads did not
+  /// get. Like `cpu_wait_micros`, a thread that ended keeps its last reading.
+  public var eventLoopCpuMicros: UInt64 {
+    get {_storage._eventLoopCpuMicros}
+    set {_uniqueStorage()._eventLoopCpuMicros = newValue}
+  }
+
+  public var writerCpuMicros: UInt64 {
+    get {_storage._writerCpuMicros}
+    set {_uniqueStorage()._writerCpuMicros = newValue}
+  }
+
+  public var acknowledgerCpuMicros: UInt64 {
+    get {_storage._acknowledgerCpuMicros}
+    set {_uniqueStorage()._acknowledgerCpuMicros = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -351,7 +373,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0\u{3}event_loop_cpu_micros\0\u{3}writer_cpu_micros\0\u{3}acknowledger_cpu_micros\0")
 
   fileprivate class _StorageClass {
     var _writeCommits: UInt64 = 0
@@ -386,6 +408,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     var _userCacheHits: UInt64 = 0
     var _userCacheMisses: UInt64 = 0
     var _userCacheEvictions: UInt64 = 0
+    var _eventLoopCpuMicros: UInt64 = 0
+    var _writerCpuMicros: UInt64 = 0
+    var _acknowledgerCpuMicros: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -428,6 +453,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       _userCacheHits = source._userCacheHits
       _userCacheMisses = source._userCacheMisses
       _userCacheEvictions = source._userCacheEvictions
+      _eventLoopCpuMicros = source._eventLoopCpuMicros
+      _writerCpuMicros = source._writerCpuMicros
+      _acknowledgerCpuMicros = source._acknowledgerCpuMicros
     }
   }
 
@@ -478,6 +506,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         case 30: try { try decoder.decodeSingularUInt64Field(value: &_storage._userCacheHits) }()
         case 31: try { try decoder.decodeSingularUInt64Field(value: &_storage._userCacheMisses) }()
         case 32: try { try decoder.decodeSingularUInt64Field(value: &_storage._userCacheEvictions) }()
+        case 33: try { try decoder.decodeSingularUInt64Field(value: &_storage._eventLoopCpuMicros) }()
+        case 34: try { try decoder.decodeSingularUInt64Field(value: &_storage._writerCpuMicros) }()
+        case 35: try { try decoder.decodeSingularUInt64Field(value: &_storage._acknowledgerCpuMicros) }()
         default: break
         }
       }
@@ -582,6 +613,15 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       if _storage._userCacheEvictions != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._userCacheEvictions, fieldNumber: 32)
       }
+      if _storage._eventLoopCpuMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._eventLoopCpuMicros, fieldNumber: 33)
+      }
+      if _storage._writerCpuMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._writerCpuMicros, fieldNumber: 34)
+      }
+      if _storage._acknowledgerCpuMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._acknowledgerCpuMicros, fieldNumber: 35)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -623,6 +663,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         if _storage._userCacheHits != rhs_storage._userCacheHits {return false}
         if _storage._userCacheMisses != rhs_storage._userCacheMisses {return false}
         if _storage._userCacheEvictions != rhs_storage._userCacheEvictions {return false}
+        if _storage._eventLoopCpuMicros != rhs_storage._eventLoopCpuMicros {return false}
+        if _storage._writerCpuMicros != rhs_storage._writerCpuMicros {return false}
+        if _storage._acknowledgerCpuMicros != rhs_storage._acknowledgerCpuMicros {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -115,6 +115,9 @@ public struct MethodTable: Sendable {
             response.cpuSystemMicros = process.cpuSystemMicros
             response.cpuWaitMicros = process.cpuWaitMicros
             response.hashingCpuMicros = directory.hashingMicros
+            response.eventLoopCpuMicros = process.eventLoopCPUMicros
+            response.writerCpuMicros = process.writerCPUMicros
+            response.acknowledgerCpuMicros = process.acknowledgerCPUMicros
             if let totals = sweep?.totals {
                 response.sweeps = UInt64(totals.sweeps)
                 response.expiredSessionsDeleted = UInt64(totals.deleted.sessions)

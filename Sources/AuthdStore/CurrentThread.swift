@@ -19,3 +19,10 @@ public func nameCurrentThread(_ name: String) {
 public func setCurrentThreadNice(_ nice: Int32) -> Bool {
     setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) == 0
 }
+
+/// The names of the store's own threads, as /proc/PID/task/*/comm shows them: the daemon's
+/// statistics sum its threads' CPU time by name.
+public enum StoreThreadName {
+    public static let writer = "authd-writer"
+    public static let acknowledger = "authd-acks"
+}

@@ -82,7 +82,7 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     func start() {
         let thread = Thread { [self] in
-            nameCurrentThread("authd-writer")
+            nameCurrentThread(StoreThreadName.writer)
             self.raisePriority()
             self.runLoop()
         }
@@ -331,7 +331,7 @@ private final class Acknowledger: @unchecked Sendable {
         started = true
         condition.unlock()
         Thread { [self] in
-            nameCurrentThread("authd-acks")
+            nameCurrentThread(StoreThreadName.acknowledger)
             self.run()
         }.start()
     }

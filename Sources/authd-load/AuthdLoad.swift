@@ -185,6 +185,11 @@ struct DaemonCPU {
     var cpuMicros: UInt64 = 0
     var hashingMicros: UInt64 = 0
     var waitMicros: UInt64 = 0
+    /// The event loops', the writer's and the acknowledger's CPU (0 from a daemon that does
+    /// not report them).
+    var eventLoopMicros: UInt64 = 0
+    var writerMicros: UInt64 = 0
+    var acknowledgerMicros: UInt64 = 0
     var seconds = 0.0
 
     init() {}
@@ -196,6 +201,9 @@ struct DaemonCPU {
         cpuMicros = counterGrowth(a.cpuUserMicros + a.cpuSystemMicros, b.cpuUserMicros + b.cpuSystemMicros)
         hashingMicros = counterGrowth(a.hashingCpuMicros, b.hashingCpuMicros)
         waitMicros = counterGrowth(a.cpuWaitMicros, b.cpuWaitMicros)
+        eventLoopMicros = counterGrowth(a.eventLoopCpuMicros, b.eventLoopCpuMicros)
+        writerMicros = counterGrowth(a.writerCpuMicros, b.writerCpuMicros)
+        acknowledgerMicros = counterGrowth(a.acknowledgerCpuMicros, b.acknowledgerCpuMicros)
         seconds = (after.at - before.at) / .seconds(1)
     }
 
@@ -204,6 +212,9 @@ struct DaemonCPU {
         sum.cpuMicros += y.cpuMicros
         sum.hashingMicros += y.hashingMicros
         sum.waitMicros += y.waitMicros
+        sum.eventLoopMicros += y.eventLoopMicros
+        sum.writerMicros += y.writerMicros
+        sum.acknowledgerMicros += y.acknowledgerMicros
         sum.seconds += y.seconds
         return sum
     }
@@ -213,6 +224,9 @@ struct DaemonCPU {
     var hashingCores: Double { averageCores(hashingMicros) }
     /// Cores' worth of the daemon's threads that were ready to run but waiting for a CPU.
     var waitingCores: Double { averageCores(waitMicros) }
+    var eventLoopCores: Double { averageCores(eventLoopMicros) }
+    var writerCores: Double { averageCores(writerMicros) }
+    var acknowledgerCores: Double { averageCores(acknowledgerMicros) }
 
     private func averageCores(_ micros: UInt64) -> Double { Double(micros) / 1e6 / max(0.001, seconds) }
 }

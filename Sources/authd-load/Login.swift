@@ -194,6 +194,11 @@ struct Login: AsyncParsableCommand {
             // hashing threads over the loops' short runs.
             extra["hashing_share"] = daemon.hashingCores / cores
             extra["daemon_cpu_share"] = daemon.cores / cores
+            // Where the daemon's CPU besides hashing went: its event loops (calls and the
+            // logins' hand-offs), the writer (a commit per login or so) and the acknowledger.
+            extra["event_loop_cpu_share"] = daemon.eventLoopCores / cores
+            extra["writer_cpu_share"] = daemon.writerCores / cores
+            extra["acknowledger_cpu_share"] = daemon.acknowledgerCores / cores
         }
         if storm.stormSeconds > 0 {
             // On the same machine, what this process spends on its calls (the validator above
@@ -212,7 +217,10 @@ struct Login: AsyncParsableCommand {
                 format: "%.0f/s, %d errors, latency µs: ", validations.throughput, validations.errors)
                 + LoadRun.Result.latencyLine(validations.histogram)
         }
-        for key in ["hashing_share", "daemon_cpu_share", "load_tool_cpu_share"] {
+        for key in [
+            "hashing_share", "daemon_cpu_share", "event_loop_cpu_share", "writer_cpu_share", "acknowledger_cpu_share",
+            "load_tool_cpu_share",
+        ] {
             if let share = extra[key] as? Double { extra[key] = String(format: "%.1f %% of the machine", 100 * share) }
         }
         extra["cpu_during_storm"] = CPUTimes.kinds.map { String(format: "%@ %.1f %%", $0, cpuShares[$0] ?? 0) }.joined(separator: ", ")

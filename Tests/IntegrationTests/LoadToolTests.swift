@@ -121,6 +121,15 @@ final class LoadToolTests: XCTestCase {
         // Three passwords hashed (two accounts, one sign-in): some of the CPU, not more than all of it.
         XCTAssertGreaterThan(later.hashingCpuMicros, 0)
         XCTAssertLessThanOrEqual(later.hashingCpuMicros, later.cpuUserMicros + later.cpuSystemMicros)
+        // The CPU by thread: the loops served the 300 checks; the writer and the acknowledger
+        // ran the writes (the users and the session); together no more than the whole.
+        XCTAssertGreaterThan(later.eventLoopCpuMicros, stats.eventLoopCpuMicros)
+        XCTAssertGreaterThan(stats.writerCpuMicros, 0)
+        XCTAssertGreaterThan(stats.acknowledgerCpuMicros, 0)
+        XCTAssertGreaterThanOrEqual(later.writerCpuMicros, stats.writerCpuMicros)
+        XCTAssertLessThanOrEqual(
+            later.eventLoopCpuMicros + later.writerCpuMicros + later.acknowledgerCpuMicros + later.hashingCpuMicros,
+            later.cpuUserMicros + later.cpuSystemMicros)
         await client.close()
         let (status, output) = try daemon.authctl(["stats"])
         XCTAssertEqual(status, 0, output)
@@ -128,6 +137,8 @@ final class LoadToolTests: XCTestCase {
         XCTAssertTrue(output.contains("sessions_cached 1\n"), output)
         XCTAssertTrue(output.contains("users_cached 1\n"), output)
         XCTAssertTrue(output.contains("session_cache_hits 300\nsession_cache_misses 1\nsession_cache_evictions 0\n"), output)
+        XCTAssertTrue(output.contains("\nevent_loop_cpu_micros "), output)
+        XCTAssertTrue(output.contains("\nwriter_cpu_micros "), output)
         XCTAssertTrue(output.contains("user_cache_hits 0\nuser_cache_misses 1\nuser_cache_evictions 0\n"), output)
         for line in ["cpu_user_micros", "cpu_system_micros", "cpu_wait_micros", "hashing_cpu_micros"] {
             XCTAssertNotNil(output.range(of: "\n\(line) [0-9]+\n", options: .regularExpression), "\(line): \(output)")
