@@ -249,31 +249,42 @@ struct Validate: AsyncParsableCommand {
     @Option(
         name: .customLong("as"),
         help: ArgumentHelp(
-            "session: each user checks their own session (Account/Get). api-key: a backend looks the users up (Users/Get) with --api-key, or with a users.read key this tool makes as an operator peer. peer: the same with no credential, as a mapped Unix peer."
+            "session: each user checks their own session (Account/Get). jwt: the same with a JWT each user made from their session (Account/CreateJWT), as a backend acting for its users presents them. api-key: a backend looks the users up (Users/Get) with --api-key, or with a users.read key this tool makes as an operator peer. peer: the same with no credential, as a mapped Unix peer."
         ))
     var caller = "session"
 
     func run() async throws {
-        guard ["session", "api-key", "peer"].contains(caller) else { throw ValidationError("--as is session, api-key or peer") }
-        if caller != "session" { return try await runAsServer() }
-        let all: [String]
+        guard ["session", "jwt", "api-key", "peer"].contains(caller) else {
+            throw ValidationError("--as is session, jwt, api-key or peer")
+        }
+        if caller == "api-key" || caller == "peer" { return try await runAsServer() }
+        var all: [Credentials]
         if let secrets {
-            all = try readSecrets(secrets, sample: sample)
+            all = try readSecrets(secrets, sample: sample).map { .session($0) }
         } else {
             let client = try await AuthdClient.connect(socketPath: options.socket)
             let password = "load-password-1"
             all = try await options.signIn(client, try await options.createUsers(client, password: password), password: password)
+                .map { .session($0) }
             await client.close()
         }
         guard !all.isEmpty else { throw ValidationError("no session secrets") }
-        if !options.json {
-            print("validate: \(all.count) sessions; \(options.connections) connections × \(options.pipeline) in flight; \(driver.rawValue) driver\(options.rate > 0 ? "; open loop at \(options.rate)/s" : "")")
+        if caller == "jwt" {
+            let client = try await AuthdClient.connect(socketPath: options.socket)
+            var tokens: [Credentials] = []
+            for session in all { tokens.append(.jwt(try await client.createJWT(credentials: session))) }
+            await client.close()
+            all = tokens
         }
+        if !options.json {
+            print("validate: \(all.count) \(caller == "jwt" ? "JWTs" : "sessions"); \(options.connections) connections × \(options.pipeline) in flight; \(driver.rawValue) driver\(options.rate > 0 ? "; open loop at \(options.rate)/s" : "")")
+        }
+        let credentials = all
         let (result, daemonFigures) = try await drive(
             requests: {
-                try all.map { try encodedRequest("authd.v1.Account/Get", credentials: .session($0)) }
+                try credentials.map { try encodedRequest("authd.v1.Account/Get", credentials: $0) }
             },
-            call: { worker, client in _ = try await client.getAccount(credentials: .session(all[worker % all.count])) })
+            call: { worker, client in _ = try await client.getAccount(credentials: credentials[worker % credentials.count]) })
         let extra = daemonFigures.merging(["driver": driver.rawValue, "sessions": all.count]) { $1 }
         print(result.report(scenario: "validate", json: options.json, extra: extra))
     }
