@@ -300,6 +300,19 @@ final class LoadToolTests: XCTestCase {
         }
     }
 
+    func testValidateWithJWTsChecksEachUsersToken() async throws {
+        let client = try await startMapped()
+        for driver in ["pipelined", "client"] {
+            let run = try load(["validate", "--as", "jwt", "--driver", driver] + quick)
+            XCTAssertEqual(run["sessions"] as? Int, 4, "a JWT for each user's session: \(run)")
+            XCTAssertGreaterThan(run["calls"] as? Int ?? 0, 0, driver)
+            XCTAssertEqual(run["errors"] as? Int, 0, "\(driver): \(run)")
+            // A JWT names its session: the session cache, keyed by session secrets, is not asked.
+            XCTAssertNil(run["session_cache_hit_fraction"], "\(driver): \(run)")
+        }
+        await client.close()
+    }
+
     func testPopulateLoadsTheStoreAndItsSecretsValidate() async throws {
         let client = try await startMapped()
         let secrets = daemon.directory.appendingPathComponent("secrets.txt").path
