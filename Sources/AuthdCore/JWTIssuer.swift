@@ -102,9 +102,13 @@ public final class JWTIssuer: Sendable {
     /// The claims of a valid token; `user_jwt_invalid` for anything malformed, forged, signed by
     /// an unknown key, or expired.
     public func verify(_ token: String) throws -> (userID: String, sessionID: String) {
+        try verify(token, digest: SecretToken.digest(token))
+    }
+
+    /// `verify`, given the token's SHA-256 (`SecretToken.digest`).
+    func verify(_ token: String, digest: SecretDigest) throws -> (userID: String, sessionID: String) {
         let invalid = AuthdError(type: "user_jwt_invalid", code: 401, message: "The JWT is invalid or has expired: create a new one.")
         guard token.utf8.count <= 4096 else { throw invalid }
-        let digest = SecretToken.digest(token)
         let now = directory.clock.now() / 1000
         if let claims = verified.lookup(digest) {
             guard claims.expire > now else { throw invalid }

@@ -188,6 +188,16 @@ public struct SecretDigest: Hashable, Sendable {
         try Swift.withUnsafeBytes(of: words, body)
     }
 
+    /// The key under which the session cache holds what a JWT signs in, for this digest of the
+    /// token: every word flipped by a constant. No session secret's digest equals it, since
+    /// finding a secret whose SHA-256 is a given value is a preimage of SHA-256. Keyed by the
+    /// token's plain digest, a JWT presented as a session secret would find the JWT's entry and
+    /// skip the token's own checks (its expiry, and that it may not make more JWTs).
+    var jwtSessionKey: SecretDigest {
+        let flip: UInt64 = 0x6A77_742D_7365_7373  // "jwt-sess"
+        return SecretDigest(words: (words.0 ^ flip, words.1 ^ flip, words.2 ^ flip, words.3 ^ flip), locator: 0)
+    }
+
     public static func == (a: SecretDigest, b: SecretDigest) -> Bool {
         a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3
     }

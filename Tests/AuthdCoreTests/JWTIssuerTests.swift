@@ -86,4 +86,77 @@ final class JWTIssuerTests: DomainTestCase {
         XCTAssertEqual(JWTIssuer.base64URL(Data([0xfb, 0xff])), "-_8")
         for bad in ["-_8=", "+/8", "A", "AB$C"] { XCTAssertNil(JWTIssuer.decodeBase64URL(Substring(bad)), bad) }
     }
+
+    // MARK: A JWT's sign-in, through the session cache
+
+    /// An authorizer that accepts this issuer's tokens, and a user with a session.
+    private func signedInUser() async throws -> (Authorizer, users: Users, userID: String, sessionID: String) {
+        let authorizer = Authorizer(store: store, clock: clock, jwt: issuer)
+        let users = Users(directory: directory)
+        let user = try await users.create(userID: "jay", email: "jay@example.com", phone: nil, password: nil, name: nil, call: server)
+        let session = try await users.createSession(userID: user.id, call: server)
+        return (authorizer, users, user.id, session.record.id)
+    }
+
+    private func account(_ authorizer: Authorizer, _ credential: Credential) throws -> Call {
+        try authorizer.authorize(RequestContext(credential: credential), scopes: [Scope.account])
+    }
+
+    private func assertRefused(_ type: String, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Call) {
+        XCTAssertThrowsError(try body(), file: file, line: line) {
+            XCTAssertEqual(($0 as? AuthdError)?.type, type, file: file, line: line)
+        }
+    }
+
+    func testASessionsJWTIsServedFromTheSessionCacheUnderAKeyOfItsOwn() async throws {
+        let (authorizer, _, userID, sessionID) = try await signedInUser()
+        let token = try issuer.sign(userID: userID, sessionID: sessionID, duration: 600)
+        let first = try account(authorizer, .jwt(token))
+        guard case .user(let signedIn) = first.caller else { return XCTFail("a signed-in caller: \(first.caller)") }
+        XCTAssertEqual(signedIn.user.id, userID)
+        XCTAssertEqual(signedIn.session.id, sessionID)
+        XCTAssertEqual(authorizer.cachedSessions, 1, "kept in the session cache")
+        let hits = authorizer.sessionCacheFigures.hits
+        let second = try account(authorizer, .jwt(token))
+        XCTAssertEqual(authorizer.sessionCacheFigures.hits, hits + 1)
+        guard case .user(let again) = second.caller else { return XCTFail("a signed-in caller") }
+        XCTAssertTrue(again === signedIn, "the cached entry")
+        // The token presented as a session secret finds nothing: its entry's key is the
+        // token's own, not the one a session secret's digest would be.
+        assertRefused("general_unauthorized_scope") { try account(authorizer, .session(secret: token)) }
+        XCTAssertEqual(authorizer.cachedSessions, 1)
+        // A token made by a server for no session is read from the store, and not kept.
+        let unbound = try issuer.sign(userID: userID, sessionID: "", duration: 600)
+        guard case .user(let viaUnbound) = try account(authorizer, .jwt(unbound)).caller else { return XCTFail("signed in") }
+        XCTAssertEqual(viaUnbound.user.id, userID)
+        XCTAssertEqual(authorizer.cachedSessions, 1)
+    }
+
+    func testACachedJWTSignInEndsWithTheTokenItsSessionOrItsUser() async throws {
+        let (authorizer, users, userID, sessionID) = try await signedInUser()
+        // The token expires long before its session (an hour).
+        let shortLived = try issuer.sign(userID: userID, sessionID: sessionID, duration: 60)
+        _ = try account(authorizer, .jwt(shortLived))
+        clock.advance(seconds: 61)
+        assertRefused("user_jwt_invalid") { try account(authorizer, .jwt(shortLived)) }
+
+        let token = try issuer.sign(userID: userID, sessionID: sessionID, duration: 600)
+        _ = try account(authorizer, .jwt(token))
+        _ = try await users.updateStatus(userID: userID, status: false, call: server)
+        assertRefused("user_blocked") { try account(authorizer, .jwt(token)) }
+        _ = try await users.updateStatus(userID: userID, status: true, call: server)
+        _ = try account(authorizer, .jwt(token))
+        try await users.deleteSession(userID: userID, sessionID: sessionID, call: server)
+        assertRefused("general_unauthorized_scope") { try account(authorizer, .jwt(token)) }
+    }
+
+    func testAJWTsSignInEndsWhenItsSessionDoes() async throws {
+        let (authorizer, _, userID, sessionID) = try await signedInUser()
+        // Sessions last an hour here; the token, issued later, outlives it.
+        clock.advance(seconds: 3000)
+        let token = try issuer.sign(userID: userID, sessionID: sessionID, duration: 3600)
+        _ = try account(authorizer, .jwt(token))
+        clock.advance(seconds: 601)
+        assertRefused("general_unauthorized_scope") { try account(authorizer, .jwt(token)) }
+    }
 }
