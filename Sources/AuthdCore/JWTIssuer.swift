@@ -122,7 +122,7 @@ public final class JWTIssuer: Sendable {
         return (claims.userID, claims.sessionID)
     }
 
-    /// Tokens kept verified (for tests and statistics).
+    /// Tokens kept verified (for tests).
     var verifiedCount: Int { verified.count }
 
     /// How the verified tokens served their lookups (for tests).
