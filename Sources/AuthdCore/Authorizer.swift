@@ -10,6 +10,9 @@ public final class Authorizer: Sendable {
     let jwt: JWTIssuer?
     let sessions: SessionCache
     let apiKeys: ApiKeyCache
+    /// Where the JWTs `authorize` leaves pending are verified (`verifyCredential`); nil: every
+    /// check runs where `authorize` is called.
+    let verificationPool: BlockingPool?
     /// Users whose `accessedAt` refresh is queued, so a burst of calls queues one write.
     private let refreshing = Mutex<Set<String>>([])
 
@@ -17,9 +20,11 @@ public final class Authorizer: Sendable {
     /// cache off.
     public init(
         store: any AuthStore, clock: any WallClock = SystemWallClock(), peerPolicy: PeerPolicy = PeerPolicy(),
-        jwt: JWTIssuer? = nil, sessionCacheSize: Int = 100_000, apiKeyCacheSize: Int = 1024
+        jwt: JWTIssuer? = nil, sessionCacheSize: Int = 100_000, apiKeyCacheSize: Int = 1024,
+        verificationPool: BlockingPool? = nil
     ) {
         self.store = store
+        self.verificationPool = verificationPool
         self.clock = clock
         self.peerPolicy = peerPolicy
         self.jwt = jwt
@@ -32,6 +37,9 @@ public final class Authorizer: Sendable {
             apiKeys.invalidate(changes)
         }
     }
+
+    /// CPU time the verification pool's threads spent on credentials, in microseconds since start.
+    public var verificationMicros: UInt64 { verificationPool?.workMicros ?? 0 }
 
     /// Sessions held decoded in the session cache.
     public var cachedSessions: Int { sessions.count }
@@ -74,9 +82,12 @@ public final class Authorizer: Sendable {
     /// The context is consumed: it moves into the call instead of being copied (perf).
     /// `front` and `keyFront`: the calling thread's fronts of the session cache
     /// (`makeSessionFront`) and of the API key cache (`makeApiKeyFront`), if it has them.
+    /// `leavingSlowChecks`: a JWT not verified lately is not verified here: `authorize` throws
+    /// `CredentialVerificationPending`, for the caller (an event loop) to await
+    /// `verifyCredential` and call again.
     public func authorize(
         _ context: consuming RequestContext, requiring required: ScopeMask, at now: Int64, front: SessionCacheFront? = nil,
-        keyFront: ApiKeyFront? = nil
+        keyFront: ApiKeyFront? = nil, leavingSlowChecks: Bool = false
     ) throws -> Call {
         // A session's user is checked as the `SignedIn` the cache holds, which then moves into
         // the call: going through `Caller` for the scope mask and again for the status copied
@@ -104,7 +115,7 @@ public final class Authorizer: Sendable {
             // As a session's, spelled out again: a helper taking the `SignedIn` for both costs
             // the session check a retain and a release more (uprobes: 14 more a batch of 16).
             guard let jwt else { throw AuthdError(type: "user_jwt_invalid", code: 401, message: "This authd issues no JWTs.") }
-            guard let signedIn = try jwtUser(token, jwt: jwt, now: now, front: front) else {
+            guard let signedIn = try jwtUser(token, jwt: jwt, now: now, front: front, leavingSlowChecks: leavingSlowChecks) else {
                 try require(required, of: .guest)
                 return Call(caller: .guest, context: context)
             }
@@ -197,10 +208,22 @@ public final class Authorizer: Sendable {
     /// with its user's or session's every change, as a session's is. Reading both from the store
     /// on every call cost 6.2 µs of CPU a call, where a cached session costs 0.6 (issue 5). A
     /// token a server made for a user with no session (`Users/CreateJWT`) reads the user.
-    func jwtUser(_ token: String, jwt: JWTIssuer, now: Int64, front: SessionCacheFront?) throws -> SignedIn? {
+    ///
+    /// A token not verified lately is verified here, unless `leavingSlowChecks`: then
+    /// `CredentialVerificationPending` is thrown, when a pool can verify it and keep it.
+    func jwtUser(
+        _ token: String, jwt: JWTIssuer, now: Int64, front: SessionCacheFront?, leavingSlowChecks: Bool = false
+    ) throws -> SignedIn? {
         precondition(front == nil || front!.cache === sessions, "a session cache front of another authorizer")
         let digest = SecretToken.digest(token)
-        let claims = try jwt.verify(token, digest: digest)
+        let claims: JWTIssuer.Claims
+        if let kept = try jwt.keptClaims(digest) {
+            claims = kept
+        } else if leavingSlowChecks, verificationPool != nil, jwt.keepsVerifiedTokens {
+            throw CredentialVerificationPending(token: token, digest: digest)
+        } else {
+            claims = try jwt.verifyAndKeep(token, digest: digest)
+        }
         guard !claims.sessionID.isEmpty else {
             guard let user = try store.read({ try $0.user(id: claims.userID) }) else { return nil }
             return SignedIn(
@@ -225,6 +248,21 @@ public final class Authorizer: Sendable {
         }
         guard let entry, entry.session.expire >= now else { return nil }
         return entry
+    }
+
+    /// Verifies, on the verification pool, the credential `authorize` left pending, and keeps it
+    /// verified: called again, `authorize` finds it so (or, should a change of keys have
+    /// emptied what was kept meanwhile, verifies it where it is called). Throws the
+    /// credential's refusal, `user_jwt_invalid`.
+    public func verifyCredential(_ pending: CredentialVerificationPending) async throws {
+        guard let jwt else { return }
+        // Calls pipelined with the same token leave it pending together: once one of them has
+        // verified it, the others find it kept.
+        let verify = { @Sendable in
+            if try jwt.keptClaims(pending.digest) == nil { _ = try jwt.verifyAndKeep(pending.token, digest: pending.digest) }
+        }
+        guard let pool = verificationPool else { return try verify() }
+        try await pool.run(verify)
     }
 
     /// A mapped peer is a server with its grant; anyone else with no credential is a guest.
@@ -271,4 +309,14 @@ public final class Authorizer: Sendable {
         }
         return key.identity
     }
+}
+
+/// Thrown by `Authorizer.authorize` when asked to leave slow checks: the call's JWT has not been
+/// verified lately, and verifying it would hold the calling event loop for about 90 µs.
+public struct CredentialVerificationPending: Error, Sendable, CustomStringConvertible {
+    let token: String
+    let digest: SecretDigest
+
+    /// Without the token, which is a credential and is never logged.
+    public var description: String { "a JWT awaiting verification" }
 }

@@ -287,6 +287,26 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._acknowledgerCpuMicros = newValue}
   }
 
+  /// JWTs checked in full since start (signature, key and claims: about 90 µs of CPU each), on
+  /// the verification threads rather than the event loops; a token verified lately is found
+  /// kept and is not counted again. `jwts_refused` are those that failed: forged, malformed,
+  /// signed by a key no longer loaded, or expired. When it grows, something presents tokens
+  /// this daemon did not issue. `jwt_verification_cpu_micros` is the threads' CPU time on them.
+  public var jwtVerifications: UInt64 {
+    get {_storage._jwtVerifications}
+    set {_uniqueStorage()._jwtVerifications = newValue}
+  }
+
+  public var jwtsRefused: UInt64 {
+    get {_storage._jwtsRefused}
+    set {_uniqueStorage()._jwtsRefused = newValue}
+  }
+
+  public var jwtVerificationCpuMicros: UInt64 {
+    get {_storage._jwtVerificationCpuMicros}
+    set {_uniqueStorage()._jwtVerificationCpuMicros = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -373,7 +393,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0\u{3}event_loop_cpu_micros\0\u{3}writer_cpu_micros\0\u{3}acknowledger_cpu_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0\u{3}event_loop_cpu_micros\0\u{3}writer_cpu_micros\0\u{3}acknowledger_cpu_micros\0\u{3}jwt_verifications\0\u{3}jwts_refused\0\u{3}jwt_verification_cpu_micros\0")
 
   fileprivate class _StorageClass {
     var _writeCommits: UInt64 = 0
@@ -411,6 +431,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     var _eventLoopCpuMicros: UInt64 = 0
     var _writerCpuMicros: UInt64 = 0
     var _acknowledgerCpuMicros: UInt64 = 0
+    var _jwtVerifications: UInt64 = 0
+    var _jwtsRefused: UInt64 = 0
+    var _jwtVerificationCpuMicros: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -456,6 +479,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       _eventLoopCpuMicros = source._eventLoopCpuMicros
       _writerCpuMicros = source._writerCpuMicros
       _acknowledgerCpuMicros = source._acknowledgerCpuMicros
+      _jwtVerifications = source._jwtVerifications
+      _jwtsRefused = source._jwtsRefused
+      _jwtVerificationCpuMicros = source._jwtVerificationCpuMicros
     }
   }
 
@@ -509,6 +535,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         case 33: try { try decoder.decodeSingularUInt64Field(value: &_storage._eventLoopCpuMicros) }()
         case 34: try { try decoder.decodeSingularUInt64Field(value: &_storage._writerCpuMicros) }()
         case 35: try { try decoder.decodeSingularUInt64Field(value: &_storage._acknowledgerCpuMicros) }()
+        case 36: try { try decoder.decodeSingularUInt64Field(value: &_storage._jwtVerifications) }()
+        case 37: try { try decoder.decodeSingularUInt64Field(value: &_storage._jwtsRefused) }()
+        case 38: try { try decoder.decodeSingularUInt64Field(value: &_storage._jwtVerificationCpuMicros) }()
         default: break
         }
       }
@@ -622,6 +651,15 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       if _storage._acknowledgerCpuMicros != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._acknowledgerCpuMicros, fieldNumber: 35)
       }
+      if _storage._jwtVerifications != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._jwtVerifications, fieldNumber: 36)
+      }
+      if _storage._jwtsRefused != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._jwtsRefused, fieldNumber: 37)
+      }
+      if _storage._jwtVerificationCpuMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._jwtVerificationCpuMicros, fieldNumber: 38)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -666,6 +704,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         if _storage._eventLoopCpuMicros != rhs_storage._eventLoopCpuMicros {return false}
         if _storage._writerCpuMicros != rhs_storage._writerCpuMicros {return false}
         if _storage._acknowledgerCpuMicros != rhs_storage._acknowledgerCpuMicros {return false}
+        if _storage._jwtVerifications != rhs_storage._jwtVerifications {return false}
+        if _storage._jwtsRefused != rhs_storage._jwtsRefused {return false}
+        if _storage._jwtVerificationCpuMicros != rhs_storage._jwtVerificationCpuMicros {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -30,8 +30,13 @@ public enum Daemon {
             userCacheSize: configuration.userCacheSize, logger: logger)
         let jwt = JWTIssuer(directory: directory)
         try await jwt.start()
+        // JWTs not verified lately are verified here, not on the event loops (90 µs each): a
+        // flood of forged tokens would stall every call on its loop. Apart from the hashing
+        // pool, so that a token's first use does not queue behind a login storm's hashes.
+        let verificationPool = BlockingPool(threads: configuration.hashThreads, name: "authd-verify", niceness: configuration.hashNice)
         let authorizer = Authorizer(
-            store: store, peerPolicy: configuration.peerPolicy, jwt: jwt, sessionCacheSize: configuration.sessionCacheSize)
+            store: store, peerPolicy: configuration.peerPolicy, jwt: jwt, sessionCacheSize: configuration.sessionCacheSize,
+            verificationPool: verificationPool)
         // The sweep's reads yield to everything else (nice 19).
         let sweepPool =
             configuration.expirySweepIntervalSeconds > 0
@@ -68,6 +73,7 @@ public enum Daemon {
         }
         store.close()
         hashingPool.shutdown()
+        verificationPool.shutdown()
         sweepPool?.shutdown()
         try? await group.shutdownGracefully()
         logger.notice("stopped")

@@ -19,10 +19,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `argon2_memory_kib`, `argon2_iterations`, `argon2_parallelism`: Argon2id parameters of
     /// new password hashes.
     public var argon2 = PasswordHasher.Parameters.owasp
-    /// `hash_threads`: threads hashing passwords (default: the number of cores).
+    /// `hash_threads`: threads hashing passwords (default: the number of cores); as many verify
+    /// the JWTs not verified lately, apart from them.
     public var hashThreads = ProcessInfo.processInfo.activeProcessorCount
-    /// `hash_nice`: nice value of the hashing threads (0-19), so that logins yield the cores
-    /// to the event loops.
+    /// `hash_nice`: nice value of the hashing threads and the JWT verification threads (0-19),
+    /// so that logins and forged tokens yield the cores to the event loops.
     public var hashNice: Int32 = 10
     /// `writer_nice`: nice value the store's writer thread asks for (-20 to 0), so that the one
     /// thread every acknowledged write waits for does not queue behind the event loops.

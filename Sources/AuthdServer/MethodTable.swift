@@ -55,7 +55,7 @@ public struct MethodTable: Sendable {
         }
         let accounts = Accounts(directory: directory)
         let users = Users(directory: directory)
-        Self.addHealth(add, directory, authorizer, sweep)
+        Self.addHealth(add, directory, authorizer, jwt, sweep)
         Self.addAccount(add, accounts)
         Self.addUsers(add, users)
         Self.addKeys(add, ApiKeys(directory: directory))
@@ -74,7 +74,7 @@ public struct MethodTable: Sendable {
 
     typealias Add = (String, String, Set<String>, Endpoint) -> Void
 
-    static func addHealth(_ add: Add, _ directory: Directory, _ authorizer: Authorizer, _ sweep: ExpirySweep?) {
+    static func addHealth(_ add: Add, _ directory: Directory, _ authorizer: Authorizer, _ jwt: JWTIssuer, _ sweep: ExpirySweep?) {
         add("Health", "Check", [Scope.public], .immediate(Authd_V1_HealthCheckRequest.self) { _, _ in
             var response = Authd_V1_HealthCheckResponse()
             response.status = "pass"
@@ -118,6 +118,10 @@ public struct MethodTable: Sendable {
             response.eventLoopCpuMicros = process.eventLoopCPUMicros
             response.writerCpuMicros = process.writerCPUMicros
             response.acknowledgerCpuMicros = process.acknowledgerCPUMicros
+            let jwtCounts = jwt.verificationCounts
+            response.jwtVerifications = jwtCounts.verified
+            response.jwtsRefused = jwtCounts.refused
+            response.jwtVerificationCpuMicros = authorizer.verificationMicros
             if let totals = sweep?.totals {
                 response.sweeps = UInt64(totals.sweeps)
                 response.expiredSessionsDeleted = UInt64(totals.deleted.sessions)

@@ -106,8 +106,12 @@ final class RequestHandler: ChannelInboundHandler {
         }
     }
 
-    /// Serves the frame at `frame` in `read`'s readable bytes.
-    private func serve(_ context: ChannelHandlerContext, in read: ByteBuffer, frame: Range<Int>, receivedAt: Int64) {
+    /// Serves the frame at `frame` in `read`'s readable bytes. `leavingSlowChecks`: a JWT not
+    /// verified lately is verified on the authorizer's pool before the call is served
+    /// (`serveAfterVerifying`), not on this loop.
+    private func serve(
+        _ context: ChannelHandlerContext, in read: ByteBuffer, frame: Range<Int>, receivedAt: Int64, leavingSlowChecks: Bool = true
+    ) {
         var callContext = RequestContext(peer: peer)
         let request: RequestEnvelope
         do {
@@ -132,7 +136,11 @@ final class RequestHandler: ChannelInboundHandler {
         do {
             let scopes = found._withUnsafeGuaranteedRef { $0.scopes }
             call = try methods.authorizer.authorize(
-                consume callContext, requiring: scopes, at: receivedAt, front: sessionFront, keyFront: apiKeyFront)
+                consume callContext, requiring: scopes, at: receivedAt, front: sessionFront, keyFront: apiKeyFront,
+                leavingSlowChecks: leavingSlowChecks)
+        } catch let pending as CredentialVerificationPending {
+            serveAfterVerifying(context, pending, in: read, frame: frame, id: request.id, method: found.takeUnretainedValue().name)
+            return
         } catch {
             answer(context, id: request.id, wireError(error, method: found.takeUnretainedValue().name, logger: logger))
             return
@@ -197,6 +205,36 @@ final class RequestHandler: ChannelInboundHandler {
                 self.deferredInFlight -= 1
                 self.scheduleFlush(context)
             }
+        }
+    }
+
+    /// Verifies the call's credential on the authorizer's pool, then serves the call again from
+    /// a copy of its frame (NIO's read buffer is not held meanwhile), the credential now found
+    /// verified. A refused credential is answered as any refusal.
+    private func serveAfterVerifying(
+        _ context: ChannelHandlerContext, _ pending: CredentialVerificationPending, in read: ByteBuffer, frame: Range<Int>,
+        id: UInt64, method: String
+    ) {
+        var copy = allocator.buffer(capacity: frame.count)
+        copy.writeBytes(read.readableBytesView[(read.readerIndex + frame.lowerBound)..<(read.readerIndex + frame.upperBound)])
+        deferredInFlight += 1
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        let authorizer = methods.authorizer
+        Task(executorPreference: taskExecutor(context)) {
+            do { promise.succeed(try await authorizer.verifyCredential(pending)) } catch { promise.fail(error) }
+        }
+        let logger = self.logger
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success:
+                self.serve(
+                    context, in: copy, frame: 0..<copy.readableBytes, receivedAt: self.methods.authorizer.now(),
+                    leavingSlowChecks: false)
+            case .failure(let error):
+                self.answer(context, id: id, wireError(error, method: method, logger: logger))
+            }
+            self.deferredInFlight -= 1
+            self.scheduleFlush(context)
         }
     }
 

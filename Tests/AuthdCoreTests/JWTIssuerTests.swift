@@ -132,6 +132,85 @@ final class JWTIssuerTests: DomainTestCase {
         XCTAssertEqual(authorizer.cachedSessions, 1)
     }
 
+    // MARK: Verification left to a pool
+
+    private func accountLeavingSlowChecks(_ authorizer: Authorizer, _ credential: Credential) throws -> Call {
+        try authorizer.authorize(
+            RequestContext(credential: credential), requiring: ScopeMask([Scope.account]), at: authorizer.now(),
+            leavingSlowChecks: true)
+    }
+
+    private func pending(_ body: () throws -> Call, file: StaticString = #filePath, line: UInt = #line) -> CredentialVerificationPending? {
+        var pending: CredentialVerificationPending?
+        XCTAssertThrowsError(try body(), file: file, line: line) { pending = $0 as? CredentialVerificationPending }
+        XCTAssertNotNil(pending, "left pending", file: file, line: line)
+        return pending
+    }
+
+    func testAnEventLoopLeavesATokenNotVerifiedLatelyToThePoolThenFindsItVerified() async throws {
+        let pool = BlockingPool(threads: 1, name: "test-verify")
+        defer { pool.shutdown() }
+        let authorizer = Authorizer(store: store, clock: clock, jwt: issuer, verificationPool: pool)
+        let user = try await Users(directory: directory).create(
+            userID: "lee", email: "lee@example.com", phone: nil, password: nil, name: nil, call: server)
+        let session = try await Users(directory: directory).createSession(userID: user.id, call: server)
+        let token = try issuer.sign(userID: user.id, sessionID: session.record.id, duration: 600)
+
+        guard let left = pending({ try accountLeavingSlowChecks(authorizer, .jwt(token)) }) else { return }
+        XCTAssertEqual(issuer.verificationCounts.verified, 0, "nothing verified where authorize was called")
+        XCTAssertFalse("\(left)".contains(token), "the token is not in the error's description")
+        try await authorizer.verifyCredential(left)
+        XCTAssertEqual(issuer.verificationCounts.verified, 1)
+        XCTAssertGreaterThan(authorizer.verificationMicros, 0, "verified on the pool's thread")
+        // A second call left pending with it (pipelined) finds it kept.
+        try await authorizer.verifyCredential(left)
+        XCTAssertEqual(issuer.verificationCounts.verified, 1)
+        guard case .user(let signedIn) = try accountLeavingSlowChecks(authorizer, .jwt(token)).caller else {
+            return XCTFail("signed in once verified")
+        }
+        XCTAssertEqual(signedIn.session.id, session.record.id)
+        XCTAssertEqual(issuer.verificationCounts.verified, 1)
+    }
+
+    func testAForgedTokenLeftToThePoolIsRefusedThereAndNeverKept() async throws {
+        let pool = BlockingPool(threads: 1, name: "test-verify")
+        defer { pool.shutdown() }
+        let authorizer = Authorizer(store: store, clock: clock, jwt: issuer, verificationPool: pool)
+        let token = try issuer.sign(userID: "u1", sessionID: "", duration: 60)
+        let signature = token.split(separator: ".")[2]
+        let forged = String(token.dropLast(signature.count) + (signature.hasPrefix("A") ? "B" : "A") + signature.dropFirst())
+        for round in 1...2 {
+            guard let left = pending({ try accountLeavingSlowChecks(authorizer, .jwt(forged)) }) else { return }
+            do {
+                try await authorizer.verifyCredential(left)
+                XCTFail("a forged token verified")
+            } catch {
+                XCTAssertEqual((error as? AuthdError)?.type, "user_jwt_invalid")
+            }
+            XCTAssertEqual(issuer.verificationCounts.verified, UInt64(round), "verified in full every time")
+            XCTAssertEqual(issuer.verificationCounts.refused, UInt64(round))
+        }
+        XCTAssertEqual(issuer.verifiedCount, 0)
+    }
+
+    func testWithNoPoolOrNoRoomToKeepTokensTheCheckRunsWhereAuthorizeIsCalled() async throws {
+        let user = try await Users(directory: directory).create(
+            userID: "kim", email: "kim@example.com", phone: nil, password: nil, name: nil, call: server)
+        let token = try issuer.sign(userID: user.id, sessionID: "", duration: 600)
+        // No pool: nowhere else to verify it.
+        let inline = Authorizer(store: store, clock: clock, jwt: issuer)
+        guard case .user = try accountLeavingSlowChecks(inline, .jwt(token)).caller else { return XCTFail("signed in") }
+        // A pool, but no room to keep a verified token: served again, it would be left pending again.
+        let pool = BlockingPool(threads: 1, name: "test-verify")
+        defer { pool.shutdown() }
+        let roomless = JWTIssuer(directory: directory, verifiedCacheSize: 0)
+        try await roomless.start()
+        let unkept = try roomless.sign(userID: user.id, sessionID: "", duration: 600)
+        let authorizer = Authorizer(store: store, clock: clock, jwt: roomless, verificationPool: pool)
+        guard case .user = try accountLeavingSlowChecks(authorizer, .jwt(unkept)).caller else { return XCTFail("signed in") }
+        XCTAssertEqual(roomless.verificationCounts.verified, 1)
+    }
+
     func testACachedJWTSignInEndsWithTheTokenItsSessionOrItsUser() async throws {
         let (authorizer, users, userID, sessionID) = try await signedInUser()
         // The token expires long before its session (an hour).

@@ -1,11 +1,14 @@
 import AuthdClient
+import AuthdProto
 import Foundation
 import XCTest
 
 /// JWTs: issued for sessions, accepted as credentials, revoked with their session, verified
 /// offline with the JWKS by an independent library (PyJWT), and rotated.
 final class JWTTests: ClientTestCase {
-    override var daemonArguments: [String] { ["--set", "operator_uids=4294967000", "--set", "peer_gid.\(getgid())=users.write"] }
+    override var daemonArguments: [String] {
+        ["--set", "operator_uids=4294967000", "--set", "peer_gid.\(getgid())=users.write,settings.read"]
+    }
 
     func testJWTsAuthenticateUntilTheirSessionEnds() async throws {
         _ = try await client.createUser(userID: "j", email: "j@example.com", password: "password-1")
@@ -38,6 +41,69 @@ final class JWTTests: ClientTestCase {
         let unbound = try await client.createUserJWT(userID: "j")
         let viaUnbound = try await client.getAccount(credentials: .jwt(unbound))
         XCTAssertEqual(viaUnbound.id, "j")
+    }
+
+    /// Tokens not verified lately are verified off the event loop, then the call is served:
+    /// pipelined among session checks on one connection, each call gets its own answer, a
+    /// genuine token's first use signs in, forged ones are refused, and `Health/Stats` counts them.
+    func testTokensAreVerifiedOffTheLoopAmongPipelinedSessionChecks() async throws {
+        _ = try await client.createUser(userID: "p", email: "p@example.com", password: "password-1")
+        let session = try await client.createUserSession(userID: "p")
+        let token = try await client.createJWT(credentials: .session(session.secret))
+        let before = try await client.stats()
+        let signature = token.split(separator: ".")[2]
+        let forged = token.dropLast(signature.count) + (signature.hasPrefix("A") ? "B" : "A") + signature.dropFirst()
+
+        var requests: [Authd_V1_Request] = []
+        for index in 0..<24 {
+            var request = Authd_V1_Request()
+            request.id = UInt64(index + 1)
+            request.method = "authd.v1.Account/Get"
+            switch index % 3 {
+            case 0: request.credentials.session = session.secret
+            case 1: request.credentials.jwt = String(forged)
+            default: request.credentials.jwt = token
+            }
+            requests.append(request)
+        }
+        let raw = try RawConnection(socketPath: daemon.socketPath)
+        // One write: the daemon reads them as one batch.
+        var batch: [UInt8] = []
+        for request in requests {
+            let bytes: [UInt8] = try request.serializedBytes()
+            batch += RawConnection.lengthPrefix(bytes.count) + bytes
+        }
+        try raw.send(batch)
+        var answers: [UInt64: Authd_V1_Response] = [:]
+        for _ in requests {
+            let answer = try XCTUnwrap(try raw.receiveResponse())
+            XCTAssertNil(answers[answer.id], "one answer per call")
+            answers[answer.id] = answer
+        }
+        for request in requests {
+            let answer = try XCTUnwrap(answers[request.id], "call \(request.id) answered")
+            if request.credentials.jwt == String(forged) {
+                XCTAssertEqual(answer.error.type, "user_jwt_invalid", "call \(request.id)")
+            } else {
+                XCTAssertFalse(answer.hasError, "call \(request.id): \(answer.error)")
+                XCTAssertEqual(try Authd_V1_User(serializedBytes: answer.body).id, "p")
+            }
+        }
+
+        let after = try await client.stats()
+        // The genuine token was verified at most once per call in flight before it was kept
+        // (the batch's calls left it pending together), and every forged one each time.
+        let verified = after.jwtVerifications - before.jwtVerifications
+        let refused = after.jwtsRefused - before.jwtsRefused
+        XCTAssertEqual(refused, 8)
+        XCTAssertGreaterThan(verified, refused)
+        XCTAssertLessThanOrEqual(verified, refused + 8)
+        XCTAssertGreaterThan(after.jwtVerificationCpuMicros, before.jwtVerificationCpuMicros)
+        // Kept now: another use is not verified again.
+        let me = try await client.getAccount(credentials: .jwt(token))
+        XCTAssertEqual(me.id, "p")
+        let last = try await client.stats()
+        XCTAssertEqual(last.jwtVerifications, after.jwtVerifications)
     }
 
     func testOfflineVerificationWithPyJWTAndKeyRotation() async throws {
