@@ -249,13 +249,16 @@ struct Validate: AsyncParsableCommand {
     @Option(
         name: .customLong("as"),
         help: ArgumentHelp(
-            "session: each user checks their own session (Account/Get). jwt: the same with a JWT each user made from their session (Account/CreateJWT), as a backend acting for its users presents them. api-key: a backend looks the users up (Users/Get) with --api-key, or with a users.read key this tool makes as an operator peer. peer: the same with no credential, as a mapped Unix peer."
+            "session: each user checks their own session (Account/Get). jwt: the same with a JWT each user made from their session (Account/CreateJWT), as a backend acting for its users presents them. forged-jwt: the same JWTs with their signatures altered, each refused (user_jwt_invalid), which is what a flood of forged tokens costs the daemon; a refusal counts as a call. api-key: a backend looks the users up (Users/Get) with --api-key, or with a users.read key this tool makes as an operator peer. peer: the same with no credential, as a mapped Unix peer."
         ))
     var caller = "session"
 
     func run() async throws {
-        guard ["session", "jwt", "api-key", "peer"].contains(caller) else {
-            throw ValidationError("--as is session, jwt, api-key or peer")
+        guard ["session", "jwt", "forged-jwt", "api-key", "peer"].contains(caller) else {
+            throw ValidationError("--as is session, jwt, forged-jwt, api-key or peer")
+        }
+        guard caller != "forged-jwt" || driver == .pipelined else {
+            throw ValidationError("--as forged-jwt takes the pipelined driver, which counts each refusal as the call's answer")
         }
         if caller == "api-key" || caller == "peer" { return try await runAsServer() }
         var all: [Credentials]
@@ -269,15 +272,18 @@ struct Validate: AsyncParsableCommand {
             await client.close()
         }
         guard !all.isEmpty else { throw ValidationError("no session secrets") }
-        if caller == "jwt" {
+        if caller == "jwt" || caller == "forged-jwt" {
             let client = try await AuthdClient.connect(socketPath: options.socket)
             var tokens: [Credentials] = []
-            for session in all { tokens.append(.jwt(try await client.createJWT(credentials: session))) }
+            for session in all {
+                let token = try await client.createJWT(credentials: session)
+                tokens.append(.jwt(caller == "forged-jwt" ? Self.forged(token) : token))
+            }
             await client.close()
             all = tokens
         }
         if !options.json {
-            print("validate: \(all.count) \(caller == "jwt" ? "JWTs" : "sessions"); \(options.connections) connections × \(options.pipeline) in flight; \(driver.rawValue) driver\(options.rate > 0 ? "; open loop at \(options.rate)/s" : "")")
+            print("validate: \(all.count) \(caller == "session" ? "sessions" : caller == "jwt" ? "JWTs" : "forged JWTs"); \(options.connections) connections × \(options.pipeline) in flight; \(driver.rawValue) driver\(options.rate > 0 ? "; open loop at \(options.rate)/s" : "")")
         }
         let credentials = all
         let (result, daemonFigures) = try await drive(
@@ -287,6 +293,15 @@ struct Validate: AsyncParsableCommand {
             call: { worker, client in _ = try await client.getAccount(credentials: credentials[worker % credentials.count]) })
         let extra = daemonFigures.merging(["driver": driver.rawValue, "sessions": all.count]) { $1 }
         print(result.report(scenario: "validate", json: options.json, extra: extra))
+    }
+
+    /// `token` with the first character of its signature changed: well formed, signed by a key
+    /// the daemon has, and not valid, so the daemon verifies the signature to refuse it.
+    static func forged(_ token: String) -> String {
+        var bytes = Array(token.utf8)
+        guard let dot = bytes.lastIndex(of: UInt8(ascii: ".")), dot + 1 < bytes.count else { return token }
+        bytes[dot + 1] = bytes[dot + 1] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Runs the load with the chosen driver: the pipelined one sends `requests` (serialized
@@ -299,7 +314,9 @@ struct Validate: AsyncParsableCommand {
         let before = await options.stats(statsClient)
         let result: LoadRun.Result
         if driver == .pipelined {
-            result = try await options.driver.run(requests: requests(), progress: !options.json)
+            var pipelined = options.driver
+            pipelined.expectsRefusals = caller == "forged-jwt"
+            result = try await pipelined.run(requests: requests(), progress: !options.json)
         } else {
             let clients = try await options.connect()
             result = await options.run.run(

@@ -32,6 +32,9 @@ struct PipelinedDriver {
     /// the ones in flight when the warm-up ends are a part of the window's work. Latencies are
     /// those of the calls that began after the warm-up either way.
     var countsCallsEndingInWindow = false
+    /// The calls are meant to be refused (forged credentials): a refusal is the call's answer
+    /// and counts as one, a success is an error.
+    var expectsRefusals = false
 
     /// The second call of a unit of work, made from the first call's answer (its `body`):
     /// a serialized `authd.v1.Request` without an id.
@@ -60,7 +63,7 @@ struct PipelinedDriver {
             let caller = PipelinedCaller(
                 requests: encoded, followUp: followUp, offset: index * 7919 % requests.count, pipeline: pipeline,
                 warmEnd: warmEnd, end: end, rate: perConnectionRate, countsCallsEndingInWindow: countsCallsEndingInWindow,
-                counters: counters, finished: promise)
+                expectsRefusals: expectsRefusals, counters: counters, finished: promise)
             let channel = try await ClientBootstrap(group: promise.futureResult.eventLoop)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -114,6 +117,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
     private let end: NIODeadline
     private let interval: TimeAmount?
     private let countsCallsEndingInWindow: Bool
+    private let expectsRefusals: Bool
     private let counters: Counters
     private let finished: EventLoopPromise<Outcome>
 
@@ -139,7 +143,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
 
     init(
         requests: EncodedRequests, followUp: PipelinedDriver.FollowUp?, offset: Int, pipeline: Int, warmEnd: NIODeadline,
-        end: NIODeadline, rate: Double?, countsCallsEndingInWindow: Bool = false, counters: Counters,
+        end: NIODeadline, rate: Double?, countsCallsEndingInWindow: Bool = false, expectsRefusals: Bool = false, counters: Counters,
         finished: EventLoopPromise<Outcome>
     ) {
         self.requests = requests
@@ -150,6 +154,7 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         self.end = end
         self.interval = rate.map { .nanoseconds(Int64(1e9 / max($0, 0.001))) }
         self.countsCallsEndingInWindow = countsCallsEndingInWindow
+        self.expectsRefusals = expectsRefusals
         self.counters = counters
         self.finished = finished
         let ring = Int.powerOfTwo(atLeast: pipeline * 4, minimum: 64)
@@ -256,8 +261,8 @@ final class PipelinedCaller: ChannelInboundHandler, @unchecked Sendable {
         let next = try? reader.nextTag()
         let slot = Int(id & UInt64(startedAt.count - 1))
         let start = startedAt[slot]
-        if next?.0 == 2 {
-            recordError(RawFrames.failure(frame))
+        if (next?.0 == 2) != expectsRefusals {
+            recordError(expectsRefusals ? "a call meant to be refused succeeded" : RawFrames.failure(frame))
         } else if let followUp, !isFollowUp[slot] {
             // The unit's first call: its answer makes the second, which keeps the unit's start.
             do {

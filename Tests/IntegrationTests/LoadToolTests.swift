@@ -313,6 +313,24 @@ final class LoadToolTests: XCTestCase {
         await client.close()
     }
 
+    func testValidateWithForgedJWTsCountsEachRefusalAsTheAnswer() async throws {
+        let client = try await startMapped()
+        let before = try await client.stats()
+        let run = try load(["validate", "--as", "forged-jwt"] + quick)
+        let calls = run["calls"] as? Int ?? 0
+        XCTAssertGreaterThan(calls, 0, "\(run)")
+        XCTAssertEqual(run["errors"] as? Int, 0, "each call refused, as meant: \(run)")
+        // Each refusal was a verification in full: forged tokens are never kept.
+        let after = try await client.stats()
+        XCTAssertGreaterThanOrEqual(after.jwtsRefused - before.jwtsRefused, UInt64(calls))
+        let binary = DaemonProcess.binary.deletingLastPathComponent().appendingPathComponent("authd-load")
+        let (status, output) = try runProcess(
+            binary, ["validate", "--as", "forged-jwt", "--driver", "client", "--socket", daemon.socketPath] + quick)
+        XCTAssertNotEqual(status, 0, "the client driver counts refusals as errors: refused up front")
+        XCTAssertTrue(output.contains("pipelined driver"), output)
+        await client.close()
+    }
+
     func testPopulateLoadsTheStoreAndItsSecretsValidate() async throws {
         let client = try await startMapped()
         let secrets = daemon.directory.appendingPathComponent("secrets.txt").path
