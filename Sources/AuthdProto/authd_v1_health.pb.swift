@@ -307,6 +307,15 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._jwtVerificationCpuMicros = newValue}
   }
 
+  /// Times a connection's reading paused since start: it had 1,024 calls awaiting the writer,
+  /// a hashing thread or a verification thread, and its next frames waited in the socket until
+  /// half of those were answered. A client that pipelines more slow calls than that is slowed
+  /// to the daemon's pace instead of filling its memory.
+  public var connectionReadsPaused: UInt64 {
+    get {_storage._connectionReadsPaused}
+    set {_uniqueStorage()._connectionReadsPaused = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -393,7 +402,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0\u{3}event_loop_cpu_micros\0\u{3}writer_cpu_micros\0\u{3}acknowledger_cpu_micros\0\u{3}jwt_verifications\0\u{3}jwts_refused\0\u{3}jwt_verification_cpu_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0\u{3}event_loop_cpu_micros\0\u{3}writer_cpu_micros\0\u{3}acknowledger_cpu_micros\0\u{3}jwt_verifications\0\u{3}jwts_refused\0\u{3}jwt_verification_cpu_micros\0\u{3}connection_reads_paused\0")
 
   fileprivate class _StorageClass {
     var _writeCommits: UInt64 = 0
@@ -434,6 +443,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     var _jwtVerifications: UInt64 = 0
     var _jwtsRefused: UInt64 = 0
     var _jwtVerificationCpuMicros: UInt64 = 0
+    var _connectionReadsPaused: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -482,6 +492,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       _jwtVerifications = source._jwtVerifications
       _jwtsRefused = source._jwtsRefused
       _jwtVerificationCpuMicros = source._jwtVerificationCpuMicros
+      _connectionReadsPaused = source._connectionReadsPaused
     }
   }
 
@@ -538,6 +549,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         case 36: try { try decoder.decodeSingularUInt64Field(value: &_storage._jwtVerifications) }()
         case 37: try { try decoder.decodeSingularUInt64Field(value: &_storage._jwtsRefused) }()
         case 38: try { try decoder.decodeSingularUInt64Field(value: &_storage._jwtVerificationCpuMicros) }()
+        case 39: try { try decoder.decodeSingularUInt64Field(value: &_storage._connectionReadsPaused) }()
         default: break
         }
       }
@@ -660,6 +672,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       if _storage._jwtVerificationCpuMicros != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._jwtVerificationCpuMicros, fieldNumber: 38)
       }
+      if _storage._connectionReadsPaused != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._connectionReadsPaused, fieldNumber: 39)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -707,6 +722,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         if _storage._jwtVerifications != rhs_storage._jwtVerifications {return false}
         if _storage._jwtsRefused != rhs_storage._jwtsRefused {return false}
         if _storage._jwtVerificationCpuMicros != rhs_storage._jwtVerificationCpuMicros {return false}
+        if _storage._connectionReadsPaused != rhs_storage._connectionReadsPaused {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -4,6 +4,7 @@ import AuthdProto
 import Logging
 import NIOCore
 import NIOExtras
+import Synchronization
 
 /// Serves one connection: splits the byte stream into frames (a 4-byte big-endian length, then
 /// that many bytes of `Request`), runs each call's endpoint and writes its `Response`.
@@ -16,9 +17,22 @@ import NIOExtras
 /// tenth of the daemon's time per session check). A frame above `maximumFrameBytes` is refused
 /// at its header, before anything is buffered for it, and the connection ends once the refusal
 /// is written.
-final class RequestHandler: ChannelInboundHandler {
+///
+/// A connection's reading pauses while it has `maximumDeferredCalls` calls awaiting the writer,
+/// a hashing thread or a verification thread, and resumes once half of them have been
+/// answered: the frames of a client that pipelines faster than they are served wait in the
+/// socket, not in the daemon's memory.
+final class RequestHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+
+    /// The deferred calls a connection may have in flight before its reading pauses: far above
+    /// what a client waiting on its answers has (a login storm's 4 × 4), and at most a few
+    /// megabytes of tasks and frames.
+    static let maximumDeferredCalls = 1024
+    /// Times a connection's reading paused, over every connection since start.
+    static let pausedReads = Atomic<UInt64>(0)
 
     private let methods: MethodTable
     private let peer: PeerCredentials?
@@ -29,6 +43,8 @@ final class RequestHandler: ChannelInboundHandler {
     private let sessionFront: SessionCacheFront?
     private let apiKeyFront: ApiKeyFront?
     private var deferredInFlight = 0
+    /// A read the channel asked for and that waits for deferred calls to end.
+    private var readPaused = false
     private var quiescing = false
     private var refused = false
     /// The start of a frame that has not arrived whole yet.
@@ -202,7 +218,7 @@ final class RequestHandler: ChannelInboundHandler {
                 case .failure(let error):
                     self.answer(context, id: id, wireError(error, method: method, logger: logger))
                 }
-                self.deferredInFlight -= 1
+                self.deferredCallEnded(context)
                 self.scheduleFlush(context)
             }
         }
@@ -233,8 +249,27 @@ final class RequestHandler: ChannelInboundHandler {
             case .failure(let error):
                 self.answer(context, id: id, wireError(error, method: method, logger: logger))
             }
-            self.deferredInFlight -= 1
+            self.deferredCallEnded(context)
             self.scheduleFlush(context)
+        }
+    }
+
+    /// The channel asks for a read after each batch (auto-read): it waits while the
+    /// connection has too many deferred calls in flight.
+    func read(context: ChannelHandlerContext) {
+        guard deferredInFlight < Self.maximumDeferredCalls else {
+            readPaused = true
+            Self.pausedReads.add(1, ordering: .relaxed)
+            return
+        }
+        context.read()
+    }
+
+    private func deferredCallEnded(_ context: ChannelHandlerContext) {
+        deferredInFlight -= 1
+        if readPaused, deferredInFlight <= Self.maximumDeferredCalls / 2 {
+            readPaused = false
+            context.read()
         }
     }
 

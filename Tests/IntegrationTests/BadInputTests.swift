@@ -166,4 +166,54 @@ final class BadInputTests: XCTestCase {
         let response = try XCTUnwrap(try raw.receiveResponse())
         XCTAssertEqual(response.error.type, "general_route_not_found")
     }
+
+    /// A client that pipelines far more slow calls than it waits for (here, forged JWTs, each
+    /// verified on another thread) has its reading paused while 1,024 of them are in flight:
+    /// every call is still answered, and the daemon counts the pauses.
+    func testAConnectionWithTooManySlowCallsInFlightIsReadAtTheDaemonsPace() async throws {
+        // This process mapped, to read the statistics; one verification thread.
+        await daemon.cleanUp()
+        daemon = try await DaemonProcess.start(extraArguments: [
+            "--set", "peer_uid.\(getuid())=sessions.write,users.write,settings.read", "--set", "hash_threads=1",
+        ])
+        let client = try await daemon.connect()
+        _ = try await client.createUser(email: "slow@example.com", password: "password-1")
+        let secret = try await client.createEmailPasswordSession(email: "slow@example.com", password: "password-1").secret
+        let token = try await client.createJWT(credentials: .session(secret))
+        let before = try await client.stats()
+        let signature = token.split(separator: ".")[2]
+        let forged = String(token.dropLast(signature.count) + (signature.hasPrefix("A") ? "B" : "A") + signature.dropFirst())
+        let count = 3000
+        var batch: [UInt8] = []
+        for id in 1...count {
+            var request = Authd_V1_Request()
+            request.id = UInt64(id)
+            request.method = "authd.v1.Account/Get"
+            request.credentials.jwt = forged
+            let bytes: [UInt8] = try request.serializedBytes()
+            batch += RawConnection.lengthPrefix(bytes.count) + bytes
+        }
+        let raw = try RawConnection(socketPath: daemon.socketPath)
+        // Sent from another thread: the socket's buffers hold a fraction of the megabyte, and
+        // the daemon's answers are read here meanwhile.
+        let sender = Task.detached { [batch, raw = UncheckedBox(raw)] in try raw.value.send(batch) }
+        var answered = Set<UInt64>()
+        for _ in 0..<count {
+            let answer = try XCTUnwrap(try raw.receiveResponse())
+            XCTAssertEqual(answer.error.type, "user_jwt_invalid")
+            answered.insert(answer.id)
+        }
+        try await sender.value
+        XCTAssertEqual(answered.count, count, "every call answered once")
+        let after = try await client.stats()
+        XCTAssertGreaterThan(after.connectionReadsPaused, before.connectionReadsPaused, "its reading paused")
+        XCTAssertEqual(after.jwtsRefused - before.jwtsRefused, UInt64(count))
+        await client.close()
+    }
+}
+
+/// Hands a test's non-Sendable value to another thread that alone uses it meanwhile.
+private struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
