@@ -255,8 +255,12 @@ final class RequestHandler: ChannelDuplexHandler {
     }
 
     /// The channel asks for a read after each batch (auto-read): it waits while the
-    /// connection has too many deferred calls in flight.
+    /// connection has too many deferred calls in flight, and, once the daemon is stopping, for
+    /// good: the calls in flight drain and the connection closes, however fast the client
+    /// sends (before, a client pipelining slow calls kept a stopping daemon draining for as
+    /// long as it sent them).
     func read(context: ChannelHandlerContext) {
+        guard !quiescing else { return }
         guard deferredInFlight < Self.maximumDeferredCalls else {
             readPaused = true
             Self.pausedReads.add(1, ordering: .relaxed)
@@ -267,7 +271,7 @@ final class RequestHandler: ChannelDuplexHandler {
 
     private func deferredCallEnded(_ context: ChannelHandlerContext) {
         deferredInFlight -= 1
-        if readPaused, deferredInFlight <= Self.maximumDeferredCalls / 2 {
+        if readPaused, !quiescing, deferredInFlight <= Self.maximumDeferredCalls / 2 {
             readPaused = false
             context.read()
         }

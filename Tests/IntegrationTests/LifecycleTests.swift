@@ -138,6 +138,42 @@ final class LifecycleTests: XCTestCase {
         await client.close()
     }
 
+    /// A stopping daemon reads no more calls: those in flight drain and each connection
+    /// closes, even while a client keeps pipelining slow calls (forged JWTs, each verified on
+    /// another thread), which before kept the daemon draining for as long as they came.
+    func testAStoppingDaemonDrainsWhileAClientKeepsSendingSlowCalls() async throws {
+        let daemon = try await DaemonProcess.start(
+            extraArguments: ["--set", "peer_uid.\(getuid())=sessions.write,users.write,settings.read"])
+        addTeardownBlock { await daemon.cleanUp() }
+        let load = Process()
+        load.executableURL = DaemonProcess.binary.deletingLastPathComponent().appendingPathComponent("authd-load")
+        // Bounded: 40 s, twice what `stop` waits for the daemon to exit.
+        load.arguments = [
+            "validate", "--as", "forged-jwt", "--users", "4", "--connections", "4", "--pipeline", "64", "--duration", "40",
+            "--warm-up", "0", "--socket", daemon.socketPath, "--json",
+        ]
+        load.standardOutput = FileHandle.nullDevice
+        load.standardError = FileHandle.nullDevice
+        try load.run()
+        defer {
+            if load.isRunning { load.terminate() }
+            load.waitUntilExit()
+        }
+        let client = try await daemon.connect()
+        let deadline = Date().addingTimeInterval(20)
+        var refused = try await client.stats().jwtsRefused
+        while refused < 1000, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            refused = try await client.stats().jwtsRefused
+        }
+        XCTAssertGreaterThanOrEqual(refused, 1000, "the flood is on")
+        await client.close()
+        // `stop` throws if the daemon has not exited 20 s after SIGTERM.
+        let status = try await daemon.stop()
+        XCTAssertEqual(status, 0, daemon.log_())
+        XCTAssertTrue(daemon.log_().contains("listener stopped"), daemon.log_())
+    }
+
     /// A data file that reaches `map_size_mib` refuses writes with a typed error (503) and
     /// changes nothing; the daemon keeps serving reads and shuts down cleanly, and once
     /// restarted with a larger map it takes writes again with every answered one still there.
