@@ -7,8 +7,9 @@ import Synchronization
 /// served as a JWKS, so co-located services can verify tokens offline (spec 10, beyond
 /// Appwrite's HS256).
 ///
-/// Written on swift-crypto rather than jwt-kit: verification runs synchronously on the event
-/// loop for every JWT-authenticated call, and jwt-kit's key collection is an actor.
+/// Written on swift-crypto rather than jwt-kit: a token is checked synchronously on every
+/// JWT-authenticated call (found kept, on the event loop; verified in full, on the verification
+/// threads), and jwt-kit's key collection is an actor.
 public final class JWTIssuer: Sendable {
     /// Tokens live at most this long, so a retired key stays published this long.
     public static let maximumDuration: Int64 = 3600
