@@ -202,25 +202,37 @@ final class RequestHandler: ChannelDuplexHandler {
                 answer(context, id: request.id, wireError(error, method: entry.name, logger: logger))
                 return
             }
-            deferredInFlight += 1
-            let promise = context.eventLoop.makePromise(of: [UInt8].self)
-            Task(executorPreference: taskExecutor(context)) {
-                do { promise.succeed(try await work()) } catch { promise.fail(error) }
-            }
             let id = request.id
             let method = entry.name
             let logger = self.logger
-            // The task ends on this loop, so this runs at once, in the task's last job.
-            promise.futureResult.assumeIsolated().whenComplete { result in
+            awaitDeferred(context, work) { result in
                 switch result {
                 case .success(let bytes):
                     self.withAnswers(context) { ResponseEncoding.writeSuccess(id: id, body: bytes, into: &$0) }
                 case .failure(let error):
                     self.answer(context, id: id, wireError(error, method: method, logger: logger))
                 }
-                self.deferredCallEnded(context)
-                self.scheduleFlush(context)
             }
+        }
+    }
+
+    /// Runs `work` as a task on this connection's loop, counted among the connection's deferred
+    /// calls (`read(context:)`, `closeIfDrained`), and hands its result to `completion` on the
+    /// loop, then flushes what `completion` answered. The task ends on this loop, so
+    /// `completion` runs at once, in the task's last job.
+    private func awaitDeferred<T: Sendable>(
+        _ context: ChannelHandlerContext, _ work: @escaping @Sendable () async throws -> T,
+        then completion: @escaping (Result<T, any Error>) -> Void
+    ) {
+        deferredInFlight += 1
+        let promise = context.eventLoop.makePromise(of: T.self)
+        Task(executorPreference: taskExecutor(context)) {
+            do { promise.succeed(try await work()) } catch { promise.fail(error) }
+        }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            completion(result)
+            self.deferredCallEnded(context)
+            self.scheduleFlush(context)
         }
     }
 
@@ -233,24 +245,16 @@ final class RequestHandler: ChannelDuplexHandler {
     ) {
         var copy = allocator.buffer(capacity: frame.count)
         copy.writeBytes(read.readableBytesView[(read.readerIndex + frame.lowerBound)..<(read.readerIndex + frame.upperBound)])
-        deferredInFlight += 1
-        let promise = context.eventLoop.makePromise(of: Void.self)
         let authorizer = methods.authorizer
-        Task(executorPreference: taskExecutor(context)) {
-            do { promise.succeed(try await authorizer.verifyCredential(pending)) } catch { promise.fail(error) }
-        }
         let logger = self.logger
-        promise.futureResult.assumeIsolated().whenComplete { result in
+        awaitDeferred(context, { try await authorizer.verifyCredential(pending) }) { result in
             switch result {
             case .success:
                 self.serve(
-                    context, in: copy, frame: 0..<copy.readableBytes, receivedAt: self.methods.authorizer.now(),
-                    leavingSlowChecks: false)
+                    context, in: copy, frame: 0..<copy.readableBytes, receivedAt: authorizer.now(), leavingSlowChecks: false)
             case .failure(let error):
                 self.answer(context, id: id, wireError(error, method: method, logger: logger))
             }
-            self.deferredCallEnded(context)
-            self.scheduleFlush(context)
         }
     }
 
