@@ -200,7 +200,7 @@ public final class Authorizer: Sendable {
 
     /// The user (and session) a JWT signs in; nil, a guest, when its user or session is gone or
     /// the session has expired (spec 10: deleting a session revokes its tokens). The token is
-    /// checked on every call, expiry included (`JWTIssuer.verify`); `user_jwt_invalid` when it
+    /// checked on every call, expiry included (`JWTIssuer.keptClaims`, `verifyAndKeep`); `user_jwt_invalid` when it
     /// fails.
     ///
     /// A token bound to a session is resolved as a session secret is, through the session
@@ -217,7 +217,7 @@ public final class Authorizer: Sendable {
         precondition(front == nil || front!.cache === sessions, "a session cache front of another authorizer")
         let digest = SecretToken.digest(token)
         let claims: JWTIssuer.Claims
-        if let kept = try jwt.keptClaims(digest) {
+        if let kept = try jwt.keptClaims(digest, at: now / 1000) {
             claims = kept
         } else if leavingSlowChecks, verificationPool != nil, jwt.keepsVerifiedTokens {
             throw CredentialVerificationPending(token: token, digest: digest)
@@ -257,10 +257,8 @@ public final class Authorizer: Sendable {
     public func verifyCredential(_ pending: CredentialVerificationPending) async throws {
         guard let jwt else { return }
         // Calls pipelined with the same token leave it pending together: once one of them has
-        // verified it, the others find it kept.
-        let verify = { @Sendable in
-            if try jwt.keptClaims(pending.digest) == nil { _ = try jwt.verifyAndKeep(pending.token, digest: pending.digest) }
-        }
+        // verified it, the others find it kept (`verify` looks first).
+        let verify = { @Sendable in _ = try jwt.verify(pending.token, digest: pending.digest) }
         guard let pool = verificationPool else { return try verify() }
         try await pool.run(verify)
     }

@@ -107,20 +107,22 @@ public final class JWTIssuer: Sendable {
     /// The claims of a valid token; `user_jwt_invalid` for anything malformed, forged, signed by
     /// an unknown key, or expired.
     public func verify(_ token: String) throws -> (userID: String, sessionID: String) {
-        try verify(token, digest: SecretToken.digest(token))
-    }
-
-    /// `verify`, given the token's SHA-256 (`SecretToken.digest`).
-    func verify(_ token: String, digest: SecretDigest) throws -> (userID: String, sessionID: String) {
-        let claims = try keptClaims(digest) ?? verifyAndKeep(token, digest: digest)
+        let claims = try verify(token, digest: SecretToken.digest(token))
         return (claims.userID, claims.sessionID)
     }
 
-    /// The claims of a token verified lately, refused once expired; nil when the token has not
-    /// been verified lately, and `verifyAndKeep` must check it.
-    func keptClaims(_ digest: SecretDigest) throws -> Claims? {
+    /// `verify`, given the token's SHA-256 (`SecretToken.digest`): found kept, or checked in
+    /// full and kept.
+    func verify(_ token: String, digest: SecretDigest) throws -> Claims {
+        try keptClaims(digest, at: directory.clock.now() / 1000) ?? verifyAndKeep(token, digest: digest)
+    }
+
+    /// The claims of a token verified lately, refused if expired at `now` (Unix seconds: the
+    /// event loop passes the time it read for the whole batch of calls); nil when the token has
+    /// not been verified lately, and `verifyAndKeep` must check it.
+    func keptClaims(_ digest: SecretDigest, at now: Int64) throws -> Claims? {
         guard let claims = verified.lookup(digest) else { return nil }
-        guard claims.expire > directory.clock.now() / 1000 else { throw Self.invalid }
+        guard claims.expire > now else { throw Self.invalid }
         return claims
     }
 
