@@ -20,6 +20,13 @@ final class JWTIssuerTests: DomainTestCase {
         }
     }
 
+    /// `token` with the first character of its signature changed (it carries six of the
+    /// signature's bits): well formed, naming a loaded key, and forged.
+    static func signatureAltered(_ token: String) -> String {
+        let signature = token.split(separator: ".")[2]
+        return String(token.dropLast(signature.count) + (signature.hasPrefix("A") ? "B" : "A") + signature.dropFirst())
+    }
+
     func testATokenIsVerifiedOnceThenServedFromMemoryUntilItExpires() throws {
         let token = try issuer.sign(userID: "u1", sessionID: "s1", duration: 60)
         let first = try issuer.verify(token)
@@ -40,11 +47,9 @@ final class JWTIssuerTests: DomainTestCase {
         let token = try issuer.sign(userID: "u1", sessionID: "", duration: 60)
         let parts = token.split(separator: ".").map(String.init)
         let forgedPayload = JWTIssuer.base64URL(Data(#"{"exp":9999999999,"iat":0,"sessionId":"","userId":"admin"}"#.utf8))
-        // The signature's first character carries six of its bits: another one changes it.
-        let tamperedSignature = (parts[2].hasPrefix("A") ? "B" : "A") + parts[2].dropFirst()
         let expired = try issuer.sign(userID: "u1", sessionID: "", duration: 0)
         for bad in [
-            "\(parts[0]).\(forgedPayload).\(parts[2])", "\(parts[0]).\(parts[1]).\(tamperedSignature)", "a.b.c", "not-a-jwt",
+            "\(parts[0]).\(forgedPayload).\(parts[2])", Self.signatureAltered(token), "a.b.c", "not-a-jwt",
             token + "=", expired,
         ] {
             assertInvalid(bad)
@@ -177,8 +182,7 @@ final class JWTIssuerTests: DomainTestCase {
         defer { pool.shutdown() }
         let authorizer = Authorizer(store: store, clock: clock, jwt: issuer, verificationPool: pool)
         let token = try issuer.sign(userID: "u1", sessionID: "", duration: 60)
-        let signature = token.split(separator: ".")[2]
-        let forged = String(token.dropLast(signature.count) + (signature.hasPrefix("A") ? "B" : "A") + signature.dropFirst())
+        let forged = Self.signatureAltered(token)
         for round in 1...2 {
             guard let left = pending({ try accountLeavingSlowChecks(authorizer, .jwt(forged)) }) else { return }
             do {

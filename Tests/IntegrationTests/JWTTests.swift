@@ -51,8 +51,7 @@ final class JWTTests: ClientTestCase {
         let session = try await client.createUserSession(userID: "p")
         let token = try await client.createJWT(credentials: .session(session.secret))
         let before = try await client.stats()
-        let signature = token.split(separator: ".")[2]
-        let forged = token.dropLast(signature.count) + (signature.hasPrefix("A") ? "B" : "A") + signature.dropFirst()
+        let forged = signatureAltered(token)
 
         var requests: [Authd_V1_Request] = []
         for index in 0..<24 {
@@ -61,7 +60,7 @@ final class JWTTests: ClientTestCase {
             request.method = "authd.v1.Account/Get"
             switch index % 3 {
             case 0: request.credentials.session = session.secret
-            case 1: request.credentials.jwt = String(forged)
+            case 1: request.credentials.jwt = forged
             default: request.credentials.jwt = token
             }
             requests.append(request)
@@ -82,7 +81,7 @@ final class JWTTests: ClientTestCase {
         }
         for request in requests {
             let answer = try XCTUnwrap(answers[request.id], "call \(request.id) answered")
-            if request.credentials.jwt == String(forged) {
+            if request.credentials.jwt == forged {
                 XCTAssertEqual(answer.error.type, "user_jwt_invalid", "call \(request.id)")
             } else {
                 XCTAssertFalse(answer.hasError, "call \(request.id): \(answer.error)")
@@ -152,4 +151,11 @@ final class JWTTests: ClientTestCase {
     static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         try runProcess(URL(fileURLWithPath: "/usr/bin/env"), [executable] + arguments)
     }
+}
+
+/// `token` with the first character of its signature changed (it carries six of the
+/// signature's bits): well formed, naming a key the daemon has, and forged.
+func signatureAltered(_ token: String) -> String {
+    let signature = token.split(separator: ".")[2]
+    return String(token.dropLast(signature.count) + (signature.hasPrefix("A") ? "B" : "A") + signature.dropFirst())
 }
