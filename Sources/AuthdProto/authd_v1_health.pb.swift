@@ -316,6 +316,15 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._connectionReadsPaused = newValue}
   }
 
+  /// Times a connection's reading paused since start because its client had not read its
+  /// answers: more than the socket's buffer and 256 KiB besides waited to be written. Its next
+  /// frames waited in the socket until the client had read all but 64 KiB of them. A client that
+  /// sends calls without reading the answers cannot fill the daemon's memory with them.
+  public var connectionReadsPausedUnread: UInt64 {
+    get {_storage._connectionReadsPausedUnread}
+    set {_uniqueStorage()._connectionReadsPausedUnread = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -402,7 +411,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0\u{3}event_loop_cpu_micros\0\u{3}writer_cpu_micros\0\u{3}acknowledger_cpu_micros\0\u{3}jwt_verifications\0\u{3}jwts_refused\0\u{3}jwt_verification_cpu_micros\0\u{3}connection_reads_paused\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0\u{3}event_loop_cpu_micros\0\u{3}writer_cpu_micros\0\u{3}acknowledger_cpu_micros\0\u{3}jwt_verifications\0\u{3}jwts_refused\0\u{3}jwt_verification_cpu_micros\0\u{3}connection_reads_paused\0\u{3}connection_reads_paused_unread\0")
 
   fileprivate class _StorageClass {
     var _writeCommits: UInt64 = 0
@@ -444,6 +453,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     var _jwtsRefused: UInt64 = 0
     var _jwtVerificationCpuMicros: UInt64 = 0
     var _connectionReadsPaused: UInt64 = 0
+    var _connectionReadsPausedUnread: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -493,6 +503,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       _jwtsRefused = source._jwtsRefused
       _jwtVerificationCpuMicros = source._jwtVerificationCpuMicros
       _connectionReadsPaused = source._connectionReadsPaused
+      _connectionReadsPausedUnread = source._connectionReadsPausedUnread
     }
   }
 
@@ -550,6 +561,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         case 37: try { try decoder.decodeSingularUInt64Field(value: &_storage._jwtsRefused) }()
         case 38: try { try decoder.decodeSingularUInt64Field(value: &_storage._jwtVerificationCpuMicros) }()
         case 39: try { try decoder.decodeSingularUInt64Field(value: &_storage._connectionReadsPaused) }()
+        case 40: try { try decoder.decodeSingularUInt64Field(value: &_storage._connectionReadsPausedUnread) }()
         default: break
         }
       }
@@ -675,6 +687,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       if _storage._connectionReadsPaused != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._connectionReadsPaused, fieldNumber: 39)
       }
+      if _storage._connectionReadsPausedUnread != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._connectionReadsPausedUnread, fieldNumber: 40)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -723,6 +738,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         if _storage._jwtsRefused != rhs_storage._jwtsRefused {return false}
         if _storage._jwtVerificationCpuMicros != rhs_storage._jwtVerificationCpuMicros {return false}
         if _storage._connectionReadsPaused != rhs_storage._connectionReadsPaused {return false}
+        if _storage._connectionReadsPausedUnread != rhs_storage._connectionReadsPausedUnread {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -123,6 +123,7 @@ public struct MethodTable: Sendable {
             response.jwtsRefused = jwtCounts.refused
             response.jwtVerificationCpuMicros = authorizer.verificationMicros
             response.connectionReadsPaused = RequestHandler.pausedReads.load(ordering: .relaxed)
+            response.connectionReadsPausedUnread = RequestHandler.pausedReadsUnread.load(ordering: .relaxed)
             if let totals = sweep?.totals {
                 response.sweeps = UInt64(totals.sweeps)
                 response.expiredSessionsDeleted = UInt64(totals.deleted.sessions)

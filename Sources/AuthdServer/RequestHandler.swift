@@ -21,7 +21,10 @@ import Synchronization
 /// A connection's reading pauses while it has `maximumDeferredCalls` calls awaiting the writer,
 /// a hashing thread or a verification thread, and resumes once half of them have been
 /// answered: the frames of a client that pipelines faster than they are served wait in the
-/// socket, not in the daemon's memory.
+/// socket, not in the daemon's memory. It pauses too while the channel is not writable, its
+/// answers unread past the socket's buffer and the channel's high water mark, and resumes once
+/// the client has read them down to the low one: a client that sends calls and does not read
+/// the answers cannot fill the daemon's memory with them either.
 final class RequestHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -31,8 +34,10 @@ final class RequestHandler: ChannelDuplexHandler {
     /// what a client waiting on its answers has (a login storm's 4 × 4), and at most a few
     /// megabytes of tasks and frames.
     static let maximumDeferredCalls = 1024
-    /// Times a connection's reading paused, over every connection since start.
+    /// Times a connection's reading paused for its deferred calls, over every connection since start.
     static let pausedReads = Atomic<UInt64>(0)
+    /// Times a connection's reading paused for its unread answers, over every connection since start.
+    static let pausedReadsUnread = Atomic<UInt64>(0)
 
     private let methods: MethodTable
     private let peer: PeerCredentials?
@@ -43,8 +48,12 @@ final class RequestHandler: ChannelDuplexHandler {
     private let sessionFront: SessionCacheFront?
     private let apiKeyFront: ApiKeyFront?
     private var deferredInFlight = 0
-    /// A read the channel asked for and that waits for deferred calls to end.
+    /// A read the channel asked for and that waits for deferred calls to end, or for the client
+    /// to read its answers.
     private var readPaused = false
+    /// The channel's writability, as its last change said: kept here so that deciding to read
+    /// does not go through the channel on every batch.
+    private var writable = true
     private var quiescing = false
     private var refused = false
     /// The start of a frame that has not arrived whole yet.
@@ -259,26 +268,43 @@ final class RequestHandler: ChannelDuplexHandler {
     }
 
     /// The channel asks for a read after each batch (auto-read): it waits while the
-    /// connection has too many deferred calls in flight, and, once the daemon is stopping, for
-    /// good: the calls in flight drain and the connection closes, however fast the client
-    /// sends (before, a client pipelining slow calls kept a stopping daemon draining for as
-    /// long as it sent them).
+    /// connection has too many deferred calls in flight or too many answers unread, and, once
+    /// the daemon is stopping, for good: the calls in flight drain and the connection closes,
+    /// however fast the client sends (before, a client pipelining slow calls kept a stopping
+    /// daemon draining for as long as it sent them).
     func read(context: ChannelHandlerContext) {
         guard !quiescing else { return }
-        guard deferredInFlight < Self.maximumDeferredCalls else {
-            readPaused = true
-            Self.pausedReads.add(1, ordering: .relaxed)
+        guard deferredInFlight < Self.maximumDeferredCalls, writable else {
+            if !readPaused {
+                readPaused = true
+                if writable {
+                    Self.pausedReads.add(1, ordering: .relaxed)
+                } else {
+                    Self.pausedReadsUnread.add(1, ordering: .relaxed)
+                }
+            }
             return
         }
         context.read()
     }
 
+    /// Reads again once the deferred calls are down to half the most and the answers to the
+    /// channel's low water mark.
+    private func resumeReading(_ context: ChannelHandlerContext) {
+        guard readPaused, !quiescing, writable, deferredInFlight <= Self.maximumDeferredCalls / 2 else { return }
+        readPaused = false
+        context.read()
+    }
+
     private func deferredCallEnded(_ context: ChannelHandlerContext) {
         deferredInFlight -= 1
-        if readPaused, !quiescing, deferredInFlight <= Self.maximumDeferredCalls / 2 {
-            readPaused = false
-            context.read()
-        }
+        resumeReading(context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        writable = context.channel.isWritable
+        resumeReading(context)
+        context.fireChannelWritabilityChanged()
     }
 
     private func taskExecutor(_ context: ChannelHandlerContext) -> EventLoopTaskExecutor {

@@ -51,6 +51,9 @@ public final class UnixSocketServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                 }
             }
+            // A connection's answers unread past the socket's buffer: above the high mark its
+            // reading pauses, below the low one it resumes (`RequestHandler`).
+            .childChannelOption(.writeBufferWaterMark, value: Self.unreadAnswersWaterMark)
             .childChannelInitializer { channel in
                 Self.peerCredentials(of: channel).flatMapThrowing { peer in
                     try Self.installHandlers(
@@ -77,6 +80,8 @@ public final class UnixSocketServer: Service, Sendable {
         unlink(options.socketPath)
         logger.notice("listener stopped")
     }
+
+    static let unreadAnswersWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 64 << 10, high: 256 << 10)
 
     /// Sets up a connection's pipeline: frames in, calls answered. Public so that benchmarks can
     /// drive exactly the daemon's handlers on an in-memory channel (whose loop must then be run

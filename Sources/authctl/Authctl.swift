@@ -94,6 +94,7 @@ struct Stats: AsyncParsableCommand {
             print("jwts_refused \(stats.jwtsRefused)")
             print("jwt_verification_cpu_micros \(stats.jwtVerificationCpuMicros)")
             print("connection_reads_paused \(stats.connectionReadsPaused)")
+            print("connection_reads_paused_unread \(stats.connectionReadsPausedUnread)")
             print("sweeps \(stats.sweeps)")
             print("expired_sessions_deleted \(stats.expiredSessionsDeleted)")
             print("expired_tokens_deleted \(stats.expiredTokensDeleted)")

@@ -209,6 +209,48 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(after.jwtsRefused - before.jwtsRefused, UInt64(count))
         await client.close()
     }
+
+    func testAClientThatDoesNotReadItsAnswersIsReadNoFasterThanItReads() async throws {
+        // This process mapped, to read the statistics.
+        await daemon.cleanUp()
+        daemon = try await DaemonProcess.start(extraArguments: ["--set", "peer_uid.\(getuid())=settings.read"])
+        let client = try await daemon.connect()
+        let before = try await client.stats()
+        // Session checks with a secret no session has: each is answered at once, on the loop
+        // that read it, with a refusal of about a hundred bytes; 2 MB of them in all, far more
+        // than the socket's buffers and the daemon's 256 KiB of unread answers hold.
+        let count = 20_000
+        var batch: [UInt8] = []
+        for id in 1...count {
+            var request = Authd_V1_Request()
+            request.id = UInt64(id)
+            request.method = "authd.v1.Account/Get"
+            request.credentials.session = String(repeating: "x", count: 54)
+            let bytes: [UInt8] = try request.serializedBytes()
+            batch += RawConnection.lengthPrefix(bytes.count) + bytes
+        }
+        let raw = try RawConnection(socketPath: daemon.socketPath)
+        // Sent from another thread, which the daemon holds up once it stops reading.
+        let sender = Task.detached { [batch, raw = UncheckedBox(raw)] in try raw.value.send(batch) }
+        // Nothing is read until the daemon has paused its reading of the connection.
+        var paused = before.connectionReadsPausedUnread
+        for _ in 0..<200 where paused == before.connectionReadsPausedUnread {
+            try await Task.sleep(for: .milliseconds(50))
+            paused = try await client.stats().connectionReadsPausedUnread
+        }
+        XCTAssertGreaterThan(paused, before.connectionReadsPausedUnread, "its reading paused with its answers unread")
+        var answered = Set<UInt64>()
+        for _ in 0..<count {
+            let answer = try XCTUnwrap(try raw.receiveResponse())
+            XCTAssertEqual(answer.error.code, 401)
+            answered.insert(answer.id)
+        }
+        try await sender.value
+        XCTAssertEqual(answered.count, count, "every call answered once, once the client read")
+        let after = try await client.stats()
+        XCTAssertEqual(after.connectionReadsPaused, before.connectionReadsPaused, "no pause for slow calls: there were none")
+        await client.close()
+    }
 }
 
 /// Hands a test's non-Sendable value to another thread that alone uses it meanwhile.
