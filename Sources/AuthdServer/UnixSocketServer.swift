@@ -51,8 +51,6 @@ public final class UnixSocketServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                 }
             }
-            // A connection's answers unread past the socket's buffer: above the high mark its
-            // reading pauses, below the low one it resumes (`RequestHandler`).
             .childChannelOption(.writeBufferWaterMark, value: Self.unreadAnswersWaterMark)
             .childChannelInitializer { channel in
                 Self.peerCredentials(of: channel).flatMapThrowing { peer in
@@ -81,6 +79,10 @@ public final class UnixSocketServer: Service, Sendable {
         logger.notice("listener stopped")
     }
 
+    /// A connection's answers that may wait unread past the socket's buffer: above `high` its
+    /// reading pauses, and it resumes once the client has read them down to `low`
+    /// (`RequestHandler`). Past what a batch of pipelined answers takes, so a client that reads
+    /// as it sends never meets it.
     static let unreadAnswersWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 64 << 10, high: 256 << 10)
 
     /// Sets up a connection's pipeline: frames in, calls answered. Public so that benchmarks can

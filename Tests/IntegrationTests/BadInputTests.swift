@@ -183,15 +183,7 @@ final class BadInputTests: XCTestCase {
         let before = try await client.stats()
         let forged = signatureAltered(token)
         let count = 3000
-        var batch: [UInt8] = []
-        for id in 1...count {
-            var request = Authd_V1_Request()
-            request.id = UInt64(id)
-            request.method = "authd.v1.Account/Get"
-            request.credentials.jwt = forged
-            let bytes: [UInt8] = try request.serializedBytes()
-            batch += RawConnection.lengthPrefix(bytes.count) + bytes
-        }
+        let batch = try accountGetCalls(count, credentials: .with { $0.jwt = forged })
         let raw = try RawConnection(socketPath: daemon.socketPath)
         // Sent from another thread: the socket's buffers hold a fraction of the megabyte, and
         // the daemon's answers are read here meanwhile.
@@ -220,15 +212,7 @@ final class BadInputTests: XCTestCase {
         // that read it, with a refusal of about a hundred bytes; 2 MB of them in all, far more
         // than the socket's buffers and the daemon's 256 KiB of unread answers hold.
         let count = 20_000
-        var batch: [UInt8] = []
-        for id in 1...count {
-            var request = Authd_V1_Request()
-            request.id = UInt64(id)
-            request.method = "authd.v1.Account/Get"
-            request.credentials.session = String(repeating: "x", count: 54)
-            let bytes: [UInt8] = try request.serializedBytes()
-            batch += RawConnection.lengthPrefix(bytes.count) + bytes
-        }
+        let batch = try accountGetCalls(count, credentials: .with { $0.session = String(repeating: "x", count: 54) })
         let raw = try RawConnection(socketPath: daemon.socketPath)
         // Sent from another thread, which the daemon holds up once it stops reading.
         let sender = Task.detached { [batch, raw = UncheckedBox(raw)] in try raw.value.send(batch) }
@@ -250,6 +234,21 @@ final class BadInputTests: XCTestCase {
         let after = try await client.stats()
         XCTAssertEqual(after.connectionReadsPaused, before.connectionReadsPaused, "no pause for slow calls: there were none")
         await client.close()
+    }
+
+    /// `count` framed `Account/Get` calls, ids 1 to `count`, with these credentials, to be sent
+    /// in one write.
+    private func accountGetCalls(_ count: Int, credentials: Authd_V1_Credentials) throws -> [UInt8] {
+        var batch: [UInt8] = []
+        for id in 1...count {
+            var request = Authd_V1_Request()
+            request.id = UInt64(id)
+            request.method = "authd.v1.Account/Get"
+            request.credentials = credentials
+            let bytes: [UInt8] = try request.serializedBytes()
+            batch += RawConnection.lengthPrefix(bytes.count) + bytes
+        }
+        return batch
     }
 }
 
