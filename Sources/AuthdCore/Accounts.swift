@@ -45,9 +45,11 @@ public final class Directory: Sendable {
     let users: UserCache
     /// New sessions' locators, in the order the sessions are made.
     let sessionLocators = SessionLocators()
+    /// Where scans of the whole store (`Users/List`) run; nil: on the caller's thread.
+    let queryPool: BlockingPool?
 
     public init(
-        store: any AuthStore, hasher: PasswordHasher, hashingPool: BlockingPool,
+        store: any AuthStore, hasher: PasswordHasher, hashingPool: BlockingPool, queryPool: BlockingPool? = nil,
         clock: any WallClock = SystemWallClock(), sessionPolicy: SessionPolicy = SessionPolicy(),
         userCacheSize: Int = Directory.defaultUserCacheSize,
         logger: Logger = Logger(label: "authd.directory")
@@ -55,6 +57,7 @@ public final class Directory: Sendable {
         self.store = store
         self.hasher = hasher
         self.hashingPool = hashingPool
+        self.queryPool = queryPool
         self.clock = clock
         self.sessionPolicy = sessionPolicy
         self.logger = logger

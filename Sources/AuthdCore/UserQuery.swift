@@ -185,37 +185,66 @@ public struct UserQuery: Sendable {
 
 extension Users {
     /// `Users/List`: the page of matching users and the number of matches (counted up to 5000).
-    public func list(queries: [String], search: String, call: Call) throws -> (users: [UserRecord], total: Int) {
+    /// The queries are checked here; the scan runs on the directory's query pool when it has
+    /// one: over a large store it takes seconds, which on an event loop would hold up every
+    /// call on it.
+    public func list(queries: [String], search: String, call: Call) async throws -> (users: [UserRecord], total: Int) {
         let query = try UserQuery(queries: queries, search: search)
-        // Matches are gathered by a scan in id order, then sorted: fine for the tens of thousands
-        // of users of one host; an index per attribute is the later step.
-        var matching: [UserRecord] = []
-        let cursorExists = try store.read { r -> Bool in
-            try r.forEachUser(after: nil) { user in
-                if query.matches(user) { matching.append(user) }
-                return true
+        let store = self.store
+        guard let pool = directory.queryPool else { return try store.read { try query.page(in: $0) } }
+        return try await pool.run { try store.read { try query.page(in: $0) } }
+    }
+}
+
+extension UserQuery {
+    /// Appwrite counts matches up to this many (`total`).
+    static let countLimit = 5000
+
+    /// Scans the users in id order for the page. Matches are gathered by a scan, not an index
+    /// (fine for the hundreds of thousands of users of one host; an index per attribute is the
+    /// later step), and only the `offset + limit` of them the page is cut from are kept, at
+    /// most twice that many at a time: a list over a million users holds a page's worth of
+    /// records, not a million. In id order (no order asked for, or `$id` ascending) the scan
+    /// stops once the page is whole and 5000 matches are counted.
+    ///
+    /// A cursor is the named user's place in the order, matching or not (as in Appwrite): the
+    /// page is cut from the matches after it (`cursorAfter`) or before it (`cursorBefore`).
+    func page(in reader: any StoreReader) throws -> (users: [UserRecord], total: Int) {
+        var cursorUser: UserRecord?
+        if let cursor {
+            guard let user = try reader.user(id: cursor.id) else {
+                throw AuthdError(type: "general_cursor_not_found", code: 400, message: "Cursor not found.")
             }
-            return try query.cursor.map { try r.user(id: $0.id) != nil } ?? true
+            cursorUser = user
         }
-        guard cursorExists else {
-            throw AuthdError(type: "general_cursor_not_found", code: 400, message: "Cursor not found.")
-        }
-        matching.sort(by: query.precedes)
-        var page = matching[...]
-        if let cursor = query.cursor {
-            if let index = matching.firstIndex(where: { $0.id == cursor.id }) {
-                page = cursor.after
-                    ? matching[(index + 1)...]
-                    : matching[max(0, index - query.limit - query.offset)..<index]
-            } else {
-                page = []
+        let backwards = cursor?.after == false
+        let window = offset + limit
+        // Users come in id order (their keys are their ids, ASCII by `Identifiers`), which is
+        // this query's order when it asks for none other.
+        let inScanOrder = !backwards && order.allSatisfy { $0.attribute == "$id" && $0.ascending }
+        var kept: [UserRecord] = []
+        var total = 0
+        try reader.forEachUser(after: nil) { user in
+            guard matches(user) else { return true }
+            total += 1
+            if let cursorUser, backwards ? !precedes(user, cursorUser) : !precedes(cursorUser, user) { return true }
+            if inScanOrder {
+                if kept.count < window { kept.append(user) }
+                return kept.count < window || total < Self.countLimit
             }
+            kept.append(user)
+            if kept.count >= 2 * window { keepPage(&kept, window: window, backwards: backwards) }
+            return true
         }
-        if query.cursor?.after != false {
-            page = page.dropFirst(query.offset).prefix(query.limit)
-        } else {
-            page = page.dropLast(query.offset).suffix(query.limit)
-        }
-        return (Array(page), min(matching.count, 5000))
+        keepPage(&kept, window: window, backwards: backwards)
+        let page = backwards ? kept.dropLast(offset).suffix(limit) : kept.dropFirst(offset).prefix(limit)
+        return (Array(page), min(total, Self.countLimit))
+    }
+
+    /// Sorts `kept` and keeps the `window` the page is cut from: the first ones, or the last
+    /// ones when paging backwards.
+    private func keepPage(_ kept: inout [UserRecord], window: Int, backwards: Bool) {
+        kept.sort(by: precedes)
+        if kept.count > window { kept.removeSubrange(backwards ? 0..<(kept.count - window) : window..<kept.count) }
     }
 }

@@ -23,8 +23,11 @@ public enum Daemon {
             logger: logger)
         let hashingPool = BlockingPool(threads: configuration.hashThreads, niceness: configuration.hashNice)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
+        // Scans of the whole store (`Users/List`), one at a time, behind the event loops and the
+        // writer: over a million users one takes seconds.
+        let queryPool = BlockingPool(threads: 1, name: "authd-query", niceness: configuration.hashNice)
         let directory = try Directory(
-            store: store, hasher: PasswordHasher(parameters: configuration.argon2), hashingPool: hashingPool,
+            store: store, hasher: PasswordHasher(parameters: configuration.argon2), hashingPool: hashingPool, queryPool: queryPool,
             sessionPolicy: SessionPolicy(
                 durationSeconds: configuration.sessionDurationSeconds, limit: configuration.sessionLimit),
             userCacheSize: configuration.userCacheSize, logger: logger)

@@ -268,8 +268,8 @@ public struct MethodTable: Sendable {
             try await users.delete(userID: r.userID, call: call)
             return Authd_V1_Empty()
         })
-        add("Users", "List", read, .immediate(Authd_V1_ListUsersRequest.self) { r, call in
-            let (page, total) = try users.list(queries: r.queries, search: r.search, call: call)
+        add("Users", "List", read, .deferred(Authd_V1_ListUsersRequest.self) { r, call in
+            let (page, total) = try await users.list(queries: r.queries, search: r.search, call: call)
             var list = Authd_V1_UserList()
             list.total = UInt32(total)
             list.users = page.map { Authd_V1_User($0, for: call) }

@@ -271,6 +271,32 @@ final class UsersAPITests: ClientTestCase {
         }
     }
 
+    /// A list scans the store on a thread of its own: a call pipelined behind it on the same
+    /// connection is answered first, where it waited for the scan before.
+    func testAListDoesNotHoldUpTheCallsBehindIt() async throws {
+        _ = try await client.createUser(userID: "listed")
+        var list = Authd_V1_Request()
+        list.id = 1
+        list.method = "authd.v1.Users/List"
+        list.body = try Authd_V1_ListUsersRequest.with { $0.search = "nobody" }.serializedData()
+        var check = Authd_V1_Request()
+        check.id = 2
+        check.method = "authd.v1.Health/Check"
+        var bytes: [UInt8] = []
+        for request in [list, check] {
+            let frame: [UInt8] = try request.serializedBytes()
+            bytes += RawConnection.lengthPrefix(frame.count) + frame
+        }
+        let raw = try RawConnection(socketPath: daemon.socketPath)
+        try raw.send(bytes)
+        let first = try XCTUnwrap(try raw.receiveResponse())
+        let second = try XCTUnwrap(try raw.receiveResponse())
+        XCTAssertEqual([first.id, second.id], [2, 1], "the check answered while the list scanned")
+        XCTAssertFalse(first.hasError)
+        XCTAssertFalse(second.hasError)
+        XCTAssertEqual(try Authd_V1_UserList(serializedBytes: second.body).total, 0)
+    }
+
     private func query(_ method: String, _ attribute: String? = nil, _ values: [Any] = []) -> String {
         var object: [String: Any] = ["method": method, "values": values]
         if let attribute { object["attribute"] = attribute }

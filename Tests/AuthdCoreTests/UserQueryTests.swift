@@ -1,0 +1,118 @@
+import AuthdCore
+import AuthdStore
+import Foundation
+import XCTest
+
+/// `Users/List` against the real store: its pages are those of sorting every match and cutting
+/// the page from them, though it keeps only a page's worth of matches while it scans.
+final class UserQueryTests: DomainTestCase {
+    private var users: Users!
+
+    override func setUp() async throws {
+        try await super.setUp()
+        users = Users(directory: directory)
+    }
+
+    /// `count` users `u00000`, `u00001`, ...: a name from a few, so that orders by name tie,
+    /// creation times in another order than the ids, and a label on every third.
+    private func insertUsers(_ count: Int) async throws -> [UserRecord] {
+        var records: [UserRecord] = []
+        for i in 0..<count {
+            var user = UserRecord(id: String(format: "u%05d", i), createdAt: Int64(1_000 + (i * 7919) % count))
+            user.email = "u\(i)@example.com"
+            user.name = ["Ann", "Bob", "Cy", "Dee", "Eve"][i % 5]
+            if i % 3 == 0 { user.labels = ["vip"] }
+            records.append(user)
+        }
+        try await store.write { [records] w in for user in records { try w.insertUser(user) } }
+        return records
+    }
+
+    private func query(_ method: String, _ attribute: String? = nil, _ values: [Any] = []) -> String {
+        var object: [String: Any] = ["method": method, "values": values]
+        if let attribute { object["attribute"] = attribute }
+        return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+    }
+
+    /// The page by brute force: every match sorted, the cursor's followers (or forerunners),
+    /// then the offset and the limit.
+    private func expectedPage(
+        _ all: [UserRecord], matching: (UserRecord) -> Bool, order: (UserRecord, UserRecord) -> Bool,
+        cursor: (id: String, after: Bool)?, offset: Int, limit: Int
+    ) -> (ids: [String], total: Int) {
+        let matches = all.filter(matching).sorted(by: order)
+        var candidates = matches[...]
+        if let cursor, let at = all.first(where: { $0.id == cursor.id }) {
+            candidates = matches.filter { cursor.after ? order(at, $0) : order($0, at) }[...]
+        }
+        let page = cursor?.after == false
+            ? candidates.dropLast(offset).suffix(limit) : candidates.dropFirst(offset).prefix(limit)
+        return (page.map(\.id), min(matches.count, 5000))
+    }
+
+    func testPagesAreThoseOfSortingEveryMatch() async throws {
+        let all = try await insertUsers(600)
+        let byNameThenNewest: (UserRecord, UserRecord) -> Bool = { a, b in
+            if a.name != b.name { return a.name < b.name }
+            if a.createdAt != b.createdAt { return a.createdAt > b.createdAt }
+            return a.id < b.id
+        }
+        let byID: (UserRecord, UserRecord) -> Bool = { $0.id < $1.id }
+        let byIDDescending: (UserRecord, UserRecord) -> Bool = { $0.id > $1.id }
+        let isVIP: (UserRecord) -> Bool = { $0.labels.contains("vip") }
+        let cases: [(queries: [String], matching: (UserRecord) -> Bool, order: (UserRecord, UserRecord) -> Bool, cursor: (id: String, after: Bool)?, offset: Int, limit: Int)] = [
+            ([], { _ in true }, byID, nil, 0, 25),
+            ([query("limit", nil, [7]), query("offset", nil, [590])], { _ in true }, byID, nil, 590, 7),
+            ([query("orderAsc", "name"), query("orderDesc", "$createdAt"), query("limit", nil, [40]), query("offset", nil, [55])],
+             { _ in true }, byNameThenNewest, nil, 55, 40),
+            ([query("contains", "labels", ["vip"]), query("orderDesc", "$id"), query("limit", nil, [9]), query("offset", nil, [3])],
+             isVIP, byIDDescending, nil, 3, 9),
+            ([query("contains", "labels", ["vip"]), query("cursorAfter", nil, ["u00100"]), query("limit", nil, [5])],
+             isVIP, byID, ("u00100", true), 0, 5),
+            // The cursor need not match: its place in the order is what counts.
+            ([query("contains", "labels", ["vip"]), query("cursorAfter", nil, ["u00101"]), query("limit", nil, [5])],
+             isVIP, byID, ("u00101", true), 0, 5),
+            ([query("orderAsc", "name"), query("orderDesc", "$createdAt"), query("cursorBefore", nil, ["u00333"]),
+              query("limit", nil, [6]), query("offset", nil, [2])],
+             { _ in true }, byNameThenNewest, ("u00333", false), 2, 6),
+            ([query("orderAsc", "name"), query("orderDesc", "$createdAt"), query("cursorAfter", nil, ["u00333"]),
+              query("limit", nil, [200]), query("offset", nil, [150])],
+             { _ in true }, byNameThenNewest, ("u00333", true), 150, 200),
+            ([query("cursorBefore", nil, ["u00010"]), query("limit", nil, [3])], { _ in true }, byID, ("u00010", false), 0, 3),
+            ([query("cursorBefore", nil, ["u00002"]), query("limit", nil, [3])], { _ in true }, byID, ("u00002", false), 0, 3),
+            ([query("equal", "name", ["Nobody"])], { _ in false }, byID, nil, 0, 25),
+        ]
+        for (index, c) in cases.enumerated() {
+            let (page, total) = try await users.list(queries: c.queries, search: "", call: server)
+            let expected = expectedPage(all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit)
+            XCTAssertEqual(page.map(\.id), expected.ids, "case \(index)")
+            XCTAssertEqual(total, expected.total, "case \(index)")
+        }
+    }
+
+    func testPagesInIDOrderAreRightPastTheMatchesCounted() async throws {
+        let all = try await insertUsers(6000)
+        let (first, total) = try await users.list(queries: [], search: "", call: server)
+        XCTAssertEqual(first.map(\.id), all.prefix(25).map(\.id))
+        XCTAssertEqual(total, 5000, "matches counted up to 5000")
+        let (later, _) = try await users.list(
+            queries: [query("cursorAfter", nil, ["u05990"]), query("limit", nil, [20])], search: "", call: server)
+        XCTAssertEqual(later.map(\.id), all.suffix(9).map(\.id), "a page past the first 5000 matches is still found")
+        let (few, fewTotal) = try await users.list(queries: [query("equal", "name", ["Eve"])], search: "", call: server)
+        XCTAssertEqual(fewTotal, 1200)
+        XCTAssertEqual(few.first?.id, "u00004")
+    }
+
+    func testTheScanRunsOnTheQueryPool() async throws {
+        _ = try await insertUsers(2000)
+        let queryPool = BlockingPool(threads: 1, name: "authd-query")
+        defer { queryPool.shutdown() }
+        let pooled = Users(
+            directory: try Directory(store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool, queryPool: queryPool))
+        XCTAssertEqual(queryPool.workMicros, 0)
+        let (page, total) = try await pooled.list(queries: [query("search", "name", ["Nobody"])], search: "", call: server)
+        XCTAssertEqual(page.count, 0)
+        XCTAssertEqual(total, 0)
+        XCTAssertGreaterThan(queryPool.workMicros, 0, "the 2000 users were scanned on the pool's thread")
+    }
+}
