@@ -77,6 +77,7 @@ public enum Daemon {
         store.close()
         hashingPool.shutdown()
         verificationPool.shutdown()
+        queryPool.shutdown()
         sweepPool?.shutdown()
         try? await group.shutdownGracefully()
         logger.notice("stopped")
