@@ -45,7 +45,8 @@ public final class Directory: Sendable {
     let users: UserCache
     /// New sessions' locators, in the order the sessions are made.
     let sessionLocators = SessionLocators()
-    /// Where scans of the whole store (`Users/List`) run; nil: on the caller's thread.
+    /// Where reads that may take milliseconds or more (`Users/List`, the change log's pages) run;
+    /// nil: on the caller's thread.
     let queryPool: BlockingPool?
 
     public init(
@@ -66,6 +67,14 @@ public final class Directory: Sendable {
         let users = UserCache(capacity: userCacheSize)
         self.users = users
         store.observeCommits { users.invalidate($0) }
+    }
+
+    /// Runs `body` in a read transaction on the query pool (on this thread without one): the
+    /// event loop that called is free meanwhile for the calls of its other connections.
+    func query<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
+        let store = self.store
+        guard let queryPool else { return try store.read(body) }
+        return try await queryPool.run { try store.read(body) }
     }
 
     /// How many users `Users/Get` keeps decoded by default (`user_cache_size`): a few thousand

@@ -190,9 +190,7 @@ extension Users {
     /// call on it.
     public func list(queries: [String], search: String, call: Call) async throws -> (users: [UserRecord], total: Int) {
         let query = try UserQuery(queries: queries, search: search)
-        let store = self.store
-        guard let pool = directory.queryPool else { return try store.read { try query.page(in: $0) } }
-        return try await pool.run { try store.read { try query.page(in: $0) } }
+        return try await directory.query { try query.page(in: $0) }
     }
 }
 

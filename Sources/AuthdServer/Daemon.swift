@@ -23,8 +23,8 @@ public enum Daemon {
             logger: logger)
         let hashingPool = BlockingPool(threads: configuration.hashThreads, niceness: configuration.hashNice)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
-        // Scans of the whole store (`Users/List`), one at a time, behind the event loops and the
-        // writer: over a million users one takes seconds.
+        // Reads that may take milliseconds or more (`Users/List`, the change log's pages), one at
+        // a time, behind the event loops and the writer: a list over a million users takes seconds.
         let queryPool = BlockingPool(threads: 1, name: "authd-query", niceness: configuration.hashNice)
         let directory = try Directory(
             store: store, hasher: PasswordHasher(parameters: configuration.argon2), hashingPool: hashingPool, queryPool: queryPool,

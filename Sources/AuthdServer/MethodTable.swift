@@ -193,9 +193,9 @@ public struct MethodTable: Sendable {
         add("Account", "UpdateStatus", [Scope.account], .deferred(Authd_V1_UpdateStatusRequest.self) { _, call in
             Authd_V1_User(try await accounts.block(call: call), for: call)
         })
-        add("Account", "ListLogs", [Scope.account], .immediate(Authd_V1_ListLogsRequest.self) { r, call in
+        add("Account", "ListLogs", [Scope.account], .deferred(Authd_V1_ListLogsRequest.self) { r, call in
             Authd_V1_LogList(
-                try accounts.listLogs(
+                try await accounts.listLogs(
                     limit: Int(r.limit), offset: Int(r.offset), beforeSequence: r.beforeSequence == 0 ? nil : r.beforeSequence,
                     call: call))
         })
@@ -322,9 +322,9 @@ public struct MethodTable: Sendable {
             try await users.deleteSessions(userID: r.userID, call: call)
             return Authd_V1_Empty()
         })
-        add("Users", "ListLogs", read, .immediate(Authd_V1_ListUserLogsRequest.self) { r, call in
+        add("Users", "ListLogs", read, .deferred(Authd_V1_ListUserLogsRequest.self) { r, call in
             Authd_V1_LogList(
-                try users.listLogs(
+                try await users.listLogs(
                     userID: r.userID, limit: Int(r.limit), offset: Int(r.offset),
                     beforeSequence: r.beforeSequence == 0 ? nil : r.beforeSequence, call: call))
         })

@@ -271,30 +271,41 @@ final class UsersAPITests: ClientTestCase {
         }
     }
 
-    /// A list scans the store on a thread of its own: a call pipelined behind it on the same
-    /// connection is answered first, where it waited for the scan before.
-    func testAListDoesNotHoldUpTheCallsBehindIt() async throws {
+    /// Lists and change-log pages are read on a thread of their own: calls pipelined behind
+    /// them on the same connection are answered first, where they waited for the reads before.
+    func testListsDoNotHoldUpTheCallsBehindThem() async throws {
         _ = try await client.createUser(userID: "listed")
-        var list = Authd_V1_Request()
-        list.id = 1
-        list.method = "authd.v1.Users/List"
-        list.body = try Authd_V1_ListUsersRequest.with { $0.search = "nobody" }.serializedData()
-        var check = Authd_V1_Request()
-        check.id = 2
-        check.method = "authd.v1.Health/Check"
+        func request(_ id: UInt64, _ method: String, _ body: Data = Data()) -> Authd_V1_Request {
+            var request = Authd_V1_Request()
+            request.id = id
+            request.method = "authd.v1." + method
+            request.body = body
+            return request
+        }
+        let calls = [
+            request(1, "Users/List", try Authd_V1_ListUsersRequest.with { $0.search = "nobody" }.serializedData()),
+            request(2, "Health/Check"),
+            request(3, "Users/ListLogs", try Authd_V1_ListUserLogsRequest.with { $0.userID = "listed" }.serializedData()),
+            request(4, "Health/Check"),
+        ]
         var bytes: [UInt8] = []
-        for request in [list, check] {
-            let frame: [UInt8] = try request.serializedBytes()
+        for call in calls {
+            let frame: [UInt8] = try call.serializedBytes()
             bytes += RawConnection.lengthPrefix(frame.count) + frame
         }
         let raw = try RawConnection(socketPath: daemon.socketPath)
         try raw.send(bytes)
-        let first = try XCTUnwrap(try raw.receiveResponse())
-        let second = try XCTUnwrap(try raw.receiveResponse())
-        XCTAssertEqual([first.id, second.id], [2, 1], "the check answered while the list scanned")
-        XCTAssertFalse(first.hasError)
-        XCTAssertFalse(second.hasError)
-        XCTAssertEqual(try Authd_V1_UserList(serializedBytes: second.body).total, 0)
+        var answers: [UInt64: Authd_V1_Response] = [:]
+        var order: [UInt64] = []
+        for _ in calls {
+            let answer = try XCTUnwrap(try raw.receiveResponse())
+            XCTAssertFalse(answer.hasError, "call \(answer.id): \(answer.error.message)")
+            answers[answer.id] = answer
+            order.append(answer.id)
+        }
+        XCTAssertEqual(Set(order.prefix(2)), [2, 4], "the checks answered while the reads ran")
+        XCTAssertEqual(try Authd_V1_UserList(serializedBytes: answers[1]!.body).total, 0)
+        XCTAssertEqual(try Authd_V1_LogList(serializedBytes: answers[3]!.body).logs.map(\.event), ["user.create"])
     }
 
     private func query(_ method: String, _ attribute: String? = nil, _ values: [Any] = []) -> String {
