@@ -97,6 +97,8 @@ public final class Directory: Sendable {
 
     /// CPU time spent hashing passwords since start, in microseconds.
     public var hashingMicros: UInt64 { hashingPool.workMicros }
+    /// CPU time the query pool has spent on its reads since start, in microseconds.
+    public var queryMicros: UInt64 { queryPool?.workMicros ?? 0 }
 
     /// The store's work and size, for `Health/Stats`.
     public func storeStatistics() throws -> StoreStatistics {

@@ -115,6 +115,7 @@ public struct MethodTable: Sendable {
             response.cpuSystemMicros = process.cpuSystemMicros
             response.cpuWaitMicros = process.cpuWaitMicros
             response.hashingCpuMicros = directory.hashingMicros
+            response.queryCpuMicros = directory.queryMicros
             response.eventLoopCpuMicros = process.eventLoopCPUMicros
             response.writerCpuMicros = process.writerCPUMicros
             response.acknowledgerCpuMicros = process.acknowledgerCPUMicros

@@ -5,7 +5,7 @@ import XCTest
 
 /// The Users API end to end, called as a mapped peer with users.read and users.write.
 final class UsersAPITests: ClientTestCase {
-    override var daemonArguments: [String] { ["--set", "peer_uid.\(getuid())=users.read,users.write,sessions.write"] }
+    override var daemonArguments: [String] { ["--set", "peer_uid.\(getuid())=users.read,users.write,sessions.write,settings.read"] }
 
     func testCreateWithAnyCombinationOfFields() async throws {
         let bare = try await client.createUser(userID: "bare")
@@ -275,6 +275,7 @@ final class UsersAPITests: ClientTestCase {
     /// them on the same connection are answered first, where they waited for the reads before.
     func testListsDoNotHoldUpTheCallsBehindThem() async throws {
         _ = try await client.createUser(userID: "listed")
+        let before = try await client.stats()
         func request(_ id: UInt64, _ method: String, _ body: Data = Data()) -> Authd_V1_Request {
             var request = Authd_V1_Request()
             request.id = id
@@ -306,6 +307,8 @@ final class UsersAPITests: ClientTestCase {
         XCTAssertEqual(Set(order.prefix(2)), [2, 4], "the checks answered while the reads ran")
         XCTAssertEqual(try Authd_V1_UserList(serializedBytes: answers[1]!.body).total, 0)
         XCTAssertEqual(try Authd_V1_LogList(serializedBytes: answers[3]!.body).logs.map(\.event), ["user.create"])
+        let after = try await client.stats()
+        XCTAssertGreaterThan(after.queryCpuMicros, before.queryCpuMicros, "the reads' CPU counted on the query thread")
     }
 
     private func query(_ method: String, _ attribute: String? = nil, _ values: [Any] = []) -> String {
