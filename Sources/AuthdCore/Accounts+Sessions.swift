@@ -71,11 +71,11 @@ extension Accounts {
         }
     }
 
-    /// `Account/ListSessions`: every session of the caller, oldest first.
+    /// `Account/ListSessions`: the caller's sessions, oldest first (at most `listedSessions`).
     public func listSessions(call: Call) throws -> [SessionView] {
         let (user, current) = try call.signedIn()
         return try directory.store.read { r in
-            try r.sessions(userID: user.id).map { SessionView(record: $0, isCurrent: $0.id == current.id) }
+            try r.sessions(userID: user.id, limit: Directory.listedSessions).map { SessionView(record: $0, isCurrent: $0.id == current.id) }
         }
     }
 

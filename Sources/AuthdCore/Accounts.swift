@@ -69,6 +69,11 @@ public final class Directory: Sendable {
         store.observeCommits { users.invalidate($0) }
     }
 
+    /// The most sessions a list of a user's sessions shows, the oldest ones: Appwrite's cap on a
+    /// user's sessions (`APP_LIMIT_SUBQUERY`). Sessions made by the server are not trimmed by the
+    /// session limit, so a user may have more, and the list stays a bounded read on the loop.
+    public static let listedSessions = 1000
+
     /// Runs `body` in a read transaction on the query pool (on this thread without one): the
     /// event loop that called is free meanwhile for the calls of its other connections.
     func query<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {

@@ -167,9 +167,10 @@ public final class Users: Sendable {
 
     // MARK: Sessions and tokens
 
+    /// `Users/ListSessions`: the user's sessions, oldest first (at most `listedSessions`).
     public func listSessions(userID: String, call: Call) throws -> [SessionView] {
         _ = try get(userID: userID, call: call)
-        return try store.read { try $0.sessions(userID: userID).map { SessionView(record: $0, isCurrent: false) } }
+        return try store.read { try $0.sessions(userID: userID, limit: Directory.listedSessions).map { SessionView(record: $0, isCurrent: false) } }
     }
 
     /// `Users/CreateSession`: provider `server`; not trimmed by the session limit (spec 4.6).

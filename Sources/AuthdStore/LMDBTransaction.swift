@@ -254,6 +254,16 @@ class LMDBReader: StoreReader {
         try sessionIDs(userID: userID).compactMap { try storedSession(id: $0) }
     }
 
+    func sessions(userID: String, limit: Int) throws -> [SessionRecord] {
+        var ids: [String] = []
+        try forEachUserEntry(userID, .session) { rest in
+            guard rest.count > 8, ids.count < limit else { return false }
+            ids.append(String(decoding: UnsafeRawBufferPointer(rebasing: rest[8...]), as: UTF8.self))
+            return ids.count < limit
+        }
+        return try ids.compactMap { try storedSession(id: $0) }
+    }
+
     func sessionKeys(userID: String, beyondNewest keeping: Int) throws -> [SessionKeys] {
         // The entries come from the user's index, so each is live. They stay where LMDB keeps
         // them (valid until this transaction's next write), and only the ones trimmed become

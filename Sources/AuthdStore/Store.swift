@@ -77,6 +77,9 @@ public protocol StoreReader {
     func session(secretHash: UnsafeRawBufferPointer, locator: UInt64) throws -> SessionRecord?
     /// The user's sessions, oldest first.
     func sessions(userID: String) throws -> [SessionRecord]
+    /// The user's `limit` oldest sessions, oldest first: what a list of them shows, read
+    /// without walking the rest of the user's index.
+    func sessions(userID: String, limit: Int) throws -> [SessionRecord]
     /// The ids of the user's sessions, oldest first, read from the index alone.
     func sessionIDs(userID: String) throws -> [String]
     /// The keys of the user's oldest sessions beyond their newest `keeping`, oldest first: a

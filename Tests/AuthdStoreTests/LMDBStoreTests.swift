@@ -50,6 +50,8 @@ final class LMDBStoreTests: StoreTestCase {
         }
         let ids = try store.read { try $0.sessions(userID: "u1").map(\.id) }
         XCTAssertEqual(ids, ["s1", "s2", "s3"], "oldest first, whatever the insertion order")
+        XCTAssertEqual(try store.read { try $0.sessions(userID: "u1", limit: 2).map(\.id) }, ["s1", "s2"], "the oldest ones")
+        XCTAssertEqual(try store.read { try $0.sessions(userID: "u1", limit: 5).map(\.id) }, ["s1", "s2", "s3"])
         XCTAssertEqual(try store.read { try $0.session(secretHash: [UInt8](repeating: 2, count: 32), locator: 0)?.id }, "s2")
 
         let deleted = try await store.write { w in try w.deleteSession(id: "s2") }

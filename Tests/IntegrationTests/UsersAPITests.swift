@@ -311,6 +311,23 @@ final class UsersAPITests: ClientTestCase {
         XCTAssertGreaterThan(after.queryCpuMicros, before.queryCpuMicros, "the reads' CPU counted on the query thread")
     }
 
+    /// Sessions made by the server are not trimmed, so a user may have any number; a list
+    /// shows the oldest 1000, as Appwrite's does (its cap on a user's sessions).
+    func testAListOfSessionsShowsTheOldestThousand() async throws {
+        _ = try await client.createUser(userID: "many")
+        let client = self.client!
+        var made: [Authd_V1_Session] = []
+        try await withThrowingTaskGroup(of: Authd_V1_Session.self) { group in
+            for _ in 0..<1003 { group.addTask { try await client.createUserSession(userID: "many") } }
+            for try await session in group { made.append(session) }
+        }
+        let listed = try await client.listUserSessions(userID: "many")
+        XCTAssertEqual(listed.total, 1000)
+        XCTAssertEqual(listed.sessions.count, 1000)
+        let oldestFirst = made.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        XCTAssertEqual(Set(listed.sessions.map(\.id)), Set(oldestFirst.prefix(1000).map(\.id)), "the oldest ones")
+    }
+
     private func query(_ method: String, _ attribute: String? = nil, _ values: [Any] = []) -> String {
         var object: [String: Any] = ["method": method, "values": values]
         if let attribute { object["attribute"] = attribute }
