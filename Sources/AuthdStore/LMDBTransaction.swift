@@ -250,18 +250,12 @@ class LMDBReader: StoreReader {
     }
 
     func sessions(userID: String) throws -> [SessionRecord] {
-        // The ids come from the user's index, so each is live.
-        try sessionIDs(userID: userID).compactMap { try storedSession(id: $0) }
+        try sessions(userID: userID, limit: .max)
     }
 
     func sessions(userID: String, limit: Int) throws -> [SessionRecord] {
-        var ids: [String] = []
-        try forEachUserEntry(userID, .session) { rest in
-            guard rest.count > 8, ids.count < limit else { return false }
-            ids.append(String(decoding: UnsafeRawBufferPointer(rebasing: rest[8...]), as: UTF8.self))
-            return ids.count < limit
-        }
-        return try ids.compactMap { try storedSession(id: $0) }
+        // The ids come from the user's index, so each is live.
+        try sessionIDs(userID: userID, limit: limit).compactMap { try storedSession(id: $0) }
     }
 
     func sessionKeys(userID: String, beyondNewest keeping: Int) throws -> [SessionKeys] {
@@ -288,18 +282,26 @@ class LMDBReader: StoreReader {
     }
 
     func sessionIDs(userID: String) throws -> [String] {
+        try sessionIDs(userID: userID, limit: .max)
+    }
+
+    /// The ids of the user's `limit` oldest sessions; the rest of the index is not walked.
+    private func sessionIDs(userID: String, limit: Int) throws -> [String] {
         var ids: [String] = []
-        try forEachSessionID(userID: userID) { ids.append(String(decoding: $0, as: UTF8.self)) }
+        guard limit > 0 else { return ids }
+        try forEachSessionID(userID: userID) { id in
+            ids.append(String(decoding: id, as: UTF8.self))
+            return ids.count < limit
+        }
         return ids
     }
 
     /// The ids in the user's session index, oldest first (after each key's 8 bytes of
-    /// created-at), as LMDB holds them.
-    private func forEachSessionID(userID: String, _ visit: (UnsafeRawBufferPointer) -> Void) throws {
+    /// created-at), as LMDB holds them, while `visit` returns true.
+    private func forEachSessionID(userID: String, _ visit: (UnsafeRawBufferPointer) -> Bool) throws {
         try forEachUserEntry(userID, .session) { rest in
             guard rest.count > 8 else { return false }
-            visit(UnsafeRawBufferPointer(rebasing: rest[8...]))
-            return true
+            return visit(UnsafeRawBufferPointer(rebasing: rest[8...]))
         }
     }
 
