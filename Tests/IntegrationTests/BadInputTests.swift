@@ -239,16 +239,14 @@ final class BadInputTests: XCTestCase {
     /// `count` framed `Account/Get` calls, ids 1 to `count`, with these credentials, to be sent
     /// in one write.
     private func accountGetCalls(_ count: Int, credentials: Authd_V1_Credentials) throws -> [UInt8] {
-        var batch: [UInt8] = []
-        for id in 1...count {
-            var request = Authd_V1_Request()
-            request.id = UInt64(id)
-            request.method = "authd.v1.Account/Get"
-            request.credentials = credentials
-            let bytes: [UInt8] = try request.serializedBytes()
-            batch += RawConnection.lengthPrefix(bytes.count) + bytes
-        }
-        return batch
+        try RawConnection.frames(
+            (1...count).map { id in
+                var request = Authd_V1_Request()
+                request.id = UInt64(id)
+                request.method = "authd.v1.Account/Get"
+                request.credentials = credentials
+                return request
+            })
     }
 }
 

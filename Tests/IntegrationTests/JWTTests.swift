@@ -67,12 +67,7 @@ final class JWTTests: ClientTestCase {
         }
         let raw = try RawConnection(socketPath: daemon.socketPath)
         // One write: the daemon reads them as one batch.
-        var batch: [UInt8] = []
-        for request in requests {
-            let bytes: [UInt8] = try request.serializedBytes()
-            batch += RawConnection.lengthPrefix(bytes.count) + bytes
-        }
-        try raw.send(batch)
+        try raw.send(RawConnection.frames(requests))
         var answers: [UInt64: Authd_V1_Response] = [:]
         for _ in requests {
             let answer = try XCTUnwrap(try raw.receiveResponse())

@@ -49,6 +49,17 @@ final class RawConnection {
         try sendFrame(try request.serializedBytes())
     }
 
+    /// The requests framed one after another, to be sent in one write: the daemon then reads
+    /// them as one batch.
+    static func frames(_ requests: [Authd_V1_Request]) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        for request in requests {
+            let frame: [UInt8] = try request.serializedBytes()
+            bytes += lengthPrefix(frame.count) + frame
+        }
+        return bytes
+    }
+
     static func lengthPrefix(_ n: Int) -> [UInt8] {
         withUnsafeBytes(of: UInt32(n).bigEndian) { Array($0) }
     }

@@ -289,13 +289,8 @@ final class UsersAPITests: ClientTestCase {
             request(3, "Users/ListLogs", try Authd_V1_ListUserLogsRequest.with { $0.userID = "listed" }.serializedData()),
             request(4, "Health/Check"),
         ]
-        var bytes: [UInt8] = []
-        for call in calls {
-            let frame: [UInt8] = try call.serializedBytes()
-            bytes += RawConnection.lengthPrefix(frame.count) + frame
-        }
         let raw = try RawConnection(socketPath: daemon.socketPath)
-        try raw.send(bytes)
+        try raw.send(RawConnection.frames(calls))
         var answers: [UInt64: Authd_V1_Response] = [:]
         var order: [UInt64] = []
         for _ in calls {
