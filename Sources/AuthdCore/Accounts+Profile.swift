@@ -10,6 +10,7 @@ extension Accounts {
         let (user, _) = try call.signedIn()
         let change = directory.changeRecord(
             "", audit: "user.delete", resource: "user/\(user.id)", userID: user.id, call: call, time: directory.clock.now())
+        try await directory.endSessionsAhead(of: user.id, logged: false, call: call, time: change.time)
         try await directory.store.write { w in
             // The entry first: deleting the user ends its chain (a failure rolls both back).
             try w.appendChange(change)
@@ -47,6 +48,9 @@ extension Accounts {
             let hash = try await directory.hash(password)
             let endOthers = invalidateSessions || settings.invalidateSessions
             let time = directory.clock.now()
+            if endOthers {
+                try await directory.endSessionsAhead(of: user.id, except: current.id, call: call, time: time, inEachWrite: storeCount)
+            }
             return try await directory.updateUser(user.id, field: "password", call: call, duplicate: Self.vagueDuplicate) { [directory] u, w in
                 try storeCount?(w)
                 u.passwordHistory = Directory.history(u.passwordHistory, adding: hash, settings: settings)
@@ -54,10 +58,7 @@ extension Accounts {
                 u.hashAlgorithm = PasswordHasher.algorithm
                 u.hashOptions = ""
                 u.passwordUpdate = time
-                guard endOthers else { return }
-                for session in try w.sessions(userID: u.id) where session.id != current.id {
-                    try directory.deleteSession(session.keys, in: w, call: call, time: time)
-                }
+                if endOthers { try directory.endSessions(of: u.id, except: current.id, in: w, call: call, time: time) }
             }
         }
     }
@@ -126,11 +127,10 @@ extension Accounts {
     public func block(call: Call) async throws -> UserRecord {
         let (user, _) = try call.signedIn()
         let time = directory.clock.now()
+        try await directory.endSessionsAhead(of: user.id, call: call, time: time)
         return try await directory.updateUser(user.id, field: "status", call: call, duplicate: Self.vagueDuplicate) { [directory] u, w in
             u.status = false
-            for session in try w.sessions(userID: u.id) {
-                try directory.deleteSession(session.keys, in: w, call: call, time: time)
-            }
+            try directory.endSessions(of: u.id, in: w, call: call, time: time)
         }
     }
 

@@ -110,11 +110,10 @@ extension Accounts {
         let (user, _) = try call.signedIn()
         let now = directory.clock.now()
         try await directory.rateLimiter.counted(.deleteSessions, keys: [Directory.ipKey(call)], call: call) { storeCount in
+            try await directory.endSessionsAhead(of: user.id, call: call, time: now, inEachWrite: storeCount)
             try await directory.store.write { [directory] w in
                 try storeCount?(w)
-                for session in try w.sessions(userID: user.id) {
-                    try directory.deleteSession(session.keys, in: w, call: call, time: now)
-                }
+                try directory.endSessions(of: user.id, in: w, call: call, time: now)
             }
         }
     }

@@ -74,6 +74,13 @@ public final class Directory: Sendable {
     /// session limit, so a user may have more, and the list stays a bounded read on the loop.
     public static let listedSessions = 1000
 
+    /// The most sessions one write ends when a call ends many of a user's sessions: a user may
+    /// hold any number (server-made sessions are not trimmed, nor any at a session limit of 0),
+    /// and the writer holds every other write of its batch while it deletes them. Ending 20,000
+    /// in one write held the writes beside it 44-68 ms (BENCHMARKS.md, thirty-eighth pass). The
+    /// expiry sweep's parts are of the same size.
+    static let sessionsPerWrite = 512
+
     /// Runs `body` in a read transaction on the query pool (on this thread without one): the
     /// event loop that called is free meanwhile for the calls of its other connections.
     func query<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
@@ -200,17 +207,53 @@ public final class Directory: Sendable {
         // The change-log entry of a trimmed session, but for its event (which names the
         // session, known only in the write).
         let trimmed = limit > 0 ? try PreparedChange(deletionChange(userID: userID, sessionID: nil, call: call, time: now)) : nil
-        try await store.write { w in
-            try extra?(w)
-            try w.insertSession(newSession)
-            try w.appendChange(created)
-            guard let trimmed else { return }
-            for old in try w.sessionKeys(userID: userID, beyondNewest: limit) {
+        let trimPart = { @Sendable (w: any StoreWriter) throws -> Bool in
+            guard let trimmed else { return false }
+            let part = try w.sessionKeys(userID: userID, beyondNewest: limit, atMost: Self.sessionsPerWrite)
+            for old in part {
                 try w.deleteSession(old)
                 try w.appendChange(trimmed.withEvent(Self.deletionEvent(userID: userID, sessionID: old.id)))
             }
+            return part.count == Self.sessionsPerWrite
         }
+        var more = try await store.write { w in
+            try extra?(w)
+            try w.insertSession(newSession)
+            try w.appendChange(created)
+            return try trimPart(w)
+        }
+        // A user far past the limit (server-made sessions are not trimmed as they are made):
+        // the rest in writes of their own, so that the writes beside them wait for a part only.
+        // Each part trims what is past the limit when it runs, whatever else signed in since.
+        while more { more = try await store.write(trimPart) }
         return SessionView(record: session, isCurrent: !call.caller.isServer, secret: secret)
+    }
+
+    /// Ends the oldest of `userID`'s sessions, `sessionsPerWrite` in each write, until at most
+    /// that many are left (besides `except`), for a call whose own write then ends the rest:
+    /// that write stays one transaction with the call's change, and waits no longer than a part
+    /// does. Each ended session gets its change-log entry, unless `logged` is false (the user is
+    /// being deleted, which ends their log's chain). `inEachWrite` runs in each part's write
+    /// (a rate limit's count). A user with fewer sessions costs one read of their index.
+    func endSessionsAhead(
+        of userID: String, except: String? = nil, logged: Bool = true, call: Call, time: Int64,
+        inEachWrite extra: (@Sendable (any StoreWriter) throws -> Void)? = nil
+    ) async throws {
+        let perWrite = Self.sessionsPerWrite
+        guard try !store.read({ try $0.sessionKeys(userID: userID, beyondNewest: perWrite, atMost: 1) }).isEmpty else { return }
+        let change = try PreparedChange(deletionChange(userID: userID, sessionID: nil, call: call, time: time))
+        var more = true
+        while more {
+            more = try await store.write { w in
+                try extra?(w)
+                let part = try w.sessionKeys(userID: userID, beyondNewest: perWrite, atMost: perWrite)
+                for session in part where session.id != except {
+                    try w.deleteSession(session)
+                    if logged { try w.appendChange(change.withEvent(Self.deletionEvent(userID: userID, sessionID: session.id))) }
+                }
+                return part.count == perWrite
+            }
+        }
     }
 
     /// Applies `change` to the stored user in one write and records `users.<id>.update.<field>`;
@@ -234,6 +277,14 @@ public final class Directory: Sendable {
             }
         } catch let error as StoreError where error.kind == .duplicate {
             throw duplicate
+        }
+    }
+
+    /// Ends every session of `userID` but `except` in `w`, each with its change-log entry. For
+    /// a user who may have many, `endSessionsAhead` runs first.
+    func endSessions(of userID: String, except: String? = nil, in w: any StoreWriter, call: Call, time: Int64) throws {
+        for session in try w.sessionKeys(userID: userID, beyondNewest: 0, atMost: .max) where session.id != except {
+            try deleteSession(session, in: w, call: call, time: time)
         }
     }
 

@@ -69,6 +69,7 @@ public final class Users: Sendable {
         let change = directory.changeRecord(
             "users.\(userID).delete", audit: "user.delete", resource: "user/\(userID)", userID: userID, call: call,
             time: now)
+        try await directory.endSessionsAhead(of: userID, logged: false, call: call, time: change.time)
         try await store.write { w in
             // The entry first: deleting the user ends its chain (a failure rolls both back).
             try w.appendChange(change)
@@ -128,17 +129,14 @@ public final class Users: Sendable {
         }
         let hash = password.isEmpty ? "" : try await directory.hash(password)
         let time = now
+        if invalidateSessions { try await directory.endSessionsAhead(of: userID, call: call, time: time) }
         return try await update(userID, field: "password", call: call) { [directory] user, w in
             if !hash.isEmpty { user.passwordHistory = Directory.history(user.passwordHistory, adding: hash, settings: settings) }
             user.passwordHash = hash
             user.hashAlgorithm = PasswordHasher.algorithm
             user.hashOptions = ""
             user.passwordUpdate = time
-            if invalidateSessions {
-                for session in try w.sessions(userID: userID) {
-                    try directory.deleteSession(session.keys, in: w, call: call, time: time)
-                }
-            }
+            if invalidateSessions { try directory.endSessions(of: userID, in: w, call: call, time: time) }
         }
     }
 
@@ -197,11 +195,10 @@ public final class Users: Sendable {
     public func deleteSessions(userID: String, call: Call) async throws {
         try Identifiers.requireKey(userID, name: "userId")
         let time = now
+        try await directory.endSessionsAhead(of: userID, call: call, time: time)
         try await store.write { [directory] w in
             guard try w.user(id: userID) != nil else { throw AuthdError.userNotFound }
-            for session in try w.sessions(userID: userID) {
-                try directory.deleteSession(session.keys, in: w, call: call, time: time)
-            }
+            try directory.endSessions(of: userID, in: w, call: call, time: time)
         }
     }
 

@@ -258,18 +258,25 @@ class LMDBReader: StoreReader {
         try sessionIDs(userID: userID, limit: limit).compactMap { try storedSession(id: $0) }
     }
 
-    func sessionKeys(userID: String, beyondNewest keeping: Int) throws -> [SessionKeys] {
+    func sessionKeys(userID: String, beyondNewest keeping: Int, atMost limit: Int) throws -> [SessionKeys] {
         // The entries come from the user's index, so each is live. They stay where LMDB keeps
-        // them (valid until this transaction's next write), and only the ones trimmed become
-        // strings: this runs at every sign-in, over all of the user's sessions. The index key
-        // holds the creation time and id; of the record only the secret is read.
-        var entries: [UnsafeRawBufferPointer] = []
+        // them (valid until this transaction's next write), and only the ones returned become
+        // strings: this runs at every sign-in. The walk stops once `keeping` entries are seen
+        // past the first `limit`, so a user with a hundred thousand sessions costs a part of
+        // them no more than one with a thousand. The index key holds the creation time and id;
+        // of the record only the secret is read.
+        guard limit > 0 else { return [] }
+        let keeping = max(0, keeping)
+        var oldest: [UnsafeRawBufferPointer] = []
+        var seen = 0
+        let enough = limit > Int.max - keeping ? Int.max : limit + keeping
         try forEachUserEntry(userID, .session) { rest in
             guard rest.count > 8 else { return false }
-            entries.append(rest)
-            return true
+            if oldest.count < limit { oldest.append(rest) }
+            seen += 1
+            return seen < enough
         }
-        return try entries.prefix(max(0, entries.count - keeping)).compactMap { entry in
+        return try oldest.prefix(max(0, seen - keeping)).compactMap { entry in
             let id = UnsafeRawBufferPointer(rebasing: entry[8...])
             return try get(environment.sessions, raw: id) { raw in
                 let (secretHash, locator) = try RecordCodec.sessionSecret(raw)

@@ -402,14 +402,19 @@ final class LMDBStoreTests: StoreTestCase {
             try w.deleteSession(oldest.keys)
         }
         try store.read { r in
-            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 1).map(\.id), ["s2", "s3"], "oldest first; a deleted one is not live")
-            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 3).map(\.id), [])
-            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 10).map(\.id), [])
-            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 0), sessions.dropFirst().map(\.keys), "what the records hold")
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 1, atMost: .max).map(\.id), ["s2", "s3"], "oldest first; a deleted one is not live")
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 3, atMost: .max).map(\.id), [])
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 10, atMost: .max).map(\.id), [])
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 0, atMost: .max), sessions.dropFirst().map(\.keys), "what the records hold")
+            // A part of them: the oldest, and never one of the newest `keeping`.
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 0, atMost: 2).map(\.id), ["s2", "s3"])
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 1, atMost: 1).map(\.id), ["s2"])
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 2, atMost: 5).map(\.id), ["s2"])
+            XCTAssertEqual(try r.sessionKeys(userID: "u1", beyondNewest: 1, atMost: 0).map(\.id), [])
         }
         // The keys read for a trim end the session as its whole record would.
         try await store.write { w in
-            for keys in try w.sessionKeys(userID: "u1", beyondNewest: 1) { try w.deleteSession(keys) }
+            for keys in try w.sessionKeys(userID: "u1", beyondNewest: 1, atMost: .max) { try w.deleteSession(keys) }
         }
         try store.read { r in
             XCTAssertEqual(try r.sessionIDs(userID: "u1"), ["s4"])
