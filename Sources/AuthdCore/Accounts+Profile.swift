@@ -10,7 +10,7 @@ extension Accounts {
         let (user, _) = try call.signedIn()
         let change = directory.changeRecord(
             "", audit: "user.delete", resource: "user/\(user.id)", userID: user.id, call: call, time: directory.clock.now())
-        try await directory.endSessionsAhead(of: user.id, logged: false, call: call, time: change.time)
+        try await directory.emptyAheadOfDeletion(of: user.id, call: call, time: change.time)
         try await directory.store.write { w in
             // The entry first: deleting the user ends its chain (a failure rolls both back).
             try w.appendChange(change)

@@ -280,6 +280,24 @@ public final class Directory: Sendable {
         }
     }
 
+    /// Empties `userID`'s sessions and tokens ahead of the user's deletion, `sessionsPerWrite`
+    /// in each write, until at most that many of each are left for the deletion's own write
+    /// (tokens, like sessions, may be any number: `Users/CreateToken` makes them for the server).
+    /// The sessions get no change-log entries: the deletion ends the user's chain.
+    func emptyAheadOfDeletion(of userID: String, call: Call, time: Int64) async throws {
+        try await endSessionsAhead(of: userID, logged: false, call: call, time: time)
+        let perWrite = Self.sessionsPerWrite
+        guard try store.read({ try $0.tokens(userID: userID, limit: perWrite + 1) }).count > perWrite else { return }
+        var more = true
+        while more {
+            more = try await store.write { w in
+                let part = try w.tokens(userID: userID, limit: perWrite)
+                for token in part { try w.deleteToken(token) }
+                return part.count == perWrite
+            }
+        }
+    }
+
     /// Ends every session of `userID` but `except` in `w`, each with its change-log entry. For
     /// a user who may have many, `endSessionsAhead` runs first.
     func endSessions(of userID: String, except: String? = nil, in w: any StoreWriter, call: Call, time: Int64) throws {

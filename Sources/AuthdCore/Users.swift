@@ -69,7 +69,7 @@ public final class Users: Sendable {
         let change = directory.changeRecord(
             "users.\(userID).delete", audit: "user.delete", resource: "user/\(userID)", userID: userID, call: call,
             time: now)
-        try await directory.endSessionsAhead(of: userID, logged: false, call: call, time: change.time)
+        try await directory.emptyAheadOfDeletion(of: userID, call: call, time: change.time)
         try await store.write { w in
             // The entry first: deleting the user ends its chain (a failure rolls both back).
             try w.appendChange(change)

@@ -348,10 +348,15 @@ class LMDBReader: StoreReader {
     }
 
     func tokens(userID: String) throws -> [TokenRecord] {
+        try tokens(userID: userID, limit: .max)
+    }
+
+    func tokens(userID: String, limit: Int) throws -> [TokenRecord] {
         var ids: [String] = []
+        guard limit > 0 else { return [] }
         try forEachTokenID(userID: userID) { id in
             ids.append(String(decoding: id, as: UTF8.self))
-            return true
+            return ids.count < limit
         }
         return try ids.compactMap { try token(id: $0) }
     }

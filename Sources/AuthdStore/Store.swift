@@ -93,6 +93,9 @@ public protocol StoreReader {
     func forEachUser(after afterID: String?, _ visit: (UserRecord) throws -> Bool) throws
     func token(id: String) throws -> TokenRecord?
     func tokens(userID: String) throws -> [TokenRecord]
+    /// The user's first `limit` tokens, in id order (oldest first); the rest of the index is
+    /// not walked.
+    func tokens(userID: String, limit: Int) throws -> [TokenRecord]
     /// The first of the user's tokens whose secret has this hash (compared in constant time)
     /// and that has not expired at `now`; only that one is decoded.
     func token(userID: String, secretHash: [UInt8], validAt now: Int64) throws -> TokenRecord?

@@ -103,6 +103,18 @@ final class ManySessionsTests: DomainTestCase {
         XCTAssertEqual(try store.statistics().sessions, 0)
     }
 
+    func testDeletingAUserWithManyTokensTakesPartsAndLeavesNone() async throws {
+        var tokens: [TokenRecord] = []
+        for _ in 0..<made { tokens.append(try await users.createToken(userID: "many", length: nil, expire: nil, call: server).0) }
+        let before = try writes()
+        try await users.delete(userID: "many", call: server)
+        XCTAssertEqual(try writes() - before, 4, "parts of 512, 512 and 276 tokens, then the user")
+        for token in [tokens[0], tokens[700], tokens[made - 1]] {
+            XCTAssertNil(try store.read { try $0.token(id: token.id) })
+        }
+        XCTAssertEqual(try store.read { try $0.tokens(userID: "many") }, [])
+    }
+
     func testAUserWithFewSessionsIsEndedInOneWriteAsBefore() async throws {
         _ = try await makeServerSessions(500)
         let before = try writes()

@@ -382,6 +382,9 @@ final class LMDBStoreTests: StoreTestCase {
             XCTAssertNil(try r.token(userID: "u1", secretHash: [7, 8, 9], validAt: 0), "another user's token")
             XCTAssertNil(try r.token(userID: "u1", secretHash: [1, 2], validAt: 0), "a prefix of a secret's hash")
             XCTAssertNil(try r.token(userID: "nobody", secretHash: [1, 2, 3], validAt: 0))
+            XCTAssertEqual(try r.tokens(userID: "u1"), [first, expiresSoon, sameSecretLater], "in id order")
+            XCTAssertEqual(try r.tokens(userID: "u1", limit: 2), [first, expiresSoon], "the first of them")
+            XCTAssertEqual(try r.tokens(userID: "u1", limit: 0), [])
         }
     }
 
