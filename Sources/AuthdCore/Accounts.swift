@@ -77,9 +77,14 @@ public final class Directory: Sendable {
     /// The most sessions one write ends when a call ends many of a user's sessions: a user may
     /// hold any number (server-made sessions are not trimmed, nor any at a session limit of 0),
     /// and the writer holds every other write of its batch while it deletes them. Ending 20,000
-    /// in one write held the writes beside it 44-68 ms (BENCHMARKS.md, thirty-eighth pass). The
+    /// in one write held the writes beside it 43-74 ms (BENCHMARKS.md, thirty-eighth pass). The
     /// expiry sweep's parts are of the same size.
     static let sessionsPerWrite = 512
+
+    /// The most queries (lists, log pages) that may wait for the query thread before more are
+    /// refused with a 503: a list over a million users takes over a second, so 64 in line are
+    /// a minute's wait already.
+    public static let queuedQueries = 64
 
     /// Runs `body` in a read transaction on the query pool (on this thread without one): the
     /// event loop that called is free meanwhile for the calls of its other connections.
@@ -111,6 +116,8 @@ public final class Directory: Sendable {
     public var hashingMicros: UInt64 { hashingPool.workMicros }
     /// CPU time the query pool has spent on its reads since start, in microseconds.
     public var queryMicros: UInt64 { queryPool?.workMicros ?? 0 }
+    /// Calls the hashing and query threads refused since start, with their queues full.
+    public var callsRefusedBusy: UInt64 { hashingPool.refused + (queryPool?.refused ?? 0) }
 
     /// The store's work and size, for `Health/Stats`.
     public func storeStatistics() throws -> StoreStatistics {

@@ -40,6 +40,8 @@ public final class Authorizer: Sendable {
 
     /// CPU time the verification pool's threads spent on credentials, in microseconds since start.
     public var verificationMicros: UInt64 { verificationPool?.workMicros ?? 0 }
+    /// JWT verifications refused since start, with the verification threads' queue full.
+    public var verificationsRefusedBusy: UInt64 { verificationPool?.refused ?? 0 }
 
     /// Sessions held decoded in the session cache.
     public var cachedSessions: Int { sessions.count }

@@ -26,9 +26,28 @@ public final class BlockingPool: @unchecked Sendable {
 
     /// CPU time the threads have spent on work since the pool started, in microseconds.
     public var workMicros: UInt64 { workNanoseconds.load(ordering: .relaxed) / 1000 }
+    /// The most calls that may wait for a thread. One more is refused at once (503): past it the
+    /// wait is longer than a caller would wait for its answer, and a queue without a bound lets
+    /// clients that send faster than the threads work grow the daemon and every later call's
+    /// wait without end (16,000 sign-ins sent at once: 2.6 minutes of two cores' hashing).
+    public let queueLimit: Int
+    private let name: String
+    private let refusedCalls = Atomic<UInt64>(0)
 
-    public init(threads: Int, name: String = "authd-hash", niceness: Int32 = 0) {
+    /// Calls waiting for a thread now.
+    public var queued: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queue.count - queueHead
+    }
+
+    /// Calls refused since the pool started, because `queueLimit` calls were waiting.
+    public var refused: UInt64 { refusedCalls.load(ordering: .relaxed) }
+
+    public init(threads: Int, name: String = "authd-hash", niceness: Int32 = 0, queueLimit: Int = .max) {
         threadCount = max(1, threads)
+        self.name = name
+        self.queueLimit = max(1, queueLimit)
         self.niceness = min(max(niceness, 0), 19)
         for index in 0..<threadCount {
             let threadName = "\(name)-\(index)"
@@ -42,29 +61,41 @@ public final class BlockingPool: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` on one of the pool's threads.
+    /// Runs `body` on one of the pool's threads; `AuthdError` 503 at once, without running it,
+    /// when `queueLimit` calls are already waiting.
     public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            enqueue {
+            let queued = enqueue {
                 // Counted before the caller resumes, so that what it reads next includes it.
                 let started = Self.threadCPUNanoseconds()
                 let result = Result { try body() }
                 self.workNanoseconds.add(Self.threadCPUNanoseconds() &- started, ordering: .relaxed)
                 continuation.resume(with: result)
             }
+            guard !queued else { return }
+            refusedCalls.add(1, ordering: .relaxed)
+            continuation.resume(
+                throwing: AuthdError.unavailable(
+                    "The server is busy: \(queueLimit) calls are waiting for its \(name) threads. Try again shortly."))
         }
     }
 
-    private func enqueue(_ item: @escaping @Sendable () -> Void) {
+    /// Queues `item` (or runs it here after shutdown); false when `queueLimit` items wait.
+    private func enqueue(_ item: @escaping @Sendable () -> Void) -> Bool {
         condition.lock()
         if stopping {
             condition.unlock()
             item()  // after shutdown, run inline rather than leave a caller waiting forever
-            return
+            return true
+        }
+        guard queue.count - queueHead < queueLimit else {
+            condition.unlock()
+            return false
         }
         queue.append(item)
         condition.signal()
         condition.unlock()
+        return true
     }
 
     /// Lets queued work finish, then ends the threads.

@@ -332,6 +332,14 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._queryCpuMicros = newValue}
   }
 
+  /// Calls refused with a 503 since start because too many were already waiting for a pool's
+  /// threads: the hashing threads' (`hash_queue_limit`), the JWT verification threads' (4,096
+  /// per thread) or the query thread's (64).
+  public var callsRefusedBusy: UInt64 {
+    get {_storage._callsRefusedBusy}
+    set {_uniqueStorage()._callsRefusedBusy = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -418,7 +426,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0\u{3}event_loop_cpu_micros\0\u{3}writer_cpu_micros\0\u{3}acknowledger_cpu_micros\0\u{3}jwt_verifications\0\u{3}jwts_refused\0\u{3}jwt_verification_cpu_micros\0\u{3}connection_reads_paused\0\u{3}connection_reads_paused_unread\0\u{3}query_cpu_micros\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0\u{3}event_loop_cpu_micros\0\u{3}writer_cpu_micros\0\u{3}acknowledger_cpu_micros\0\u{3}jwt_verifications\0\u{3}jwts_refused\0\u{3}jwt_verification_cpu_micros\0\u{3}connection_reads_paused\0\u{3}connection_reads_paused_unread\0\u{3}query_cpu_micros\0\u{3}calls_refused_busy\0")
 
   fileprivate class _StorageClass {
     var _writeCommits: UInt64 = 0
@@ -462,6 +470,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     var _connectionReadsPaused: UInt64 = 0
     var _connectionReadsPausedUnread: UInt64 = 0
     var _queryCpuMicros: UInt64 = 0
+    var _callsRefusedBusy: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -513,6 +522,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       _connectionReadsPaused = source._connectionReadsPaused
       _connectionReadsPausedUnread = source._connectionReadsPausedUnread
       _queryCpuMicros = source._queryCpuMicros
+      _callsRefusedBusy = source._callsRefusedBusy
     }
   }
 
@@ -572,6 +582,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         case 39: try { try decoder.decodeSingularUInt64Field(value: &_storage._connectionReadsPaused) }()
         case 40: try { try decoder.decodeSingularUInt64Field(value: &_storage._connectionReadsPausedUnread) }()
         case 41: try { try decoder.decodeSingularUInt64Field(value: &_storage._queryCpuMicros) }()
+        case 42: try { try decoder.decodeSingularUInt64Field(value: &_storage._callsRefusedBusy) }()
         default: break
         }
       }
@@ -703,6 +714,9 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       if _storage._queryCpuMicros != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._queryCpuMicros, fieldNumber: 41)
       }
+      if _storage._callsRefusedBusy != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._callsRefusedBusy, fieldNumber: 42)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -753,6 +767,7 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         if _storage._connectionReadsPaused != rhs_storage._connectionReadsPaused {return false}
         if _storage._connectionReadsPausedUnread != rhs_storage._connectionReadsPausedUnread {return false}
         if _storage._queryCpuMicros != rhs_storage._queryCpuMicros {return false}
+        if _storage._callsRefusedBusy != rhs_storage._callsRefusedBusy {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -21,11 +21,13 @@ public enum Daemon {
                 mapSizeMiB: configuration.mapSizeMiB, writerNice: configuration.writerNice, prewarm: configuration.prewarmData,
                 migrationProgress: { status in SystemdNotifier.extendStartup(by: 30, status: "migrating the store: \(status)") }),
             logger: logger)
-        let hashingPool = BlockingPool(threads: configuration.hashThreads, niceness: configuration.hashNice)
+        let hashingPool = BlockingPool(
+            threads: configuration.hashThreads, niceness: configuration.hashNice, queueLimit: configuration.hashQueueLimit)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         // Reads that may take milliseconds or more (`Users/List`, the change log's pages), one at
         // a time, behind the event loops and the writer: a list over a million users takes seconds.
-        let queryPool = BlockingPool(threads: 1, name: "authd-query", niceness: configuration.hashNice)
+        let queryPool = BlockingPool(
+            threads: 1, name: "authd-query", niceness: configuration.hashNice, queueLimit: Directory.queuedQueries)
         let directory = try Directory(
             store: store, hasher: PasswordHasher(parameters: configuration.argon2), hashingPool: hashingPool, queryPool: queryPool,
             sessionPolicy: SessionPolicy(
@@ -36,7 +38,9 @@ public enum Daemon {
         // JWTs not verified lately are verified here, not on the event loops (90 µs each): a
         // flood of forged tokens would stall every call on its loop. Apart from the hashing
         // pool, so that a token's first use does not queue behind a login storm's hashes.
-        let verificationPool = BlockingPool(threads: configuration.hashThreads, name: "authd-verify", niceness: configuration.hashNice)
+        let verificationPool = BlockingPool(
+            threads: configuration.hashThreads, name: "authd-verify", niceness: configuration.hashNice,
+            queueLimit: DaemonConfiguration.queuedVerificationsPerThread * configuration.hashThreads)
         let authorizer = Authorizer(
             store: store, peerPolicy: configuration.peerPolicy, jwt: jwt, sessionCacheSize: configuration.sessionCacheSize,
             verificationPool: verificationPool)

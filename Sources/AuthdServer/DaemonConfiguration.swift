@@ -25,6 +25,17 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `hash_nice`: nice value of the hashing threads and the JWT verification threads (0-19),
     /// so that logins and forged tokens yield the cores to the event loops.
     public var hashNice: Int32 = 10
+    /// `hash_queue_limit`: calls that may wait for the hashing threads before more are refused
+    /// with a 503, rather than queued for longer than any caller waits. Unset:
+    /// `queuedHashesPerThread` for each hashing thread.
+    public var hashQueueLimitSetting: Int?
+    public var hashQueueLimit: Int { hashQueueLimitSetting ?? Self.queuedHashesPerThread * hashThreads }
+    /// At the default Argon2id cost a core does 45-70 hashes a second on the machines measured,
+    /// so 128 waiting per thread are two or three seconds' wait, whatever the number of cores.
+    public static let queuedHashesPerThread = 128
+    /// JWT verifications that may wait for each verification thread: one takes about 90 µs, so
+    /// 4,096 are under half a second, and a pipelining client's 1,024 calls in flight fit.
+    public static let queuedVerificationsPerThread = 4096
     /// `writer_nice`: nice value the store's writer thread asks for (-20 to 0), so that the one
     /// thread every acknowledged write waits for does not queue behind the event loops.
     public var writerNice: Int32 = -10
@@ -78,7 +89,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Every key, in the order the README lists them.
     public static let keys = [
         "socket", "socket_mode", "data", "max_frame_bytes", "map_size_mib", "argon2_memory_kib",
-        "argon2_iterations", "argon2_parallelism", "hash_threads", "hash_nice", "writer_nice", "event_loop_threads",
+        "argon2_iterations", "argon2_parallelism", "hash_threads", "hash_nice", "hash_queue_limit", "writer_nice", "event_loop_threads",
         "session_duration", "session_limit", "session_cache_size", "user_cache_size", "expiry_sweep_interval", "change_log_retention", "prewarm_data", "log_level", "operator_uids", "peer_uid.<uid>", "peer_gid.<gid>",
     ]
 
@@ -156,6 +167,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         case "argon2_parallelism": argon2.parallelism = UInt32(try integer(1...64))
         case "hash_threads": hashThreads = try integer(1...1024)
         case "hash_nice": hashNice = Int32(try integer(0...19))
+        case "hash_queue_limit": hashQueueLimitSetting = try integer(1...1_000_000)
         case "writer_nice": writerNice = Int32(try integer(-20...0))
         case "event_loop_threads": eventLoopThreads = try integer(1...1024)
         case "session_duration": sessionDurationSeconds = Int64(try integer(60...31_536_000))

@@ -116,6 +116,7 @@ public struct MethodTable: Sendable {
             response.cpuWaitMicros = process.cpuWaitMicros
             response.hashingCpuMicros = directory.hashingMicros
             response.queryCpuMicros = directory.queryMicros
+            response.callsRefusedBusy = directory.callsRefusedBusy + authorizer.verificationsRefusedBusy
             response.eventLoopCpuMicros = process.eventLoopCPUMicros
             response.writerCpuMicros = process.writerCPUMicros
             response.acknowledgerCpuMicros = process.acknowledgerCPUMicros

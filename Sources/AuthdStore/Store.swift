@@ -83,9 +83,9 @@ public protocol StoreReader {
     /// The ids of the user's sessions, oldest first, read from the index alone.
     func sessionIDs(userID: String) throws -> [String]
     /// The keys of the user's oldest sessions beyond their newest `keeping`, at most `limit`
-    /// of them, oldest first: a sign-in past the session limit trims them, and a write that
-    /// ends all of a user's sessions takes them a part at a time (`keeping` 0). Only the secret
-    /// is read of their records, and the index is walked no further than `limit + keeping`.
+    /// of them, oldest first: a sign-in past the session limit trims them, and a call that
+    /// ends many of a user's sessions takes them a part at a time. Only the secret is read of
+    /// their records, and the index is walked no further than `limit + keeping` entries.
     func sessionKeys(userID: String, beyondNewest keeping: Int, atMost limit: Int) throws -> [SessionKeys]
     func userID(phone: String) throws -> String?
     /// Calls `visit` with every user in id order, starting after `afterID` (all when nil),

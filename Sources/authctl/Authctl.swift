@@ -96,6 +96,7 @@ struct Stats: AsyncParsableCommand {
             print("connection_reads_paused \(stats.connectionReadsPaused)")
             print("connection_reads_paused_unread \(stats.connectionReadsPausedUnread)")
             print("query_cpu_micros \(stats.queryCpuMicros)")
+            print("calls_refused_busy \(stats.callsRefusedBusy)")
             print("sweeps \(stats.sweeps)")
             print("expired_sessions_deleted \(stats.expiredSessionsDeleted)")
             print("expired_tokens_deleted \(stats.expiredTokensDeleted)")

@@ -1,5 +1,6 @@
 import AuthdCore
 import Foundation
+import Synchronization
 import XCTest
 
 final class BlockingPoolTests: XCTestCase {
@@ -49,5 +50,45 @@ final class BlockingPoolTests: XCTestCase {
         // On a busy machine the spinning thread may lose part of its 60 ms to others.
         XCTAssertGreaterThan(spun, 20_000, "60 ms of spinning: \(spun) µs counted")
         XCTAssertLessThan(spun, 70_000, "\(spun) µs counted")
+    }
+
+    /// With its one thread held and `queueLimit` calls waiting, the pool refuses the next call at
+    /// once with a 503, runs nothing of it, and counts it; once the line moves, calls are taken.
+    func testACallBeyondTheQueueLimitIsRefusedAtOnceAndNotRun() async throws {
+        final class Ran: Sendable {
+            let count = Atomic<Int>(0)
+            func add(_ n: Int) { count.add(n, ordering: .relaxed) }
+        }
+        let pool = BlockingPool(threads: 1, name: "limit-test", queueLimit: 2)
+        defer { pool.shutdown() }
+        let gate = DispatchSemaphore(value: 0)
+        let started = DispatchSemaphore(value: 0)
+        let ran = Ran()
+        let held = Task {
+            try await pool.run {
+                started.signal()
+                gate.wait()
+                ran.add(1)
+            }
+        }
+        started.wait()
+        let waiting = (0..<2).map { _ in Task { try await pool.run { ran.add(1) } } }
+        // The two waiting calls are queued once their tasks have run up to the pool.
+        while pool.queued < 2 { try await Task.sleep(for: .milliseconds(1)) }
+        do {
+            try await pool.run { ran.add(100) }
+            XCTFail("a third waiting call was taken")
+        } catch let error as AuthdError {
+            XCTAssertEqual(error.code, 503)
+            XCTAssertTrue(error.message.contains("busy"), error.message)
+        }
+        XCTAssertEqual(pool.refused, 1)
+        gate.signal()
+        try await held.value
+        for call in waiting { try await call.value }
+        XCTAssertEqual(ran.count.load(ordering: .relaxed), 3, "the refused call never ran")
+        try await pool.run { ran.add(1) }
+        XCTAssertEqual(ran.count.load(ordering: .relaxed), 4, "taken again once the line is short")
+        XCTAssertEqual(pool.refused, 1)
     }
 }

@@ -53,6 +53,14 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(pinned.eventLoopThreads, cores)
     }
 
+    func testTheHashingQueueIsBoundedPerThreadUnlessSet() throws {
+        let threads = try DaemonConfiguration.load(file: nil, environment: [:], overrides: ["hash_threads": "3"])
+        XCTAssertEqual(threads.hashQueueLimit, 3 * DaemonConfiguration.queuedHashesPerThread)
+        let set = try DaemonConfiguration.load(file: nil, environment: [:], overrides: ["hash_threads": "3", "hash_queue_limit": "10"])
+        XCTAssertEqual(set.hashQueueLimit, 10)
+        XCTAssertThrowsError(try DaemonConfiguration.load(file: nil, environment: [:], overrides: ["hash_queue_limit": "0"]))
+    }
+
     func testBadValuesAndUnknownKeysAreClearErrors() {
         let cases: [([String: String], String)] = [
             (["session_limit": "101"], "session_limit must be a whole number in 0...100"),

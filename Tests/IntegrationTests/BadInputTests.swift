@@ -236,6 +236,63 @@ final class BadInputTests: XCTestCase {
         await client.close()
     }
 
+    /// More sign-ins at once than the hashing threads can take in line: the ones past the line
+    /// are refused at once with a 503 and counted, the others are answered as usual, and the
+    /// daemon goes on serving.
+    func testSignInsPastTheHashingQueueAreRefusedAtOnce() async throws {
+        await daemon.cleanUp()
+        // One thread, one call in line, and hashes of about a hundred milliseconds: a batch of
+        // sign-ins read together finds the thread busy with the first.
+        daemon = try await DaemonProcess.start(extraArguments: [
+            "--set", "peer_uid.\(getuid())=settings.read,sessions.write", "--set", "hash_threads=1", "--set", "hash_queue_limit=1",
+            "--set", "argon2_memory_kib=32768", "--set", "argon2_iterations=3",
+        ])
+        let client = try await daemon.connect()
+        let before = try await client.stats()
+        let count = 12
+        let batch = try RawConnection.frames(
+            (1...count).map { id in
+                var request = Authd_V1_Request()
+                request.id = UInt64(id)
+                request.method = "authd.v1.Account/CreateEmailPasswordSession"
+                // Unknown addresses: each checks the decoy hash.
+                request.body = try Authd_V1_CreateEmailPasswordSessionRequest.with {
+                    $0.email = "nobody-\(id)@example.com"
+                    $0.password = "password-\(id)"
+                }.serializedBytes()
+                return request
+            })
+        let raw = try RawConnection(socketPath: daemon.socketPath)
+        try raw.send(batch)
+        var codes: [UInt32: Int] = [:]
+        var answered = Set<UInt64>()
+        for _ in 0..<count {
+            let answer = try XCTUnwrap(try raw.receiveResponse())
+            codes[answer.error.code, default: 0] += 1
+            answered.insert(answer.id)
+            if answer.error.code == 503 {
+                XCTAssertEqual(answer.error.type, "general_unknown")
+                XCTAssertTrue(answer.error.message.contains("busy"), answer.error.message)
+            } else {
+                XCTAssertEqual(answer.error.type, "user_invalid_credentials")
+            }
+        }
+        XCTAssertEqual(answered.count, count, "every call answered once")
+        XCTAssertEqual(Set(codes.keys), [401, 503], "refused as busy, or checked and refused as unknown: \(codes)")
+        XCTAssertGreaterThanOrEqual(codes[503] ?? 0, count / 2, "at most the running one and the one in line, and a few the thread took between reads: \(codes)")
+        let after = try await client.stats()
+        XCTAssertEqual(after.callsRefusedBusy - before.callsRefusedBusy, UInt64(codes[503] ?? 0))
+        XCTAssertEqual(after.users, before.users, "nothing was written for them")
+        // The line is short again: a sign-in is checked.
+        do {
+            _ = try await client.createEmailPasswordSession(email: "nobody@example.com", password: "password-0")
+            XCTFail("an unknown address signed in")
+        } catch let error as AuthdClientError {
+            XCTAssertEqual(error.code, 401, "\(error)")
+        }
+        await client.close()
+    }
+
     /// `count` framed `Account/Get` calls, ids 1 to `count`, with these credentials, to be sent
     /// in one write.
     private func accountGetCalls(_ count: Int, credentials: Authd_V1_Credentials) throws -> [UInt8] {
