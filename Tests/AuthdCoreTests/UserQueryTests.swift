@@ -1,4 +1,4 @@
-import AuthdCore
+@testable import AuthdCore
 import AuthdStore
 import Foundation
 import XCTest
@@ -22,6 +22,7 @@ final class UserQueryTests: DomainTestCase {
             user.email = "u\(i)@example.com"
             user.name = ["Ann", "Bob", "Cy", "Dee", "Eve"][i % 5]
             if i % 3 == 0 { user.labels = ["vip"] }
+            if i % 4 == 0 { user.phone = String(format: "+1415555%04d", i) }
             records.append(user)
         }
         try await store.write { [records] w in for user in records { try w.insertUser(user) } }
@@ -83,6 +84,43 @@ final class UserQueryTests: DomainTestCase {
             ([query("equal", "name", ["Nobody"])], { _ in false }, byID, nil, 0, 25),
         ]
         for (index, c) in cases.enumerated() {
+            let (page, total) = try await users.list(queries: c.queries, search: "", call: server)
+            let expected = expectedPage(all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit)
+            XCTAssertEqual(page.map(\.id), expected.ids, "case \(index)")
+            XCTAssertEqual(total, expected.total, "case \(index)")
+        }
+    }
+
+    /// An `equal` filter on id, email or phone reads the users it names through their keys and
+    /// indexes, not a scan, and its pages are still those of sorting every match.
+    func testUsersNamedByIDEmailOrPhoneAreReadThroughTheIndexes() async throws {
+        let all = try await insertUsers(600)
+        let emails = ["u10@example.com", "u20@example.com", "u33@example.com", "U40@example.com", "nobody@example.com", "u20@example.com"]
+        let byID: (UserRecord, UserRecord) -> Bool = { $0.id < $1.id }
+        let byNameDescending: (UserRecord, UserRecord) -> Bool = { a, b in a.name != b.name ? a.name > b.name : a.id < b.id }
+        let cases: [(queries: [String], matching: (UserRecord) -> Bool, order: (UserRecord, UserRecord) -> Bool, cursor: (id: String, after: Bool)?, offset: Int, limit: Int, source: UserQuery.Source)] = [
+            ([query("equal", "email", emails)], { emails.contains($0.email) }, byID, nil, 0, 25,
+             .named(attribute: "email", values: emails)),
+            ([query("equal", "email", emails + [7]), query("contains", "labels", ["vip"])],
+             { emails.contains($0.email) && $0.labels.contains("vip") }, byID, nil, 0, 25,
+             .named(attribute: "email", values: emails)),
+            ([query("equal", "phone", ["+14155550008", "+14155550012", "+14155550013"]), query("orderDesc", "name")],
+             { ["+14155550008", "+14155550012"].contains($0.phone) }, byNameDescending, nil, 0, 25,
+             .named(attribute: "phone", values: ["+14155550008", "+14155550012", "+14155550013"])),
+            ([query("equal", "$id", ["u00001", "u00002", "u00003", "u00004", "zzz"]), query("cursorAfter", nil, ["u00002"]),
+              query("limit", nil, [1]), query("offset", nil, [1])],
+             { ["u00001", "u00002", "u00003", "u00004"].contains($0.id) }, byID, ("u00002", true), 1, 1,
+             .named(attribute: "$id", values: ["u00001", "u00002", "u00003", "u00004", "zzz"])),
+            ([query("equal", "$id", ["u00001", "u00005", "u00009"]), query("cursorBefore", nil, ["u00009"])],
+             { ["u00001", "u00005", "u00009"].contains($0.id) }, byID, ("u00009", false), 0, 25,
+             .named(attribute: "$id", values: ["u00001", "u00005", "u00009"])),
+            ([query("equal", "email", ["u7@example.com"]), query("equal", "name", ["Ann"])], { _ in false }, byID, nil, 0, 25,
+             .named(attribute: "email", values: ["u7@example.com"])),
+            ([query("notEqual", "email", ["u1@example.com"]), query("limit", nil, [3])], { $0.email != "u1@example.com" }, byID, nil, 0, 3,
+             .scan),
+        ]
+        for (index, c) in cases.enumerated() {
+            XCTAssertEqual(try UserQuery(queries: c.queries, search: "").source, c.source, "case \(index)")
             let (page, total) = try await users.list(queries: c.queries, search: "", call: server)
             let expected = expectedPage(all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit)
             XCTAssertEqual(page.map(\.id), expected.ids, "case \(index)")
