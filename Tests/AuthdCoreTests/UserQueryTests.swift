@@ -128,6 +128,38 @@ final class UserQueryTests: DomainTestCase {
         }
     }
 
+    /// A search matches as Appwrite's does: every word, in any case, within the user's id, email,
+    /// name, phone and `label:` labels joined by spaces, whatever letters they are written in.
+    func testASearchMatchesEveryWordInAnyCaseAsInTheJoinedFields() async throws {
+        var all = try await insertUsers(40)
+        let names = ["Ann LEE", "Zoë Ångström", "ÉMILE", "e\u{301}mile", "Straße", "K\u{212A}elvin", "İnci", "ΣΊΣΥΦΟΣ"]
+        for (index, name) in names.enumerated() { all[index].name = name }
+        all[5].labels = ["Staff", "vip"]
+        try await store.write { [all] w in for user in all.prefix(names.count) { try w.updateUser(user) } }
+        func reference(_ search: String) -> (UserRecord) -> Bool {
+            { user in
+                let haystack = ([user.id, user.email, user.name, user.phone] + user.labels.map { "label:\($0)" })
+                    .joined(separator: " ").lowercased()
+                return search.lowercased().split(separator: " ").allSatisfy { haystack.contains($0) }
+            }
+        }
+        let searches = [
+            "ann", "ANN lee", "lee ann", "n l", "zoë", "ZOË ÅNG", "ångström", "émile", "ÉMI", "e\u{301}", "mile", "straße", "STRASSE",
+            "kelvin", "\u{212A}", "inci", "i̇nci", "σίσυφος", "ΣΊΣ", "label:vip", "bel:st", "label:staff", "u00007", "U00007 EXAMPLE",
+            "u1@example", "+1415555", "nobody", "  ", "ann zoë",
+        ]
+        for search in searches {
+            let (page, total) = try await users.list(queries: [query("limit", nil, [100])], search: search, call: server)
+            let expected = expectedPage(all, matching: reference(search), order: { $0.id < $1.id }, cursor: nil, offset: 0, limit: 100)
+            XCTAssertEqual(page.map(\.id), expected.ids, "search \(search.debugDescription)")
+            XCTAssertEqual(total, expected.total, "search \(search.debugDescription)")
+        }
+        let unicode = try await users.list(queries: [], search: "ZOË ÅNG", call: server)
+        XCTAssertEqual(unicode.users.map(\.id), ["u00001"], "a search in other letters than ASCII, in another case")
+        let ascii = try await users.list(queries: [], search: "LEE ann", call: server)
+        XCTAssertEqual(ascii.users.map(\.id), ["u00000"], "words in another order and case")
+    }
+
     func testPagesInIDOrderAreRightPastTheMatchesCounted() async throws {
         let all = try await insertUsers(6000)
         let (first, total) = try await users.list(queries: [], search: "", call: server)
