@@ -178,6 +178,13 @@ public struct UserQuery: Sendable {
         }
     }
 
+    /// False only when the user's text fields, as stored, show that a word of the search is
+    /// missing: an ASCII word is looked for in the ASCII fields; a word or field in other
+    /// letters lets the user through, to be decoded and checked by `matches`.
+    func mayMatchSearch(_ text: UserText) -> Bool {
+        searchWords.allSatisfy { $0.mayBeIn(text) }
+    }
+
     func precedes(_ a: UserRecord, _ b: UserRecord) -> Bool {
         for (attribute, ascending) in order {
             let x = Self.field(a, attribute).first
@@ -208,14 +215,30 @@ struct SearchWord: Sendable {
     func isIn(_ field: String) -> Bool {
         if let ascii {
             var field = field
-            if let found = field.withUTF8({ bytes in Self.asciiContains(bytes, ascii) }) { return found }
+            if let found = field.withUTF8({ bytes in Self.asciiContains(UnsafeRawBufferPointer(bytes), ascii) }) { return found }
         }
         return field.lowercased().contains(text)
     }
 
+    /// Whether the word may be in one of the user's stored text fields: false only when it is
+    /// ASCII and every field is ASCII and none holds it (labels as `label:<label>`).
+    func mayBeIn(_ user: UserText) -> Bool {
+        guard let ascii else { return true }
+        func mayHold(_ field: UnsafeRawBufferPointer) -> Bool { Self.asciiContains(field, ascii) ?? true }
+        if mayHold(user.id) || mayHold(user.email) || mayHold(user.name) || mayHold(user.phone) { return true }
+        for label in user.labels {
+            let prefixed = Self.labelPrefix + Array(label)
+            guard let found = prefixed.withUnsafeBytes({ Self.asciiContains($0, ascii) }) else { return true }
+            if found { return true }
+        }
+        return false
+    }
+
+    private static let labelPrefix = Array("label:".utf8)
+
     /// Whether `needle` lies in `haystack` with its ASCII capitals taken as small; nil when the
     /// haystack is not ASCII.
-    private static func asciiContains(_ haystack: UnsafeBufferPointer<UInt8>, _ needle: [UInt8]) -> Bool? {
+    private static func asciiContains(_ haystack: UnsafeRawBufferPointer, _ needle: [UInt8]) -> Bool? {
         guard !haystack.contains(where: { $0 >= 0x80 }) else { return nil }
         guard needle.count <= haystack.count else { return false }
         guard !needle.isEmpty else { return true }
@@ -320,8 +343,11 @@ extension UserQuery {
         if let named = try namedUsers(in: reader) {
             // In id order, as a scan would meet them.
             for user in named.sorted(by: { $0.id < $1.id }) where !gather(user) { break }
-        } else {
+        } else if searchWords.isEmpty {
             try reader.forEachUser(after: nil, gather)
+        } else {
+            // A user whose text fields lack a word is not decoded (most users, for most searches).
+            try reader.forEachUser(after: nil, mayMatch: mayMatchSearch, gather)
         }
         keepPage(&kept, window: window, backwards: backwards)
         let page = backwards ? kept.dropLast(offset).suffix(limit) : kept.dropFirst(offset).prefix(limit)

@@ -343,6 +343,13 @@ class LMDBReader: StoreReader {
         try scan(environment.users, from: Keys.firstKey(after: afterID)) { _, value in try visit(RecordCodec.decodeUser(value)) }
     }
 
+    func forEachUser(after afterID: String?, mayMatch: (UserText) -> Bool, _ visit: (UserRecord) throws -> Bool) throws {
+        try scan(environment.users, from: Keys.firstKey(after: afterID)) { _, value in
+            guard mayMatch(try RecordCodec.userText(value)) else { return true }
+            return try visit(RecordCodec.decodeUser(value))
+        }
+    }
+
     func token(id: String) throws -> TokenRecord? {
         try Keys.withUTF8(id) { key in try get(environment.tokens, raw: key) { try RecordCodec.decodeToken($0) } }
     }

@@ -42,6 +42,25 @@ enum RecordCodec {
         return status
     }
 
+    /// A stored user's id, name, email, phone and labels where they lie in `raw`, without
+    /// decoding the record (a scan for a search reads every user's); the last of a single field
+    /// wins, as in any decoder.
+    static func userText(_ raw: UnsafeRawBufferPointer) throws -> UserText {
+        var text = UserText()
+        try readFields(raw, of: "UserRecord") { field, wireType, reader throws(WireFormatError) in
+            guard wireType == .lengthDelimited, [1, 4, 5, 6, 8].contains(field) else { return try reader.skip(wireType) }
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[try reader.lengthDelimited()])
+            switch field {
+            case 1: text.id = bytes
+            case 4: text.name = bytes
+            case 5: text.email = bytes
+            case 6: text.phone = bytes
+            default: text.labels.append(bytes)
+            }
+        }
+        return text
+    }
+
     /// Reads a stored `message`'s bytes field by field, without decoding the record: `visit`
     /// reads or skips each field. A wire-format fault is a corrupt store.
     @inline(__always)

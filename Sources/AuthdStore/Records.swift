@@ -80,6 +80,20 @@ public struct SessionRecord: Sendable, Equatable {
     }
 }
 
+/// A stored user's text fields as the store holds them (UTF-8), read off the record's bytes
+/// without decoding it: what a search looks at first. The bytes are lent for the one call that
+/// gets them.
+public struct UserText {
+    public var id = UnsafeRawBufferPointer(start: nil, count: 0)
+    public var name = UnsafeRawBufferPointer(start: nil, count: 0)
+    public var email = UnsafeRawBufferPointer(start: nil, count: 0)
+    public var phone = UnsafeRawBufferPointer(start: nil, count: 0)
+    /// Each label, in order (no array is made for a user without labels).
+    public var labels: [UnsafeRawBufferPointer] = []
+
+    public init() {}
+}
+
 /// What places a session in the store's indexes, and so all it takes to end one: its id, its
 /// user, when it was made, and its secret's hash and locator. A sign-in past the session limit
 /// reads only these of the sessions it trims, not their whole records.

@@ -154,6 +154,22 @@ final class UserQueryTests: DomainTestCase {
             XCTAssertEqual(page.map(\.id), expected.ids, "search \(search.debugDescription)")
             XCTAssertEqual(total, expected.total, "search \(search.debugDescription)")
         }
+        // The look at the stored text before decoding: it turns away only users it can tell.
+        let annLee = try UserQuery(queries: [], search: "ann LEE")
+        func mayMatch(_ query: UserQuery, id: String, name: String) -> Bool {
+            Array(id.utf8).withUnsafeBytes { idBytes in
+                Array(name.utf8).withUnsafeBytes { nameBytes in
+                    var text = UserText()
+                    text.id = idBytes
+                    text.name = nameBytes
+                    return query.mayMatchSearch(text)
+                }
+            }
+        }
+        XCTAssertTrue(mayMatch(annLee, id: "u1", name: "Ann Lee"))
+        XCTAssertFalse(mayMatch(annLee, id: "u1", name: "Ann Smith"), "an ASCII word missing from ASCII fields")
+        XCTAssertTrue(mayMatch(annLee, id: "u1", name: "Ann Lée"), "a field in other letters: decoded and checked")
+        XCTAssertTrue(mayMatch(try UserQuery(queries: [], search: "zoë"), id: "u1", name: "Bob"), "a word in other letters")
         let unicode = try await users.list(queries: [], search: "ZOË ÅNG", call: server)
         XCTAssertEqual(unicode.users.map(\.id), ["u00001"], "a search in other letters than ASCII, in another case")
         let ascii = try await users.list(queries: [], search: "LEE ann", call: server)

@@ -388,6 +388,43 @@ final class LMDBStoreTests: StoreTestCase {
         }
     }
 
+    /// A scan with a look at each user's text fields first: the fields are the record's, and
+    /// only the users let through are decoded and visited.
+    func testAScanLooksAtTheTextFieldsBeforeDecodingAUser() async throws {
+        var ann = sampleUser("u1", email: "ann@example.com")
+        ann.phone = "+14155550100"
+        ann.labels = ["vip", "staff"]
+        ann.prefs = #"{"theme":"dark"}"#
+        let bob = sampleUser("u2", email: "bob@example.com")
+        var zoe = sampleUser("u3")
+        zoe.name = "Zoë"
+        try await store.write { [ann, bob, zoe] w in for user in [ann, bob, zoe] { try w.insertUser(user) } }
+        try store.read { r in
+            var seen: [[String]] = []
+            var visited: [UserRecord] = []
+            try r.forEachUser(after: nil, mayMatch: { text in
+                let strings = [text.id, text.name, text.email, text.phone] + text.labels
+                seen.append(strings.map { String(decoding: $0, as: UTF8.self) })
+                return String(decoding: text.name, as: UTF8.self) != "name of u2"
+            }) { user in
+                visited.append(user)
+                return true
+            }
+            XCTAssertEqual(seen, [
+                ["u1", "name of u1", "ann@example.com", "+14155550100", "vip", "staff"],
+                ["u2", "name of u2", "bob@example.com", ""],
+                ["u3", "Zoë", "", ""],
+            ])
+            XCTAssertEqual(visited, [ann, zoe], "the users let through, decoded whole")
+            visited = []
+            try r.forEachUser(after: "u1", mayMatch: { _ in true }) { user in
+                visited.append(user)
+                return false
+            }
+            XCTAssertEqual(visited.map(\.id), ["u2"], "after a user, and stopped when asked")
+        }
+    }
+
     func testOnlyTheSessionsBeyondTheNewestAreReadForATrim() async throws {
         let sessions = ["s1", "s2", "s3", "s4"].enumerated().map { index, id in
             var session = sampleSession(id, user: "u1", at: Int64(1_000 * (index + 1)), secretByte: UInt8(index + 1))
