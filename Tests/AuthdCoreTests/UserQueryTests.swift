@@ -51,6 +51,18 @@ final class UserQueryTests: DomainTestCase {
         return (page.map(\.id), min(matches.count, 5000))
     }
 
+    /// Lists with `queries` and `search`, and checks the page and the total against `expectedPage`.
+    private func assertListed(
+        _ queries: [String], search: String = "", in all: [UserRecord], matching: (UserRecord) -> Bool,
+        order: (UserRecord, UserRecord) -> Bool, cursor: (id: String, after: Bool)? = nil, offset: Int = 0, limit: Int = 25,
+        _ label: String, file: StaticString = #filePath, line: UInt = #line
+    ) async throws {
+        let (page, total) = try await users.list(queries: queries, search: search, call: server)
+        let expected = expectedPage(all, matching: matching, order: order, cursor: cursor, offset: offset, limit: limit)
+        XCTAssertEqual(page.map(\.id), expected.ids, label, file: file, line: line)
+        XCTAssertEqual(total, expected.total, label, file: file, line: line)
+    }
+
     func testPagesAreThoseOfSortingEveryMatch() async throws {
         let all = try await insertUsers(600)
         let byNameThenNewest: (UserRecord, UserRecord) -> Bool = { a, b in
@@ -84,10 +96,9 @@ final class UserQueryTests: DomainTestCase {
             ([query("equal", "name", ["Nobody"])], { _ in false }, byID, nil, 0, 25),
         ]
         for (index, c) in cases.enumerated() {
-            let (page, total) = try await users.list(queries: c.queries, search: "", call: server)
-            let expected = expectedPage(all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit)
-            XCTAssertEqual(page.map(\.id), expected.ids, "case \(index)")
-            XCTAssertEqual(total, expected.total, "case \(index)")
+            try await assertListed(
+                c.queries, in: all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit,
+                "case \(index)")
         }
     }
 
@@ -121,10 +132,9 @@ final class UserQueryTests: DomainTestCase {
         ]
         for (index, c) in cases.enumerated() {
             XCTAssertEqual(try UserQuery(queries: c.queries, search: "").source, c.source, "case \(index)")
-            let (page, total) = try await users.list(queries: c.queries, search: "", call: server)
-            let expected = expectedPage(all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit)
-            XCTAssertEqual(page.map(\.id), expected.ids, "case \(index)")
-            XCTAssertEqual(total, expected.total, "case \(index)")
+            try await assertListed(
+                c.queries, in: all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit,
+                "case \(index)")
         }
     }
 
@@ -149,10 +159,9 @@ final class UserQueryTests: DomainTestCase {
             "u1@example", "+1415555", "nobody", "  ", "ann zoë",
         ]
         for search in searches {
-            let (page, total) = try await users.list(queries: [query("limit", nil, [100])], search: search, call: server)
-            let expected = expectedPage(all, matching: reference(search), order: { $0.id < $1.id }, cursor: nil, offset: 0, limit: 100)
-            XCTAssertEqual(page.map(\.id), expected.ids, "search \(search.debugDescription)")
-            XCTAssertEqual(total, expected.total, "search \(search.debugDescription)")
+            try await assertListed(
+                [query("limit", nil, [100])], search: search, in: all, matching: reference(search), order: { $0.id < $1.id },
+                limit: 100, "search \(search.debugDescription)")
         }
         // The look at the stored text before decoding: it turns away only users it can tell.
         let annLee = try UserQuery(queries: [], search: "ann LEE")
