@@ -34,6 +34,8 @@ public struct UserQuery: Sendable {
     var search: String?
     /// The search's words, lowercased once for the whole scan.
     private var searchWords: [SearchWord] = []
+    /// The filters a scan can decide from a user's stored text fields, before decoding them.
+    private var textFilters: [TextFilter] = []
 
     static let attributes: Set<String> = [
         "name", "email", "phone", "status", "passwordUpdate", "registration", "emailVerification",
@@ -88,6 +90,7 @@ public struct UserQuery: Sendable {
                     throw Self.invalid("\(method) needs at least one value")
                 }
                 filters.append(Filter(method: method, attribute: attribute, values: values))
+                if let text = TextFilter(method: method, attribute: attribute, values: values) { textFilters.append(text) }
             }
         }
     }
@@ -185,6 +188,11 @@ public struct UserQuery: Sendable {
         searchWords.allSatisfy { $0.mayBeIn(text) }
     }
 
+    /// `mayMatchSearch`, and every filter on a text field that the stored bytes can decide.
+    func mayMatchText(_ text: UserText) -> Bool {
+        mayMatchSearch(text) && textFilters.allSatisfy { $0.mayMatch(text) }
+    }
+
     func precedes(_ a: UserRecord, _ b: UserRecord) -> Bool {
         for (attribute, ascending) in order {
             let x = Self.field(a, attribute).first
@@ -249,6 +257,55 @@ struct SearchWord: Sendable {
             if at == needle.count { return true }
         }
         return false
+    }
+}
+
+/// A filter on a text field (`name`, `email`, `phone`, `$id`) that compares it with ASCII
+/// strings (`equal`, `startsWith`, `endsWith`, `contains`): on an ASCII field, as stored, its
+/// answer is a comparison of bytes, the same as `String`'s. A field in other letters is left to
+/// `matches`, on the decoded user.
+struct TextFilter: Sendable {
+    let method: String
+    let attribute: String
+    let values: [[UInt8]]
+
+    init?(method: String, attribute: String, values: [UserQuery.Value]) {
+        guard ["equal", "startsWith", "endsWith", "contains"].contains(method),
+            ["name", "email", "phone", "$id"].contains(attribute)
+        else { return nil }
+        var bytes: [[UInt8]] = []
+        for value in values {
+            guard case .string(let text) = value, text.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+            bytes.append(Array(text.utf8))
+        }
+        self.method = method
+        self.attribute = attribute
+        self.values = bytes
+    }
+
+    /// False only when the field is ASCII and no value passes: the user cannot match.
+    func mayMatch(_ text: UserText) -> Bool {
+        let field =
+            switch attribute {
+            case "name": text.name
+            case "email": text.email
+            case "phone": text.phone
+            default: text.id
+            }
+        guard !field.contains(where: { $0 >= 0x80 }) else { return true }
+        return values.contains { value in
+            guard value.count <= field.count else { return false }
+            switch method {
+            case "equal": return value.count == field.count && field.elementsEqual(value)
+            case "startsWith": return field.prefix(value.count).elementsEqual(value)
+            case "endsWith": return field.suffix(value.count).elementsEqual(value)
+            default:
+                guard !value.isEmpty else { return true }
+                return (0...(field.count - value.count)).contains { start in
+                    field[start..<(start + value.count)].elementsEqual(value)
+                }
+            }
+        }
     }
 }
 
@@ -343,11 +400,12 @@ extension UserQuery {
         if let named = try namedUsers(in: reader) {
             // In id order, as a scan would meet them.
             for user in named.sorted(by: { $0.id < $1.id }) where !gather(user) { break }
-        } else if searchWords.isEmpty {
+        } else if searchWords.isEmpty && textFilters.isEmpty {
             try reader.forEachUser(after: nil, gather)
         } else {
-            // A user whose text fields lack a word is not decoded (most users, for most searches).
-            try reader.forEachUser(after: nil, mayMatch: mayMatchSearch, gather)
+            // A user whose text fields lack a word or fail a filter is not decoded (most users,
+            // for most searches and filters on names).
+            try reader.forEachUser(after: nil, mayMatch: mayMatchText, gather)
         }
         keepPage(&kept, window: window, backwards: backwards)
         let page = backwards ? kept.dropLast(offset).suffix(limit) : kept.dropFirst(offset).prefix(limit)

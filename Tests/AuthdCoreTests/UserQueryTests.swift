@@ -185,6 +185,39 @@ final class UserQueryTests: DomainTestCase {
         XCTAssertEqual(ascii.users.map(\.id), ["u00000"], "words in another order and case")
     }
 
+    /// Filters on text fields are decided from the stored bytes where those are ASCII, and the
+    /// pages are those the decoded users give.
+    func testFiltersOnTextFieldsMatchAsOnTheDecodedUsers() async throws {
+        var all = try await insertUsers(300)
+        for (index, name) in ["Zoë", "Zoe", "Ann\u{301}", "ANN", "Anna"].enumerated() { all[index].name = name }
+        try await store.write { [all] w in for user in all.prefix(5) { try w.updateUser(user) } }
+        let byID: (UserRecord, UserRecord) -> Bool = { $0.id < $1.id }
+        let cases: [(queries: [String], matching: (UserRecord) -> Bool)] = [
+            ([query("startsWith", "name", ["An"])], { $0.name.hasPrefix("An") }),
+            ([query("startsWith", "name", ["Zo"])], { $0.name.hasPrefix("Zo") }),
+            ([query("equal", "name", ["Ann", "Zoe"])], { ["Ann", "Zoe"].contains($0.name) }),
+            ([query("endsWith", "email", ["0@example.com"])], { $0.email.hasSuffix("0@example.com") }),
+            ([query("contains", "name", ["nn"]), query("startsWith", "$id", ["u001"])], { $0.name.contains("nn") && $0.id.hasPrefix("u001") }),
+            ([query("contains", "phone", ["5550"])], { !$0.phone.isEmpty && $0.phone.contains("5550") }),
+            ([query("startsWith", "phone", [""])], { !$0.phone.isEmpty }),
+            ([query("startsWith", "name", ["Zoë"])], { $0.name.hasPrefix("Zoë") }),
+        ]
+        for (index, c) in cases.enumerated() {
+            try await assertListed(c.queries + [query("limit", nil, [300])], in: all, matching: c.matching, order: byID, limit: 300, "case \(index)")
+        }
+        let annOnly = try UserQuery(queries: [query("equal", "name", ["Ann"])], search: "")
+        func mayMatch(name: String) -> Bool {
+            Array(name.utf8).withUnsafeBytes { bytes in
+                var text = UserText()
+                text.name = bytes
+                return annOnly.mayMatchText(text)
+            }
+        }
+        XCTAssertFalse(mayMatch(name: "Bob"), "an ASCII name that is not Ann is not decoded")
+        XCTAssertTrue(mayMatch(name: "Ann"))
+        XCTAssertTrue(mayMatch(name: "Ann\u{301}"), "a name in other letters is decoded and checked")
+    }
+
     func testPagesInIDOrderAreRightPastTheMatchesCounted() async throws {
         let all = try await insertUsers(6000)
         let (first, total) = try await users.list(queries: [], search: "", call: server)
