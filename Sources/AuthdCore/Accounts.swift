@@ -223,7 +223,7 @@ public final class Directory: Sendable {
             }
             return part.count == Self.sessionsPerWrite
         }
-        var more = try await store.write { w in
+        let more = try await store.write { w in
             try extra?(w)
             try w.insertSession(newSession)
             try w.appendChange(created)
@@ -232,7 +232,7 @@ public final class Directory: Sendable {
         // A user far past the limit (server-made sessions are not trimmed as they are made):
         // the rest in writes of their own, so that the writes beside them wait for a part only.
         // Each part trims what is past the limit when it runs, whatever else signed in since.
-        while more { more = try await store.write(trimPart) }
+        if more { try await writeInParts(trimPart) }
         return SessionView(record: session, isCurrent: !call.caller.isServer, secret: secret)
     }
 
@@ -249,18 +249,21 @@ public final class Directory: Sendable {
         let perWrite = Self.sessionsPerWrite
         guard try !store.read({ try $0.sessionKeys(userID: userID, beyondNewest: perWrite, atMost: 1) }).isEmpty else { return }
         let change = try PreparedChange(deletionChange(userID: userID, sessionID: nil, call: call, time: time))
-        var more = true
-        while more {
-            more = try await store.write { w in
-                try extra?(w)
-                let part = try w.sessionKeys(userID: userID, beyondNewest: perWrite, atMost: perWrite)
-                for session in part where session.id != except {
-                    try w.deleteSession(session)
-                    if logged { try w.appendChange(change.withEvent(Self.deletionEvent(userID: userID, sessionID: session.id))) }
-                }
-                return part.count == perWrite
+        try await writeInParts { w in
+            try extra?(w)
+            let part = try w.sessionKeys(userID: userID, beyondNewest: perWrite, atMost: perWrite)
+            for session in part where session.id != except {
+                try w.deleteSession(session)
+                if logged { try w.appendChange(change.withEvent(Self.deletionEvent(userID: userID, sessionID: session.id))) }
             }
+            return part.count == perWrite
         }
+    }
+
+    /// Runs `part` in a write of its own, again and again while it returns true (that more is
+    /// left): a long job in parts, so that the writes beside it wait for one part at a time.
+    private func writeInParts(_ part: @escaping @Sendable (any StoreWriter) throws -> Bool) async throws {
+        while try await store.write(part) {}
     }
 
     /// Applies `change` to the stored user in one write and records `users.<id>.update.<field>`;
@@ -295,13 +298,10 @@ public final class Directory: Sendable {
         try await endSessionsAhead(of: userID, logged: false, call: call, time: time)
         let perWrite = Self.sessionsPerWrite
         guard try store.read({ try $0.tokens(userID: userID, limit: perWrite + 1) }).count > perWrite else { return }
-        var more = true
-        while more {
-            more = try await store.write { w in
-                let part = try w.tokens(userID: userID, limit: perWrite)
-                for token in part { try w.deleteToken(token) }
-                return part.count == perWrite
-            }
+        try await writeInParts { w in
+            let part = try w.tokens(userID: userID, limit: perWrite)
+            for token in part { try w.deleteToken(token) }
+            return part.count == perWrite
         }
     }
 

@@ -244,13 +244,22 @@ struct SearchWord: Sendable {
 
     private static let labelPrefix = Array("label:".utf8)
 
-    /// Whether `needle` lies in `haystack` with its ASCII capitals taken as small; nil when the
-    /// haystack is not ASCII.
+    /// Whether the (lowercased) word lies in `haystack` with its ASCII capitals taken as small;
+    /// nil when the haystack is not ASCII.
     private static func asciiContains(_ haystack: UnsafeRawBufferPointer, _ needle: [UInt8]) -> Bool? {
-        guard !haystack.contains(where: { $0 >= 0x80 }) else { return nil }
+        guard WireReader.isASCII(haystack) else { return nil }
+        return ASCIIBytes.contains(needle, in: haystack, ignoringCase: true)
+    }
+}
+
+/// Comparisons of ASCII text held as bytes, as a scan reads it off the store.
+enum ASCIIBytes {
+    /// Whether `needle` lies in `haystack`; with `ignoringCase`, the haystack's capitals are
+    /// taken as small (the needle is lowercased already).
+    static func contains(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer, ignoringCase: Bool) -> Bool {
         guard needle.count <= haystack.count else { return false }
         guard !needle.isEmpty else { return true }
-        @inline(__always) func lower(_ byte: UInt8) -> UInt8 { byte &- 0x41 < 26 ? byte | 0x20 : byte }
+        @inline(__always) func lower(_ byte: UInt8) -> UInt8 { ignoringCase && byte &- 0x41 < 26 ? byte | 0x20 : byte }
         for start in 0...(haystack.count - needle.count) {
             var at = 0
             while at < needle.count, lower(haystack[start + at]) == needle[at] { at += 1 }
@@ -292,18 +301,14 @@ struct TextFilter: Sendable {
             case "phone": text.phone
             default: text.id
             }
-        guard !field.contains(where: { $0 >= 0x80 }) else { return true }
+        guard WireReader.isASCII(field) else { return true }
         return values.contains { value in
             guard value.count <= field.count else { return false }
             switch method {
             case "equal": return value.count == field.count && field.elementsEqual(value)
             case "startsWith": return field.prefix(value.count).elementsEqual(value)
             case "endsWith": return field.suffix(value.count).elementsEqual(value)
-            default:
-                guard !value.isEmpty else { return true }
-                return (0...(field.count - value.count)).contains { start in
-                    field[start..<(start + value.count)].elementsEqual(value)
-                }
+            default: return ASCIIBytes.contains(value, in: field, ignoringCase: false)
             }
         }
     }

@@ -15,7 +15,7 @@ final class ManualClock: WallClock, @unchecked Sendable {
 }
 
 /// The domain against the real LMDB store and real (cheap) Argon2: a fresh store, hashing pool,
-/// hand-moved clock, Accounts and Authorizer for every test (sessions last an hour, three per user).
+/// hand-moved clock, Accounts, Users and Authorizer for every test (sessions last an hour, three per user).
 class DomainTestCase: XCTestCase {
     var folder: String!
     var store: LMDBStore!
@@ -23,6 +23,7 @@ class DomainTestCase: XCTestCase {
     var clock: ManualClock!
     var directory: Directory!
     var accounts: Accounts!
+    var users: Users!
     var authorizer: Authorizer!
     /// An operator's call: root over the socket, with every operator scope.
     let server = Call(
@@ -38,6 +39,7 @@ class DomainTestCase: XCTestCase {
             store: store, hasher: PasswordHasher(parameters: .testing), hashingPool: pool, clock: clock,
             sessionPolicy: SessionPolicy(durationSeconds: 3600, limit: 3))
         accounts = Accounts(directory: directory)
+        users = Users(directory: directory)
         authorizer = Authorizer(store: store, clock: clock)
     }
 

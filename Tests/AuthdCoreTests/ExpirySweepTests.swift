@@ -6,16 +6,16 @@ import XCTest
 /// The expiry sweep against the real store, with a clock the test moves (sessions last an hour).
 final class ExpirySweepTests: DomainTestCase {
     private func makeUser(_ id: String) async throws {
-        _ = try await Users(directory: directory).create(
+        _ = try await users.create(
             userID: id, email: "\(id)@example.com", phone: nil, password: nil, name: nil, call: server)
     }
 
     private func newSession(_ userID: String) async throws -> String {
-        try await Users(directory: directory).createSession(userID: userID, call: server).record.id
+        try await users.createSession(userID: userID, call: server).record.id
     }
 
     private func newToken(_ userID: String, seconds: Int) async throws -> String {
-        try await Users(directory: directory).createToken(userID: userID, length: nil, expire: seconds, call: server).0.id
+        try await users.createToken(userID: userID, length: nil, expire: seconds, call: server).0.id
     }
 
     /// As `Account/UpdateSession` extends a session: to now + the duration (an hour).

@@ -97,7 +97,6 @@ final class JWTIssuerTests: DomainTestCase {
     /// An authorizer that accepts this issuer's tokens, and a user with a session.
     private func signedInUser() async throws -> (Authorizer, users: Users, userID: String, sessionID: String) {
         let authorizer = Authorizer(store: store, clock: clock, jwt: issuer)
-        let users = Users(directory: directory)
         let user = try await users.create(userID: "jay", email: "jay@example.com", phone: nil, password: nil, name: nil, call: server)
         let session = try await users.createSession(userID: user.id, call: server)
         return (authorizer, users, user.id, session.record.id)
@@ -156,9 +155,9 @@ final class JWTIssuerTests: DomainTestCase {
         let pool = BlockingPool(threads: 1, name: "test-verify")
         defer { pool.shutdown() }
         let authorizer = Authorizer(store: store, clock: clock, jwt: issuer, verificationPool: pool)
-        let user = try await Users(directory: directory).create(
+        let user = try await users.create(
             userID: "lee", email: "lee@example.com", phone: nil, password: nil, name: nil, call: server)
-        let session = try await Users(directory: directory).createSession(userID: user.id, call: server)
+        let session = try await users.createSession(userID: user.id, call: server)
         let token = try issuer.sign(userID: user.id, sessionID: session.record.id, duration: 600)
 
         guard let left = pending({ try accountLeavingSlowChecks(authorizer, .jwt(token)) }) else { return }
@@ -198,7 +197,7 @@ final class JWTIssuerTests: DomainTestCase {
     }
 
     func testWithNoPoolOrNoRoomToKeepTokensTheCheckRunsWhereAuthorizeIsCalled() async throws {
-        let user = try await Users(directory: directory).create(
+        let user = try await users.create(
             userID: "kim", email: "kim@example.com", phone: nil, password: nil, name: nil, call: server)
         let token = try issuer.sign(userID: user.id, sessionID: "", duration: 600)
         // No pool: nowhere else to verify it.

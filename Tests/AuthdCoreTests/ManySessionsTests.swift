@@ -7,13 +7,11 @@ import XCTest
 /// the writes beside them never wait for one long write, and still end every one they name.
 final class ManySessionsTests: DomainTestCase {
     private let guest = Call(caller: .guest, context: RequestContext(client: ClientInfo(ip: "203.0.113.9")))
-    private var users: Users!
     /// Server-made sessions per test: enough for three parts of 512.
     private let made = 1_300
 
     override func setUp() async throws {
         try await super.setUp()
-        users = Users(directory: directory)
         _ = try await accounts.create(userID: "many", email: "many@example.com", password: "password-1", name: nil, call: guest)
     }
 

@@ -48,7 +48,6 @@ final class SessionLocatorsTests: XCTestCase {
 /// Sessions made in one millisecond, through the domain, against the real store.
 final class SessionLocatorOrderTests: DomainTestCase {
     func testSessionsOfOneMillisecondGetGrowingLocatorsAndEachSecretStillFindsItsSession() async throws {
-        let users = Users(directory: directory)
         _ = try await users.create(userID: "ann", email: "ann@example.com", phone: nil, password: nil, name: nil, call: server)
         var made: [SessionView] = []
         // The clock stands still: every session is made in the same millisecond.

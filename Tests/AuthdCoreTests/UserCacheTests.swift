@@ -10,7 +10,6 @@ final class UserCacheTests: DomainTestCase {
     }
 
     func testALookupIsCachedAndReflectsEveryAcknowledgedChange() async throws {
-        let users = Users(directory: directory)
         let id = try await makeUser()
         let first = try users.lookUp(userID: id, call: server)
         XCTAssertEqual(first.user.name, "Before")
@@ -27,7 +26,6 @@ final class UserCacheTests: DomainTestCase {
     }
 
     func testADeletedUserIsNotFoundAtOnceAndUnknownUsersAreNotRemembered() async throws {
-        let users = Users(directory: directory)
         let id = try await makeUser()
         _ = try users.lookUp(userID: id, call: server)
         try await users.delete(userID: id, call: server)
@@ -44,7 +42,7 @@ final class UserCacheTests: DomainTestCase {
         store.observeCommits { cache.invalidate($0) }
         let stale = CachedUser(try XCTUnwrap(try store.read { try $0.user(id: id) }))
         let generation = cache.generation
-        _ = try await Users(directory: directory).updateName(userID: id, name: "After", call: server)
+        _ = try await users.updateName(userID: id, name: "After", call: server)
         cache.insert(stale, readAt: generation)
         XCTAssertNil(cache.lookup(id), "read before the commit, so possibly stale")
         cache.insert(stale, readAt: cache.generation)
@@ -68,7 +66,6 @@ final class UserCacheTests: DomainTestCase {
     /// The figures an operator sizes `user_cache_size` by: a lookup hits or misses; a full cache
     /// evicting its oldest for a newer user counts an eviction; a commit's drop does not.
     func testTheFiguresCountHitsMissesAndEvictions() async throws {
-        let users = Users(directory: directory)
         let id = try await makeUser()
         let start = directory.userCacheFigures
         _ = try users.lookUp(userID: id, call: server)

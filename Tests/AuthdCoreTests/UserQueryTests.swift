@@ -6,13 +6,6 @@ import XCTest
 /// `Users/List` against the real store: its pages are those of sorting every match and cutting
 /// the page from them, though it keeps only a page's worth of matches while it scans.
 final class UserQueryTests: DomainTestCase {
-    private var users: Users!
-
-    override func setUp() async throws {
-        try await super.setUp()
-        users = Users(directory: directory)
-    }
-
     /// `count` users `u00000`, `u00001`, ...: a name from a few, so that orders by name tie,
     /// creation times in another order than the ids, and a label on every third.
     private func insertUsers(_ count: Int) async throws -> [UserRecord] {
