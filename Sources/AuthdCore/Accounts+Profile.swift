@@ -26,9 +26,9 @@ extension Accounts {
 
     /// Verifies the current password of a user who has one; users without one pass. `user` is
     /// the stored record (`Directory.storedUser`).
-    private func requireCurrentPassword(_ password: String, of user: UserRecord) async throws {
+    private func requireCurrentPassword(_ password: String, of user: UserRecord, call: Call) async throws {
         guard user.passwordUpdate != 0, !user.passwordHash.isEmpty else { return }
-        guard try await directory.verifyPassword(password, of: user) else { throw AuthdError.invalidCredentials }
+        guard try await directory.verifyPassword(password, of: user, for: call) else { throw AuthdError.invalidCredentials }
     }
 
     /// `Account/UpdatePassword`: the old password when one is set; strength, dictionary,
@@ -43,9 +43,9 @@ extension Accounts {
         // Counted before the old password is checked: parallel guesses all count.
         return try await directory.rateLimiter.counted(.updatePassword, keys: [Directory.ipKey(call)], call: call) { storeCount in
             let stored = try directory.storedUser(id: user.id)
-            try await requireCurrentPassword(oldPassword, of: stored)
-            try await directory.checkHistory(password, of: stored, settings: settings)
-            let hash = try await directory.hash(password)
+            try await requireCurrentPassword(oldPassword, of: stored, call: call)
+            try await directory.checkHistory(password, of: stored, settings: settings, for: call)
+            let hash = try await directory.hash(password, for: call)
             let endOthers = invalidateSessions || settings.invalidateSessions
             let time = directory.clock.now()
             if endOthers {
@@ -93,9 +93,9 @@ extension Accounts {
         if user.passwordUpdate == 0 || user.passwordHash.isEmpty {
             try PasswordPolicy.check(
                 password, settings: settings, personal: .init(userID: user.id, email: user.email, name: user.name, phone: user.phone))
-            newHash = try await directory.hash(password)
+            newHash = try await directory.hash(password, for: call)
         } else {
-            try await requireCurrentPassword(password, of: user)
+            try await requireCurrentPassword(password, of: user, call: call)
         }
         let time = directory.clock.now()
         let duplicate = field == "phone" ? AuthdError.phoneAlreadyExists : Self.vagueDuplicate

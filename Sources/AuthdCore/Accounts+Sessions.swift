@@ -12,7 +12,7 @@ extension Accounts {
         let limitKeys = ["email:\(email)"]
         return try await directory.rateLimiter.counted(.emailPasswordSession, keys: limitKeys, call: call) { _ in
             let candidate = try directory.store.read { r in try r.userID(email: email).flatMap { try r.user(id: $0) } }
-            let verified = try await directory.verifyPassword(password, of: candidate)
+            let verified = try await directory.verifyPassword(password, of: candidate, for: call)
             guard verified, let user = candidate else { throw AuthdError.invalidCredentials }
             guard user.status else { throw AuthdError.userBlocked }
             let rehash = try await directory.rehashIfImported(user, password: password, call: call)

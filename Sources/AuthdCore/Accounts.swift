@@ -127,8 +127,8 @@ public final class Directory: Sendable {
     /// The rate-limit key of the end user's relayed IP address.
     static func ipKey(_ call: Call) -> String { "ip:\(call.context.client.ip)" }
 
-    func hash(_ password: String) async throws -> String {
-        try await hashingPool.run { [hasher] in try hasher.hash(password) }
+    func hash(_ password: String, for call: Call) async throws -> String {
+        try await hashingPool.run(in: call.hashingLane) { [hasher] in try hasher.hash(password) }
     }
 
     func changeRecord(
@@ -373,7 +373,7 @@ public final class Accounts: Sendable {
             var user = UserRecord(id: userID, createdAt: now)
             user.email = email
             user.name = name ?? ""
-            user.passwordHash = try await directory.hash(password)
+            user.passwordHash = try await directory.hash(password, for: call)
             user.hashAlgorithm = PasswordHasher.algorithm
             user.passwordUpdate = now
             user.passwordHistory = Directory.history([], adding: user.passwordHash, settings: settings)

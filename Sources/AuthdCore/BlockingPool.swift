@@ -3,12 +3,52 @@ import Foundation
 import Synchronization
 
 /// A fixed set of threads for CPU-heavy work (password hashing), so that it never runs on an
-/// event loop or starves the cooperative pool. Work beyond the threads waits in a queue.
+/// event loop or starves the cooperative pool. Work beyond the threads waits in line, by lane.
 public final class BlockingPool: @unchecked Sendable {
+    /// Whose calls a call waits among. The threads take the lanes' calls in turn, one call of
+    /// each lane with calls waiting, and each lane's in the order they came: a client that
+    /// sends calls faster than the threads work (a retry loop, a flood of sign-ins from one
+    /// address) makes its own calls wait, not every other client's.
+    public struct Lane: Hashable, Sendable {
+        private let key: Int
+
+        /// The lane of calls that name no one.
+        public static let shared = Lane(key: 0)
+
+        public init<Key: Hashable>(_ key: Key) {
+            self.key = key.hashValue
+        }
+
+        private init(key: Int) {
+            self.key = key
+        }
+    }
+
+    /// A lane's waiting calls, first come first served.
+    private struct LaneQueue {
+        var items: [@Sendable () -> Void] = []
+        var head = 0
+        var count: Int { items.count - head }
+
+        mutating func take() -> @Sendable () -> Void {
+            let item = items[head]
+            head += 1
+            if head > 64 && head * 2 > items.count {
+                items.removeFirst(head)
+                head = 0
+            }
+            return item
+        }
+    }
+
     // Guarded by `condition`.
     private let condition = NSCondition()
-    private var queue: [@Sendable () -> Void] = []
-    private var queueHead = 0
+    private var lanes: [Lane: LaneQueue] = [:]
+    /// The lanes with calls waiting, in the order the threads visit them; `nextLane` is the
+    /// next one's index.
+    private var turns: [Lane] = []
+    private var nextLane = 0
+    private var waiting = 0
     private var stopping = false
     private var running = 0
 
@@ -30,6 +70,9 @@ public final class BlockingPool: @unchecked Sendable {
     /// wait is longer than a caller would wait for its answer, and a queue without a bound lets
     /// clients that send faster than the threads work grow the daemon and every later call's
     /// wait without end (16,000 sign-ins sent at once: 2.6 minutes of two cores' hashing).
+    /// A full line still takes a call whose lane holds less than its share of the limit (the
+    /// limit over the lanes with calls waiting), so that one lane that filled it does not
+    /// refuse every other: at most about twice the limit wait.
     public let queueLimit: Int
     private let name: String
     private let refusedCalls = Atomic<UInt64>(0)
@@ -38,7 +81,7 @@ public final class BlockingPool: @unchecked Sendable {
     public var queued: Int {
         condition.lock()
         defer { condition.unlock() }
-        return queue.count - queueHead
+        return waiting
     }
 
     /// Calls refused since the pool started, because `queueLimit` calls were waiting.
@@ -61,11 +104,11 @@ public final class BlockingPool: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` on one of the pool's threads; `AuthdError` 503 at once, without running it,
-    /// when `queueLimit` calls are already waiting.
-    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    /// Runs `body` on one of the pool's threads, in its turn among `lane`'s calls; `AuthdError`
+    /// 503 at once, without running it, when the line is full (`queueLimit`).
+    public func run<T: Sendable>(in lane: Lane = .shared, _ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            let queued = enqueue {
+            let queued = enqueue(in: lane) {
                 // Counted before the caller resumes, so that what it reads next includes it.
                 let started = Self.threadCPUNanoseconds()
                 let result = Result { try body() }
@@ -80,19 +123,26 @@ public final class BlockingPool: @unchecked Sendable {
         }
     }
 
-    /// Queues `item` (or runs it here after shutdown); false when `queueLimit` items wait.
-    private func enqueue(_ item: @escaping @Sendable () -> Void) -> Bool {
+    /// Queues `item` in `lane` (or runs it here after shutdown); false when the line is full for
+    /// that lane.
+    private func enqueue(in lane: Lane, _ item: @escaping @Sendable () -> Void) -> Bool {
         condition.lock()
         if stopping {
             condition.unlock()
             item()  // after shutdown, run inline rather than leave a caller waiting forever
             return true
         }
-        guard queue.count - queueHead < queueLimit else {
-            condition.unlock()
-            return false
+        let held = lanes[lane]?.count ?? 0
+        if waiting >= queueLimit {
+            let lanesWaiting = turns.count + (held == 0 ? 1 : 0)
+            guard held < queueLimit / lanesWaiting else {
+                condition.unlock()
+                return false
+            }
         }
-        queue.append(item)
+        if held == 0 { turns.append(lane) }
+        lanes[lane, default: LaneQueue()].items.append(item)
+        waiting += 1
         condition.signal()
         condition.unlock()
         return true
@@ -110,22 +160,33 @@ public final class BlockingPool: @unchecked Sendable {
     private func work() {
         while true {
             condition.lock()
-            while queueHead == queue.count && !stopping { condition.wait() }
-            if queueHead == queue.count {
+            while waiting == 0 && !stopping { condition.wait() }
+            if waiting == 0 {
                 running -= 1
                 condition.broadcast()
                 condition.unlock()
                 return
             }
-            let item = queue[queueHead]
-            queueHead += 1
-            if queueHead > 64 && queueHead * 2 > queue.count {
-                queue.removeFirst(queueHead)
-                queueHead = 0
-            }
+            let item = takeInTurn()
             condition.unlock()
             item()
         }
+    }
+
+    /// The next lane's first call; a lane left empty leaves the turns. Called with the lock held
+    /// and a call waiting.
+    private func takeInTurn() -> @Sendable () -> Void {
+        if nextLane >= turns.count { nextLane = 0 }
+        let lane = turns[nextLane]
+        let item = lanes[lane]!.take()
+        waiting -= 1
+        if lanes[lane]!.count == 0 {
+            lanes[lane] = nil
+            turns.remove(at: nextLane)
+        } else {
+            nextLane += 1
+        }
+        return item
     }
 
     private static func threadCPUNanoseconds() -> UInt64 {

@@ -73,10 +73,10 @@ extension Directory {
     }
 
     /// Throws `password_recently_used` when `password` matches one of the user's previous ones.
-    func checkHistory(_ password: String, of user: UserRecord, settings: AuthSettings) async throws {
+    func checkHistory(_ password: String, of user: UserRecord, settings: AuthSettings, for call: Call) async throws {
         guard settings.passwordHistory > 0, !user.passwordHistory.isEmpty else { return }
         let history = user.passwordHistory
-        let reused = try await hashingPool.run { [hasher] in history.contains { hasher.verify(password, encoded: $0) } }
+        let reused = try await hashingPool.run(in: call.hashingLane) { [hasher] in history.contains { hasher.verify(password, encoded: $0) } }
         if reused {
             throw AuthdError(
                 type: "password_recently_used", code: 400,

@@ -36,7 +36,7 @@ public struct ClientInfo: Sendable, Equatable {
 }
 
 /// The Unix credentials of the process at the other end of the connection (SO_PEERCRED).
-public struct PeerCredentials: Sendable, Equatable {
+public struct PeerCredentials: Sendable, Hashable {
     public var uid: UInt32
     public var gid: UInt32
     public var pid: Int32

@@ -29,7 +29,7 @@ public final class Users: Sendable {
                 password, settings: settings,
                 personal: .init(userID: user.id, email: user.email, name: user.name, phone: user.phone))
             try checkUnused(user)
-            user.passwordHash = try await directory.hash(password)
+            user.passwordHash = try await directory.hash(password, for: call)
             user.passwordUpdate = now
             user.passwordHistory = Directory.history([], adding: user.passwordHash, settings: settings)
         }
@@ -125,9 +125,9 @@ public final class Users: Sendable {
             try PasswordPolicy.check(
                 password, settings: settings,
                 personal: .init(userID: existing.id, email: existing.email, name: existing.name, phone: existing.phone))
-            try await directory.checkHistory(password, of: existing, settings: settings)
+            try await directory.checkHistory(password, of: existing, settings: settings, for: call)
         }
-        let hash = password.isEmpty ? "" : try await directory.hash(password)
+        let hash = password.isEmpty ? "" : try await directory.hash(password, for: call)
         let time = now
         if invalidateSessions { try await directory.endSessionsAhead(of: userID, call: call, time: time) }
         return try await update(userID, field: "password", call: call) { [directory] user, w in

@@ -3,6 +3,17 @@ import Foundation
 import Synchronization
 import XCTest
 
+/// How many times work ran, counted from the pool's threads.
+private final class Ran: Sendable {
+    let count = Atomic<Int>(0)
+    func add(_ n: Int) { count.add(n, ordering: .relaxed) }
+}
+
+/// The order work ran in, written from the pool's threads.
+private final class RunOrder: Sendable {
+    let names = Mutex<[String]>([])
+}
+
 final class BlockingPoolTests: XCTestCase {
     func testWorkRunsOnThePoolsThreadsAtTheirNiceValue() async throws {
         let pool = BlockingPool(threads: 2, niceness: 7)
@@ -55,10 +66,6 @@ final class BlockingPoolTests: XCTestCase {
     /// With its one thread held and `queueLimit` calls waiting, the pool refuses the next call at
     /// once with a 503, runs nothing of it, and counts it; once the line moves, calls are taken.
     func testACallBeyondTheQueueLimitIsRefusedAtOnceAndNotRun() async throws {
-        final class Ran: Sendable {
-            let count = Atomic<Int>(0)
-            func add(_ n: Int) { count.add(n, ordering: .relaxed) }
-        }
         let pool = BlockingPool(threads: 1, name: "limit-test", queueLimit: 2)
         defer { pool.shutdown() }
         let gate = DispatchSemaphore(value: 0)
@@ -90,5 +97,77 @@ final class BlockingPoolTests: XCTestCase {
         try await pool.run { ran.add(1) }
         XCTAssertEqual(ran.count.load(ordering: .relaxed), 4, "taken again once the line is short")
         XCTAssertEqual(pool.refused, 1)
+    }
+    /// The order the held thread then takes the waiting calls in: one of each lane in turn,
+    /// each lane's in the order they came, however many one lane sent first.
+    func testLanesTakeTurnsAndEachKeepsItsOrder() async throws {
+        let pool = BlockingPool(threads: 1, name: "lane-test")
+        defer { pool.shutdown() }
+        let (gate, held) = try await Self.holdTheThread(of: pool)
+        let order = RunOrder()
+        var calls: [Task<Void, Error>] = []
+        for name in ["a1", "a2", "a3", "a4", "b1", "b2"] {
+            let lane = BlockingPool.Lane(String(name.first!))
+            calls.append(Task { try await pool.run(in: lane) { order.names.withLock { $0.append(name) } } })
+            // Queued one at a time, so that the line's order is the one written here.
+            while pool.queued < calls.count { try await Task.sleep(for: .milliseconds(1)) }
+        }
+        gate.signal()
+        try await held.value
+        for call in calls { try await call.value }
+        XCTAssertEqual(order.names.withLock { $0 }, ["a1", "b1", "a2", "b2", "a3", "a4"])
+    }
+
+    /// A lane that filled the line is refused more; another lane's calls are still taken up to
+    /// its share of the limit (the limit over the lanes waiting), then refused too.
+    func testAFullLineStillTakesAnotherLanesShare() async throws {
+        let pool = BlockingPool(threads: 1, name: "share-test", queueLimit: 4)
+        defer { pool.shutdown() }
+        let (gate, held) = try await Self.holdTheThread(of: pool)
+        let flood = BlockingPool.Lane("flood"), other = BlockingPool.Lane("other")
+        let ran = Ran()
+        var calls: [Task<Void, Error>] = []
+        for _ in 0..<4 {
+            calls.append(Task { try await pool.run(in: flood) { ran.add(1) } })
+            while pool.queued < calls.count { try await Task.sleep(for: .milliseconds(1)) }
+        }
+        await Self.assertRefused(pool, in: flood)
+        for _ in 0..<2 {
+            calls.append(Task { try await pool.run(in: other) { ran.add(1) } })
+            while pool.queued < calls.count { try await Task.sleep(for: .milliseconds(1)) }
+        }
+        XCTAssertEqual(pool.queued, 6, "past the limit by the other lane's share")
+        await Self.assertRefused(pool, in: other)
+        await Self.assertRefused(pool, in: flood)
+        XCTAssertEqual(pool.refused, 3)
+        gate.signal()
+        try await held.value
+        for call in calls { try await call.value }
+        XCTAssertEqual(ran.count.load(ordering: .relaxed), 6, "every call taken ran; no refused one did")
+    }
+
+    /// Occupies the pool's one thread until the returned semaphore is signalled.
+    private static func holdTheThread(of pool: BlockingPool) async throws -> (DispatchSemaphore, Task<Void, Error>) {
+        let gate = DispatchSemaphore(value: 0)
+        let started = DispatchSemaphore(value: 0)
+        let held = Task {
+            try await pool.run {
+                started.signal()
+                gate.wait()
+            }
+        }
+        started.wait()
+        return (gate, held)
+    }
+
+    private static func assertRefused(_ pool: BlockingPool, in lane: BlockingPool.Lane, line: UInt = #line) async {
+        do {
+            try await pool.run(in: lane) {}
+            XCTFail("taken past the line", line: line)
+        } catch let error as AuthdError {
+            XCTAssertEqual(error.code, 503, line: line)
+        } catch {
+            XCTFail("\(error)", line: line)
+        }
     }
 }

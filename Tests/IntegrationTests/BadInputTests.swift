@@ -250,20 +250,8 @@ final class BadInputTests: XCTestCase {
         let client = try await daemon.connect()
         let before = try await client.stats()
         let count = 12
-        let batch = try RawConnection.frames(
-            (1...count).map { id in
-                var request = Authd_V1_Request()
-                request.id = UInt64(id)
-                request.method = "authd.v1.Account/CreateEmailPasswordSession"
-                // Unknown addresses: each checks the decoy hash.
-                request.body = try Authd_V1_CreateEmailPasswordSessionRequest.with {
-                    $0.email = "nobody-\(id)@example.com"
-                    $0.password = "password-\(id)"
-                }.serializedBytes()
-                return request
-            })
         let raw = try RawConnection(socketPath: daemon.socketPath)
-        try raw.send(batch)
+        try raw.send(signInsOfUnknownAddresses(count))
         var codes: [UInt32: Int] = [:]
         var answered = Set<UInt64>()
         for _ in 0..<count {
@@ -291,6 +279,54 @@ final class BadInputTests: XCTestCase {
             XCTAssertEqual(error.code, 401, "\(error)")
         }
         await client.close()
+    }
+
+    /// With the line full of one address's sign-ins, a sign-in from another address is still
+    /// taken and checked (its lane's share of the line), where it was refused as busy.
+    func testAFloodFromOneAddressLeavesTheOthersTheirShareOfTheHashingLine() async throws {
+        await daemon.cleanUp()
+        // One thread, two calls in line, and hashes of a few hundred milliseconds, so that the
+        // line is still full when the second client's sign-in arrives.
+        daemon = try await DaemonProcess.start(extraArguments: [
+            "--set", "peer_uid.\(getuid())=settings.read,sessions.write", "--set", "hash_threads=1", "--set", "hash_queue_limit=2",
+            "--set", "argon2_memory_kib=65536", "--set", "argon2_iterations=4",
+        ])
+        let count = 8
+        let flood = try RawConnection(socketPath: daemon.socketPath)
+        try flood.send(signInsOfUnknownAddresses(count, from: "198.51.100.7"))
+        // A refusal is answered at once: the line is full now, and stays so for a hash's time.
+        var floodCodes: [UInt32: Int] = [:]
+        let first = try XCTUnwrap(try flood.receiveResponse())
+        floodCodes[first.error.code, default: 0] += 1
+        XCTAssertEqual(first.error.code, 503, "the flood filled the line")
+        let other = try RawConnection(socketPath: daemon.socketPath)
+        try other.send(signInsOfUnknownAddresses(1, from: "198.51.100.8"))
+        let answer = try XCTUnwrap(try other.receiveResponse())
+        XCTAssertEqual(answer.error.code, 401, "checked, not refused as busy: \(answer.error)")
+        XCTAssertEqual(answer.error.type, "user_invalid_credentials")
+        for _ in 1..<count {
+            let floodAnswer = try XCTUnwrap(try flood.receiveResponse())
+            floodCodes[floodAnswer.error.code, default: 0] += 1
+        }
+        XCTAssertEqual(Set(floodCodes.keys), [401, 503], "\(floodCodes)")
+        XCTAssertLessThanOrEqual(floodCodes[401] ?? 0, 4, "the running one, its two in line, and at most one taken between reads: \(floodCodes)")
+    }
+
+    /// `count` framed sign-ins of unknown addresses (each checks the decoy hash), ids 1 to
+    /// `count`, relayed from the end user's address `ip` if given, to be sent in one write.
+    private func signInsOfUnknownAddresses(_ count: Int, from ip: String = "") throws -> [UInt8] {
+        try RawConnection.frames(
+            (1...count).map { id in
+                var request = Authd_V1_Request()
+                request.id = UInt64(id)
+                request.method = "authd.v1.Account/CreateEmailPasswordSession"
+                request.body = try Authd_V1_CreateEmailPasswordSessionRequest.with {
+                    $0.email = "nobody-\(id)@example.com"
+                    $0.password = "password-\(id)"
+                }.serializedBytes()
+                if !ip.isEmpty { request.client.ip = ip }
+                return request
+            })
     }
 
     /// `count` framed `Account/Get` calls, ids 1 to `count`, with these credentials, to be sent
