@@ -24,6 +24,45 @@ public struct UserQuery: Sendable {
         let method: String
         let attribute: String
         let values: [Value]
+
+        /// Whether a user whose `attribute` holds `field` (as `UserQuery.field` gives it) passes.
+        func accepts(_ field: some Collection<Value>) -> Bool {
+            let v = values
+            switch method {
+            case "equal": return field.contains { v.contains($0) }
+            case "notEqual": return !field.contains { v.contains($0) }
+            case "lessThan": return field.contains { f in v.contains { f < $0 } }
+            case "lessThanEqual": return field.contains { f in v.contains { f <= $0 } }
+            case "greaterThan": return field.contains { f in v.contains { f > $0 } }
+            case "greaterThanEqual": return field.contains { f in v.contains { f >= $0 } }
+            case "between": return field.contains { $0 >= v[0] && $0 <= v[1] }
+            case "isNull": return field.isEmpty
+            case "isNotNull": return !field.isEmpty
+            case "contains":
+                return field.contains { f in
+                    v.contains { q in
+                        if attribute == "labels" { return f == q }
+                        if case .string(let s) = f, case .string(let t) = q { return s.contains(t) }
+                        return false
+                    }
+                }
+            case "search":
+                return field.contains { f in
+                    v.contains { q in
+                        guard case .string(let s) = f, case .string(let t) = q else { return false }
+                        return t.lowercased().split(separator: " ").allSatisfy { s.lowercased().contains($0) }
+                    }
+                }
+            case "startsWith", "endsWith":
+                return field.contains { f in
+                    v.contains { q in
+                        guard case .string(let s) = f, case .string(let t) = q else { return false }
+                        return method == "startsWith" ? s.hasPrefix(t) : s.hasSuffix(t)
+                    }
+                }
+            default: return false
+            }
+        }
     }
 
     var filters: [Filter] = []
@@ -36,6 +75,8 @@ public struct UserQuery: Sendable {
     private var searchWords: [SearchWord] = []
     /// The filters a scan can decide from a user's stored text fields, before decoding them.
     private var textFilters: [TextFilter] = []
+    /// The filters on numbers and flags, which a scan decides from the stored fields exactly.
+    private var scalarFilters: [ScalarFilter] = []
 
     static let attributes: Set<String> = [
         "name", "email", "phone", "status", "passwordUpdate", "registration", "emailVerification",
@@ -90,6 +131,9 @@ public struct UserQuery: Sendable {
                     throw Self.invalid("\(method) needs at least one value")
                 }
                 filters.append(Filter(method: method, attribute: attribute, values: values))
+                if let scalar = ScalarAttribute(rawValue: attribute) {
+                    scalarFilters.append(ScalarFilter(filter: filters[filters.count - 1], attribute: scalar))
+                }
                 if let text = TextFilter(method: method, attribute: attribute, values: values) { textFilters.append(text) }
             }
         }
@@ -114,18 +158,9 @@ public struct UserQuery: Sendable {
         case "name": [.string(user.name)]
         case "email": user.email.isEmpty ? [] : [.string(user.email)]
         case "phone": user.phone.isEmpty ? [] : [.string(user.phone)]
-        case "status": [.bool(user.status)]
-        case "passwordUpdate": user.passwordUpdate == 0 ? [] : [.number(Double(user.passwordUpdate))]
-        case "registration": [.number(Double(user.registration))]
-        case "emailVerification": [.bool(user.emailVerification)]
-        case "phoneVerification": [.bool(user.phoneVerification)]
         case "labels": user.labels.map { .string($0) }
-        case "impersonator": [.bool(user.impersonator)]
-        case "accessedAt": [.number(Double(user.accessedAt))]
         case "$id": [.string(user.id)]
-        case "$createdAt": [.number(Double(user.createdAt))]
-        case "$updatedAt": [.number(Double(user.updatedAt))]
-        default: []
+        default: ScalarAttribute(rawValue: attribute)?.value(of: user).map { [$0] } ?? []
         }
     }
 
@@ -141,56 +176,21 @@ public struct UserQuery: Sendable {
                 else { return false }
             }
         }
-        return filters.allSatisfy { filter in
-            let field = Self.field(user, filter.attribute)
-            let v = filter.values
-            switch filter.method {
-            case "equal": return field.contains { v.contains($0) }
-            case "notEqual": return !field.contains { v.contains($0) }
-            case "lessThan": return field.contains { f in v.contains { f < $0 } }
-            case "lessThanEqual": return field.contains { f in v.contains { f <= $0 } }
-            case "greaterThan": return field.contains { f in v.contains { f > $0 } }
-            case "greaterThanEqual": return field.contains { f in v.contains { f >= $0 } }
-            case "between": return field.contains { $0 >= v[0] && $0 <= v[1] }
-            case "isNull": return field.isEmpty
-            case "isNotNull": return !field.isEmpty
-            case "contains":
-                return field.contains { f in
-                    v.contains { q in
-                        if filter.attribute == "labels" { return f == q }
-                        if case .string(let s) = f, case .string(let t) = q { return s.contains(t) }
-                        return false
-                    }
-                }
-            case "search":
-                return field.contains { f in
-                    v.contains { q in
-                        guard case .string(let s) = f, case .string(let t) = q else { return false }
-                        return t.lowercased().split(separator: " ").allSatisfy { s.lowercased().contains($0) }
-                    }
-                }
-            case "startsWith", "endsWith":
-                return field.contains { f in
-                    v.contains { q in
-                        guard case .string(let s) = f, case .string(let t) = q else { return false }
-                        return filter.method == "startsWith" ? s.hasPrefix(t) : s.hasSuffix(t)
-                    }
-                }
-            default: return false
-            }
-        }
+        return filters.allSatisfy { $0.accepts(Self.field(user, $0.attribute)) }
     }
 
     /// False only when the user's text fields, as stored, show that a word of the search is
     /// missing: an ASCII word is looked for in the ASCII fields; a word or field in other
     /// letters lets the user through, to be decoded and checked by `matches`.
-    func mayMatchSearch(_ text: UserText) -> Bool {
-        searchWords.allSatisfy { $0.mayBeIn(text) }
+    func mayMatchSearch(_ fields: UserFields) -> Bool {
+        searchWords.allSatisfy { $0.mayBeIn(fields) }
     }
 
-    /// `mayMatchSearch`, and every filter on a text field that the stored bytes can decide.
-    func mayMatchText(_ text: UserText) -> Bool {
-        mayMatchSearch(text) && textFilters.allSatisfy { $0.mayMatch(text) }
+    /// `mayMatchSearch`, every filter on a text field that the stored bytes can decide, and
+    /// every filter on a number or flag.
+    func mayMatchStored(_ fields: UserFields) -> Bool {
+        mayMatchSearch(fields) && textFilters.allSatisfy { $0.mayMatch(fields) }
+            && scalarFilters.allSatisfy { $0.accepts(fields) }
     }
 
     func precedes(_ a: UserRecord, _ b: UserRecord) -> Bool {
@@ -230,7 +230,7 @@ struct SearchWord: Sendable {
 
     /// Whether the word may be in one of the user's stored text fields: false only when it is
     /// ASCII and every field is ASCII and none holds it (labels as `label:<label>`).
-    func mayBeIn(_ user: UserText) -> Bool {
+    func mayBeIn(_ user: UserFields) -> Bool {
         guard let ascii else { return true }
         func mayHold(_ field: UnsafeRawBufferPointer) -> Bool { Self.asciiContains(field, ascii) ?? true }
         if mayHold(user.id) || mayHold(user.email) || mayHold(user.name) || mayHold(user.phone) { return true }
@@ -269,42 +269,47 @@ enum ASCIIBytes {
     }
 }
 
-/// A filter on a text field (`name`, `email`, `phone`, `$id`) that compares it with ASCII
-/// strings (`equal`, `startsWith`, `endsWith`, `contains`): on an ASCII field, as stored, its
-/// answer is a comparison of bytes, the same as `String`'s. A field in other letters is left to
-/// `matches`, on the decoded user.
+/// A filter on a text field (`name`, `email`, `phone`, `$id`, `labels`) that compares it with
+/// ASCII strings (`equal`, `startsWith`, `endsWith`, `contains`; on labels, `contains` is a
+/// label equal to a value): on an ASCII field, as stored, its answer is a comparison of bytes,
+/// the same as `String`'s. A field in other letters is left to `matches`, on the decoded user.
 struct TextFilter: Sendable {
-    let method: String
+    /// `equal`, `startsWith`, `endsWith` or `contains` (a substring), as the bytes are compared.
+    let comparison: String
     let attribute: String
     let values: [[UInt8]]
 
     init?(method: String, attribute: String, values: [UserQuery.Value]) {
         guard ["equal", "startsWith", "endsWith", "contains"].contains(method),
-            ["name", "email", "phone", "$id"].contains(attribute)
+            ["name", "email", "phone", "$id", "labels"].contains(attribute)
         else { return nil }
         var bytes: [[UInt8]] = []
         for value in values {
             guard case .string(let text) = value, text.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
             bytes.append(Array(text.utf8))
         }
-        self.method = method
+        comparison = attribute == "labels" && method == "contains" ? "equal" : method
         self.attribute = attribute
         self.values = bytes
     }
 
-    /// False only when the field is ASCII and no value passes: the user cannot match.
-    func mayMatch(_ text: UserText) -> Bool {
-        let field =
-            switch attribute {
-            case "name": text.name
-            case "email": text.email
-            case "phone": text.phone
-            default: text.id
-            }
+    /// False only when the user cannot match: the field is ASCII and no value passes (for
+    /// labels, every label is ASCII and none passes, or there is none).
+    func mayMatch(_ fields: UserFields) -> Bool {
+        switch attribute {
+        case "labels": fields.labels.contains(where: mayPass)
+        case "name": mayPass(fields.name)
+        case "email": mayPass(fields.email)
+        case "phone": mayPass(fields.phone)
+        default: mayPass(fields.id)
+        }
+    }
+
+    private func mayPass(_ field: UnsafeRawBufferPointer) -> Bool {
         guard WireReader.isASCII(field) else { return true }
         return values.contains { value in
             guard value.count <= field.count else { return false }
-            switch method {
+            switch comparison {
             case "equal": return value.count == field.count && field.elementsEqual(value)
             case "startsWith": return field.prefix(value.count).elementsEqual(value)
             case "endsWith": return field.suffix(value.count).elementsEqual(value)
@@ -405,12 +410,12 @@ extension UserQuery {
         if let named = try namedUsers(in: reader) {
             // In id order, as a scan would meet them.
             for user in named.sorted(by: { $0.id < $1.id }) where !gather(user) { break }
-        } else if searchWords.isEmpty && textFilters.isEmpty {
+        } else if searchWords.isEmpty && textFilters.isEmpty && scalarFilters.isEmpty {
             try reader.forEachUser(after: nil, gather)
         } else {
-            // A user whose text fields lack a word or fail a filter is not decoded (most users,
-            // for most searches and filters on names).
-            try reader.forEachUser(after: nil, mayMatch: mayMatchText, gather)
+            // A user whose stored fields lack a word or fail a filter is not decoded (most users,
+            // for most searches and filters).
+            try reader.forEachUser(after: nil, mayMatch: mayMatchStored, gather)
         }
         keepPage(&kept, window: window, backwards: backwards)
         let page = backwards ? kept.dropLast(offset).suffix(limit) : kept.dropFirst(offset).prefix(limit)
@@ -422,5 +427,56 @@ extension UserQuery {
     private func keepPage(_ kept: inout [UserRecord], window: Int, backwards: Bool) {
         kept.sort(by: precedes)
         if kept.count > window { kept.removeSubrange(backwards ? 0..<(kept.count - window) : window..<kept.count) }
+    }
+}
+
+/// The numbers and flags a list filters on, under the same names in a decoded user and in its
+/// stored fields, so that one table (`ScalarAttribute.value`) reads both.
+protocol ListedScalars {
+    var createdAt: Int64 { get }
+    var updatedAt: Int64 { get }
+    var status: Bool { get }
+    var passwordUpdate: Int64 { get }
+    var registration: Int64 { get }
+    var emailVerification: Bool { get }
+    var phoneVerification: Bool { get }
+    var accessedAt: Int64 { get }
+    var impersonator: Bool { get }
+}
+
+extension UserRecord: ListedScalars {}
+extension UserFields: ListedScalars {}
+
+/// An attribute that is a number or a flag.
+enum ScalarAttribute: String, Sendable {
+    case status, passwordUpdate, registration, emailVerification, phoneVerification, impersonator, accessedAt
+    case createdAt = "$createdAt"
+    case updatedAt = "$updatedAt"
+
+    /// The user's value; none for a password never set (`isNull`).
+    func value(of user: some ListedScalars) -> UserQuery.Value? {
+        switch self {
+        case .status: .bool(user.status)
+        case .passwordUpdate: user.passwordUpdate == 0 ? nil : .number(Double(user.passwordUpdate))
+        case .registration: .number(Double(user.registration))
+        case .emailVerification: .bool(user.emailVerification)
+        case .phoneVerification: .bool(user.phoneVerification)
+        case .impersonator: .bool(user.impersonator)
+        case .accessedAt: .number(Double(user.accessedAt))
+        case .createdAt: .number(Double(user.createdAt))
+        case .updatedAt: .number(Double(user.updatedAt))
+        }
+    }
+}
+
+/// A filter on a number or flag, decided exactly from a user's stored fields (no `[Value]` is
+/// made per user, as `UserQuery.field` makes for a decoded one).
+struct ScalarFilter: Sendable {
+    let filter: UserQuery.Filter
+    let attribute: ScalarAttribute
+
+    func accepts(_ user: some ListedScalars) -> Bool {
+        if let value = attribute.value(of: user) { return filter.accepts(CollectionOfOne(value)) }
+        return filter.accepts(EmptyCollection())
     }
 }

@@ -343,9 +343,9 @@ class LMDBReader: StoreReader {
         try scan(environment.users, from: Keys.firstKey(after: afterID)) { _, value in try visit(RecordCodec.decodeUser(value)) }
     }
 
-    func forEachUser(after afterID: String?, mayMatch: (UserText) -> Bool, _ visit: (UserRecord) throws -> Bool) throws {
+    func forEachUser(after afterID: String?, mayMatch: (UserFields) -> Bool, _ visit: (UserRecord) throws -> Bool) throws {
         try scan(environment.users, from: Keys.firstKey(after: afterID)) { _, value in
-            guard mayMatch(try RecordCodec.userText(value)) else { return true }
+            guard try RecordCodec.withUserFields(value, mayMatch) else { return true }
             return try visit(RecordCodec.decodeUser(value))
         }
     }

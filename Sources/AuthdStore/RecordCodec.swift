@@ -42,23 +42,39 @@ enum RecordCodec {
         return status
     }
 
-    /// A stored user's id, name, email, phone and labels where they lie in `raw`, without
-    /// decoding the record (a scan for a search reads every user's); the last of a single field
-    /// wins, as in any decoder.
-    static func userText(_ raw: UnsafeRawBufferPointer) throws -> UserText {
-        var text = UserText()
+    /// Calls `body` with a stored user's fields that a list filters on (`UserFields`): the text
+    /// ones where they lie in `raw`, the numbers and flags read, without decoding the record (a
+    /// scan for a search or a filter reads every user's). The fields are lent, not returned:
+    /// a copy of them per user was a tenth of such a scan. The last of a single field wins, as
+    /// in any decoder; a field of another wire type than its own is unknown, as protobuf's
+    /// parsers treat it.
+    @inline(__always)
+    static func withUserFields<R>(_ raw: UnsafeRawBufferPointer, _ body: (borrowing UserFields) throws -> R) throws -> R {
+        var fields = UserFields()
         try readFields(raw, of: "UserRecord") { field, wireType, reader throws(WireFormatError) in
-            guard wireType == .lengthDelimited, [1, 4, 5, 6, 8].contains(field) else { return try reader.skip(wireType) }
-            let bytes = UnsafeRawBufferPointer(rebasing: raw[try reader.lengthDelimited()])
-            switch field {
-            case 1: text.id = bytes
-            case 4: text.name = bytes
-            case 5: text.email = bytes
-            case 6: text.phone = bytes
-            default: text.labels.append(bytes)
+            switch (field, wireType) {
+            case (1, .lengthDelimited), (4, .lengthDelimited), (5, .lengthDelimited), (6, .lengthDelimited), (8, .lengthDelimited):
+                let bytes = UnsafeRawBufferPointer(rebasing: raw[try reader.lengthDelimited()])
+                switch field {
+                case 1: fields.id = bytes
+                case 4: fields.name = bytes
+                case 5: fields.email = bytes
+                case 6: fields.phone = bytes
+                default: fields.labels.append(bytes)
+                }
+            case (2, .varint): fields.createdAt = Int64(bitPattern: try reader.varint())
+            case (3, .varint): fields.updatedAt = Int64(bitPattern: try reader.varint())
+            case (7, .varint): fields.status = try reader.varint() != 0
+            case (11, .varint): fields.passwordUpdate = Int64(bitPattern: try reader.varint())
+            case (12, .varint): fields.registration = Int64(bitPattern: try reader.varint())
+            case (13, .varint): fields.emailVerification = try reader.varint() != 0
+            case (14, .varint): fields.phoneVerification = try reader.varint() != 0
+            case (17, .varint): fields.accessedAt = Int64(bitPattern: try reader.varint())
+            case (20, .varint): fields.impersonator = try reader.varint() != 0
+            default: try reader.skip(wireType)
             }
         }
-        return text
+        return try body(fields)
     }
 
     /// Reads a stored `message`'s bytes field by field, without decoding the record: `visit`

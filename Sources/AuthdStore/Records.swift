@@ -80,16 +80,25 @@ public struct SessionRecord: Sendable, Equatable {
     }
 }
 
-/// A stored user's text fields as the store holds them (UTF-8), read off the record's bytes
-/// without decoding it: what a search looks at first. The bytes are lent for the one call that
-/// gets them.
-public struct UserText {
+/// The fields of a stored user that a list can filter on, read off the record's bytes without
+/// decoding it: what a scan looks at first. The text fields are the store's UTF-8, lent for
+/// the one call that gets them; the others are as `UserRecord` holds them.
+public struct UserFields {
     public var id = UnsafeRawBufferPointer(start: nil, count: 0)
     public var name = UnsafeRawBufferPointer(start: nil, count: 0)
     public var email = UnsafeRawBufferPointer(start: nil, count: 0)
     public var phone = UnsafeRawBufferPointer(start: nil, count: 0)
     /// Each label, in order (no array is made for a user without labels).
     public var labels: [UnsafeRawBufferPointer] = []
+    public var createdAt: Int64 = 0
+    public var updatedAt: Int64 = 0
+    public var status = false
+    public var passwordUpdate: Int64 = 0
+    public var registration: Int64 = 0
+    public var emailVerification = false
+    public var phoneVerification = false
+    public var accessedAt: Int64 = 0
+    public var impersonator = false
 
     public init() {}
 }

@@ -91,9 +91,9 @@ public protocol StoreReader {
     /// Calls `visit` with every user in id order, starting after `afterID` (all when nil),
     /// while it returns true.
     func forEachUser(after afterID: String?, _ visit: (UserRecord) throws -> Bool) throws
-    /// The same, but a user is decoded and visited only when `mayMatch` lets its text fields
+    /// The same, but a user is decoded and visited only when `mayMatch` lets its stored fields
     /// through: a scan that can tell from them that a user does not match skips the decoding.
-    func forEachUser(after afterID: String?, mayMatch: (UserText) -> Bool, _ visit: (UserRecord) throws -> Bool) throws
+    func forEachUser(after afterID: String?, mayMatch: (UserFields) -> Bool, _ visit: (UserRecord) throws -> Bool) throws
     func token(id: String) throws -> TokenRecord?
     func tokens(userID: String) throws -> [TokenRecord]
     /// The user's first `limit` tokens, in id order (oldest first); the rest of the index is

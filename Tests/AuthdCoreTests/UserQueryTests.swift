@@ -161,10 +161,10 @@ final class UserQueryTests: DomainTestCase {
         func mayMatch(_ query: UserQuery, id: String, name: String) -> Bool {
             Array(id.utf8).withUnsafeBytes { idBytes in
                 Array(name.utf8).withUnsafeBytes { nameBytes in
-                    var text = UserText()
-                    text.id = idBytes
-                    text.name = nameBytes
-                    return query.mayMatchSearch(text)
+                    var fields = UserFields()
+                    fields.id = idBytes
+                    fields.name = nameBytes
+                    return query.mayMatchSearch(fields)
                 }
             }
         }
@@ -201,14 +201,78 @@ final class UserQueryTests: DomainTestCase {
         let annOnly = try UserQuery(queries: [query("equal", "name", ["Ann"])], search: "")
         func mayMatch(name: String) -> Bool {
             Array(name.utf8).withUnsafeBytes { bytes in
-                var text = UserText()
-                text.name = bytes
-                return annOnly.mayMatchText(text)
+                var fields = UserFields()
+                fields.name = bytes
+                return annOnly.mayMatchStored(fields)
             }
         }
         XCTAssertFalse(mayMatch(name: "Bob"), "an ASCII name that is not Ann is not decoded")
         XCTAssertTrue(mayMatch(name: "Ann"))
         XCTAssertTrue(mayMatch(name: "Ann\u{301}"), "a name in other letters is decoded and checked")
+    }
+
+    /// Filters on numbers, flags and labels are decided from the stored fields before a user is
+    /// decoded, and the pages are those the decoded users give.
+    func testFiltersOnNumbersFlagsAndLabelsMatchAsOnTheDecodedUsers() async throws {
+        var all = try await insertUsers(300)
+        for index in all.indices {
+            all[index].status = index % 7 != 0
+            all[index].emailVerification = index % 2 == 0
+            all[index].phoneVerification = index % 5 == 0
+            all[index].impersonator = index % 11 == 0
+            all[index].passwordUpdate = index % 3 == 0 ? 0 : 5_000 + Int64(index)
+            all[index].registration = 2_000 + Int64((index * 37) % 300)
+            all[index].accessedAt = 3_000 + Int64((index * 53) % 300)
+            all[index].updatedAt = 4_000 + Int64((index * 71) % 300)
+            if index % 10 == 1 { all[index].labels = ["Staff", "vip"] }
+            if index == 2 { all[index].labels = ["café"] }
+        }
+        try await store.write { [all] w in for user in all { try w.updateUser(user) } }
+        let byID: (UserRecord, UserRecord) -> Bool = { $0.id < $1.id }
+        let cases: [(queries: [String], matching: (UserRecord) -> Bool)] = [
+            ([query("equal", "status", [false])], { !$0.status }),
+            ([query("notEqual", "status", [true])], { !$0.status }),
+            ([query("equal", "emailVerification", [true]), query("equal", "phoneVerification", [true])], { $0.emailVerification && $0.phoneVerification }),
+            ([query("equal", "phoneVerification", [true])], { $0.phoneVerification }),
+            ([query("equal", "impersonator", [true])], { $0.impersonator }),
+            ([query("isNull", "passwordUpdate")], { $0.passwordUpdate == 0 }),
+            ([query("isNotNull", "passwordUpdate"), query("lessThan", "passwordUpdate", [5_100])], { $0.passwordUpdate != 0 && $0.passwordUpdate < 5_100 }),
+            ([query("between", "registration", [2_050, 2_060])], { (2_050...2_060).contains($0.registration) }),
+            ([query("greaterThanEqual", "accessedAt", [3_290])], { $0.accessedAt >= 3_290 }),
+            ([query("lessThanEqual", "$updatedAt", [4_010])], { $0.updatedAt <= 4_010 }),
+            ([query("greaterThan", "$createdAt", [1_250])], { $0.createdAt > 1_250 }),
+            ([query("equal", "status", ["false"])], { _ in false }),
+            ([query("contains", "labels", ["vip"])], { $0.labels.contains("vip") }),
+            ([query("contains", "labels", ["Staff", "café"])], { $0.labels.contains("Staff") || $0.labels.contains("café") }),
+            ([query("contains", "labels", ["staff"])], { $0.labels.contains("staff") }),
+            ([query("startsWith", "labels", ["St"])], { $0.labels.contains { $0.hasPrefix("St") } }),
+            ([query("endsWith", "labels", ["fé"])], { $0.labels.contains { $0.hasSuffix("fé") } }),
+            ([query("equal", "status", [false]), query("contains", "labels", ["vip"]), query("startsWith", "name", ["A"])],
+             { !$0.status && $0.labels.contains("vip") && $0.name.hasPrefix("A") }),
+        ]
+        for (index, c) in cases.enumerated() {
+            let expected = all.filter(c.matching).count
+            XCTAssertLessThan(expected, all.count, "case \(index) turns some users away")
+            try await assertListed(c.queries + [query("limit", nil, [300])], in: all, matching: c.matching, order: byID, limit: 300, "case \(index)")
+        }
+        // The look at the stored fields: exact for numbers and flags; for labels, it turns away
+        // only users it can tell.
+        let blockedVIPs = try UserQuery(queries: [query("equal", "status", [false]), query("contains", "labels", ["vip"])], search: "")
+        func mayMatch(status: Bool, labels: [String]) -> Bool {
+            let bytes = labels.map { Array($0.utf8) }
+            return bytes[0].withUnsafeBytes { first in
+                bytes[bytes.count - 1].withUnsafeBytes { last in
+                    var fields = UserFields()
+                    fields.status = status
+                    fields.labels = [first, last]
+                    return blockedVIPs.mayMatchStored(fields)
+                }
+            }
+        }
+        XCTAssertTrue(mayMatch(status: false, labels: ["staff", "vip"]))
+        XCTAssertFalse(mayMatch(status: true, labels: ["staff", "vip"]), "not blocked")
+        XCTAssertFalse(mayMatch(status: false, labels: ["staff", "vips"]), "no label vip")
+        XCTAssertTrue(mayMatch(status: false, labels: ["staff", "vìp"]), "a label in other letters is decoded and checked")
     }
 
     func testPagesInIDOrderAreRightPastTheMatchesCounted() async throws {

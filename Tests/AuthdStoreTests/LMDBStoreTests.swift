@@ -390,22 +390,42 @@ final class LMDBStoreTests: StoreTestCase {
 
     /// A scan with a look at each user's text fields first: the fields are the record's, and
     /// only the users let through are decoded and visited.
-    func testAScanLooksAtTheTextFieldsBeforeDecodingAUser() async throws {
-        var ann = sampleUser("u1", email: "ann@example.com")
+    func testAScanLooksAtTheStoredFieldsBeforeDecodingAUser() async throws {
+        var ann = sampleUser("u1", email: "ann@example.com", at: 1_764_890_000_000)
         ann.phone = "+14155550100"
         ann.labels = ["vip", "staff"]
         ann.prefs = #"{"theme":"dark"}"#
+        ann.status = false
+        ann.updatedAt = 1_764_950_000_123
+        ann.passwordUpdate = 1_764_950_000_456
+        ann.registration = 1_764_900_000_000
+        ann.emailVerification = true
+        ann.phoneVerification = true
+        ann.accessedAt = 1_764_950_001_000
+        ann.impersonator = true
         let bob = sampleUser("u2", email: "bob@example.com")
         var zoe = sampleUser("u3")
         zoe.name = "Zoë"
+        zoe.emailVerification = true  // one flag of two, so that each is read from its own field
         try await store.write { [ann, bob, zoe] w in for user in [ann, bob, zoe] { try w.insertUser(user) } }
+        /// The numbers and flags as `UserFields` reads them, or as the decoded user holds them.
+        func scalars(_ f: UserFields) -> [Int64] {
+            [f.createdAt, f.updatedAt, f.status ? 1 : 0, f.passwordUpdate, f.registration, f.emailVerification ? 1 : 0,
+             f.phoneVerification ? 1 : 0, f.accessedAt, f.impersonator ? 1 : 0]
+        }
+        func scalars(_ u: UserRecord) -> [Int64] {
+            [u.createdAt, u.updatedAt, u.status ? 1 : 0, u.passwordUpdate, u.registration, u.emailVerification ? 1 : 0,
+             u.phoneVerification ? 1 : 0, u.accessedAt, u.impersonator ? 1 : 0]
+        }
         try store.read { r in
             var seen: [[String]] = []
+            var seenScalars: [[Int64]] = []
             var visited: [UserRecord] = []
-            try r.forEachUser(after: nil, mayMatch: { text in
-                let strings = [text.id, text.name, text.email, text.phone] + text.labels
+            try r.forEachUser(after: nil, mayMatch: { fields in
+                let strings = [fields.id, fields.name, fields.email, fields.phone] + fields.labels
                 seen.append(strings.map { String(decoding: $0, as: UTF8.self) })
-                return String(decoding: text.name, as: UTF8.self) != "name of u2"
+                seenScalars.append(scalars(fields))
+                return String(decoding: fields.name, as: UTF8.self) != "name of u2"
             }) { user in
                 visited.append(user)
                 return true
@@ -415,6 +435,8 @@ final class LMDBStoreTests: StoreTestCase {
                 ["u2", "name of u2", "bob@example.com", ""],
                 ["u3", "Zoë", "", ""],
             ])
+            XCTAssertEqual(seenScalars, [ann, bob, zoe].map(scalars), "the numbers and flags, as decoding reads them")
+            XCTAssertTrue(zip(scalars(ann), scalars(bob)).allSatisfy { $0 != $1 }, "ann's differ from bob's in each: \(scalars(ann)) \(scalars(bob))")
             XCTAssertEqual(visited, [ann, zoe], "the users let through, decoded whole")
             visited = []
             try r.forEachUser(after: "u1", mayMatch: { _ in true }) { user in
