@@ -343,6 +343,10 @@ class LMDBReader: StoreReader {
         try scan(environment.users, from: Keys.firstKey(after: afterID)) { _, value in try visit(RecordCodec.decodeUser(value)) }
     }
 
+    func forEachUserFields(after afterID: String?, _ visit: (borrowing UserFields) throws -> Bool) throws {
+        try scan(environment.users, from: Keys.firstKey(after: afterID)) { _, value in try RecordCodec.withUserFields(value, visit) }
+    }
+
     func forEachUser(after afterID: String?, mayMatch: (UserFields) -> Bool, _ visit: (UserRecord) throws -> Bool) throws {
         try scan(environment.users, from: Keys.firstKey(after: afterID)) { _, value in
             guard try RecordCodec.withUserFields(value, mayMatch) else { return true }

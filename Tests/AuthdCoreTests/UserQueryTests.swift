@@ -87,6 +87,9 @@ final class UserQueryTests: DomainTestCase {
             ([query("cursorBefore", nil, ["u00010"]), query("limit", nil, [3])], { _ in true }, byID, ("u00010", false), 0, 3),
             ([query("cursorBefore", nil, ["u00002"]), query("limit", nil, [3])], { _ in true }, byID, ("u00002", false), 0, 3),
             ([query("equal", "name", ["Nobody"])], { _ in false }, byID, nil, 0, 25),
+            // Ties on the name, broken by the id, at the edge of the window kept while paging back.
+            ([query("orderAsc", "name"), query("cursorBefore", nil, ["u00300"]), query("limit", nil, [15])],
+             { _ in true }, { a, b in a.name != b.name ? a.name < b.name : a.id < b.id }, ("u00300", false), 0, 15),
         ]
         for (index, c) in cases.enumerated() {
             try await assertListed(
@@ -275,6 +278,68 @@ final class UserQueryTests: DomainTestCase {
         XCTAssertTrue(mayMatch(status: false, labels: ["staff", "vìp"]), "a label in other letters is decoded and checked")
     }
 
+    /// Lists in an order of numbers, flags or ids pass over users whose stored fields show they
+    /// cannot be on the page; the pages and totals are still those of sorting every match.
+    func testPagesInOrdersOfStoredNumbersAreThoseOfSortingEveryMatch() async throws {
+        var all = try await insertUsers(600)
+        for index in all.indices {
+            all[index].registration = Int64(index % 3)  // many ties, broken by the next key or the id
+            all[index].passwordUpdate = index % 4 == 0 ? 0 : 9_000 - Int64(index)  // some never set
+            all[index].status = index % 6 != 0
+        }
+        try await store.write { [all] w in for user in all { try w.updateUser(user) } }
+        func by(_ keys: [(UserRecord) -> Int64?], descending: [Bool]) -> (UserRecord, UserRecord) -> Bool {
+            { a, b in
+                for (key, down) in zip(keys, descending) {
+                    let (x, y) = (key(a), key(b))
+                    if x == y { continue }
+                    guard let x else { return !down }  // no value: first going up, last going down
+                    guard let y else { return down }
+                    return down ? x > y : x < y
+                }
+                return a.id < b.id
+            }
+        }
+        let newest = by([{ $0.createdAt }], descending: [true])
+        let byRegistrationThenNewest = by([{ $0.registration }, { $0.createdAt }], descending: [false, true])
+        let byPasswordUpdateDown = by([{ $0.passwordUpdate == 0 ? nil : $0.passwordUpdate }], descending: [true])
+        let byPasswordUpdateUp = by([{ $0.passwordUpdate == 0 ? nil : $0.passwordUpdate }], descending: [false])
+        let byRegistrationThenIDDown: (UserRecord, UserRecord) -> Bool = { a, b in
+            a.registration != b.registration ? a.registration < b.registration : a.id > b.id
+        }
+        let isVIP: (UserRecord) -> Bool = { $0.labels.contains("vip") }
+        let cases: [(queries: [String], matching: (UserRecord) -> Bool, order: (UserRecord, UserRecord) -> Bool, cursor: (id: String, after: Bool)?, offset: Int, limit: Int)] = [
+            ([query("orderDesc", "$createdAt")], { _ in true }, newest, nil, 0, 25),
+            ([query("orderAsc", "registration"), query("orderDesc", "$createdAt"), query("limit", nil, [20]), query("offset", nil, [30])],
+             { _ in true }, byRegistrationThenNewest, nil, 30, 20),
+            ([query("orderDesc", "passwordUpdate"), query("limit", nil, [10])], { _ in true }, byPasswordUpdateDown, nil, 0, 10),
+            ([query("orderAsc", "passwordUpdate"), query("limit", nil, [10])], { _ in true }, byPasswordUpdateUp, nil, 0, 10),
+            ([query("orderDesc", "passwordUpdate"), query("cursorAfter", nil, ["u00301"]), query("limit", nil, [7])],
+             { _ in true }, byPasswordUpdateDown, ("u00301", true), 0, 7),
+            ([query("orderAsc", "registration"), query("orderDesc", "$createdAt"), query("cursorBefore", nil, ["u00333"]),
+              query("limit", nil, [6]), query("offset", nil, [2])],
+             { _ in true }, byRegistrationThenNewest, ("u00333", false), 2, 6),
+            ([query("orderAsc", "registration"), query("orderDesc", "$id"), query("limit", nil, [15])],
+             { _ in true }, byRegistrationThenIDDown, nil, 0, 15),
+            ([query("orderAsc", "registration"), query("orderDesc", "$id"), query("cursorBefore", nil, ["u00100"]), query("limit", nil, [15])],
+             { _ in true }, byRegistrationThenIDDown, ("u00100", false), 0, 15),
+            ([query("orderAsc", "registration"), query("orderAsc", "$id"), query("cursorBefore", nil, ["u00500"]), query("limit", nil, [15])],
+             { _ in true }, { a, b in a.registration != b.registration ? a.registration < b.registration : a.id < b.id }, ("u00500", false), 0, 15),
+            ([query("equal", "status", [false]), query("orderDesc", "$createdAt"), query("limit", nil, [8])], { !$0.status }, newest, nil, 0, 8),
+            ([query("contains", "labels", ["vip"]), query("orderDesc", "$createdAt"), query("limit", nil, [8])], isVIP, newest, nil, 0, 8),
+        ]
+        for (index, c) in cases.enumerated() {
+            try await assertListed(
+                c.queries, in: all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit,
+                "case \(index)")
+        }
+        // A search, which the stored fields may not decide: the users past the page are decoded
+        // to be counted.
+        try await assertListed(
+            [query("orderDesc", "$createdAt"), query("limit", nil, [12])], search: "ann", in: all, matching: { $0.name == "Ann" },
+            order: newest, limit: 12, "a search")
+    }
+
     func testPagesInIDOrderAreRightPastTheMatchesCounted() async throws {
         let all = try await insertUsers(6000)
         let (first, total) = try await users.list(queries: [], search: "", call: server)
@@ -283,6 +348,15 @@ final class UserQueryTests: DomainTestCase {
         let (later, _) = try await users.list(
             queries: [query("cursorAfter", nil, ["u05990"]), query("limit", nil, [20])], search: "", call: server)
         XCTAssertEqual(later.map(\.id), all.suffix(9).map(\.id), "a page past the first 5000 matches is still found")
+        // In another order, the matches past the page are counted from the stored fields, or
+        // decoded to be counted until 5000 are.
+        let newestFirst = all.sorted { $0.createdAt != $1.createdAt ? $0.createdAt > $1.createdAt : $0.id < $1.id }
+        for search in ["", "example"] {
+            let (newest, newestTotal) = try await users.list(
+                queries: [query("orderDesc", "$createdAt"), query("limit", nil, [10])], search: search, call: server)
+            XCTAssertEqual(newest.map(\.id), newestFirst.prefix(10).map(\.id), "search \(search.debugDescription)")
+            XCTAssertEqual(newestTotal, 5000, "search \(search.debugDescription)")
+        }
         let (few, fewTotal) = try await users.list(queries: [query("equal", "name", ["Eve"])], search: "", call: server)
         XCTAssertEqual(fewTotal, 1200)
         XCTAssertEqual(few.first?.id, "u00004")

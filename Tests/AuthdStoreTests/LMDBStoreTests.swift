@@ -444,6 +444,21 @@ final class LMDBStoreTests: StoreTestCase {
                 return false
             }
             XCTAssertEqual(visited.map(\.id), ["u2"], "after a user, and stopped when asked")
+            var fieldsSeen: [String] = []
+            var fieldsScalars: [[Int64]] = []
+            try r.forEachUserFields(after: nil) { fields in
+                fieldsSeen.append(String(decoding: fields.id, as: UTF8.self))
+                fieldsScalars.append(scalars(fields))
+                return true
+            }
+            XCTAssertEqual(fieldsSeen, ["u1", "u2", "u3"], "every user's fields, none decoded")
+            XCTAssertEqual(fieldsScalars, seenScalars)
+            fieldsSeen = []
+            try r.forEachUserFields(after: "u1") { fields in
+                fieldsSeen.append(String(decoding: fields.id, as: UTF8.self))
+                return false
+            }
+            XCTAssertEqual(fieldsSeen, ["u2"], "after a user, and stopped when asked")
         }
     }
 
