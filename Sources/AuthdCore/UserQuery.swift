@@ -532,7 +532,11 @@ extension UserQuery {
         var kept: [[Value?]] = []
         var bound: [Value?]?
         var total = 0
-        try reader.forEachUserFields(after: nil) { fields in
+        // Any order of visits gives the same page. Going down an order, the newest ids first:
+        // ids made by `ID.unique()` grow with time, so in the orders that follow time (newest
+        // first) the window fills with its users at once, and the rest are passed over.
+        let reversed = order.first.map { !$0.ascending } ?? false
+        try reader.forEachUserFields(reversed: reversed) { fields in
             guard mayMatchStored(fields) else { return true }
             total += 1
             if let cursorValues, backwards ? compare(fields, cursorValues) >= 0 : compare(fields, cursorValues) <= 0 { return true }

@@ -343,8 +343,10 @@ class LMDBReader: StoreReader {
         try scan(environment.users, from: Keys.firstKey(after: afterID)) { _, value in try visit(RecordCodec.decodeUser(value)) }
     }
 
-    func forEachUserFields(after afterID: String?, _ visit: (borrowing UserFields) throws -> Bool) throws {
-        try scan(environment.users, from: Keys.firstKey(after: afterID)) { _, value in try RecordCodec.withUserFields(value, visit) }
+    func forEachUserFields(reversed: Bool, _ visit: (borrowing UserFields) throws -> Bool) throws {
+        try scan(environment.users, from: reversed ? nil : Keys.firstKey(after: nil)) { _, value in
+            try RecordCodec.withUserFields(value, visit)
+        }
     }
 
     func forEachUser(after afterID: String?, mayMatch: (UserFields) -> Bool, _ visit: (UserRecord) throws -> Bool) throws {
@@ -557,9 +559,10 @@ class LMDBReader: StoreReader {
         return result
     }
 
-    /// Walks keys from the first one at or after `start` while `visit` returns true.
+    /// Walks keys from the first one at or after `start` while `visit` returns true; with no
+    /// `start`, from the last key back.
     func scan(
-        _ dbi: MDB_dbi, from start: [UInt8],
+        _ dbi: MDB_dbi, from start: [UInt8]?,
         _ visit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
         var cursor: OpaquePointer?
@@ -567,13 +570,19 @@ class LMDBReader: StoreReader {
         defer { mdb_cursor_close(cursor) }
         var key = MDB_val()
         var value = MDB_val()
-        var rc = withValue(start) { k in
-            key = k
-            return mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
+        var rc: Int32
+        if let start {
+            rc = withValue(start) { k in
+                key = k
+                return mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
+            }
+        } else {
+            rc = mdb_cursor_get(cursor, &key, &value, MDB_LAST)
         }
+        let step = start == nil ? MDB_PREV : MDB_NEXT
         while rc == 0 {
             guard try visit(bytes(of: key), bytes(of: value)) else { return }
-            rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+            rc = mdb_cursor_get(cursor, &key, &value, step)
         }
         if rc != MDB_NOTFOUND { try lmdbCheck(rc, "mdb_cursor_get") }
     }

@@ -94,9 +94,9 @@ public protocol StoreReader {
     /// The same, but a user is decoded and visited only when `mayMatch` lets its stored fields
     /// through: a scan that can tell from them that a user does not match skips the decoding.
     func forEachUser(after afterID: String?, mayMatch: (UserFields) -> Bool, _ visit: (UserRecord) throws -> Bool) throws
-    /// Calls `visit` with every user's stored fields (`UserFields`), in id order, starting after
-    /// `afterID`, while it returns true: no user is decoded.
-    func forEachUserFields(after afterID: String?, _ visit: (borrowing UserFields) throws -> Bool) throws
+    /// Calls `visit` with every user's stored fields (`UserFields`), in id order (`reversed`:
+    /// from the last id back), while it returns true: no user is decoded.
+    func forEachUserFields(reversed: Bool, _ visit: (borrowing UserFields) throws -> Bool) throws
     func token(id: String) throws -> TokenRecord?
     func tokens(userID: String) throws -> [TokenRecord]
     /// The user's first `limit` tokens, in id order (oldest first); the rest of the index is

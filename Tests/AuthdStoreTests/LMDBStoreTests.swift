@@ -446,7 +446,7 @@ final class LMDBStoreTests: StoreTestCase {
             XCTAssertEqual(visited.map(\.id), ["u2"], "after a user, and stopped when asked")
             var fieldsSeen: [String] = []
             var fieldsScalars: [[Int64]] = []
-            try r.forEachUserFields(after: nil) { fields in
+            try r.forEachUserFields(reversed: false) { fields in
                 fieldsSeen.append(String(decoding: fields.id, as: UTF8.self))
                 fieldsScalars.append(scalars(fields))
                 return true
@@ -454,11 +454,11 @@ final class LMDBStoreTests: StoreTestCase {
             XCTAssertEqual(fieldsSeen, ["u1", "u2", "u3"], "every user's fields, none decoded")
             XCTAssertEqual(fieldsScalars, seenScalars)
             fieldsSeen = []
-            try r.forEachUserFields(after: "u1") { fields in
+            try r.forEachUserFields(reversed: true) { fields in
                 fieldsSeen.append(String(decoding: fields.id, as: UTF8.self))
-                return false
+                return fieldsSeen.count < 2
             }
-            XCTAssertEqual(fieldsSeen, ["u2"], "after a user, and stopped when asked")
+            XCTAssertEqual(fieldsSeen, ["u3", "u2"], "from the last back, and stopped when asked")
         }
     }
 
