@@ -193,19 +193,20 @@ public struct UserQuery: Sendable {
             && scalarFilters.allSatisfy { $0.accepts(fields) }
     }
 
-    /// Whether the order can be told from the users' stored fields: it is by numbers, flags and
-    /// ids only.
-    var orderIsStored: Bool { order.allSatisfy { $0.scalar != nil || $0.attribute == "$id" } }
-
     /// A user's values in the order, then its id: what a list sorts its kept users by.
     func sortValues(_ user: UserRecord) -> [Value?] {
         order.map { $0.value(of: user) } + [.string(user.id)]
     }
 
-    /// The same from a user's stored fields, when `orderIsStored`.
+    /// The same from a user's stored fields.
     func sortValues(_ fields: borrowing UserFields) -> [Value?] {
         let id = Value.string(String(decoding: fields.id, as: UTF8.self))
-        return order.map { key in key.scalar.map { $0.value(of: fields) } ?? id } + [id]
+        return order.map { key in
+            if let scalar = key.scalar { return scalar.value(of: fields) }
+            if key.text == .id { return id }
+            return key.storedText(of: fields).map { .string(String(decoding: $0, as: UTF8.self)) }
+        }
+            + [id]
     }
 
     /// `precedes` for two users' `sortValues`.
@@ -228,32 +229,44 @@ public struct UserQuery: Sendable {
         return user.id == id ? 0 : user.id < id ? -1 : 1
     }
 
-    /// Where a user's stored fields come against a user's `sortValues`, when `orderIsStored`:
-    /// negative before, positive after (zero: the same user). No value is made of the fields.
+    /// Where a user's stored fields come against a user's `sortValues`: negative before,
+    /// positive after (zero: the same user). No value is made of the fields but a text in other
+    /// letters than ASCII, compared as `String` compares it.
     func compare(_ fields: borrowing UserFields, _ values: [Value?]) -> Int {
         for (index, key) in order.enumerated() {
+            let y = values[index]
             if let scalar = key.scalar {
                 let x = scalar.value(of: fields)
-                if x == values[index] { continue }
-                return SortKey.precedes(x, values[index], ascending: key.ascending) ? -1 : 1
+                if x == y { continue }
+                return SortKey.precedes(x, y, ascending: key.ascending) ? -1 : 1
             }
-            guard case .string(let id)? = values[index] else { return key.ascending ? 1 : -1 }
-            let ids = Self.compare(fields.id, id)
-            if ids != 0 { return key.ascending ? ids : -ids }
+            let text = key.storedText(of: fields)
+            guard let text, case .string(let other)? = y else {
+                if text == nil && y == nil { continue }
+                // No value comes first going up, last going down.
+                return (text == nil) == key.ascending ? -1 : 1
+            }
+            let byText = Self.compare(text, other)
+            if byText != 0 { return key.ascending ? byText : -byText }
         }
         guard case .string(let id)? = values[order.count] else { return 1 }
         return Self.compare(fields.id, id)
     }
 
-    /// An id's stored bytes against a decoded id: ids are ASCII (`Identifiers`), where byte order
-    /// is `String`'s order. Negative, zero or positive.
-    private static func compare(_ stored: UnsafeRawBufferPointer, _ id: String) -> Int {
-        var id = id
-        return id.withUTF8 { bytes in
+    /// Stored text against a decoded string, as `String` orders them: negative, zero or
+    /// positive. Two ASCII texts by their bytes (ids always are, by `Identifiers`), where byte
+    /// order is `String`'s; any other pair as strings.
+    private static func compare(_ stored: UnsafeRawBufferPointer, _ text: String) -> Int {
+        var text = text
+        let ascii = text.withUTF8 { bytes -> Int? in
+            guard WireReader.isASCII(stored), WireReader.isASCII(UnsafeRawBufferPointer(bytes)) else { return nil }
             let common = min(stored.count, bytes.count)
             for at in 0..<common where stored[at] != bytes[at] { return stored[at] < bytes[at] ? -1 : 1 }
             return stored.count - bytes.count
         }
+        if let ascii { return ascii }
+        let decoded = String(decoding: stored, as: UTF8.self)
+        return decoded == text ? 0 : decoded < text ? -1 : 1
     }
 }
 
@@ -263,23 +276,41 @@ struct SortKey: Sendable {
     let ascending: Bool
     /// The attribute when it is a number or flag.
     let scalar: ScalarAttribute?
+    /// The attribute when it is text, resolved once: a scan reads it for every user.
+    let text: TextAttribute?
+
+    enum TextAttribute: Sendable { case id, name, email, phone, labels }
 
     init(attribute: String, ascending: Bool) {
         self.attribute = attribute
         self.ascending = ascending
         scalar = ScalarAttribute(rawValue: attribute)
+        text = scalar != nil ? nil : ["name": .name, "email": .email, "phone": .phone, "labels": .labels][attribute] ?? .id
+    }
+
+    /// The stored bytes of a text attribute's value that orders the user (the id, name, email,
+    /// phone, or first label), as `value(of:)` reads it; nil when it has none.
+    func storedText(of fields: borrowing UserFields) -> UnsafeRawBufferPointer? {
+        switch text {
+        case .id: fields.id
+        case .name: fields.name
+        case .email: fields.email.isEmpty ? nil : fields.email
+        case .phone: fields.phone.isEmpty ? nil : fields.phone
+        case .labels: fields.labels.first
+        case nil: nil
+        }
     }
 
     /// The user's value that orders it (its first label, for labels); none when it has none.
     /// No array is made, as `UserQuery.field` makes: a sort compares the same users many times.
     func value(of user: UserRecord) -> UserQuery.Value? {
-        if let scalar { return scalar.value(of: user) }
-        switch attribute {
-        case "name": return .string(user.name)
-        case "email": return user.email.isEmpty ? nil : .string(user.email)
-        case "phone": return user.phone.isEmpty ? nil : .string(user.phone)
-        case "labels": return user.labels.first.map { .string($0) }
-        default: return .string(user.id)
+        switch text {
+        case .id: .string(user.id)
+        case .name: .string(user.name)
+        case .email: user.email.isEmpty ? nil : .string(user.email)
+        case .phone: user.phone.isEmpty ? nil : .string(user.phone)
+        case .labels: user.labels.first.map { .string($0) }
+        case nil: scalar?.value(of: user)
         }
     }
 
@@ -461,9 +492,9 @@ extension UserQuery {
     /// user in id order, keeping only the `offset + limit` of them the page is cut from, at
     /// most twice that many at a time: a list over a million users holds a page's worth of
     /// records, not a million. In id order (no order asked for, or `$id` ascending) the scan
-    /// stops once the page is whole and 5000 matches are counted. In an order of numbers, flags
-    /// and ids, with filters the stored fields decide, no user is decoded until the page is
-    /// known (`pageOfStoredFields`). A scan of a million users that decodes each takes about a
+    /// stops once the page is whole and 5000 matches are counted. In another order, with filters
+    /// the stored fields decide (no search, no filter on text), no user is decoded until the
+    /// page is known (`pageOfStoredFields`). A scan of a million users that decodes each takes about a
     /// second; one that looks at their stored fields, a tenth of that; a lookup by email, a
     /// millisecond.
     ///
@@ -483,7 +514,7 @@ extension UserQuery {
         // Users come in id order (their keys are their ids, ASCII by `Identifiers`), which is
         // this query's order when it asks for none other.
         let inScanOrder = !backwards && order.allSatisfy { $0.attribute == "$id" && $0.ascending }
-        if !inScanOrder && orderIsStored && searchWords.isEmpty && textFilters.isEmpty && source == .scan {
+        if !inScanOrder && searchWords.isEmpty && textFilters.isEmpty && source == .scan {
             return try pageOfStoredFields(in: reader, cursorValues: cursorValues, backwards: backwards, window: window)
         }
         // Once the window is whole, its last user's values (its first's, paging backwards): a
@@ -522,8 +553,8 @@ extension UserQuery {
         return (Array(page), min(total, Self.countLimit))
     }
 
-    /// The page of a list whose order and filters a user's stored fields decide (an order of
-    /// numbers, flags and ids; no search, no filter on text): the scan decodes no user, and
+    /// The page of a list whose filters a user's stored fields decide (no search, no filter on
+    /// text), in another order than the ids': the scan decodes no user, and
     /// keeps only the `sortValues` of the window's candidates; the page's users are then read
     /// by id. Newest first over a million users took 7 s decoding and sorting every user.
     private func pageOfStoredFields(

@@ -340,6 +340,52 @@ final class UserQueryTests: DomainTestCase {
             order: newest, limit: 12, "a search")
     }
 
+    /// Lists in an order of text (names, emails, phones, labels) are cut from the users' stored
+    /// fields too: ASCII compared by bytes, other letters as `String` compares them (composed and
+    /// decomposed accents alike), a missing email or phone first going up and last going down.
+    func testPagesInOrdersOfTextAreThoseOfSortingEveryMatch() async throws {
+        var all = try await insertUsers(400)
+        let names = ["Zoë", "Zoe", "Ann\u{301}", "Anń", "ANN", "Ann", "Émile", "emile", "", "Ångström", "Bob"]
+        for index in all.indices {
+            all[index].name = names[(index * 7) % names.count]
+            if index % 5 == 1 { all[index].email = "" }
+            all[index].status = index % 6 != 0
+            all[index].labels = index % 4 == 0 ? [] : [["vip", "Staff", "zeta", "émigré"][index % 4], "x"]
+        }
+        try await store.write { [all] w in for user in all { try w.updateUser(user) } }
+        func by(_ key: @escaping (UserRecord) -> String?, descending: Bool) -> (UserRecord, UserRecord) -> Bool {
+            { a, b in
+                let (x, y) = (key(a), key(b))
+                if x == y { return a.id < b.id }
+                guard let x else { return !descending }  // no value: first going up, last going down
+                guard let y else { return descending }
+                return descending ? x > y : x < y
+            }
+        }
+        let byName = by({ $0.name }, descending: false)
+        let byNameDown = by({ $0.name }, descending: true)
+        let byEmail = by({ $0.email.isEmpty ? nil : $0.email }, descending: false)
+        let byPhoneDown = by({ $0.phone.isEmpty ? nil : $0.phone }, descending: true)
+        let byLabel = by({ $0.labels.first }, descending: false)
+        let byLabelDown = by({ $0.labels.first }, descending: true)
+        let cases: [(queries: [String], matching: (UserRecord) -> Bool, order: (UserRecord, UserRecord) -> Bool, cursor: (id: String, after: Bool)?, offset: Int, limit: Int)] = [
+            ([query("orderAsc", "name"), query("limit", nil, [30])], { _ in true }, byName, nil, 0, 30),
+            ([query("orderDesc", "name"), query("limit", nil, [30]), query("offset", nil, [20])], { _ in true }, byNameDown, nil, 20, 30),
+            ([query("orderAsc", "name"), query("cursorAfter", nil, ["u00105"]), query("limit", nil, [25])], { _ in true }, byName, ("u00105", true), 0, 25),
+            ([query("orderDesc", "name"), query("cursorBefore", nil, ["u00222"]), query("limit", nil, [25])], { _ in true }, byNameDown, ("u00222", false), 0, 25),
+            ([query("orderAsc", "email"), query("limit", nil, [100])], { _ in true }, byEmail, nil, 0, 100),
+            ([query("orderDesc", "phone"), query("limit", nil, [120])], { _ in true }, byPhoneDown, nil, 0, 120),
+            ([query("orderAsc", "labels"), query("limit", nil, [120])], { _ in true }, byLabel, nil, 0, 120),
+            ([query("orderDesc", "labels"), query("cursorAfter", nil, ["u00009"]), query("limit", nil, [40])], { _ in true }, byLabelDown, ("u00009", true), 0, 40),
+            ([query("equal", "status", [false]), query("orderAsc", "name"), query("limit", nil, [10])], { !$0.status }, byName, nil, 0, 10),
+        ]
+        for (index, c) in cases.enumerated() {
+            try await assertListed(
+                c.queries, in: all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit,
+                "case \(index)")
+        }
+    }
+
     func testPagesInIDOrderAreRightPastTheMatchesCounted() async throws {
         let all = try await insertUsers(6000)
         let (first, total) = try await users.list(queries: [], search: "", call: server)
