@@ -73,7 +73,7 @@ public struct UserQuery: Sendable {
     var search: String?
     /// The search's words, lowercased once for the whole scan.
     private var searchWords: [SearchWord] = []
-    /// The filters a scan can decide from a user's stored text fields, before decoding them.
+    /// The filters on text fields, which a scan decides from the stored fields.
     private var textFilters: [TextFilter] = []
     /// The filters on numbers and flags, which a scan decides from the stored fields exactly.
     private var scalarFilters: [ScalarFilter] = []
@@ -134,7 +134,7 @@ public struct UserQuery: Sendable {
                 if let scalar = ScalarAttribute(rawValue: attribute) {
                     scalarFilters.append(ScalarFilter(filter: filters[filters.count - 1], attribute: scalar))
                 }
-                if let text = TextFilter(method: method, attribute: attribute, values: values) { textFilters.append(text) }
+                if let text = TextFilter(filters[filters.count - 1]) { textFilters.append(text) }
             }
         }
     }
@@ -179,17 +179,11 @@ public struct UserQuery: Sendable {
         return filters.allSatisfy { $0.accepts(Self.field(user, $0.attribute)) }
     }
 
-    /// False only when the user's text fields, as stored, show that a word of the search is
-    /// missing: an ASCII word is looked for in the ASCII fields; a word or field in other
-    /// letters lets the user through, to be decoded and checked by `matches`.
-    func mayMatchSearch(_ fields: UserFields) -> Bool {
-        searchWords.allSatisfy { $0.mayBeIn(fields) }
-    }
-
-    /// `mayMatchSearch`, every filter on a text field that the stored bytes can decide, and
-    /// every filter on a number or flag.
-    func mayMatchStored(_ fields: UserFields) -> Bool {
-        mayMatchSearch(fields) && textFilters.allSatisfy { $0.mayMatch(fields) }
+    /// Whether the user matches, from its stored fields alone: the answer `matches` gives on the
+    /// decoded user. Every filter is on a text field (`textFilters`) or a number or flag
+    /// (`scalarFilters`).
+    func matchesStored(_ fields: borrowing UserFields) -> Bool {
+        searchWords.allSatisfy { $0.isIn(fields) } && textFilters.allSatisfy { $0.matches(fields) }
             && scalarFilters.allSatisfy { $0.accepts(fields) }
     }
 
@@ -279,13 +273,11 @@ struct SortKey: Sendable {
     /// The attribute when it is text, resolved once: a scan reads it for every user.
     let text: TextAttribute?
 
-    enum TextAttribute: Sendable { case id, name, email, phone, labels }
-
     init(attribute: String, ascending: Bool) {
         self.attribute = attribute
         self.ascending = ascending
         scalar = ScalarAttribute(rawValue: attribute)
-        text = scalar != nil ? nil : ["name": .name, "email": .email, "phone": .phone, "labels": .labels][attribute] ?? .id
+        text = TextAttribute(rawValue: attribute)
     }
 
     /// The stored bytes of a text attribute's value that orders the user (the id, name, email,
@@ -345,16 +337,18 @@ struct SearchWord: Sendable {
         return field.lowercased().contains(text)
     }
 
-    /// Whether the word may be in one of the user's stored text fields: false only when it is
-    /// ASCII and every field is ASCII and none holds it (labels as `label:<label>`).
-    func mayBeIn(_ user: UserFields) -> Bool {
-        guard let ascii else { return true }
-        func mayHold(_ field: UnsafeRawBufferPointer) -> Bool { Self.asciiContains(field, ascii) ?? true }
-        if mayHold(user.id) || mayHold(user.email) || mayHold(user.name) || mayHold(user.phone) { return true }
+    /// Whether the word is in one of the user's stored text fields (labels as `label:<label>`),
+    /// as `isIn` finds it in the decoded ones: an ASCII field by its bytes, any other made a
+    /// string first.
+    func isIn(_ user: borrowing UserFields) -> Bool {
+        func holds(_ field: UnsafeRawBufferPointer) -> Bool {
+            if let ascii, let found = Self.asciiContains(field, ascii) { return found }
+            return isIn(String(decoding: field, as: UTF8.self))
+        }
+        if holds(user.id) || holds(user.email) || holds(user.name) || holds(user.phone) { return true }
         for label in user.labels {
             let prefixed = Self.labelPrefix + Array(label)
-            guard let found = prefixed.withUnsafeBytes({ Self.asciiContains($0, ascii) }) else { return true }
-            if found { return true }
+            if prefixed.withUnsafeBytes(holds) { return true }
         }
         return false
     }
@@ -371,6 +365,24 @@ struct SearchWord: Sendable {
 
 /// Comparisons of ASCII text held as bytes, as a scan reads it off the store.
 enum ASCIIBytes {
+    /// Whether every byte is ASCII and none a carriage return, read eight bytes at a time (a
+    /// scan asks it of a field of every user).
+    static func isASCIIWithoutCarriageReturn(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        @inline(__always) func clean(_ word: UInt64) -> Bool {
+            let crs = word ^ 0x0D0D_0D0D_0D0D_0D0D  // a zero byte where a carriage return was
+            let zeroBytes = (crs &- 0x0101_0101_0101_0101) & ~crs & 0x8080_8080_8080_8080
+            return (word & 0x8080_8080_8080_8080) | zeroBytes == 0
+        }
+        guard bytes.count >= 8 else { return bytes.allSatisfy { $0 < 0x80 && $0 != 0x0D } }
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            guard clean(bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) else { return false }
+            offset += 8
+        }
+        // The last eight bytes, overlapping those already read.
+        return offset == bytes.count || clean(bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self))
+    }
+
     /// Whether `needle` lies in `haystack`; with `ignoringCase`, the haystack's capitals are
     /// taken as small (the needle is lowercased already).
     static func contains(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer, ignoringCase: Bool) -> Bool {
@@ -386,54 +398,76 @@ enum ASCIIBytes {
     }
 }
 
-/// A filter on a text field (`name`, `email`, `phone`, `$id`, `labels`) that compares it with
-/// ASCII strings (`equal`, `startsWith`, `endsWith`, `contains`; on labels, `contains` is a
-/// label equal to a value): on an ASCII field, as stored, its answer is a comparison of bytes,
-/// the same as `String`'s. A field in other letters is left to `matches`, on the decoded user.
+/// A filter on a text field (`name`, `email`, `phone`, `$id`, `labels`), decided from the
+/// user's stored fields with the same answer as on the decoded user. `equal`, `startsWith`,
+/// `endsWith` and `contains` (on labels, a label equal to a value) with ASCII values compare
+/// ASCII fields byte by byte, as `String` compares them; any other field or filter is made
+/// strings and checked as on a decoded user (`UserQuery.Filter.accepts`).
 struct TextFilter: Sendable {
-    /// `equal`, `startsWith`, `endsWith` or `contains` (a substring), as the bytes are compared.
-    let comparison: String
-    let attribute: String
-    let values: [[UInt8]]
+    let filter: UserQuery.Filter
+    private let attribute: TextAttribute
+    /// How the bytes are compared; nil when the filter is not one compared so, or has an empty
+    /// value (`String.contains` finds no empty string). A field that holds a carriage return is
+    /// left to the strings too: there `String`'s characters and bytes part ways ("\r\n" is one
+    /// character, so "a\r\nb" does not start with "a\r").
+    private let comparison: Comparison?
+    /// The values' bytes, when `comparison` is set.
+    private let values: [[UInt8]]
 
-    init?(method: String, attribute: String, values: [UserQuery.Value]) {
-        guard ["equal", "startsWith", "endsWith", "contains"].contains(method),
-            ["name", "email", "phone", "$id", "labels"].contains(attribute)
-        else { return nil }
+    private enum Comparison { case equal, startsWith, endsWith, contains }
+
+    /// Nil for a filter on another attribute.
+    init?(_ filter: UserQuery.Filter) {
+        guard let attribute = TextAttribute(rawValue: filter.attribute) else { return nil }
+        self.filter = filter
+        self.attribute = attribute
         var bytes: [[UInt8]] = []
-        for value in values {
-            guard case .string(let text) = value, text.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+        for value in filter.values {
+            guard case .string(let text) = value, !text.isEmpty, text.utf8.allSatisfy({ $0 < 0x80 }) else { break }
             bytes.append(Array(text.utf8))
         }
-        comparison = attribute == "labels" && method == "contains" ? "equal" : method
-        self.attribute = attribute
-        self.values = bytes
+        let methods: [String: Comparison] = [
+            "equal": .equal, "startsWith": .startsWith, "endsWith": .endsWith,
+            // On labels, `contains` is a label equal to a value.
+            "contains": attribute == .labels ? .equal : .contains,
+        ]
+        comparison = bytes.count == filter.values.count ? methods[filter.method] : nil
+        values = bytes
     }
 
-    /// False only when the user cannot match: the field is ASCII and no value passes (for
-    /// labels, every label is ASCII and none passes, or there is none).
-    func mayMatch(_ fields: UserFields) -> Bool {
+    /// Whether the user passes: the stored texts, as `UserQuery.field` lists the decoded ones.
+    func matches(_ fields: borrowing UserFields) -> Bool {
         switch attribute {
-        case "labels": fields.labels.contains(where: mayPass)
-        case "name": mayPass(fields.name)
-        case "email": mayPass(fields.email)
-        case "phone": mayPass(fields.phone)
-        default: mayPass(fields.id)
+        case .labels: passes(fields.labels)
+        case .name: passes(CollectionOfOne(fields.name))
+        case .email: fields.email.isEmpty ? passes(EmptyCollection()) : passes(CollectionOfOne(fields.email))
+        case .phone: fields.phone.isEmpty ? passes(EmptyCollection()) : passes(CollectionOfOne(fields.phone))
+        case .id: passes(CollectionOfOne(fields.id))
         }
     }
 
-    private func mayPass(_ field: UnsafeRawBufferPointer) -> Bool {
-        guard WireReader.isASCII(field) else { return true }
-        return values.contains { value in
-            guard value.count <= field.count else { return false }
-            switch comparison {
-            case "equal": return value.count == field.count && field.elementsEqual(value)
-            case "startsWith": return field.prefix(value.count).elementsEqual(value)
-            case "endsWith": return field.suffix(value.count).elementsEqual(value)
-            default: return ASCIIBytes.contains(value, in: field, ignoringCase: false)
+    private func passes(_ texts: some Collection<UnsafeRawBufferPointer>) -> Bool {
+        if let comparison, texts.allSatisfy(ASCIIBytes.isASCIIWithoutCarriageReturn) {
+            return texts.contains { field in
+                values.contains { value in
+                    guard value.count <= field.count else { return false }
+                    switch comparison {
+                    case .equal: return value.count == field.count && field.elementsEqual(value)
+                    case .startsWith: return field.prefix(value.count).elementsEqual(value)
+                    case .endsWith: return field.suffix(value.count).elementsEqual(value)
+                    case .contains: return ASCIIBytes.contains(value, in: field, ignoringCase: false)
+                    }
+                }
             }
         }
+        return filter.accepts(texts.map { .string(String(decoding: $0, as: UTF8.self)) })
     }
+}
+
+/// A text attribute of a user, by its name in queries.
+enum TextAttribute: String, Sendable {
+    case id = "$id"
+    case name, email, phone, labels
 }
 
 extension Users {
@@ -492,9 +526,9 @@ extension UserQuery {
     /// user in id order, keeping only the `offset + limit` of them the page is cut from, at
     /// most twice that many at a time: a list over a million users holds a page's worth of
     /// records, not a million. In id order (no order asked for, or `$id` ascending) the scan
-    /// stops once the page is whole and 5000 matches are counted. In another order, with filters
-    /// the stored fields decide (no search, no filter on text), no user is decoded until the
-    /// page is known (`pageOfStoredFields`). A scan of a million users that decodes each takes about a
+    /// stops once the page is whole and 5000 matches are counted; only the matches are decoded
+    /// (`matchesStored`). In another order, no user is decoded until the page is known
+    /// (`pageOfStoredFields`). A scan of a million users that decodes each takes about a
     /// second; one that looks at their stored fields, a tenth of that; a lookup by email, a
     /// millisecond.
     ///
@@ -514,7 +548,7 @@ extension UserQuery {
         // Users come in id order (their keys are their ids, ASCII by `Identifiers`), which is
         // this query's order when it asks for none other.
         let inScanOrder = !backwards && order.allSatisfy { $0.attribute == "$id" && $0.ascending }
-        if !inScanOrder && searchWords.isEmpty && textFilters.isEmpty && source == .scan {
+        if !inScanOrder && source == .scan {
             return try pageOfStoredFields(in: reader, cursorValues: cursorValues, backwards: backwards, window: window)
         }
         // Once the window is whole, its last user's values (its first's, paging backwards): a
@@ -546,15 +580,14 @@ extension UserQuery {
         } else {
             // A user whose stored fields lack a word or fail a filter is not decoded (most users,
             // for most searches and filters).
-            try reader.forEachUser(after: nil, mayMatch: mayMatchStored, gather)
+            try reader.forEachUser(after: nil, mayMatch: matchesStored, gather)
         }
         keepWindow(&kept, window: window, backwards: backwards, by: sortValues)
         let page = backwards ? kept.dropLast(offset).suffix(limit) : kept.dropFirst(offset).prefix(limit)
         return (Array(page), min(total, Self.countLimit))
     }
 
-    /// The page of a list whose filters a user's stored fields decide (no search, no filter on
-    /// text), in another order than the ids': the scan decodes no user, and
+    /// The page of a scan in another order than the ids': the scan decodes no user, and
     /// keeps only the `sortValues` of the window's candidates; the page's users are then read
     /// by id. Newest first over a million users took 7 s decoding and sorting every user.
     private func pageOfStoredFields(
@@ -568,7 +601,7 @@ extension UserQuery {
         // first) the window fills with its users at once, and the rest are passed over.
         let reversed = order.first.map { !$0.ascending } ?? false
         try reader.forEachUserFields(reversed: reversed) { fields in
-            guard mayMatchStored(fields) else { return true }
+            guard matchesStored(fields) else { return true }
             total += 1
             if let cursorValues, backwards ? compare(fields, cursorValues) >= 0 : compare(fields, cursorValues) <= 0 { return true }
             if let bound, backwards ? compare(fields, bound) <= 0 : compare(fields, bound) >= 0 { return true }

@@ -56,6 +56,69 @@ final class UserQueryTests: DomainTestCase {
         XCTAssertEqual(total, expected.total, label, file: file, line: line)
     }
 
+    /// Every stored user: `matchesStored` on its stored fields gives the answer `matches` gives
+    /// on the decoded user (a scan decodes only the users the first lets through).
+    private func assertStoredFieldsMatchAsTheDecodedUser(
+        _ queries: [String], search: String = "", file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        let listed = try UserQuery(queries: queries, search: search)
+        try store.read { r in
+            var users = 0
+            try r.forEachUserFields(reversed: false) { fields in
+                let id = String(decoding: fields.id, as: UTF8.self)
+                let user = try XCTUnwrap(try r.user(id: id))
+                XCTAssertEqual(listed.matchesStored(fields), listed.matches(user), "\(id) for \(queries) \(search.debugDescription)", file: file, line: line)
+                users += 1
+                return true
+            }
+            XCTAssertGreaterThan(users, 0, file: file, line: line)
+        }
+    }
+
+    func testTheWordAtATimeCheckForPlainASCIIFindsEveryHighByteAndCarriageReturn() {
+        for length in 0...20 {
+            let plain = [UInt8](repeating: 0x61, count: length)
+            plain.withUnsafeBytes { XCTAssertTrue(ASCIIBytes.isASCIIWithoutCarriageReturn($0), "\(length) plain") }
+            for at in 0..<length {
+                for byte: UInt8 in [0x0D, 0x80, 0xC3, 0xFF, 0x0C, 0x0E, 0x8D] {
+                    var bytes = plain
+                    bytes[at] = byte
+                    let expected = byte < 0x80 && byte != 0x0D
+                    bytes.withUnsafeBytes {
+                        XCTAssertEqual(ASCIIBytes.isASCIIWithoutCarriageReturn($0), expected, "\(byte) at \(at) of \(length)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Text filters of every method, with values and fields in and out of ASCII, empty ones and
+    /// carriage returns: the stored fields give the decoded user's answer.
+    func testTextFiltersFromTheStoredFieldsAnswerAsOnTheDecodedUser() async throws {
+        var all = try await insertUsers(60)
+        let names = ["Ann", "ann", "Ann\u{301}", "Anń", "Zoë", "Zoe", "", "a\r\nb", "a\r", "Émile", "ÉMILE", "Bob Lee"]
+        for index in all.indices {
+            all[index].name = names[index % names.count]
+            if index % 7 == 3 { all[index].email = "" }
+            if index % 5 == 2 { all[index].labels = ["vìp", "Staff"] }
+        }
+        try await store.write { [all] w in for user in all { try w.updateUser(user) } }
+        let values: [Any] = ["Ann", "An", "nn", "Ann\u{301}", "ń", "Zoë", "", "a\r", "\r\n", "\nb", "b", "É", 7]
+        for method in ["equal", "notEqual", "startsWith", "endsWith", "contains", "search", "lessThan", "greaterThanEqual"] {
+            for attribute in ["name", "email", "phone", "$id", "labels"] where !(attribute == "labels" && method == "equal") {
+                for value in values { try assertStoredFieldsMatchAsTheDecodedUser([query(method, attribute, [value])]) }
+                try assertStoredFieldsMatchAsTheDecodedUser([query(method, attribute, ["Ann", "vìp", "u1@example.com"])])
+            }
+        }
+        for attribute in ["name", "email", "phone", "labels"] {
+            try assertStoredFieldsMatchAsTheDecodedUser([query("isNull", attribute)])
+            try assertStoredFieldsMatchAsTheDecodedUser([query("isNotNull", attribute)])
+        }
+        for search in ["ann", "ANŃ", "lee bob", "a\r", "label:vìp", "LABEL:STAFF", "émile", "example"] {
+            try assertStoredFieldsMatchAsTheDecodedUser([], search: search)
+        }
+    }
+
     func testPagesAreThoseOfSortingEveryMatch() async throws {
         let all = try await insertUsers(600)
         let byNameThenNewest: (UserRecord, UserRecord) -> Bool = { a, b in
@@ -159,22 +222,8 @@ final class UserQueryTests: DomainTestCase {
                 [query("limit", nil, [100])], search: search, in: all, matching: reference(search), order: { $0.id < $1.id },
                 limit: 100, "search \(search.debugDescription)")
         }
-        // The look at the stored text before decoding: it turns away only users it can tell.
-        let annLee = try UserQuery(queries: [], search: "ann LEE")
-        func mayMatch(_ query: UserQuery, id: String, name: String) -> Bool {
-            Array(id.utf8).withUnsafeBytes { idBytes in
-                Array(name.utf8).withUnsafeBytes { nameBytes in
-                    var fields = UserFields()
-                    fields.id = idBytes
-                    fields.name = nameBytes
-                    return query.mayMatchSearch(fields)
-                }
-            }
-        }
-        XCTAssertTrue(mayMatch(annLee, id: "u1", name: "Ann Lee"))
-        XCTAssertFalse(mayMatch(annLee, id: "u1", name: "Ann Smith"), "an ASCII word missing from ASCII fields")
-        XCTAssertTrue(mayMatch(annLee, id: "u1", name: "Ann Lée"), "a field in other letters: decoded and checked")
-        XCTAssertTrue(mayMatch(try UserQuery(queries: [], search: "zoë"), id: "u1", name: "Bob"), "a word in other letters")
+        // The same answers from the stored fields, before any user is decoded.
+        for search in searches { try assertStoredFieldsMatchAsTheDecodedUser([], search: search) }
         let unicode = try await users.list(queries: [], search: "ZOË ÅNG", call: server)
         XCTAssertEqual(unicode.users.map(\.id), ["u00001"], "a search in other letters than ASCII, in another case")
         let ascii = try await users.list(queries: [], search: "LEE ann", call: server)
@@ -201,17 +250,7 @@ final class UserQueryTests: DomainTestCase {
         for (index, c) in cases.enumerated() {
             try await assertListed(c.queries + [query("limit", nil, [300])], in: all, matching: c.matching, order: byID, limit: 300, "case \(index)")
         }
-        let annOnly = try UserQuery(queries: [query("equal", "name", ["Ann"])], search: "")
-        func mayMatch(name: String) -> Bool {
-            Array(name.utf8).withUnsafeBytes { bytes in
-                var fields = UserFields()
-                fields.name = bytes
-                return annOnly.mayMatchStored(fields)
-            }
-        }
-        XCTAssertFalse(mayMatch(name: "Bob"), "an ASCII name that is not Ann is not decoded")
-        XCTAssertTrue(mayMatch(name: "Ann"))
-        XCTAssertTrue(mayMatch(name: "Ann\u{301}"), "a name in other letters is decoded and checked")
+        for c in cases { try assertStoredFieldsMatchAsTheDecodedUser(c.queries) }
     }
 
     /// Filters on numbers, flags and labels are decided from the stored fields before a user is
@@ -258,24 +297,7 @@ final class UserQueryTests: DomainTestCase {
             XCTAssertLessThan(expected, all.count, "case \(index) turns some users away")
             try await assertListed(c.queries + [query("limit", nil, [300])], in: all, matching: c.matching, order: byID, limit: 300, "case \(index)")
         }
-        // The look at the stored fields: exact for numbers and flags; for labels, it turns away
-        // only users it can tell.
-        let blockedVIPs = try UserQuery(queries: [query("equal", "status", [false]), query("contains", "labels", ["vip"])], search: "")
-        func mayMatch(status: Bool, labels: [String]) -> Bool {
-            let bytes = labels.map { Array($0.utf8) }
-            return bytes[0].withUnsafeBytes { first in
-                bytes[bytes.count - 1].withUnsafeBytes { last in
-                    var fields = UserFields()
-                    fields.status = status
-                    fields.labels = [first, last]
-                    return blockedVIPs.mayMatchStored(fields)
-                }
-            }
-        }
-        XCTAssertTrue(mayMatch(status: false, labels: ["staff", "vip"]))
-        XCTAssertFalse(mayMatch(status: true, labels: ["staff", "vip"]), "not blocked")
-        XCTAssertFalse(mayMatch(status: false, labels: ["staff", "vips"]), "no label vip")
-        XCTAssertTrue(mayMatch(status: false, labels: ["staff", "vìp"]), "a label in other letters is decoded and checked")
+        for c in cases { try assertStoredFieldsMatchAsTheDecodedUser(c.queries) }
     }
 
     /// Lists in an order of numbers, flags or ids pass over users whose stored fields show they
