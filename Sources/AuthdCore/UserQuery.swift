@@ -403,7 +403,7 @@ enum ASCIIBytes {
 /// `endsWith` and `contains` (on labels, a label equal to a value) with ASCII values compare
 /// ASCII fields byte by byte, as `String` compares them; any other field or filter is made
 /// strings and checked as on a decoded user (`UserQuery.Filter.accepts`).
-struct TextFilter: Sendable {
+final class TextFilter: Sendable {
     let filter: UserQuery.Filter
     private let attribute: TextAttribute
     /// How the bytes are compared; nil when the filter is not one compared so, or has an empty
@@ -679,9 +679,14 @@ enum ScalarAttribute: String, Sendable {
 
 /// A filter on a number or flag, decided exactly from a user's stored fields (no `[Value]` is
 /// made per user, as `UserQuery.field` makes for a decoded one).
-struct ScalarFilter: Sendable {
+final class ScalarFilter: Sendable {
     let filter: UserQuery.Filter
     let attribute: ScalarAttribute
+
+    init(filter: UserQuery.Filter, attribute: ScalarAttribute) {
+        self.filter = filter
+        self.attribute = attribute
+    }
 
     func accepts(_ user: some ListedScalars) -> Bool {
         if let value = attribute.value(of: user) { return filter.accepts(CollectionOfOne(value)) }
