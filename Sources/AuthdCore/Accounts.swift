@@ -82,8 +82,8 @@ public final class Directory: Sendable {
     static let sessionsPerWrite = 512
 
     /// The most queries (lists, log pages) that may wait for the query thread before more are
-    /// refused with a 503: a list over a million users takes over a second, so 64 in line are
-    /// a minute's wait already.
+    /// refused with a 503: a list over a million users takes about a tenth of a second (one in
+    /// id order that decodes many matches, more), so 64 in line are seconds' wait already.
     public static let queuedQueries = 64
 
     /// Runs `body` in a read transaction on the query pool (on this thread without one): the

@@ -25,8 +25,8 @@ public enum Daemon {
             threads: configuration.hashThreads, niceness: configuration.hashNice, queueLimit: configuration.hashQueueLimit)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         // Reads that may take milliseconds or more (`Users/List`, the change log's pages), one at
-        // a time, behind the event loops and the writer: a scan of a million users takes most of a
-        // second. At most `Directory.queuedQueries` wait; more are refused with a 503.
+        // a time, behind the event loops and the writer: a scan of a million users takes about a
+        // tenth of a second. At most `Directory.queuedQueries` wait; more are refused with a 503.
         let queryPool = BlockingPool(
             threads: 1, name: "authd-query", niceness: configuration.hashNice, queueLimit: Directory.queuedQueries)
         let directory = try Directory(

@@ -56,6 +56,22 @@ final class UserQueryTests: DomainTestCase {
         XCTAssertEqual(total, expected.total, label, file: file, line: line)
     }
 
+    /// A list to check: its queries, which users match and in what order, and the cursor, offset
+    /// and limit its page is cut with.
+    private typealias ListCase = (
+        queries: [String], matching: (UserRecord) -> Bool, order: (UserRecord, UserRecord) -> Bool,
+        cursor: (id: String, after: Bool)?, offset: Int, limit: Int
+    )
+
+    /// `assertListed` for each case, named by its place in `cases`.
+    private func assertEachListed(_ cases: [ListCase], in all: [UserRecord], file: StaticString = #filePath, line: UInt = #line) async throws {
+        for (index, c) in cases.enumerated() {
+            try await assertListed(
+                c.queries, in: all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit,
+                "case \(index)", file: file, line: line)
+        }
+    }
+
     /// Every stored user: `matchesStored` on its stored fields gives the answer `matches` gives
     /// on the decoded user (a scan decodes only the users the first lets through).
     private func assertStoredFieldsMatchAsTheDecodedUser(
@@ -129,7 +145,7 @@ final class UserQueryTests: DomainTestCase {
         let byID: (UserRecord, UserRecord) -> Bool = { $0.id < $1.id }
         let byIDDescending: (UserRecord, UserRecord) -> Bool = { $0.id > $1.id }
         let isVIP: (UserRecord) -> Bool = { $0.labels.contains("vip") }
-        let cases: [(queries: [String], matching: (UserRecord) -> Bool, order: (UserRecord, UserRecord) -> Bool, cursor: (id: String, after: Bool)?, offset: Int, limit: Int)] = [
+        let cases: [ListCase] = [
             ([], { _ in true }, byID, nil, 0, 25),
             ([query("limit", nil, [7]), query("offset", nil, [590])], { _ in true }, byID, nil, 590, 7),
             ([query("orderAsc", "name"), query("orderDesc", "$createdAt"), query("limit", nil, [40]), query("offset", nil, [55])],
@@ -154,11 +170,7 @@ final class UserQueryTests: DomainTestCase {
             ([query("orderAsc", "name"), query("cursorBefore", nil, ["u00300"]), query("limit", nil, [15])],
              { _ in true }, { a, b in a.name != b.name ? a.name < b.name : a.id < b.id }, ("u00300", false), 0, 15),
         ]
-        for (index, c) in cases.enumerated() {
-            try await assertListed(
-                c.queries, in: all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit,
-                "case \(index)")
-        }
+        try await assertEachListed(cases, in: all)
     }
 
     /// An `equal` filter on id, email or phone reads the users it names through their keys and
@@ -330,7 +342,7 @@ final class UserQueryTests: DomainTestCase {
             a.registration != b.registration ? a.registration < b.registration : a.id > b.id
         }
         let isVIP: (UserRecord) -> Bool = { $0.labels.contains("vip") }
-        let cases: [(queries: [String], matching: (UserRecord) -> Bool, order: (UserRecord, UserRecord) -> Bool, cursor: (id: String, after: Bool)?, offset: Int, limit: Int)] = [
+        let cases: [ListCase] = [
             ([query("orderDesc", "$createdAt")], { _ in true }, newest, nil, 0, 25),
             ([query("orderAsc", "registration"), query("orderDesc", "$createdAt"), query("limit", nil, [20]), query("offset", nil, [30])],
              { _ in true }, byRegistrationThenNewest, nil, 30, 20),
@@ -350,11 +362,7 @@ final class UserQueryTests: DomainTestCase {
             ([query("equal", "status", [false]), query("orderDesc", "$createdAt"), query("limit", nil, [8])], { !$0.status }, newest, nil, 0, 8),
             ([query("contains", "labels", ["vip"]), query("orderDesc", "$createdAt"), query("limit", nil, [8])], isVIP, newest, nil, 0, 8),
         ]
-        for (index, c) in cases.enumerated() {
-            try await assertListed(
-                c.queries, in: all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit,
-                "case \(index)")
-        }
+        try await assertEachListed(cases, in: all)
         // A search, which the stored fields may not decide: the users past the page are decoded
         // to be counted.
         try await assertListed(
@@ -390,7 +398,7 @@ final class UserQueryTests: DomainTestCase {
         let byPhoneDown = by({ $0.phone.isEmpty ? nil : $0.phone }, descending: true)
         let byLabel = by({ $0.labels.first }, descending: false)
         let byLabelDown = by({ $0.labels.first }, descending: true)
-        let cases: [(queries: [String], matching: (UserRecord) -> Bool, order: (UserRecord, UserRecord) -> Bool, cursor: (id: String, after: Bool)?, offset: Int, limit: Int)] = [
+        let cases: [ListCase] = [
             ([query("orderAsc", "name"), query("limit", nil, [30])], { _ in true }, byName, nil, 0, 30),
             ([query("orderDesc", "name"), query("limit", nil, [30]), query("offset", nil, [20])], { _ in true }, byNameDown, nil, 20, 30),
             ([query("orderAsc", "name"), query("cursorAfter", nil, ["u00105"]), query("limit", nil, [25])], { _ in true }, byName, ("u00105", true), 0, 25),
@@ -401,11 +409,7 @@ final class UserQueryTests: DomainTestCase {
             ([query("orderDesc", "labels"), query("cursorAfter", nil, ["u00009"]), query("limit", nil, [40])], { _ in true }, byLabelDown, ("u00009", true), 0, 40),
             ([query("equal", "status", [false]), query("orderAsc", "name"), query("limit", nil, [10])], { !$0.status }, byName, nil, 0, 10),
         ]
-        for (index, c) in cases.enumerated() {
-            try await assertListed(
-                c.queries, in: all, matching: c.matching, order: c.order, cursor: c.cursor, offset: c.offset, limit: c.limit,
-                "case \(index)")
-        }
+        try await assertEachListed(cases, in: all)
     }
 
     func testPagesInIDOrderAreRightPastTheMatchesCounted() async throws {

@@ -240,13 +240,9 @@ final class BadInputTests: XCTestCase {
     /// are refused at once with a 503 and counted, the others are answered as usual, and the
     /// daemon goes on serving.
     func testSignInsPastTheHashingQueueAreRefusedAtOnce() async throws {
-        await daemon.cleanUp()
-        // One thread, one call in line, and hashes of about a hundred milliseconds: a batch of
-        // sign-ins read together finds the thread busy with the first.
-        daemon = try await DaemonProcess.start(extraArguments: [
-            "--set", "peer_uid.\(getuid())=settings.read,sessions.write", "--set", "hash_threads=1", "--set", "hash_queue_limit=1",
-            "--set", "argon2_memory_kib=32768", "--set", "argon2_iterations=3",
-        ])
+        // One call in line, and hashes of about a hundred milliseconds: a batch of sign-ins
+        // read together finds the thread busy with the first.
+        try await restartWithOneHashingThread(queueLimit: 1, argon2MemoryKiB: 32768, argon2Iterations: 3)
         let client = try await daemon.connect()
         let before = try await client.stats()
         let count = 12
@@ -284,13 +280,9 @@ final class BadInputTests: XCTestCase {
     /// With the line full of one address's sign-ins, a sign-in from another address is still
     /// taken and checked (its lane's share of the line), where it was refused as busy.
     func testAFloodFromOneAddressLeavesTheOthersTheirShareOfTheHashingLine() async throws {
-        await daemon.cleanUp()
-        // One thread, two calls in line, and hashes of a few hundred milliseconds, so that the
-        // line is still full when the second client's sign-in arrives.
-        daemon = try await DaemonProcess.start(extraArguments: [
-            "--set", "peer_uid.\(getuid())=settings.read,sessions.write", "--set", "hash_threads=1", "--set", "hash_queue_limit=2",
-            "--set", "argon2_memory_kib=65536", "--set", "argon2_iterations=4",
-        ])
+        // Two calls in line, and hashes of a few hundred milliseconds, so that the line is still
+        // full when the second client's sign-in arrives.
+        try await restartWithOneHashingThread(queueLimit: 2, argon2MemoryKiB: 65536, argon2Iterations: 4)
         let count = 8
         let flood = try RawConnection(socketPath: daemon.socketPath)
         try flood.send(signInsOfUnknownAddresses(count, from: "198.51.100.7"))
@@ -310,6 +302,17 @@ final class BadInputTests: XCTestCase {
         }
         XCTAssertEqual(Set(floodCodes.keys), [401, 503], "\(floodCodes)")
         XCTAssertLessThanOrEqual(floodCodes[401] ?? 0, 4, "the running one, its two in line, and at most one taken between reads: \(floodCodes)")
+    }
+
+    /// Replaces the daemon with one that has one hashing thread, `queueLimit` calls in its line,
+    /// and Argon2id at the given cost; this process may read settings and sign in.
+    private func restartWithOneHashingThread(queueLimit: Int, argon2MemoryKiB: Int, argon2Iterations: Int) async throws {
+        await daemon.cleanUp()
+        daemon = try await DaemonProcess.start(extraArguments: [
+            "--set", "peer_uid.\(getuid())=settings.read,sessions.write", "--set", "hash_threads=1",
+            "--set", "hash_queue_limit=\(queueLimit)", "--set", "argon2_memory_kib=\(argon2MemoryKiB)",
+            "--set", "argon2_iterations=\(argon2Iterations)",
+        ])
     }
 
     /// `count` framed sign-ins of unknown addresses (each checks the decoy hash), ids 1 to
