@@ -24,13 +24,18 @@ public final class BlockingPool: @unchecked Sendable {
         }
     }
 
+    /// A waiting call: its work, which returns what resumes its caller. The thread marks the
+    /// call ended before it resumes the caller, so that whatever the caller does next (a
+    /// write, which asks `nextEndExpected`) no longer counts it as running.
+    typealias Item = @Sendable () -> @Sendable () -> Void
+
     /// A lane's waiting calls, first come first served.
     private struct LaneQueue {
-        var items: [@Sendable () -> Void] = []
+        var items: [Item] = []
         var head = 0
         var count: Int { items.count - head }
 
-        mutating func take() -> @Sendable () -> Void {
+        mutating func take() -> Item {
             let item = items[head]
             head += 1
             if head > 64 && head * 2 > items.count {
@@ -51,6 +56,10 @@ public final class BlockingPool: @unchecked Sendable {
     private var waiting = 0
     private var stopping = false
     private var running = 0
+    /// When each thread began the call it is running, nil while it waits for one.
+    private var runningSince: [ContinuousClock.Instant?]
+    /// How long a call has taken, wall time, as a moving mean (each call counts an eighth).
+    private var typicalRun: Duration?
 
     public let threadCount: Int
     /// The threads' nice value (0-19): above 0, the event loops outweigh the hashing threads
@@ -92,12 +101,13 @@ public final class BlockingPool: @unchecked Sendable {
         self.name = name
         self.queueLimit = max(1, queueLimit)
         self.niceness = min(max(niceness, 0), 19)
+        runningSince = Array(repeating: nil, count: threadCount)
         for index in 0..<threadCount {
             let threadName = "\(name)-\(index)"
             let thread = Thread { [self] in
                 nameCurrentThread(threadName)
                 if self.niceness > 0 { setCurrentThreadNice(self.niceness) }
-                self.work()
+                self.work(thread: index)
             }
             running += 1
             thread.start()
@@ -113,7 +123,7 @@ public final class BlockingPool: @unchecked Sendable {
                 let started = Self.threadCPUNanoseconds()
                 let result = Result { try body() }
                 self.workNanoseconds.add(Self.threadCPUNanoseconds() &- started, ordering: .relaxed)
-                continuation.resume(with: result)
+                return { continuation.resume(with: result) }
             }
             guard !queued else { return }
             refusedCalls.add(1, ordering: .relaxed)
@@ -125,11 +135,11 @@ public final class BlockingPool: @unchecked Sendable {
 
     /// Queues `item` in `lane` (or runs it here after shutdown); false when the line is full for
     /// that lane.
-    private func enqueue(in lane: Lane, _ item: @escaping @Sendable () -> Void) -> Bool {
+    private func enqueue(in lane: Lane, _ item: @escaping Item) -> Bool {
         condition.lock()
         if stopping {
             condition.unlock()
-            item()  // after shutdown, run inline rather than leave a caller waiting forever
+            item()()  // after shutdown, run inline rather than leave a caller waiting forever
             return true
         }
         let held = lanes[lane]?.count ?? 0
@@ -157,7 +167,19 @@ public final class BlockingPool: @unchecked Sendable {
         condition.unlock()
     }
 
-    private func work() {
+    /// How long until the first of the calls running now is likely to end (the calls' mean
+    /// time so far, less what each has run): zero when one has run longer than the mean; nil
+    /// when none runs, or before any has ended.
+    public func nextEndExpected() -> Duration? {
+        let now = ContinuousClock.now
+        condition.lock()
+        defer { condition.unlock() }
+        guard let typicalRun else { return nil }
+        let soonest = runningSince.lazy.compactMap { $0 }.min()
+        return soonest.map { max(.zero, $0 + typicalRun - now) }
+    }
+
+    private func work(thread index: Int) {
         while true {
             condition.lock()
             while waiting == 0 && !stopping { condition.wait() }
@@ -168,14 +190,22 @@ public final class BlockingPool: @unchecked Sendable {
                 return
             }
             let item = takeInTurn()
+            let began = ContinuousClock.now
+            runningSince[index] = began
             condition.unlock()
-            item()
+            let resume = item()
+            let took = .now - began
+            condition.lock()
+            typicalRun = typicalRun.map { $0 + (took - $0) / 8 } ?? took
+            runningSince[index] = nil
+            condition.unlock()
+            resume()
         }
     }
 
     /// The next lane's first call; a lane left empty leaves the turns. Called with the lock held
     /// and a call waiting.
-    private func takeInTurn() -> @Sendable () -> Void {
+    private func takeInTurn() -> Item {
         if nextLane >= turns.count { nextLane = 0 }
         let lane = turns[nextLane]
         let item = lanes[lane]!.take()

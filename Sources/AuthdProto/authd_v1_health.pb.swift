@@ -340,6 +340,20 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._callsRefusedBusy = newValue}
   }
 
+  /// Commits whose one write waited for a second (`commit_wait_us`) since start, and their
+  /// time waiting in microseconds (also counted in `writes_queued_micros`): a write that
+  /// found the writer idle while a sign-in's hash was about to end waited for that sign-in's
+  /// write, so that one commit and its fsync served both.
+  public var commitsWaitedForCompany: UInt64 {
+    get {_storage._commitsWaitedForCompany}
+    set {_uniqueStorage()._commitsWaitedForCompany = newValue}
+  }
+
+  public var companyWaitMicros: UInt64 {
+    get {_storage._companyWaitMicros}
+    set {_uniqueStorage()._companyWaitMicros = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -426,7 +440,7 @@ nonisolated extension Authd_V1_StatsRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0\u{3}event_loop_cpu_micros\0\u{3}writer_cpu_micros\0\u{3}acknowledger_cpu_micros\0\u{3}jwt_verifications\0\u{3}jwts_refused\0\u{3}jwt_verification_cpu_micros\0\u{3}connection_reads_paused\0\u{3}connection_reads_paused_unread\0\u{3}query_cpu_micros\0\u{3}calls_refused_busy\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}write_commits\0\u{1}writes\0\u{3}largest_batch\0\u{1}users\0\u{1}sessions\0\u{3}data_bytes\0\u{3}sessions_cached\0\u{3}resident_bytes\0\u{3}open_files\0\u{3}anonymous_bytes\0\u{3}users_cached\0\u{3}api_keys_cached\0\u{3}cpu_user_micros\0\u{3}cpu_system_micros\0\u{3}cpu_wait_micros\0\u{3}hashing_cpu_micros\0\u{1}sweeps\0\u{3}expired_sessions_deleted\0\u{3}expired_tokens_deleted\0\u{3}changes_pruned\0\u{3}data_bytes_prewarmed\0\u{3}data_bytes_prewarm_limit\0\u{3}data_prewarm_done\0\u{3}writes_queued_micros\0\u{3}writes_committing_micros\0\u{3}writes_acknowledging_micros\0\u{3}session_cache_hits\0\u{3}session_cache_misses\0\u{3}session_cache_evictions\0\u{3}user_cache_hits\0\u{3}user_cache_misses\0\u{3}user_cache_evictions\0\u{3}event_loop_cpu_micros\0\u{3}writer_cpu_micros\0\u{3}acknowledger_cpu_micros\0\u{3}jwt_verifications\0\u{3}jwts_refused\0\u{3}jwt_verification_cpu_micros\0\u{3}connection_reads_paused\0\u{3}connection_reads_paused_unread\0\u{3}query_cpu_micros\0\u{3}calls_refused_busy\0\u{3}commits_waited_for_company\0\u{3}company_wait_micros\0")
 
   fileprivate class _StorageClass {
     var _writeCommits: UInt64 = 0
@@ -471,6 +485,8 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
     var _connectionReadsPausedUnread: UInt64 = 0
     var _queryCpuMicros: UInt64 = 0
     var _callsRefusedBusy: UInt64 = 0
+    var _commitsWaitedForCompany: UInt64 = 0
+    var _companyWaitMicros: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -523,6 +539,8 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       _connectionReadsPausedUnread = source._connectionReadsPausedUnread
       _queryCpuMicros = source._queryCpuMicros
       _callsRefusedBusy = source._callsRefusedBusy
+      _commitsWaitedForCompany = source._commitsWaitedForCompany
+      _companyWaitMicros = source._companyWaitMicros
     }
   }
 
@@ -583,6 +601,8 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         case 40: try { try decoder.decodeSingularUInt64Field(value: &_storage._connectionReadsPausedUnread) }()
         case 41: try { try decoder.decodeSingularUInt64Field(value: &_storage._queryCpuMicros) }()
         case 42: try { try decoder.decodeSingularUInt64Field(value: &_storage._callsRefusedBusy) }()
+        case 43: try { try decoder.decodeSingularUInt64Field(value: &_storage._commitsWaitedForCompany) }()
+        case 44: try { try decoder.decodeSingularUInt64Field(value: &_storage._companyWaitMicros) }()
         default: break
         }
       }
@@ -717,6 +737,12 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
       if _storage._callsRefusedBusy != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._callsRefusedBusy, fieldNumber: 42)
       }
+      if _storage._commitsWaitedForCompany != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._commitsWaitedForCompany, fieldNumber: 43)
+      }
+      if _storage._companyWaitMicros != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._companyWaitMicros, fieldNumber: 44)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -768,6 +794,8 @@ nonisolated extension Authd_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtob
         if _storage._connectionReadsPausedUnread != rhs_storage._connectionReadsPausedUnread {return false}
         if _storage._queryCpuMicros != rhs_storage._queryCpuMicros {return false}
         if _storage._callsRefusedBusy != rhs_storage._callsRefusedBusy {return false}
+        if _storage._commitsWaitedForCompany != rhs_storage._commitsWaitedForCompany {return false}
+        if _storage._companyWaitMicros != rhs_storage._companyWaitMicros {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -23,6 +23,9 @@ public enum Daemon {
             logger: logger)
         let hashingPool = BlockingPool(
             threads: configuration.hashThreads, niceness: configuration.hashNice, queueLimit: configuration.hashQueueLimit)
+        // Nearly every call that hashes writes next (a sign-in's session, a sign-up's user): in
+        // a sign-in storm a lone write may wait for the one a hash about to end will bring.
+        store.letLoneWritesWait(upTo: .microseconds(configuration.commitWaitMicros)) { hashingPool.nextEndExpected() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         // Reads that may take milliseconds or more (`Users/List`, the change log's pages), one at
         // a time, behind the event loops and the writer: a scan of a million users takes about a

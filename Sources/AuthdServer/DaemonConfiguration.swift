@@ -39,6 +39,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `writer_nice`: nice value the store's writer thread asks for (-20 to 0), so that the one
     /// thread every acknowledged write waits for does not queue behind the event loops.
     public var writerNice: Int32 = -10
+    /// `commit_wait_us`: how long a write that finds the writer idle may wait for the write of
+    /// a sign-in whose hash is about to end, so that one commit and fsync serve both (0: never
+    /// waits). Only when a hash is expected to end that soon: a lone write commits at once.
+    public var commitWaitMicros = 4000
     /// `event_loop_threads`: NIO event loops serving connections (default: one per core but
     /// one, `defaultEventLoopThreads(cores:)`).
     public var eventLoopThreads = Self.defaultEventLoopThreads(cores: ProcessInfo.processInfo.activeProcessorCount)
@@ -89,7 +93,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Every key, in the order the README lists them.
     public static let keys = [
         "socket", "socket_mode", "data", "max_frame_bytes", "map_size_mib", "argon2_memory_kib",
-        "argon2_iterations", "argon2_parallelism", "hash_threads", "hash_nice", "hash_queue_limit", "writer_nice", "event_loop_threads",
+        "argon2_iterations", "argon2_parallelism", "hash_threads", "hash_nice", "hash_queue_limit", "writer_nice", "commit_wait_us", "event_loop_threads",
         "session_duration", "session_limit", "session_cache_size", "user_cache_size", "expiry_sweep_interval", "change_log_retention", "prewarm_data", "log_level", "operator_uids", "peer_uid.<uid>", "peer_gid.<gid>",
     ]
 
@@ -169,6 +173,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         case "hash_nice": hashNice = Int32(try integer(0...19))
         case "hash_queue_limit": hashQueueLimitSetting = try integer(1...1_000_000)
         case "writer_nice": writerNice = Int32(try integer(-20...0))
+        case "commit_wait_us": commitWaitMicros = try integer(0...100_000)
         case "event_loop_threads": eventLoopThreads = try integer(1...1024)
         case "session_duration": sessionDurationSeconds = Int64(try integer(60...31_536_000))
         case "session_limit": sessionLimit = try integer(0...100)

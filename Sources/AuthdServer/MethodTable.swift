@@ -90,6 +90,8 @@ public struct MethodTable: Sendable {
             response.writesQueuedMicros = store.writesQueuedMicros
             response.writesCommittingMicros = store.writesCommittingMicros
             response.writesAcknowledgingMicros = store.writesAcknowledgingMicros
+            response.commitsWaitedForCompany = store.commitsWaitedForCompany
+            response.companyWaitMicros = store.companyWaitMicros
             response.users = UInt64(store.users)
             response.sessions = UInt64(store.sessions)
             response.dataBytes = store.dataBytes

@@ -31,6 +31,17 @@ final class GroupCommitWriter: @unchecked Sendable {
         var queuedMicros: UInt64 = 0
         var committingMicros: UInt64 = 0
         var acknowledgingMicros: UInt64 = 0
+        /// Commits that waited for a second write (`waitForCompany`), and their time waiting
+        /// in microseconds.
+        var companyWaits: UInt64 = 0
+        var companyWaitMicros: UInt64 = 0
+    }
+
+    /// What lets a write that comes alone wait for another: how long it may wait at most, and
+    /// how soon another write is expected (nil: none is).
+    struct Company: Sendable {
+        let longest: Duration
+        let nextWriteExpected: @Sendable () -> Duration?
     }
 
     private let environment: LMDBEnvironment
@@ -44,12 +55,22 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var statistics = Statistics()
     private var thread: Thread?
     private var observers: [@Sendable (CommittedChanges) -> Void] = []
+    private var company: Company?
     /// Used by the writer thread alone, after each commit.
     private let growthZone: GrowthZone?
 
     func addObserver(_ observer: @escaping @Sendable (CommittedChanges) -> Void) {
         condition.lock()
         observers.append(observer)
+        condition.unlock()
+    }
+
+    /// Lets a write that finds the writer idle wait up to `company.longest` (and a millisecond
+    /// for the call to reach the writer) for the write that `company` expects next, so that one
+    /// commit, and one fsync, serves both.
+    func waitForCompany(_ company: Company) {
+        condition.lock()
+        self.company = company
         condition.unlock()
     }
 
@@ -139,6 +160,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         while true {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }
+            if queue.count == 1 && !stopping, let company { awaitCompany(company) }
             if queue.isEmpty && stopping {
                 stopped = true
                 condition.broadcast()
@@ -152,6 +174,24 @@ final class GroupCommitWriter: @unchecked Sendable {
             keepGrowthZoneAhead()
         }
     }
+
+    /// Called with the lock held and one write queued; returns with the lock held.
+    private func awaitCompany(_ company: Company) {
+        // The hint takes its own lock: not under this one.
+        condition.unlock()
+        let expected = company.nextWriteExpected()
+        condition.lock()
+        guard let expected, expected <= company.longest else { return }
+        let began = ContinuousClock.now
+        let deadline = Date(timeIntervalSinceNow: Double((expected + Self.companyTravel) / .seconds(1)))
+        while queue.count == 1 && !stopping && condition.wait(until: deadline) {}
+        statistics.companyWaits += 1
+        statistics.companyWaitMicros += micros(.now - began)
+    }
+
+    /// How long after the expected write is due the writer still waits for it: the call's way
+    /// from its hashing thread to the writer, through its event loop.
+    static let companyTravel = Duration.milliseconds(1)
 
     /// Deletes the records of a chunk of deleted sessions in the batch's transaction, in a
     /// nested one so that a failure rolls back the chunk alone and leaves the queue for the next

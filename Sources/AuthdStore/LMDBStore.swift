@@ -214,6 +214,15 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         writer.addObserver(observer)
     }
 
+    /// Lets a write that finds the writer idle wait, up to `longest`, for the next write when
+    /// `nextWriteExpected` says one comes that soon (a sign-in whose hash is ending), so that
+    /// one commit and its fsync serve both. A write that comes while a commit runs waits for
+    /// it anyway and needs none of this; a write no other is expected after commits at once.
+    public func letLoneWritesWait(upTo longest: Duration, forNextWriteExpected nextWriteExpected: @escaping @Sendable () -> Duration?) {
+        guard longest > .zero else { return }
+        writer.waitForCompany(GroupCommitWriter.Company(longest: longest, nextWriteExpected: nextWriteExpected))
+    }
+
     public func statistics() throws -> StoreStatistics {
         let writes = writer.currentStatistics
         var statistics = StoreStatistics()
@@ -223,6 +232,8 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         statistics.writesQueuedMicros = writes.queuedMicros
         statistics.writesCommittingMicros = writes.committingMicros
         statistics.writesAcknowledgingMicros = writes.acknowledgingMicros
+        statistics.commitsWaitedForCompany = writes.companyWaits
+        statistics.companyWaitMicros = writes.companyWaitMicros
         statistics.dataBytes = UInt64(try environment.dataBytes())
         statistics.dataBytesPrewarmed = warmer?.warmedBytes ?? 0
         statistics.dataBytesPrewarmLimit = warmer?.limitBytes ?? 0

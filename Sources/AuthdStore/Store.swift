@@ -37,6 +37,10 @@ public struct StoreStatistics: Sendable, Equatable {
     public var writesQueuedMicros: UInt64 = 0
     public var writesCommittingMicros: UInt64 = 0
     public var writesAcknowledgingMicros: UInt64 = 0
+    /// Commits whose lone write waited for the next one expected (`letLoneWritesWait`), and
+    /// their time waiting, in microseconds.
+    public var commitsWaitedForCompany: UInt64 = 0
+    public var companyWaitMicros: UInt64 = 0
     public var users: Int = 0
     public var sessions: Int = 0
     /// Bytes of the data file in use.

@@ -130,6 +130,7 @@ struct CommonOptions: ParsableArguments {
             "write_queued_us": perWrite(\.writesQueuedMicros),
             "write_committing_us": perWrite(\.writesCommittingMicros),
             "write_acknowledging_us": perWrite(\.writesAcknowledgingMicros),
+            "commits_waited_for_company": after.stats.commitsWaitedForCompany &- before.stats.commitsWaitedForCompany,
         ]
     }
 

@@ -74,6 +74,11 @@ struct Login: AsyncParsableCommand {
         /// validator: the ceilings hash between the windows), and the windows' length.
         var loadToolCPUSeconds: Double
         var stormSeconds: Double
+        /// The writer's commits over the storm windows, the writes they held, and the commits
+        /// whose first write waited for a second (`commit_wait_us`).
+        var commits: UInt64 = 0
+        var writes: UInt64 = 0
+        var commitsWaitedForCompany: UInt64 = 0
     }
 
     /// An `Account/Get` of a session of its own user: the storm's logins would evict one of theirs.
@@ -104,6 +109,7 @@ struct Login: AsyncParsableCommand {
         var daemon: DaemonCPU? = DaemonCPU()
         var loadToolCPUSeconds = 0.0
         var stormSeconds = 0.0
+        var commits: (commits: UInt64, writes: UInt64, waited: UInt64) = (0, 0, 0)
         // The logins go straight over NIO, as the pipelined driver sends any call: one wake-up
         // of its thread per answer. Through `AuthdClient`, a task and a continuation per call,
         // this process took 0.6-0.8 % of a 2-core machine for its 60-78 logins a second (half as
@@ -148,6 +154,11 @@ struct Login: AsyncParsableCommand {
             } else {
                 daemon = nil
             }
+            if let before = statsBefore?.stats, let after = statsAfter?.stats {
+                commits.commits += after.writeCommits &- before.writeCommits
+                commits.writes += after.writes &- before.writes
+                commits.waited += after.commitsWaitedForCompany &- before.commitsWaitedForCompany
+            }
             windowRates.append(result.throughput)
             logins = logins.map { $0.adding(result) } ?? result
             if let validation {
@@ -159,7 +170,8 @@ struct Login: AsyncParsableCommand {
         // `validate()` allows no fewer than one window.
         return Storm(
             logins: logins!, windowRates: windowRates, validations: validations, ceilings: ceilings, cpu: cpu, daemon: daemon,
-            loadToolCPUSeconds: loadToolCPUSeconds, stormSeconds: stormSeconds)
+            loadToolCPUSeconds: loadToolCPUSeconds, stormSeconds: stormSeconds, commits: commits.commits, writes: commits.writes,
+            commitsWaitedForCompany: commits.waited)
     }
 
     /// CPU time of this whole process so far, in seconds.
@@ -199,6 +211,12 @@ struct Login: AsyncParsableCommand {
             extra["event_loop_cpu_share"] = daemon.eventLoopCores / cores
             extra["writer_cpu_share"] = daemon.writerCores / cores
             extra["acknowledger_cpu_share"] = daemon.acknowledgerCores / cores
+        }
+        if storm.commits > 0 {
+            // About a commit per login unless the writer waits for company (`commit_wait_us`).
+            extra["commits"] = storm.commits
+            extra["mean_batch"] = Double(storm.writes) / Double(storm.commits)
+            extra["commits_waited_for_company"] = storm.commitsWaitedForCompany
         }
         if storm.stormSeconds > 0 {
             // On the same machine, what this process spends on its calls (the validator above

@@ -146,6 +146,28 @@ final class BlockingPoolTests: XCTestCase {
         XCTAssertEqual(ran.count.load(ordering: .relaxed), 6, "every call taken ran; no refused one did")
     }
 
+    /// The writer asks the hashing pool when its next call ends, to let a lone write wait for
+    /// that call's write (`LMDBStore.letLoneWritesWait`).
+    func testTheNextEndIsExpectedFromTheCallsThatRanAndTheOnesRunning() async throws {
+        let pool = BlockingPool(threads: 1)
+        defer { pool.shutdown() }
+        XCTAssertNil(pool.nextEndExpected(), "no call has run yet")
+        let began = ContinuousClock.now
+        _ = try await pool.run { usleep(200_000) }
+        let took = ContinuousClock.now - began  // the pool's own measure is within this
+        XCTAssertNil(pool.nextEndExpected(), "the call ended before its caller resumed: none runs")
+        let heldFrom = ContinuousClock.now
+        let (gate, held) = try await Self.holdTheThread(of: pool)
+        let expected = try XCTUnwrap(pool.nextEndExpected(), "a call runs, and the one before took 200 ms")
+        XCTAssertGreaterThan(expected, .zero)
+        XCTAssertLessThanOrEqual(expected, took, "the mean, less what the call has run")
+        try await Task.sleep(until: heldFrom + took + .milliseconds(50))
+        XCTAssertEqual(pool.nextEndExpected(), .zero, "a call past the mean is expected to end any moment")
+        gate.signal()
+        try await held.value
+        XCTAssertNil(pool.nextEndExpected())
+    }
+
     /// Occupies the pool's one thread until the returned semaphore is signalled.
     private static func holdTheThread(of pool: BlockingPool) async throws -> (DispatchSemaphore, Task<Void, Error>) {
         let gate = DispatchSemaphore(value: 0)

@@ -24,6 +24,7 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.argon2.iterations, 2, "untouched keys keep their defaults")
         XCTAssertEqual(configuration.hashNice, 10)
         XCTAssertEqual(configuration.writerNice, -10)
+        XCTAssertEqual(configuration.commitWaitMicros, 4000)
         XCTAssertEqual(configuration.sessionCacheSize, 100_000)
         XCTAssertEqual(configuration.userCacheSize, 10_000)
         XCTAssertEqual(configuration.expirySweepIntervalSeconds, 3600)
@@ -31,11 +32,15 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(configuration.prewarmData)
         let tuned = try DaemonConfiguration.load(
             file: nil, environment: ["AUTHD_HASH_NICE": "19", "AUTHD_WRITER_NICE": "0", "AUTHD_EXPIRY_SWEEP_INTERVAL": "0"],
-            overrides: ["session_cache_size": "0", "user_cache_size": "50000", "change_log_retention": "0", "prewarm_data": "false"])
+            overrides: [
+                "session_cache_size": "0", "user_cache_size": "50000", "change_log_retention": "0", "prewarm_data": "false",
+                "commit_wait_us": "0",
+            ])
         XCTAssertEqual(tuned.expirySweepIntervalSeconds, 0)
         XCTAssertEqual(tuned.changeLogRetentionSeconds, 0)
         XCTAssertEqual(tuned.hashNice, 19)
         XCTAssertEqual(tuned.writerNice, 0)
+        XCTAssertEqual(tuned.commitWaitMicros, 0, "a lone write never waits")
         XCTAssertEqual(tuned.sessionCacheSize, 0)
         XCTAssertEqual(tuned.userCacheSize, 50_000)
         XCTAssertFalse(tuned.prewarmData)
@@ -70,6 +75,7 @@ final class DaemonConfigurationTests: XCTestCase {
             (["argon2_iterations": "x"], "argon2_iterations must be a whole number"),
             (["hash_nice": "20"], "hash_nice must be a whole number in 0...19"),
             (["writer_nice": "5"], "writer_nice must be a whole number in -20...0"),
+            (["commit_wait_us": "100001"], "commit_wait_us must be a whole number in 0...100000"),
             (["session_cache_size": "-1"], "session_cache_size must be a whole number"),
             (["user_cache_size": "lots"], "user_cache_size must be a whole number"),
             (["expiry_sweep_interval": "604801"], "expiry_sweep_interval must be a whole number in 0...604800"),

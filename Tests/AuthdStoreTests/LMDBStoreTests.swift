@@ -576,6 +576,51 @@ final class LMDBStoreTests: StoreTestCase {
         XCTAssertEqual(changes.map(\.sequence), Array(1...30), "sequence numbers have no gaps")
     }
 
+    func testALoneWriteWaitsForTheWriteExpectedNextAndOneCommitServesBoth() async throws {
+        let store = self.store!
+        // The hint says a write comes within 200 ms; it tells the test when the writer asked.
+        let asked = DispatchSemaphore(value: 0)
+        store.letLoneWritesWait(upTo: .milliseconds(500)) {
+            asked.signal()
+            return .milliseconds(200)
+        }
+        let before = try store.statistics()
+        let first = Task { try await store.write { w in try w.insertUser(sampleUser("first")) } }
+        // The first write is alone, and the writer waits for the one expected.
+        XCTAssertEqual(asked.wait(timeout: .now() + 10), .success, "the writer did not ask when the next write comes")
+        try await store.write { w in try w.insertUser(sampleUser("second")) }
+        try await first.value
+        let after = try store.statistics()
+        XCTAssertEqual(after.writes - before.writes, 2)
+        XCTAssertEqual(after.commits - before.commits, 1, "the second write joined the first's commit")
+        XCTAssertEqual(after.commitsWaitedForCompany - before.commitsWaitedForCompany, 1)
+        XCTAssertNotNil(try store.read { r in try r.user(id: "first") })
+    }
+
+    func testALoneWriteCommitsAtOnceWhenNoWriteIsExpectedSoonEnough() async throws {
+        let store = self.store!
+        // Past the longest wait, or none expected at all: each write commits alone.
+        let expected = Mutex<Duration?>(.seconds(5))
+        store.letLoneWritesWait(upTo: .milliseconds(10)) { expected.withLock { $0 } }
+        for (index, next) in [Duration?.none, .seconds(5)].enumerated() {
+            expected.withLock { $0 = next }
+            let before = try store.statistics()
+            try await store.write { w in try w.insertUser(sampleUser("alone\(index)")) }
+            try await store.write { w in try w.insertUser(sampleUser("later\(index)")) }
+            let after = try store.statistics()
+            XCTAssertEqual(after.commits - before.commits, 2)
+            XCTAssertEqual(after.commitsWaitedForCompany, 0, "expected \(String(describing: next))")
+        }
+        // Expected soon, but it never comes: the write waits that long (and the way's
+        // allowance), then commits alone.
+        expected.withLock { $0 = .milliseconds(5) }
+        try await store.write { w in try w.insertUser(sampleUser("unaccompanied")) }
+        let statistics = try store.statistics()
+        XCTAssertEqual(statistics.commitsWaitedForCompany, 1)
+        XCTAssertGreaterThanOrEqual(statistics.companyWaitMicros, 5_000)
+        XCTAssertNotNil(try store.read { r in try r.user(id: "unaccompanied") })
+    }
+
     func testConcurrentWritesShareCommits() async throws {
         let store = self.store!
         let started = ContinuousClock.now
