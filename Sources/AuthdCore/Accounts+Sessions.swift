@@ -18,12 +18,16 @@ extension Accounts {
             let rehash = try await directory.rehashIfImported(user, password: password, call: call)
             let reset = directory.rateLimiter.resetting(.emailPasswordSession, keys: limitKeys, call: call)
             do {
-                return try await directory.issueSession(
-                    userID: user.id, provider: "email", providerUID: email, factors: ["password"], call: call, trim: true,
-                    inSameWrite: { w in
-                        try rehash?(w)
-                        try reset?(w)
-                    })
+                // In a storm of sign-ins the next one's hash ends within milliseconds, and its
+                // write may share this one's commit.
+                return try await WriteCompany.$mayWait.withValue(true) {
+                    try await directory.issueSession(
+                        userID: user.id, provider: "email", providerUID: email, factors: ["password"], call: call, trim: true,
+                        inSameWrite: { w in
+                            try rehash?(w)
+                            try reset?(w)
+                        })
+                }
             } catch let error as StoreError where error.kind == .notFound {
                 // The user was deleted between the password check and the write.
                 throw AuthdError.invalidCredentials

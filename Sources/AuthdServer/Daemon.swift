@@ -24,7 +24,8 @@ public enum Daemon {
         let hashingPool = BlockingPool(
             threads: configuration.hashThreads, niceness: configuration.hashNice, queueLimit: configuration.hashQueueLimit)
         // Nearly every call that hashes writes next (a sign-in's session, a sign-up's user): in
-        // a sign-in storm a lone write may wait for the one a hash about to end will bring.
+        // a sign-in storm a sign-in's lone write may wait for the one a hash about to end will
+        // bring (`WriteCompany`).
         store.letLoneWritesWait(upTo: .microseconds(configuration.commitWaitMicros)) { hashingPool.nextEndExpected() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads)
         // Reads that may take milliseconds or more (`Users/List`, the change log's pages), one at

@@ -39,10 +39,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `writer_nice`: nice value the store's writer thread asks for (-20 to 0), so that the one
     /// thread every acknowledged write waits for does not queue behind the event loops.
     public var writerNice: Int32 = -10
-    /// `commit_wait_us`: how long a write that finds the writer idle may wait for the write of
-    /// a sign-in whose hash is about to end, so that one commit and fsync serve both (0: never
-    /// waits). Only when a hash is expected to end that soon: a lone write commits at once.
-    public var commitWaitMicros = 4000
+    /// `commit_wait_us`: how long a sign-in's session write that finds the writer idle may wait
+    /// for the write of a call whose hash is about to end, so that one commit and fsync serve
+    /// both (0: never waits). Only when a hash is expected to end that soon; any other write,
+    /// and a sign-in no hash follows, commits at once.
+    public var commitWaitMicros = 8000
     /// `event_loop_threads`: NIO event loops serving connections (default: one per core but
     /// one, `defaultEventLoopThreads(cores:)`).
     public var eventLoopThreads = Self.defaultEventLoopThreads(cores: ProcessInfo.processInfo.activeProcessorCount)

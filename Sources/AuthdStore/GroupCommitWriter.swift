@@ -15,6 +15,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         /// Runs the request in a write transaction; returns what to do once it is durable.
         let perform: (LMDBWriter) throws -> @Sendable () -> Void
         let fail: @Sendable (any Error) -> Void
+        /// Whether it may wait, alone, for the write `Company` expects (`WriteCompany`).
+        var mayWaitForCompany = false
         /// When it was made: each request makes its job right before `submit` queues it.
         let queuedAt = ContinuousClock.now
     }
@@ -65,9 +67,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Lets a write that finds the writer idle wait up to `company.longest` (and a millisecond
-    /// for the call to reach the writer) for the write that `company` expects next, so that one
-    /// commit, and one fsync, serves both.
+    /// Lets a write that may (`Job.mayWaitForCompany`) and finds the writer idle wait up to
+    /// `company.longest` (and a millisecond for the call to reach the writer) for the write
+    /// that `company` expects next, so that one commit, and one fsync, serves both.
     func waitForCompany(_ company: Company) {
         condition.lock()
         self.company = company
@@ -160,7 +162,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         while true {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }
-            if queue.count == 1 && !stopping, let company { awaitCompany(company) }
+            if queue.count == 1 && queue[0].mayWaitForCompany && !stopping, let company { awaitCompany(company) }
             if queue.isEmpty && stopping {
                 stopped = true
                 condition.broadcast()

@@ -188,14 +188,15 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
+        let mayWait = WriteCompany.mayWait
+        return try await withCheckedThrowingContinuation { continuation in
             writer.submit(
                 GroupCommitWriter.Job(
                     perform: { txn in
                         let result = try body(txn)
                         return { continuation.resume(returning: result) }
                     },
-                    fail: { continuation.resume(throwing: $0) }))
+                    fail: { continuation.resume(throwing: $0) }, mayWaitForCompany: mayWait))
         }
     }
 
@@ -214,10 +215,11 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
         writer.addObserver(observer)
     }
 
-    /// Lets a write that finds the writer idle wait, up to `longest`, for the next write when
-    /// `nextWriteExpected` says one comes that soon (a sign-in whose hash is ending), so that
-    /// one commit and its fsync serve both. A write that comes while a commit runs waits for
-    /// it anyway and needs none of this; a write no other is expected after commits at once.
+    /// Lets a write made under `WriteCompany.mayWait` that finds the writer idle wait, up to
+    /// `longest`, for the next write when `nextWriteExpected` says one comes that soon (a
+    /// sign-in whose hash is ending), so that one commit and its fsync serve both. A write that
+    /// comes while a commit runs waits for it anyway and needs none of this; a write no other
+    /// is expected after, or any other write, commits at once.
     public func letLoneWritesWait(upTo longest: Duration, forNextWriteExpected nextWriteExpected: @escaping @Sendable () -> Duration?) {
         guard longest > .zero else { return }
         writer.waitForCompany(GroupCommitWriter.Company(longest: longest, nextWriteExpected: nextWriteExpected))

@@ -23,6 +23,14 @@ public protocol AuthStore: Sendable {
     func statistics() throws -> StoreStatistics
 }
 
+/// Whether a task's writes may wait for company (`LMDBStore.letLoneWritesWait`): set around a
+/// sign-in's session write, which the next sign-in's will most likely follow within
+/// milliseconds in a storm of them. Any other write commits at once (taking along any write
+/// that waits).
+public enum WriteCompany {
+    @TaskLocal public static var mayWait = false
+}
+
 public struct StoreStatistics: Sendable, Equatable {
     /// Commits of the writer since the store opened, each one fsync.
     public var commits: UInt64 = 0

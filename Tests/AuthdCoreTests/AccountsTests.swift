@@ -93,6 +93,33 @@ final class AccountsTests: DomainTestCase {
         XCTAssertEqual(changes.first?.actorType, "guest")
     }
 
+    /// The daemon lets a sign-in's session write wait for the write of a hash about to end
+    /// (`commit_wait_us`): here the pool's other thread holds a call past the calls' mean time,
+    /// so its end is due at once, and the sign-in's write waits for it (a millisecond, as the
+    /// call never ends while held). A sign-up's write, or a sign-in with nothing hashing, does not.
+    func testASignInsSessionWriteWaitsForAHashAboutToEndAndNothingElseDoes() async throws {
+        let pool = self.pool!
+        store.letLoneWritesWait(upTo: .milliseconds(100)) { pool.nextEndExpected() }
+        _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, call: guest)
+        _ = try await signIn("u@example.com")
+        XCTAssertEqual(try store.statistics().commitsWaitedForCompany, 0, "nothing else was hashing")
+        let gate = DispatchSemaphore(value: 0)
+        let started = DispatchSemaphore(value: 0)
+        let held = Task {
+            try await pool.run {
+                started.signal()
+                gate.wait()
+            }
+        }
+        started.wait()
+        _ = try await signIn("u@example.com")
+        XCTAssertEqual(try store.statistics().commitsWaitedForCompany, 1, "the sign-in's write waited for the held call's")
+        _ = try await accounts.create(userID: "v", email: "v@example.com", password: "password-1", name: nil, call: guest)
+        XCTAssertEqual(try store.statistics().commitsWaitedForCompany, 1, "a sign-up's write commits at once")
+        gate.signal()
+        try await held.value
+    }
+
     func testSessionSecretsAreStoredOnlyAsHashes() async throws {
         _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, call: guest)
         let session = try await signIn("u@example.com")

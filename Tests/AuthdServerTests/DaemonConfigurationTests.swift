@@ -24,7 +24,7 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.argon2.iterations, 2, "untouched keys keep their defaults")
         XCTAssertEqual(configuration.hashNice, 10)
         XCTAssertEqual(configuration.writerNice, -10)
-        XCTAssertEqual(configuration.commitWaitMicros, 4000)
+        XCTAssertEqual(configuration.commitWaitMicros, 8000)
         XCTAssertEqual(configuration.sessionCacheSize, 100_000)
         XCTAssertEqual(configuration.userCacheSize, 10_000)
         XCTAssertEqual(configuration.expirySweepIntervalSeconds, 3600)

@@ -584,16 +584,23 @@ final class LMDBStoreTests: StoreTestCase {
             asked.signal()
             return .milliseconds(200)
         }
+        // A write not made to wait commits at once, whatever is expected.
         let before = try store.statistics()
-        let first = Task { try await store.write { w in try w.insertUser(sampleUser("first")) } }
-        // The first write is alone, and the writer waits for the one expected.
+        try await store.write { w in try w.insertUser(sampleUser("unhinted")) }
+        let unhinted = try store.statistics()
+        XCTAssertEqual(unhinted.commits - before.commits, 1)
+        XCTAssertEqual(unhinted.commitsWaitedForCompany, 0)
+        let first = Task {
+            try await WriteCompany.$mayWait.withValue(true) { try await store.write { w in try w.insertUser(sampleUser("first")) } }
+        }
+        // The first write is alone and may wait: the writer waits for the one expected.
         XCTAssertEqual(asked.wait(timeout: .now() + 10), .success, "the writer did not ask when the next write comes")
         try await store.write { w in try w.insertUser(sampleUser("second")) }
         try await first.value
         let after = try store.statistics()
-        XCTAssertEqual(after.writes - before.writes, 2)
-        XCTAssertEqual(after.commits - before.commits, 1, "the second write joined the first's commit")
-        XCTAssertEqual(after.commitsWaitedForCompany - before.commitsWaitedForCompany, 1)
+        XCTAssertEqual(after.writes - unhinted.writes, 2)
+        XCTAssertEqual(after.commits - unhinted.commits, 1, "the second write joined the first's commit")
+        XCTAssertEqual(after.commitsWaitedForCompany, 1)
         XCTAssertNotNil(try store.read { r in try r.user(id: "first") })
     }
 
@@ -605,8 +612,10 @@ final class LMDBStoreTests: StoreTestCase {
         for (index, next) in [Duration?.none, .seconds(5)].enumerated() {
             expected.withLock { $0 = next }
             let before = try store.statistics()
-            try await store.write { w in try w.insertUser(sampleUser("alone\(index)")) }
-            try await store.write { w in try w.insertUser(sampleUser("later\(index)")) }
+            try await WriteCompany.$mayWait.withValue(true) {
+                try await store.write { w in try w.insertUser(sampleUser("alone\(index)")) }
+                try await store.write { w in try w.insertUser(sampleUser("later\(index)")) }
+            }
             let after = try store.statistics()
             XCTAssertEqual(after.commits - before.commits, 2)
             XCTAssertEqual(after.commitsWaitedForCompany, 0, "expected \(String(describing: next))")
@@ -614,7 +623,9 @@ final class LMDBStoreTests: StoreTestCase {
         // Expected soon, but it never comes: the write waits that long (and the way's
         // allowance), then commits alone.
         expected.withLock { $0 = .milliseconds(5) }
-        try await store.write { w in try w.insertUser(sampleUser("unaccompanied")) }
+        try await WriteCompany.$mayWait.withValue(true) {
+            try await store.write { w in try w.insertUser(sampleUser("unaccompanied")) }
+        }
         let statistics = try store.statistics()
         XCTAssertEqual(statistics.commitsWaitedForCompany, 1)
         XCTAssertGreaterThanOrEqual(statistics.companyWaitMicros, 5_000)
