@@ -103,15 +103,7 @@ final class AccountsTests: DomainTestCase {
         _ = try await accounts.create(userID: "u", email: "u@example.com", password: "password-1", name: nil, call: guest)
         _ = try await signIn("u@example.com")
         XCTAssertEqual(try store.statistics().commitsWaitedForCompany, 0, "nothing else was hashing")
-        let gate = DispatchSemaphore(value: 0)
-        let started = DispatchSemaphore(value: 0)
-        let held = Task {
-            try await pool.run {
-                started.signal()
-                gate.wait()
-            }
-        }
-        started.wait()
+        let (gate, held) = try await holdOneThread(of: pool)
         _ = try await signIn("u@example.com")
         XCTAssertEqual(try store.statistics().commitsWaitedForCompany, 1, "the sign-in's write waited for the held call's")
         _ = try await accounts.create(userID: "v", email: "v@example.com", password: "password-1", name: nil, call: guest)

@@ -14,6 +14,20 @@ private final class RunOrder: Sendable {
     let names = Mutex<[String]>([])
 }
 
+/// Occupies one of the pool's threads until the returned semaphore is signalled.
+func holdOneThread(of pool: BlockingPool) async throws -> (DispatchSemaphore, Task<Void, Error>) {
+    let gate = DispatchSemaphore(value: 0)
+    let started = DispatchSemaphore(value: 0)
+    let held = Task {
+        try await pool.run {
+            started.signal()
+            gate.wait()
+        }
+    }
+    started.wait()
+    return (gate, held)
+}
+
 final class BlockingPoolTests: XCTestCase {
     func testWorkRunsOnThePoolsThreadsAtTheirNiceValue() async throws {
         let pool = BlockingPool(threads: 2, niceness: 7)
@@ -103,7 +117,7 @@ final class BlockingPoolTests: XCTestCase {
     func testLanesTakeTurnsAndEachKeepsItsOrder() async throws {
         let pool = BlockingPool(threads: 1, name: "lane-test")
         defer { pool.shutdown() }
-        let (gate, held) = try await Self.holdTheThread(of: pool)
+        let (gate, held) = try await holdOneThread(of: pool)
         let order = RunOrder()
         var calls: [Task<Void, Error>] = []
         for name in ["a1", "a2", "a3", "a4", "b1", "b2"] {
@@ -123,7 +137,7 @@ final class BlockingPoolTests: XCTestCase {
     func testAFullLineStillTakesAnotherLanesShare() async throws {
         let pool = BlockingPool(threads: 1, name: "share-test", queueLimit: 4)
         defer { pool.shutdown() }
-        let (gate, held) = try await Self.holdTheThread(of: pool)
+        let (gate, held) = try await holdOneThread(of: pool)
         let flood = BlockingPool.Lane("flood"), other = BlockingPool.Lane("other")
         let ran = Ran()
         var calls: [Task<Void, Error>] = []
@@ -157,7 +171,7 @@ final class BlockingPoolTests: XCTestCase {
         let took = ContinuousClock.now - began  // the pool's own measure is within this
         XCTAssertNil(pool.nextEndExpected(), "the call ended before its caller resumed: none runs")
         let heldFrom = ContinuousClock.now
-        let (gate, held) = try await Self.holdTheThread(of: pool)
+        let (gate, held) = try await holdOneThread(of: pool)
         let expected = try XCTUnwrap(pool.nextEndExpected(), "a call runs, and the one before took 200 ms")
         XCTAssertGreaterThan(expected, .zero)
         XCTAssertLessThanOrEqual(expected, took, "the mean, less what the call has run")
@@ -166,20 +180,6 @@ final class BlockingPoolTests: XCTestCase {
         gate.signal()
         try await held.value
         XCTAssertNil(pool.nextEndExpected())
-    }
-
-    /// Occupies the pool's one thread until the returned semaphore is signalled.
-    private static func holdTheThread(of pool: BlockingPool) async throws -> (DispatchSemaphore, Task<Void, Error>) {
-        let gate = DispatchSemaphore(value: 0)
-        let started = DispatchSemaphore(value: 0)
-        let held = Task {
-            try await pool.run {
-                started.signal()
-                gate.wait()
-            }
-        }
-        started.wait()
-        return (gate, held)
     }
 
     private static func assertRefused(_ pool: BlockingPool, in lane: BlockingPool.Lane, line: UInt = #line) async {
