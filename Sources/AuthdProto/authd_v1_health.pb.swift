@@ -341,9 +341,9 @@ public nonisolated struct Authd_V1_StatsResponse: @unchecked Sendable {
   }
 
   /// Commits whose one write waited for a second (`commit_wait_us`) since start, and their
-  /// time waiting in microseconds (also counted in `writes_queued_micros`): a write that
-  /// found the writer idle while a sign-in's hash was about to end waited for that sign-in's
-  /// write, so that one commit and its fsync served both.
+  /// time waiting in microseconds (also counted in `writes_queued_micros`): a sign-in's
+  /// session write that found the writer idle while another call's hash was about to end
+  /// waited for that call's write, so that one commit and its fsync served both.
   public var commitsWaitedForCompany: UInt64 {
     get {_storage._commitsWaitedForCompany}
     set {_uniqueStorage()._commitsWaitedForCompany = newValue}
