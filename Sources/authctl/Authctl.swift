@@ -66,7 +66,7 @@ struct Stats: AsyncParsableCommand {
             print(String(format: "mean_write_committing_us %.1f", Double(stats.writesCommittingMicros) / writes))
             print(String(format: "mean_write_acknowledging_us %.1f", Double(stats.writesAcknowledgingMicros) / writes))
             print("commits_waited_for_company \(stats.commitsWaitedForCompany)")
-            print("company_wait_us \(stats.companyWaitMicros)")
+            print("company_wait_micros \(stats.companyWaitMicros)")
             print("users \(stats.users)")
             print("sessions \(stats.sessions)")
             print("sessions_cached \(stats.sessionsCached)")
