@@ -344,7 +344,7 @@ class LMDBReader: StoreReader {
     }
 
     func forEachUserFields(reversed: Bool, _ visit: (borrowing UserFields) throws -> Bool) throws {
-        try scan(environment.users, from: reversed ? nil : Keys.firstKey(after: nil)) { _, value in
+        try scan(environment.users, from: reversed ? .lastKey : .atOrAfter(Keys.firstKey(after: nil))) { _, value in
             try RecordCodec.withUserFields(value, visit)
         }
     }
@@ -559,10 +559,25 @@ class LMDBReader: StoreReader {
         return result
     }
 
-    /// Walks keys from the first one at or after `start` while `visit` returns true; with no
-    /// `start`, from the last key back.
+    /// Where a scan begins, and so which way it walks.
+    enum ScanStart {
+        /// At the first key at or after these bytes, walking up.
+        case atOrAfter([UInt8])
+        /// At the last key, walking down.
+        case lastKey
+    }
+
+    /// Walks keys from the first one at or after `start` while `visit` returns true.
     func scan(
-        _ dbi: MDB_dbi, from start: [UInt8]?,
+        _ dbi: MDB_dbi, from start: [UInt8],
+        _ visit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        try scan(dbi, from: .atOrAfter(start), visit)
+    }
+
+    /// Walks keys from `start`, up or down as it says, while `visit` returns true.
+    func scan(
+        _ dbi: MDB_dbi, from start: ScanStart,
         _ visit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
         var cursor: OpaquePointer?
@@ -571,15 +586,18 @@ class LMDBReader: StoreReader {
         var key = MDB_val()
         var value = MDB_val()
         var rc: Int32
-        if let start {
-            rc = withValue(start) { k in
+        let step: MDB_cursor_op
+        switch start {
+        case .atOrAfter(let bytes):
+            rc = withValue(bytes) { k in
                 key = k
                 return mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
             }
-        } else {
+            step = MDB_NEXT
+        case .lastKey:
             rc = mdb_cursor_get(cursor, &key, &value, MDB_LAST)
+            step = MDB_PREV
         }
-        let step = start == nil ? MDB_PREV : MDB_NEXT
         while rc == 0 {
             guard try visit(bytes(of: key), bytes(of: value)) else { return }
             rc = mdb_cursor_get(cursor, &key, &value, step)
