@@ -33,7 +33,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         var queuedMicros: UInt64 = 0
         var committingMicros: UInt64 = 0
         var acknowledgingMicros: UInt64 = 0
-        /// Commits that waited for a second write (`waitForCompany`), and their time waiting
+        /// Commits that waited for a second write (`awaitCompany`), and their time waiting
         /// in microseconds.
         var companyWaits: UInt64 = 0
         var companyWaitMicros: UInt64 = 0
@@ -70,7 +70,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Lets a write that may (`Job.mayWaitForCompany`) and finds the writer idle wait up to
     /// `company.longest` (and a millisecond for the call to reach the writer) for the write
     /// that `company` expects next, so that one commit, and one fsync, serves both.
-    func waitForCompany(_ company: Company) {
+    func letLoneWritesWait(for company: Company) {
         condition.lock()
         self.company = company
         condition.unlock()

@@ -222,7 +222,7 @@ public final class LMDBStore: AuthStore, Service, @unchecked Sendable {
     /// is expected after, or any other write, commits at once.
     public func letLoneWritesWait(upTo longest: Duration, forNextWriteExpected nextWriteExpected: @escaping @Sendable () -> Duration?) {
         guard longest > .zero else { return }
-        writer.waitForCompany(GroupCommitWriter.Company(longest: longest, nextWriteExpected: nextWriteExpected))
+        writer.letLoneWritesWait(for: GroupCommitWriter.Company(longest: longest, nextWriteExpected: nextWriteExpected))
     }
 
     public func statistics() throws -> StoreStatistics {
