@@ -573,8 +573,7 @@ extension UserQuery {
             try reader.forEachUser(after: nil, mayMatch: matchesStored, gather)
         }
         keepWindow(&kept, window: window, backwards: backwards, by: sortValues)
-        let page = backwards ? kept.dropLast(offset).suffix(limit) : kept.dropFirst(offset).prefix(limit)
-        return (Array(page), min(total, Self.countLimit))
+        return (Array(pageOf(kept, backwards: backwards)), min(total, Self.countLimit))
     }
 
     /// The page of a scan in another order than the ids': the scan decodes no user, and
@@ -603,14 +602,19 @@ extension UserQuery {
             return true
         }
         keepWindow(&kept, window: window, backwards: backwards) { $0 }
-        let page = backwards ? kept.dropLast(offset).suffix(limit) : kept.dropFirst(offset).prefix(limit)
-        let users = try page.map { values -> UserRecord in
+        let users = try pageOf(kept, backwards: backwards).map { values -> UserRecord in
             guard case .string(let id)? = values[order.count], let user = try reader.user(id: id) else {
                 throw StoreError(.corrupt, "a user listed by its stored fields could not be read")
             }
             return user
         }
         return (users, min(total, Self.countLimit))
+    }
+
+    /// The page cut from a sorted window: `limit` after the first `offset`, or, paging
+    /// backwards, before the last `offset`.
+    private func pageOf<Item>(_ window: [Item], backwards: Bool) -> ArraySlice<Item> {
+        backwards ? window.dropLast(offset).suffix(limit) : window.dropFirst(offset).prefix(limit)
     }
 
     /// Sorts `kept` and keeps the `window` the page is cut from: the first ones, or the last
